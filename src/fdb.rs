@@ -1,0 +1,587 @@
+//! The forwarding database: a bounded (MAC, VLAN) -> port table with Linux-bridge semantics.
+//!
+//! No clock here: every call that needs the time takes a [`Timestamp`]. Lookups and refreshes of
+//! an existing entry take only a shard read lock (the timestamps and the port are atomics), so the
+//! frame path never needs a write lock for a known source. A write lock is taken only to insert a
+//! new entry, which happens once per source.
+//!
+//! Entry kinds follow `bridge fdb`: *learned* entries come from traffic, age out and count toward
+//! `max_learned` (Linux `fdb_max_learned`); *dynamic* entries were added by the user, age out but
+//! do not count; *static* entries never age but still move when their MAC shows up on another
+//! port; *sticky* entries are static and never move. Every table operation that drops or changes
+//! state is counted in [`FdbStats`].
+
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
+
+use dashmap::mapref::entry::Entry as MapEntry;
+use dashmap::DashMap;
+
+use crate::frame::MacAddr;
+use crate::switch::PortId;
+
+/// A point in time, in milliseconds from an origin chosen by the caller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Default, Hash)]
+pub struct Timestamp(pub u64);
+
+impl Timestamp {
+    /// From milliseconds.
+    pub const fn from_millis(ms: u64) -> Self {
+        Timestamp(ms)
+    }
+
+    /// From whole seconds.
+    pub const fn from_secs(s: u64) -> Self {
+        Timestamp(s * 1000)
+    }
+
+    /// Milliseconds since the origin.
+    pub const fn millis(self) -> u64 {
+        self.0
+    }
+
+    /// Milliseconds from `earlier` to `self` (0 if `earlier` is later).
+    pub fn since(self, earlier: Timestamp) -> u64 {
+        self.0.saturating_sub(earlier.0)
+    }
+}
+
+/// Table key: MAC and VLAN ID (0 = untagged / VLAN-unaware, as Linux with vlan_filtering off).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FdbKey {
+    pub mac: MacAddr,
+    pub vlan: u16,
+}
+
+impl FdbKey {
+    pub fn new(mac: MacAddr, vlan: u16) -> Self {
+        FdbKey { mac, vlan }
+    }
+}
+
+/// What kind of entry this is; see the module documentation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EntryKind {
+    /// From traffic; ages; counts toward the learned limit.
+    Learned,
+    /// Added by the user; ages; does not count.
+    Dynamic,
+    /// Added by the user; never ages; moves when the MAC appears on another port.
+    Static,
+    /// Added by the user; never ages; never moves.
+    Sticky,
+}
+
+impl EntryKind {
+    /// Whether the entry is removed by ageing.
+    pub fn ages(self) -> bool {
+        matches!(self, EntryKind::Learned | EntryKind::Dynamic)
+    }
+
+    /// Whether a frame from the MAC on another port moves the entry.
+    pub fn moves(self) -> bool {
+        self != EntryKind::Sticky
+    }
+}
+
+struct Entry {
+    port: AtomicU32,
+    /// Last refresh by a frame sourced from this MAC (or creation).
+    updated: AtomicU64,
+    /// Last use as a destination.
+    used: AtomicU64,
+    kind: EntryKind,
+}
+
+impl Entry {
+    fn new(port: PortId, kind: EntryKind, now: Timestamp) -> Self {
+        Entry {
+            port: AtomicU32::new(port.0),
+            updated: AtomicU64::new(now.0),
+            used: AtomicU64::new(now.0),
+            kind,
+        }
+    }
+
+    fn port(&self) -> PortId {
+        PortId(self.port.load(Relaxed))
+    }
+}
+
+/// Table counters, monotonic except `entries`/`learned` which are read from the table.
+#[derive(Default, Debug)]
+pub struct FdbStats {
+    /// New learned entries created from traffic.
+    pub learned_total: AtomicU64,
+    /// Entries that moved to another port.
+    pub moved_total: AtomicU64,
+    /// Entries removed by ageing.
+    pub aged_total: AtomicU64,
+    /// Sources not learned because the learned limit was reached.
+    pub learn_limit_hits_total: AtomicU64,
+    /// Entries removed by flushes (port down, port removed, API).
+    pub flushed_total: AtomicU64,
+}
+
+/// What learning a source did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LearnOutcome {
+    /// A new learned entry.
+    Learned,
+    /// Existing entry on the same port, timestamp refreshed.
+    Refreshed,
+    /// Existing entry moved from the given port.
+    Moved(PortId),
+    /// A sticky entry on another port: not moved (the frame is still forwarded).
+    StickyKept,
+    /// The learned limit was reached; nothing was learned (the frame is still forwarded).
+    LimitReached,
+}
+
+/// Why a user operation on the table failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FdbError {
+    #[error("entry {mac} vlan {vlan} already exists")]
+    Exists { mac: MacAddr, vlan: u16 },
+    #[error("the table holds {0} user entries, its limit")]
+    UserLimit(usize),
+    #[error("'{0}' is not a unicast MAC address")]
+    NotUnicast(MacAddr),
+}
+
+/// One entry as seen by the API and CLI.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct FdbRecord {
+    pub mac: MacAddr,
+    pub vlan: u16,
+    pub port: PortId,
+    pub kind: EntryKind,
+    /// Milliseconds since the entry was last refreshed by its source.
+    pub updated_ms_ago: u64,
+    /// Milliseconds since the entry was last used as a destination.
+    pub used_ms_ago: u64,
+}
+
+/// Which entries a flush removes.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FlushFilter {
+    pub port: Option<PortId>,
+    pub vlan: Option<u16>,
+    /// Keep static and sticky entries (Linux on port down).
+    pub dynamic_only: bool,
+}
+
+/// Default limit on learned entries.
+pub const DEFAULT_MAX_LEARNED: usize = 65536;
+/// Upper bound for the learned limit (keeps memory bounded: about 100 bytes an entry).
+pub const MAX_MAX_LEARNED: usize = 16 * 1024 * 1024;
+/// Limit on user-added entries (static, sticky, dynamic).
+pub const MAX_USER_ENTRIES: usize = 65536;
+
+type Hasher = foldhash::fast::RandomState;
+
+/// The bounded forwarding table.
+pub struct Fdb {
+    map: DashMap<FdbKey, Entry, Hasher>,
+    max_learned: AtomicUsize,
+    n_learned: AtomicUsize,
+    n_user: AtomicUsize,
+    pub stats: FdbStats,
+}
+
+impl std::fmt::Debug for Fdb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fdb")
+            .field("entries", &self.len())
+            .field("learned", &self.learned_count())
+            .finish()
+    }
+}
+
+impl Fdb {
+    /// An empty table that learns at most `max_learned` entries.
+    pub fn new(max_learned: usize) -> Self {
+        Fdb {
+            map: DashMap::with_hasher(Hasher::default()),
+            max_learned: AtomicUsize::new(max_learned),
+            n_learned: AtomicUsize::new(0),
+            n_user: AtomicUsize::new(0),
+            stats: FdbStats::default(),
+        }
+    }
+
+    /// Entries of every kind.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Whether the table is empty.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Learned entries (Linux `fdb_n_learned`).
+    pub fn learned_count(&self) -> usize {
+        self.n_learned.load(Relaxed)
+    }
+
+    /// The learned limit.
+    pub fn max_learned(&self) -> usize {
+        self.max_learned.load(Relaxed)
+    }
+
+    /// Changes the learned limit; entries above a lowered limit stay until they age
+    /// (as Linux does), but no new source is learned until the count drops below it.
+    pub fn set_max_learned(&self, n: usize) {
+        self.max_learned.store(n, Relaxed);
+    }
+
+    /// The port a key is on, without marking it used (for locked-port checks and the
+    /// VEPA reflection filter).
+    pub fn port_of(&self, key: &FdbKey) -> Option<PortId> {
+        self.map.get(key).map(|e| e.port())
+    }
+
+    /// Destination lookup: the port, marking the entry used.
+    pub fn lookup(&self, key: &FdbKey, now: Timestamp) -> Option<PortId> {
+        let e = self.map.get(key)?;
+        // Store only when it changes, so hot entries do not bounce a cache line per frame.
+        if e.used.load(Relaxed) != now.0 {
+            e.used.store(now.0, Relaxed);
+        }
+        Some(e.port())
+    }
+
+    /// Learns `key` on `port` (Linux `br_fdb_update`).
+    pub fn learn(&self, key: FdbKey, port: PortId, now: Timestamp) -> LearnOutcome {
+        if let Some(e) = self.map.get(&key) {
+            return self.refresh(&e, port, now);
+        }
+        // Reserve a place under the limit before taking the shard write lock.
+        let max = self.max_learned();
+        if self
+            .n_learned
+            .fetch_update(Relaxed, Relaxed, |n| (n < max).then_some(n + 1))
+            .is_err()
+        {
+            self.stats.learn_limit_hits_total.fetch_add(1, Relaxed);
+            return LearnOutcome::LimitReached;
+        }
+        match self.map.entry(key) {
+            MapEntry::Vacant(v) => {
+                v.insert(Entry::new(port, EntryKind::Learned, now));
+                self.stats.learned_total.fetch_add(1, Relaxed);
+                LearnOutcome::Learned
+            }
+            MapEntry::Occupied(o) => {
+                // Another thread inserted it first: give the reservation back.
+                self.n_learned.fetch_sub(1, Relaxed);
+                self.refresh(o.get(), port, now)
+            }
+        }
+    }
+
+    fn refresh(&self, e: &Entry, port: PortId, now: Timestamp) -> LearnOutcome {
+        if e.updated.load(Relaxed) != now.0 {
+            e.updated.store(now.0, Relaxed);
+        }
+        let old = e.port();
+        if old == port {
+            LearnOutcome::Refreshed
+        } else if e.kind.moves() {
+            e.port.store(port.0, Relaxed);
+            self.stats.moved_total.fetch_add(1, Relaxed);
+            LearnOutcome::Moved(old)
+        } else {
+            LearnOutcome::StickyKept
+        }
+    }
+
+    /// Adds a user entry (`bridge fdb add` with `replace == false`, `replace` otherwise).
+    /// A `Learned` kind is stored as `Dynamic`: user entries never count toward the limit.
+    pub fn insert_user(
+        &self,
+        key: FdbKey,
+        port: PortId,
+        kind: EntryKind,
+        replace: bool,
+        now: Timestamp,
+    ) -> Result<(), FdbError> {
+        if !key.mac.is_valid_source() {
+            return Err(FdbError::NotUnicast(key.mac));
+        }
+        let kind = if kind == EntryKind::Learned {
+            EntryKind::Dynamic
+        } else {
+            kind
+        };
+        match self.map.entry(key) {
+            MapEntry::Occupied(mut o) => {
+                if !replace {
+                    return Err(FdbError::Exists {
+                        mac: key.mac,
+                        vlan: key.vlan,
+                    });
+                }
+                if o.get().kind == EntryKind::Learned {
+                    if self.n_user.load(Relaxed) >= MAX_USER_ENTRIES {
+                        return Err(FdbError::UserLimit(MAX_USER_ENTRIES));
+                    }
+                    self.n_learned.fetch_sub(1, Relaxed);
+                    self.n_user.fetch_add(1, Relaxed);
+                }
+                o.insert(Entry::new(port, kind, now));
+            }
+            MapEntry::Vacant(v) => {
+                if self.n_user.load(Relaxed) >= MAX_USER_ENTRIES {
+                    return Err(FdbError::UserLimit(MAX_USER_ENTRIES));
+                }
+                self.n_user.fetch_add(1, Relaxed);
+                v.insert(Entry::new(port, kind, now));
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes one entry of any kind; returns whether it existed.
+    pub fn remove(&self, key: &FdbKey) -> bool {
+        match self.map.remove(key) {
+            Some((_, e)) => {
+                self.uncount(e.kind);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn uncount(&self, kind: EntryKind) {
+        if kind == EntryKind::Learned {
+            self.n_learned.fetch_sub(1, Relaxed);
+        } else {
+            self.n_user.fetch_sub(1, Relaxed);
+        }
+    }
+
+    /// Removes entries matching `f`; returns how many.
+    pub fn flush(&self, f: FlushFilter) -> usize {
+        let mut n = 0;
+        self.map.retain(|k, e| {
+            let hit = f.port.is_none_or(|p| e.port() == p)
+                && f.vlan.is_none_or(|v| k.vlan == v)
+                && (!f.dynamic_only || e.kind.ages());
+            if hit {
+                self.uncount(e.kind);
+                n += 1;
+            }
+            !hit
+        });
+        self.stats.flushed_total.fetch_add(n as u64, Relaxed);
+        n
+    }
+
+    /// Removes the dynamic entries (learned and user-dynamic) of a port, as Linux does when
+    /// a port goes down.
+    pub fn flush_port_dynamic(&self, port: PortId) -> usize {
+        self.flush(FlushFilter {
+            port: Some(port),
+            vlan: None,
+            dynamic_only: true,
+        })
+    }
+
+    /// Removes every entry of a port, as Linux does when a port leaves the bridge.
+    pub fn flush_port(&self, port: PortId) -> usize {
+        self.flush(FlushFilter {
+            port: Some(port),
+            ..FlushFilter::default()
+        })
+    }
+
+    /// Removes ageing entries not refreshed for `ageing_ms`; returns how many.
+    pub fn age_out(&self, now: Timestamp, ageing_ms: u64) -> usize {
+        let mut n = 0;
+        self.map.retain(|_, e| {
+            let expired =
+                e.kind.ages() && now.since(Timestamp(e.updated.load(Relaxed))) >= ageing_ms;
+            if expired {
+                self.uncount(e.kind);
+                n += 1;
+            }
+            !expired
+        });
+        self.stats.aged_total.fetch_add(n as u64, Relaxed);
+        n
+    }
+
+    /// A copy of every entry, sorted by port, VLAN and MAC.
+    pub fn snapshot(&self, now: Timestamp) -> Vec<FdbRecord> {
+        let mut v: Vec<FdbRecord> = self
+            .map
+            .iter()
+            .map(|r| FdbRecord {
+                mac: r.key().mac,
+                vlan: r.key().vlan,
+                port: r.value().port(),
+                kind: r.value().kind,
+                updated_ms_ago: now.since(Timestamp(r.value().updated.load(Relaxed))),
+                used_ms_ago: now.since(Timestamp(r.value().used.load(Relaxed))),
+            })
+            .collect();
+        v.sort_by_key(|r| (r.port, r.vlan, r.mac));
+        v
+    }
+
+    /// The kind of an entry, if present.
+    pub fn kind_of(&self, key: &FdbKey) -> Option<EntryKind> {
+        self.map.get(key).map(|e| e.kind)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(last: u8) -> FdbKey {
+        FdbKey::new(MacAddr([2, 0, 0, 0, 0, last]), 0)
+    }
+    const P1: PortId = PortId(1);
+    const P2: PortId = PortId(2);
+
+    #[test]
+    fn learn_refresh_lookup() {
+        let t = Fdb::new(10);
+        assert_eq!(t.learn(key(1), P1, Timestamp(0)), LearnOutcome::Learned);
+        assert_eq!(t.learn(key(1), P1, Timestamp(5)), LearnOutcome::Refreshed);
+        assert_eq!(t.lookup(&key(1), Timestamp(6)), Some(P1));
+        assert_eq!(t.lookup(&key(2), Timestamp(6)), None);
+        assert_eq!(t.learned_count(), 1);
+        assert_eq!(t.stats.learned_total.load(Relaxed), 1);
+        let s = t.snapshot(Timestamp(10));
+        assert_eq!(s[0].updated_ms_ago, 5);
+        assert_eq!(s[0].used_ms_ago, 4);
+    }
+
+    #[test]
+    fn vlan_is_part_of_the_key() {
+        let t = Fdb::new(10);
+        let k0 = key(1);
+        let k1 = FdbKey { vlan: 1, ..k0 };
+        t.learn(k0, P1, Timestamp(0));
+        t.learn(k1, P2, Timestamp(0));
+        assert_eq!(t.lookup(&k0, Timestamp(0)), Some(P1));
+        assert_eq!(t.lookup(&k1, Timestamp(0)), Some(P2));
+        assert_eq!(t.flush(FlushFilter { vlan: Some(1), ..Default::default() }), 1);
+        assert_eq!(t.lookup(&k0, Timestamp(0)), Some(P1), "vlan=1 flush keeps vlan 0");
+    }
+
+    #[test]
+    fn move_is_immediate_and_counted() {
+        let t = Fdb::new(10);
+        t.learn(key(1), P1, Timestamp(0));
+        assert_eq!(t.learn(key(1), P2, Timestamp(1)), LearnOutcome::Moved(P1));
+        assert_eq!(t.lookup(&key(1), Timestamp(1)), Some(P2));
+        assert_eq!(t.stats.moved_total.load(Relaxed), 1);
+        assert_eq!(t.learned_count(), 1);
+    }
+
+    #[test]
+    fn static_moves_sticky_does_not() {
+        let t = Fdb::new(10);
+        t.insert_user(key(1), P1, EntryKind::Static, false, Timestamp(0)).unwrap();
+        t.insert_user(key(2), P1, EntryKind::Sticky, false, Timestamp(0)).unwrap();
+        assert_eq!(t.learn(key(1), P2, Timestamp(1)), LearnOutcome::Moved(P1));
+        assert_eq!(t.learn(key(2), P2, Timestamp(1)), LearnOutcome::StickyKept);
+        assert_eq!(t.port_of(&key(1)), Some(P2));
+        assert_eq!(t.port_of(&key(2)), Some(P1));
+        assert_eq!(t.kind_of(&key(1)), Some(EntryKind::Static), "a moved static stays static");
+        assert_eq!(t.learned_count(), 0);
+    }
+
+    #[test]
+    fn ageing_with_injected_time() {
+        let t = Fdb::new(10);
+        t.learn(key(1), P1, Timestamp::from_secs(0));
+        t.insert_user(key(2), P1, EntryKind::Static, false, Timestamp(0)).unwrap();
+        t.insert_user(key(3), P1, EntryKind::Dynamic, false, Timestamp(0)).unwrap();
+        t.learn(key(1), P1, Timestamp::from_secs(100)); // refreshed by its source
+        t.lookup(&key(1), Timestamp::from_secs(350)); // use as destination does not refresh
+        assert_eq!(t.age_out(Timestamp::from_secs(300), 300_000), 1, "dynamic user entry ages");
+        assert_eq!(t.age_out(Timestamp::from_secs(399), 300_000), 0);
+        assert_eq!(t.age_out(Timestamp::from_secs(400), 300_000), 1);
+        assert_eq!(t.len(), 1, "static never ages");
+        assert_eq!(t.learned_count(), 0);
+        assert_eq!(t.stats.aged_total.load(Relaxed), 2);
+    }
+
+    #[test]
+    fn limit_counts_only_learned_and_traffic_unaffected() {
+        let t = Fdb::new(2);
+        t.insert_user(key(10), P1, EntryKind::Static, false, Timestamp(0)).unwrap();
+        t.insert_user(key(11), P1, EntryKind::Dynamic, false, Timestamp(0)).unwrap();
+        assert_eq!(t.learn(key(1), P1, Timestamp(0)), LearnOutcome::Learned);
+        assert_eq!(t.learn(key(2), P1, Timestamp(0)), LearnOutcome::Learned);
+        assert_eq!(t.learn(key(3), P1, Timestamp(0)), LearnOutcome::LimitReached);
+        assert_eq!(t.learn(key(1), P2, Timestamp(0)), LearnOutcome::Moved(P1), "known still moves");
+        assert_eq!(t.stats.learn_limit_hits_total.load(Relaxed), 1);
+        assert_eq!(t.learned_count(), 2);
+        assert_eq!(t.len(), 4);
+        // static entries can still be added at the learned limit
+        t.insert_user(key(12), P1, EntryKind::Static, false, Timestamp(0)).unwrap();
+        t.remove(&key(1));
+        assert_eq!(t.learn(key(3), P1, Timestamp(0)), LearnOutcome::Learned);
+    }
+
+    #[test]
+    fn replacing_learned_with_static_frees_a_place() {
+        let t = Fdb::new(1);
+        t.learn(key(1), P1, Timestamp(0));
+        assert!(matches!(
+            t.insert_user(key(1), P2, EntryKind::Static, false, Timestamp(0)),
+            Err(FdbError::Exists { .. })
+        ));
+        t.insert_user(key(1), P2, EntryKind::Static, true, Timestamp(0)).unwrap();
+        assert_eq!(t.learned_count(), 0);
+        assert_eq!(t.learn(key(2), P1, Timestamp(0)), LearnOutcome::Learned);
+        assert!(t
+            .insert_user(FdbKey::new(MacAddr::BROADCAST, 0), P1, EntryKind::Static, true, Timestamp(0))
+            .is_err());
+    }
+
+    #[test]
+    fn flush_port_down_keeps_static() {
+        let t = Fdb::new(10);
+        t.learn(key(1), P1, Timestamp(0));
+        t.learn(key(2), P2, Timestamp(0));
+        t.insert_user(key(3), P1, EntryKind::Static, false, Timestamp(0)).unwrap();
+        assert_eq!(t.flush_port_dynamic(P1), 1);
+        assert_eq!(t.port_of(&key(3)), Some(P1));
+        assert_eq!(t.flush_port(P1), 1);
+        assert_eq!(t.len(), 1);
+        assert_eq!(t.learned_count(), 1);
+        assert_eq!(t.flush(FlushFilter::default()), 1);
+        assert!(t.is_empty());
+        assert_eq!(t.stats.flushed_total.load(Relaxed), 3);
+    }
+
+    #[test]
+    fn concurrent_learning_respects_the_limit() {
+        let t = std::sync::Arc::new(Fdb::new(1000));
+        let hs: Vec<_> = (0..4u8)
+            .map(|th| {
+                let t = t.clone();
+                std::thread::spawn(move || {
+                    for i in 0..2000u32 {
+                        let b = i.to_be_bytes();
+                        let k = FdbKey::new(MacAddr([2, th, b[0], b[1], b[2], b[3]]), 0);
+                        t.learn(k, PortId(th as u32), Timestamp(0));
+                    }
+                })
+            })
+            .collect();
+        for h in hs {
+            h.join().unwrap();
+        }
+        assert_eq!(t.len(), 1000);
+        assert_eq!(t.learned_count(), 1000);
+    }
+}

@@ -1,0 +1,20 @@
+//! tapswitch: a userspace MAC-learning Ethernet switch over TAP interfaces.
+//!
+//! Layers, from the bottom:
+//! - [`frame`]: MAC addresses and a checked, borrowed Ethernet header view. No I/O.
+//! - [`fdb`]: the bounded forwarding table; time is an argument. No I/O, no clock.
+//! - [`switch`]: the pure forwarding decision ([`switch::decide`]) and port flags.
+//! - [`port`]: the [`port::Port`] trait with TAP and in-memory implementations; `port::sys` is
+//!   the only module with `unsafe` (ioctls).
+//! - [`dataplane`]: the switch at run time: its ports, counters, the receive loops and the
+//!   only per-frame syscalls.
+//! - [`config`], [`api`], [`metrics`], [`cli`]: configuration, the HTTP endpoint and the
+//!   command line.
+//!
+//! Invariants: a frame never leaves through its ingress port unless that port has `hairpin`;
+//! no port receives one frame twice; the table never holds more learned entries than its limit;
+//! nothing on the frame path panics or allocates.
+
+pub mod fdb;
+pub mod frame;
+pub mod switch;
