@@ -470,8 +470,18 @@ mod tests {
         t.learn(k1, P2, Timestamp(0));
         assert_eq!(t.lookup(&k0, Timestamp(0)), Some(P1));
         assert_eq!(t.lookup(&k1, Timestamp(0)), Some(P2));
-        assert_eq!(t.flush(FlushFilter { vlan: Some(1), ..Default::default() }), 1);
-        assert_eq!(t.lookup(&k0, Timestamp(0)), Some(P1), "vlan=1 flush keeps vlan 0");
+        assert_eq!(
+            t.flush(FlushFilter {
+                vlan: Some(1),
+                ..Default::default()
+            }),
+            1
+        );
+        assert_eq!(
+            t.lookup(&k0, Timestamp(0)),
+            Some(P1),
+            "vlan=1 flush keeps vlan 0"
+        );
     }
 
     #[test]
@@ -487,13 +497,19 @@ mod tests {
     #[test]
     fn static_moves_sticky_does_not() {
         let t = Fdb::new(10);
-        t.insert_user(key(1), P1, EntryKind::Static, false, Timestamp(0)).unwrap();
-        t.insert_user(key(2), P1, EntryKind::Sticky, false, Timestamp(0)).unwrap();
+        t.insert_user(key(1), P1, EntryKind::Static, false, Timestamp(0))
+            .unwrap();
+        t.insert_user(key(2), P1, EntryKind::Sticky, false, Timestamp(0))
+            .unwrap();
         assert_eq!(t.learn(key(1), P2, Timestamp(1)), LearnOutcome::Moved(P1));
         assert_eq!(t.learn(key(2), P2, Timestamp(1)), LearnOutcome::StickyKept);
         assert_eq!(t.port_of(&key(1)), Some(P2));
         assert_eq!(t.port_of(&key(2)), Some(P1));
-        assert_eq!(t.kind_of(&key(1)), Some(EntryKind::Static), "a moved static stays static");
+        assert_eq!(
+            t.kind_of(&key(1)),
+            Some(EntryKind::Static),
+            "a moved static stays static"
+        );
         assert_eq!(t.learned_count(), 0);
     }
 
@@ -501,11 +517,17 @@ mod tests {
     fn ageing_with_injected_time() {
         let t = Fdb::new(10);
         t.learn(key(1), P1, Timestamp::from_secs(0));
-        t.insert_user(key(2), P1, EntryKind::Static, false, Timestamp(0)).unwrap();
-        t.insert_user(key(3), P1, EntryKind::Dynamic, false, Timestamp(0)).unwrap();
+        t.insert_user(key(2), P1, EntryKind::Static, false, Timestamp(0))
+            .unwrap();
+        t.insert_user(key(3), P1, EntryKind::Dynamic, false, Timestamp(0))
+            .unwrap();
         t.learn(key(1), P1, Timestamp::from_secs(100)); // refreshed by its source
         t.lookup(&key(1), Timestamp::from_secs(350)); // use as destination does not refresh
-        assert_eq!(t.age_out(Timestamp::from_secs(300), 300_000), 1, "dynamic user entry ages");
+        assert_eq!(
+            t.age_out(Timestamp::from_secs(300), 300_000),
+            1,
+            "dynamic user entry ages"
+        );
         assert_eq!(t.age_out(Timestamp::from_secs(399), 300_000), 0);
         assert_eq!(t.age_out(Timestamp::from_secs(400), 300_000), 1);
         assert_eq!(t.len(), 1, "static never ages");
@@ -516,17 +538,27 @@ mod tests {
     #[test]
     fn limit_counts_only_learned_and_traffic_unaffected() {
         let t = Fdb::new(2);
-        t.insert_user(key(10), P1, EntryKind::Static, false, Timestamp(0)).unwrap();
-        t.insert_user(key(11), P1, EntryKind::Dynamic, false, Timestamp(0)).unwrap();
+        t.insert_user(key(10), P1, EntryKind::Static, false, Timestamp(0))
+            .unwrap();
+        t.insert_user(key(11), P1, EntryKind::Dynamic, false, Timestamp(0))
+            .unwrap();
         assert_eq!(t.learn(key(1), P1, Timestamp(0)), LearnOutcome::Learned);
         assert_eq!(t.learn(key(2), P1, Timestamp(0)), LearnOutcome::Learned);
-        assert_eq!(t.learn(key(3), P1, Timestamp(0)), LearnOutcome::LimitReached);
-        assert_eq!(t.learn(key(1), P2, Timestamp(0)), LearnOutcome::Moved(P1), "known still moves");
+        assert_eq!(
+            t.learn(key(3), P1, Timestamp(0)),
+            LearnOutcome::LimitReached
+        );
+        assert_eq!(
+            t.learn(key(1), P2, Timestamp(0)),
+            LearnOutcome::Moved(P1),
+            "known still moves"
+        );
         assert_eq!(t.stats.learn_limit_hits_total.load(Relaxed), 1);
         assert_eq!(t.learned_count(), 2);
         assert_eq!(t.len(), 4);
         // static entries can still be added at the learned limit
-        t.insert_user(key(12), P1, EntryKind::Static, false, Timestamp(0)).unwrap();
+        t.insert_user(key(12), P1, EntryKind::Static, false, Timestamp(0))
+            .unwrap();
         t.remove(&key(1));
         assert_eq!(t.learn(key(3), P1, Timestamp(0)), LearnOutcome::Learned);
     }
@@ -539,11 +571,18 @@ mod tests {
             t.insert_user(key(1), P2, EntryKind::Static, false, Timestamp(0)),
             Err(FdbError::Exists { .. })
         ));
-        t.insert_user(key(1), P2, EntryKind::Static, true, Timestamp(0)).unwrap();
+        t.insert_user(key(1), P2, EntryKind::Static, true, Timestamp(0))
+            .unwrap();
         assert_eq!(t.learned_count(), 0);
         assert_eq!(t.learn(key(2), P1, Timestamp(0)), LearnOutcome::Learned);
         assert!(t
-            .insert_user(FdbKey::new(MacAddr::BROADCAST, 0), P1, EntryKind::Static, true, Timestamp(0))
+            .insert_user(
+                FdbKey::new(MacAddr::BROADCAST, 0),
+                P1,
+                EntryKind::Static,
+                true,
+                Timestamp(0)
+            )
             .is_err());
     }
 
@@ -552,7 +591,8 @@ mod tests {
         let t = Fdb::new(10);
         t.learn(key(1), P1, Timestamp(0));
         t.learn(key(2), P2, Timestamp(0));
-        t.insert_user(key(3), P1, EntryKind::Static, false, Timestamp(0)).unwrap();
+        t.insert_user(key(3), P1, EntryKind::Static, false, Timestamp(0))
+            .unwrap();
         assert_eq!(t.flush_port_dynamic(P1), 1);
         assert_eq!(t.port_of(&key(3)), Some(P1));
         assert_eq!(t.flush_port(P1), 1);

@@ -209,6 +209,11 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
         self.buffer.as_ref()
     }
 
+    /// The whole frame.
+    pub fn as_bytes(&self) -> &[u8] {
+        self.buffer.as_ref()
+    }
+
     /// Destination address.
     pub fn dst(&self) -> MacAddr {
         MacAddr::from_slice(&self.bytes()[field::DST])
@@ -282,6 +287,13 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
     }
 }
 
+impl<'a> EthernetFrame<&'a [u8]> {
+    /// The whole frame, with the lifetime of the underlying bytes.
+    pub fn bytes_ref(&self) -> &'a [u8] {
+        self.buffer
+    }
+}
+
 /// Builds a frame from parts; for tests, tools and the demo (allocates).
 pub fn build_frame(dst: MacAddr, src: MacAddr, ethertype: u16, payload: &[u8]) -> Vec<u8> {
     let mut v = Vec::with_capacity(14 + payload.len());
@@ -331,7 +343,12 @@ mod tests {
             EthernetFrame::new_checked(&[0u8; 13][..]).unwrap_err(),
             FrameError::TooShort
         );
-        let f = build_frame(mac("02:00:00:00:00:02"), mac("02:00:00:00:00:01"), 0x0800, &[1, 2]);
+        let f = build_frame(
+            mac("02:00:00:00:00:02"),
+            mac("02:00:00:00:00:01"),
+            0x0800,
+            &[1, 2],
+        );
         let v = EthernetFrame::new_checked(&f[..]).unwrap();
         assert_eq!(v.dst(), mac("02:00:00:00:00:02"));
         assert_eq!(v.src(), mac("02:00:00:00:00:01"));
@@ -357,18 +374,33 @@ mod tests {
         assert_eq!(v.inner_ethertype(), EtherType::Arp);
         assert_eq!(v.payload(), &[9]);
         assert_eq!(v.mtu_len(), tagged.len() - 4);
-        let short = build_frame(MacAddr::BROADCAST, mac("02:00:00:00:00:01"), 0x8100, &[0x20]);
+        let short = build_frame(
+            MacAddr::BROADCAST,
+            mac("02:00:00:00:00:01"),
+            0x8100,
+            &[0x20],
+        );
         assert_eq!(
             EthernetFrame::new_checked(&short[..]).unwrap_err(),
             FrameError::TruncatedVlan
         );
-        let qinq = build_frame(MacAddr::BROADCAST, mac("02:00:00:00:00:01"), 0x88a8, &[0, 5, 0x81, 0]);
-        assert_eq!(EthernetFrame::new_checked(&qinq[..]).unwrap().vlan_id(), Some(5));
+        let qinq = build_frame(
+            MacAddr::BROADCAST,
+            mac("02:00:00:00:00:01"),
+            0x88a8,
+            &[0, 5, 0x81, 0],
+        );
+        assert_eq!(
+            EthernetFrame::new_checked(&qinq[..]).unwrap().vlan_id(),
+            Some(5)
+        );
     }
 
     #[test]
     fn ethertype_roundtrip() {
-        for v in [0x0800u16, 0x0806, 0x86dd, 0x8100, 0x88a8, 0x8809, 0x88cc, 0x1234, 0x0040] {
+        for v in [
+            0x0800u16, 0x0806, 0x86dd, 0x8100, 0x88a8, 0x8809, 0x88cc, 0x1234, 0x0040,
+        ] {
             assert_eq!(u16::from(EtherType::from(v)), v);
         }
     }

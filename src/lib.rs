@@ -15,6 +15,15 @@
 //! no port receives one frame twice; the table never holds more learned entries than its limit;
 //! nothing on the frame path panics or allocates.
 
+pub mod api;
+pub mod cli;
+pub mod client;
+pub mod config;
+pub mod daemon;
+pub mod dataplane;
+pub mod demo;
 pub mod fdb;
 pub mod frame;
+pub mod metrics;
+pub mod port;
 pub mod switch;

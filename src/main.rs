@@ -1,1 +1,4 @@
-fn main() {}
+//! The `tapswitch` command; all the work is in the library.
+fn main() -> std::process::ExitCode {
+    tapswitch::cli::main()
+}

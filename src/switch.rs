@@ -379,7 +379,16 @@ pub fn decide<D: PortDirectory + ?Sized>(
     }
 
     if settings.mode.is_vepa() {
-        return decide_vepa(settings, fdb, ingress, from_uplink, src_key, dst, ports, now);
+        return decide_vepa(
+            settings,
+            fdb,
+            ingress,
+            from_uplink,
+            src_key,
+            dst,
+            ports,
+            now,
+        );
     }
 
     if dst.is_broadcast() {
@@ -411,7 +420,10 @@ pub fn decide<D: PortDirectory + ?Sized>(
     }
 }
 
-#[expect(clippy::too_many_arguments, reason = "the VEPA half of decide, split for reading")]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the VEPA half of decide, split for reading"
+)]
 fn decide_vepa<D: PortDirectory + ?Sized>(
     settings: &Settings,
     fdb: &Fdb,

@@ -47,7 +47,15 @@ impl Rig {
     }
     fn decide_raw(&self, ingress: PortId, bytes: &[u8]) -> Decision {
         let frame = EthernetFrame::new_checked(bytes).unwrap();
-        decide(&self.settings, &self.fdb, ingress, self.flags[&ingress], &frame, self, self.now)
+        decide(
+            &self.settings,
+            &self.fdb,
+            ingress,
+            self.flags[&ingress],
+            &frame,
+            self,
+            self.now,
+        )
     }
     fn decide(&self, ingress: PortId, src: MacAddr, dst: MacAddr) -> Decision {
         self.decide_raw(ingress, &build_frame(dst, src, 0x0800, &[0; 46]))
@@ -87,7 +95,10 @@ fn learns_before_deciding_and_floods_unknown() {
     let r = Rig::new(3);
     assert_eq!(
         r.decide(P1, mac(1), mac(2)),
-        Decision::Flood { kind: FloodKind::UnknownUnicast, except: None }
+        Decision::Flood {
+            kind: FloodKind::UnknownUnicast,
+            except: None
+        }
     );
     assert_eq!(r.out(P1, mac(1), mac(2)), vec![P2, P3]);
     assert_eq!(r.fdb.port_of(&FdbKey::new(mac(1), 0)), Some(P1));
@@ -99,8 +110,15 @@ fn learns_before_deciding_and_floods_unknown() {
 #[test]
 fn invalid_sources_dropped_not_learned() {
     let r = Rig::new(2);
-    for src in [MacAddr::BROADCAST, MacAddr::ZERO, MacAddr([0x01, 0, 0x5e, 0, 0, 1])] {
-        assert_eq!(r.decide(P1, src, mac(2)), Decision::Drop(RxDrop::InvalidSource));
+    for src in [
+        MacAddr::BROADCAST,
+        MacAddr::ZERO,
+        MacAddr([0x01, 0, 0x5e, 0, 0, 1]),
+    ] {
+        assert_eq!(
+            r.decide(P1, src, mac(2)),
+            Decision::Drop(RxDrop::InvalidSource)
+        );
     }
     assert!(r.fdb.is_empty());
 }
@@ -110,12 +128,18 @@ fn broadcast_and_multicast_flood() {
     let r = Rig::new(3);
     assert_eq!(
         r.decide(P1, mac(1), MacAddr::BROADCAST),
-        Decision::Flood { kind: FloodKind::Broadcast, except: None }
+        Decision::Flood {
+            kind: FloodKind::Broadcast,
+            except: None
+        }
     );
     let mcast = MacAddr([0x01, 0, 0x5e, 0, 0, 0xfb]);
     assert_eq!(
         r.decide(P1, mac(1), mcast),
-        Decision::Flood { kind: FloodKind::Multicast, except: None }
+        Decision::Flood {
+            kind: FloodKind::Multicast,
+            except: None
+        }
     );
     assert_eq!(r.out(P1, mac(1), mcast), vec![P2, P3]);
 }
@@ -124,7 +148,10 @@ fn broadcast_and_multicast_flood() {
 fn known_unicast_to_ingress_port_is_dropped_not_flooded() {
     let r = Rig::new(3);
     r.decide(P1, mac(2), MacAddr::BROADCAST); // mac(2) lives behind P1 too
-    assert_eq!(r.decide(P1, mac(1), mac(2)), Decision::Drop(RxDrop::SamePort));
+    assert_eq!(
+        r.decide(P1, mac(1), mac(2)),
+        Decision::Drop(RxDrop::SamePort)
+    );
 }
 
 #[test]
@@ -156,7 +183,10 @@ fn isolated_never_reaches_isolated() {
     r.decide(P2, mac(2), MacAddr::BROADCAST);
     r.decide(P3, mac(3), MacAddr::BROADCAST);
     assert_eq!(r.out(P1, mac(1), MacAddr::BROADCAST), vec![P3]);
-    assert_eq!(r.decide(P1, mac(1), mac(2)), Decision::Drop(RxDrop::Isolated));
+    assert_eq!(
+        r.decide(P1, mac(1), mac(2)),
+        Decision::Drop(RxDrop::Isolated)
+    );
     assert_eq!(r.decide(P1, mac(1), mac(3)), Decision::Forward(P3));
     assert_eq!(r.decide(P3, mac(3), mac(2)), Decision::Forward(P2));
     assert_eq!(r.out(P3, mac(3), MacAddr::BROADCAST), vec![P1, P2]);
@@ -172,7 +202,10 @@ fn per_kind_flood_flags() {
     r.set(P3, PortFlags::MCAST_FLOOD, false);
     r.set(PortId(4), PortFlags::BCAST_FLOOD, false);
     assert_eq!(r.out(P1, mac(1), mac(9)), vec![P3, PortId(4)]);
-    assert_eq!(r.out(P1, mac(1), MacAddr([1, 0, 0x5e, 1, 1, 1])), vec![P2, PortId(4)]);
+    assert_eq!(
+        r.out(P1, mac(1), MacAddr([1, 0, 0x5e, 1, 1, 1])),
+        vec![P2, PortId(4)]
+    );
     assert_eq!(r.out(P1, mac(1), MacAddr::BROADCAST), vec![P2, P3]);
     // known unicast ignores flood flags
     r.decide(P2, mac(2), MacAddr::BROADCAST);
@@ -189,10 +222,20 @@ fn learning_off_and_ageing_zero() {
     r.set(P1, PortFlags::LEARNING, true);
     r.settings.ageing_ms = 0;
     r.decide(P1, mac(1), MacAddr::BROADCAST);
-    assert_eq!(r.fdb.port_of(&FdbKey::new(mac(1), 0)), None, "ageing 0 learns nothing");
+    assert_eq!(
+        r.fdb.port_of(&FdbKey::new(mac(1), 0)),
+        None,
+        "ageing 0 learns nothing"
+    );
     // but a static entry still forwards
     r.fdb
-        .insert_user(FdbKey::new(mac(1), 0), P1, crate::fdb::EntryKind::Static, false, r.now)
+        .insert_user(
+            FdbKey::new(mac(1), 0),
+            P1,
+            crate::fdb::EntryKind::Static,
+            false,
+            r.now,
+        )
         .unwrap();
     assert_eq!(r.decide(P2, mac(2), mac(1)), Decision::Forward(P1));
 }
@@ -211,11 +254,22 @@ fn link_local_groups() {
     let mut r = Rig::new(2);
     let group = |g: u8| MacAddr([0x01, 0x80, 0xc2, 0, 0, g]);
     for g in 2..=15u8 {
-        assert_eq!(r.decide(P1, mac(1), group(g)), Decision::Drop(RxDrop::LinkLocal), "group {g}");
+        assert_eq!(
+            r.decide(P1, mac(1), group(g)),
+            Decision::Drop(RxDrop::LinkLocal),
+            "group {g}"
+        );
     }
-    assert_eq!(r.fdb.port_of(&FdbKey::new(mac(1), 0)), Some(P1), "link-local frames are learned");
+    assert_eq!(
+        r.fdb.port_of(&FdbKey::new(mac(1), 0)),
+        Some(P1),
+        "link-local frames are learned"
+    );
     // PAUSE is dropped before learning
-    assert_eq!(r.decide(P1, mac(5), group(1)), Decision::Drop(RxDrop::LinkLocal));
+    assert_eq!(
+        r.decide(P1, mac(5), group(1)),
+        Decision::Drop(RxDrop::LinkLocal)
+    );
     assert_eq!(r.fdb.port_of(&FdbKey::new(mac(5), 0)), None);
     // the bridge group address floods (no STP)
     assert_eq!(r.out(P1, mac(1), group(0)), vec![P2]);
@@ -224,22 +278,37 @@ fn link_local_groups() {
     assert_eq!(r.out(P1, mac(1), group(0xe)), vec![P2]);
     assert_eq!(r.out(P1, mac(1), group(2)), vec![P2]);
     assert_eq!(r.out(P1, mac(1), group(1)), vec![P2]);
-    assert_eq!(r.decide(P1, mac(1), group(3)), Decision::Drop(RxDrop::LinkLocal));
+    assert_eq!(
+        r.decide(P1, mac(1), group(3)),
+        Decision::Drop(RxDrop::LinkLocal)
+    );
 }
 
 #[test]
 fn locked_port_admits_only_known_sources() {
     let mut r = Rig::new(2);
     r.set(P1, PortFlags::LOCKED, true);
-    assert_eq!(r.decide(P1, mac(1), MacAddr::BROADCAST), Decision::Drop(RxDrop::Locked));
+    assert_eq!(
+        r.decide(P1, mac(1), MacAddr::BROADCAST),
+        Decision::Drop(RxDrop::Locked)
+    );
     assert!(r.fdb.is_empty(), "locked drop does not learn");
     r.fdb
-        .insert_user(FdbKey::new(mac(1), 0), P1, crate::fdb::EntryKind::Static, false, r.now)
+        .insert_user(
+            FdbKey::new(mac(1), 0),
+            P1,
+            crate::fdb::EntryKind::Static,
+            false,
+            r.now,
+        )
         .unwrap();
     assert_eq!(r.out(P1, mac(1), MacAddr::BROADCAST), vec![P2]);
     // a source known on another port is dropped and not moved
     r.decide(P2, mac(2), MacAddr::BROADCAST);
-    assert_eq!(r.decide(P1, mac(2), MacAddr::BROADCAST), Decision::Drop(RxDrop::Locked));
+    assert_eq!(
+        r.decide(P1, mac(2), MacAddr::BROADCAST),
+        Decision::Drop(RxDrop::Locked)
+    );
     assert_eq!(r.fdb.port_of(&FdbKey::new(mac(2), 0)), Some(P2));
 }
 
@@ -250,18 +319,30 @@ fn vlan_tags_share_one_table() {
         build_frame(dst, src, 0x8100, &[0, vid, 0x08, 0x00, 0, 0])
     };
     r.decide_raw(P1, &tagged(mac(1), MacAddr::BROADCAST, 10));
-    assert_eq!(r.decide_raw(P2, &tagged(mac(2), mac(1), 20)), Decision::Forward(P1));
+    assert_eq!(
+        r.decide_raw(P2, &tagged(mac(2), mac(1), 20)),
+        Decision::Forward(P1)
+    );
     assert_eq!(r.fdb.port_of(&FdbKey::new(mac(1), 0)), Some(P1));
 }
 
 #[test]
 fn mtu_rule() {
     let f = build_frame(mac(2), mac(1), 0x0800, &[0; 1504]); // 1518 bytes
-    assert!(!exceeds_mtu(&EthernetFrame::new_checked(&f[..]).unwrap(), 1500));
+    assert!(!exceeds_mtu(
+        &EthernetFrame::new_checked(&f[..]).unwrap(),
+        1500
+    ));
     let f = build_frame(mac(2), mac(1), 0x0800, &[0; 1505]);
-    assert!(exceeds_mtu(&EthernetFrame::new_checked(&f[..]).unwrap(), 1500));
+    assert!(exceeds_mtu(
+        &EthernetFrame::new_checked(&f[..]).unwrap(),
+        1500
+    ));
     let t = build_frame(mac(2), mac(1), 0x8100, &[0; 1508]); // 1522 tagged
-    assert!(!exceeds_mtu(&EthernetFrame::new_checked(&t[..]).unwrap(), 1500));
+    assert!(!exceeds_mtu(
+        &EthernetFrame::new_checked(&t[..]).unwrap(),
+        1500
+    ));
 }
 
 fn vepa_rig(mode: Mode) -> Rig {
@@ -276,7 +357,11 @@ fn vepa_rig(mode: Mode) -> Rig {
 fn vepa_downlinks_go_only_to_uplink() {
     let r = vepa_rig(Mode::Vepa);
     r.decide(P3, mac(3), MacAddr::BROADCAST);
-    assert_eq!(r.out(P2, mac(2), mac(3)), vec![P1], "known sibling still via uplink");
+    assert_eq!(
+        r.out(P2, mac(2), mac(3)),
+        vec![P1],
+        "known sibling still via uplink"
+    );
     assert_eq!(r.out(P2, mac(2), MacAddr::BROADCAST), vec![P1]);
     assert_eq!(r.out(P2, mac(2), mac(9)), vec![P1]);
 }
@@ -294,7 +379,10 @@ fn vepa_uplink_unicast_and_reflection_filter() {
     // external broadcast reaches both downlinks
     assert_eq!(r.out(P1, mac(7), MacAddr::BROADCAST), vec![P2, P3]);
     // unknown unicast from uplink: dropped, or flooded to downlinks when enabled
-    assert_eq!(r.decide(P1, mac(7), mac(9)), Decision::Drop(RxDrop::VepaUnknown));
+    assert_eq!(
+        r.decide(P1, mac(7), mac(9)),
+        Decision::Drop(RxDrop::VepaUnknown)
+    );
     r.settings.vepa_flood_unknown = true;
     assert_eq!(r.out(P1, mac(7), mac(9)), vec![P2, P3]);
 }
@@ -304,23 +392,42 @@ fn vepa_private_drops_reflections() {
     let r = vepa_rig(Mode::VepaPrivate);
     r.decide(P2, mac(2), MacAddr::BROADCAST);
     r.decide(P3, mac(3), MacAddr::BROADCAST);
-    assert_eq!(r.decide(P1, mac(2), mac(3)), Decision::Drop(RxDrop::VepaPrivate));
-    assert_eq!(r.decide(P1, mac(2), MacAddr::BROADCAST), Decision::Drop(RxDrop::VepaPrivate));
-    assert_eq!(r.out(P1, mac(7), mac(3)), vec![P3], "outside hosts still reach downlinks");
+    assert_eq!(
+        r.decide(P1, mac(2), mac(3)),
+        Decision::Drop(RxDrop::VepaPrivate)
+    );
+    assert_eq!(
+        r.decide(P1, mac(2), MacAddr::BROADCAST),
+        Decision::Drop(RxDrop::VepaPrivate)
+    );
+    assert_eq!(
+        r.out(P1, mac(7), mac(3)),
+        vec![P3],
+        "outside hosts still reach downlinks"
+    );
 }
 
 #[test]
 fn vepa_without_uplink_drops() {
     let mut r = Rig::new(2);
     r.settings.mode = Mode::Vepa;
-    assert_eq!(r.decide(P1, mac(1), MacAddr::BROADCAST), Decision::Drop(RxDrop::NoUplink));
+    assert_eq!(
+        r.decide(P1, mac(1), MacAddr::BROADCAST),
+        Decision::Drop(RxDrop::NoUplink)
+    );
 }
 
 #[test]
 fn flag_names() {
-    assert_eq!(PortFlags::by_name("mcast-flood"), Some(PortFlags::MCAST_FLOOD));
+    assert_eq!(
+        PortFlags::by_name("mcast-flood"),
+        Some(PortFlags::MCAST_FLOOD)
+    );
     assert_eq!(PortFlags::by_name("bogus"), None);
-    assert_eq!(format!("{:?}", PortFlags::default()), "[learning,flood,mcast_flood,bcast_flood]");
+    assert_eq!(
+        format!("{:?}", PortFlags::default()),
+        "[learning,flood,mcast_flood,bcast_flood]"
+    );
     for (i, r) in RxDrop::ALL.iter().enumerate() {
         assert_eq!(r.index(), i);
     }

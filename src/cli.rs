@@ -1,0 +1,169 @@
+//! The command line: `run`, `demo`, and the API clients `ports`, `fdb`, `port`, `config`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{Config, Overrides, DEFAULT_LISTEN};
+use crate::switch::Mode;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "tapswitch",
+    version,
+    about = "A userspace MAC-learning Ethernet switch over TAP interfaces"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Run the switch (with no port and no config: TAP ports tsw0 and tsw1).
+    Run(RunArgs),
+    /// Build namespace hosts on a switch, show them ping each other, and clean up.
+    Demo(DemoArgs),
+    /// Show the ports of a running switch (like `ip -s link`).
+    Ports(ClientArgs),
+    /// Show the forwarding table of a running switch (like `bridge fdb show`).
+    Fdb(ClientArgs),
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// A port: [NAME=][KIND:]ARG[,FLAG...], e.g. `tsw0`, `tsw1,hairpin,no-learning`. Repeatable.
+    #[arg(long = "port", short = 'p', value_name = "SPEC")]
+    ports: Vec<String>,
+    /// TOML configuration file; command-line options override it.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// HTTP address for /metrics and the API, or `none` [default: 127.0.0.1:9479].
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+    /// FDB ageing time in seconds; 0 disables learning (everything floods) [default: 300].
+    #[arg(long, value_name = "N")]
+    ageing_secs: Option<u64>,
+    /// Most learned FDB entries (Linux fdb_max_learned) [default: 65536].
+    #[arg(long, value_name = "N")]
+    fdb_max: Option<u64>,
+    /// Forward these 01:80:c2:00:00:0X groups: a number, or names like lldp,lacp,stp,all.
+    #[arg(long, value_name = "MASK")]
+    group_fwd_mask: Option<String>,
+    /// Relay mode.
+    #[arg(long, value_enum)]
+    mode: Option<ModeArg>,
+    /// VEPA: flood unknown unicast from the uplink to the downlinks instead of dropping it.
+    #[arg(long)]
+    vepa_flood_unknown: bool,
+    /// Switch name, shown as `master NAME` [default: tapswitch].
+    #[arg(long)]
+    name: Option<String>,
+    /// Token for mutating API calls (required when listening beyond loopback).
+    #[arg(
+        long,
+        env = "TAPSWITCH_API_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    api_token: Option<String>,
+    /// Start with no ports even without a config (attach them later through the API).
+    #[arg(long)]
+    no_default_ports: bool,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum ModeArg {
+    Veb,
+    Vepa,
+    VepaPrivate,
+}
+
+impl From<ModeArg> for Mode {
+    fn from(m: ModeArg) -> Mode {
+        match m {
+            ModeArg::Veb => Mode::Veb,
+            ModeArg::Vepa => Mode::Vepa,
+            ModeArg::VepaPrivate => Mode::VepaPrivate,
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Keep the hosts and the switch running until Ctrl-C.
+    #[arg(long)]
+    pub hold: bool,
+    /// Number of namespace hosts (2 or 3).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(2..=3))]
+    pub hosts: u8,
+}
+
+#[derive(Args, Debug)]
+pub struct ClientArgs {
+    /// Address of the running switch's HTTP endpoint.
+    #[arg(long, default_value = DEFAULT_LISTEN, value_name = "ADDR")]
+    pub api: String,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.cmd {
+        Cmd::Run(a) => run(a),
+        Cmd::Demo(a) => {
+            init_logging();
+            runtime()
+                .map_err(anyhow::Error::from)
+                .and_then(|rt| rt.block_on(crate::demo::demo(a)))
+        }
+        Cmd::Ports(a) => crate::client::ports(&a.api, a.json),
+        Cmd::Fdb(a) => crate::client::fdb(&a.api, a.json),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tapswitch: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(a: RunArgs) -> anyhow::Result<()> {
+    init_logging();
+    let o = Overrides {
+        config: a.config,
+        ports: a.ports,
+        listen: a.listen,
+        ageing_secs: a.ageing_secs,
+        fdb_max: a.fdb_max,
+        group_fwd_mask: a.group_fwd_mask,
+        mode: a.mode.map(Mode::from),
+        vepa_flood_unknown: a.vepa_flood_unknown,
+        name: a.name,
+        api_token: a.api_token,
+        no_default_ports: a.no_default_ports,
+    };
+    let cfg = Config::resolve(&o)?;
+    runtime()?.block_on(crate::daemon::run(cfg))
+}

@@ -1,0 +1,99 @@
+//! `tapswitch run`: opens the configured ports, serves the API, ages the table, and stops
+//! cleanly on SIGINT/SIGTERM (TAPs it created go away with their fds; persistent ones stay).
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+
+use crate::config::{Config, PortSpec};
+use crate::dataplane::{PortHandle, Switch};
+use crate::port::tap::TapPort;
+use crate::port::{Port, PortKind};
+
+/// Opens the port a spec describes.
+pub fn open_port(spec: &PortSpec) -> Result<Box<dyn Port>> {
+    match spec.kind {
+        PortKind::Tap => Ok(Box::new(TapPort::open(&spec.arg, spec.mtu)?)),
+        PortKind::Mem => anyhow::bail!("mem ports exist only in tests"),
+    }
+}
+
+/// Opens a port and attaches it to the switch.
+pub fn attach(sw: &Arc<Switch>, spec: &PortSpec) -> Result<Arc<PortHandle>> {
+    let port = open_port(spec).with_context(|| format!("port '{}'", spec.name))?;
+    Ok(sw.add_port(&spec.name, port, spec.flags)?)
+}
+
+/// Builds the switch and attaches every configured port; on any failure, what was opened is
+/// closed again (nothing half-created stays behind).
+pub fn build(cfg: &Config) -> Result<Arc<Switch>> {
+    let sw = Switch::new(&cfg.name, cfg.settings, cfg.fdb_max);
+    for spec in &cfg.ports {
+        if let Err(e) = attach(&sw, spec) {
+            sw.remove_all_ports();
+            return Err(e);
+        }
+    }
+    Ok(sw)
+}
+
+/// Waits for SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch SIGTERM");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// Runs the periodic table work forever.
+pub async fn ticker(sw: Arc<Switch>) {
+    loop {
+        tokio::time::sleep(sw.tick_interval()).await;
+        sw.tick();
+    }
+}
+
+/// `tapswitch run`.
+pub async fn run(cfg: Config) -> Result<()> {
+    let sw = build(&cfg)?;
+    let server = match cfg.listen {
+        Some(addr) => Some(crate::api::serve(sw.clone(), addr, cfg.api_token.clone()).await?),
+        None => None,
+    };
+    let ticker = tokio::spawn(ticker(sw.clone()));
+    let names: Vec<&str> = cfg.ports.iter().map(|p| p.name.as_str()).collect();
+    tracing::info!(
+        switch = %cfg.name,
+        ports = ?names,
+        listen = %cfg.listen.map(|a| a.to_string()).unwrap_or_else(|| "none".into()),
+        "ready"
+    );
+    if cfg.default_ports {
+        eprintln!(
+            "tapswitch: running the built-in default: TAP ports {} and {}.\n\
+             Attach a namespace to each, for example:\n  \
+             ip netns add h0 && ip link set tsw0 netns h0\n  \
+             ip -n h0 addr add 198.18.0.1/24 dev tsw0 && ip -n h0 link set tsw0 up\n\
+             (and the same for tsw1 with h1 and 198.18.0.2), then: ip netns exec h0 ping 198.18.0.2",
+            crate::config::DEFAULT_PORTS[0],
+            crate::config::DEFAULT_PORTS[1]
+        );
+    }
+    shutdown_signal().await;
+    tracing::info!("stopping");
+    ticker.abort();
+    if let Some(s) = server {
+        s.abort();
+    }
+    sw.remove_all_ports();
+    Ok(())
+}

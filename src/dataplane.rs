@@ -1,0 +1,538 @@
+//! The switch at run time: its ports, counters and receive loops.
+//!
+//! This is the only module that calls `Port::recv`/`Port::send` on the frame path. Each port
+//! has one receive task; a frame is handled to the end (decision, every transmit) on the task
+//! that read it, with no channel hop and no allocation. Ports live in a copy-on-write
+//! [`Registry`] that each batch of frames reads once; flags and counters are atomics, so the
+//! API can change a flag or read a counter without stopping the frame path.
+
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use crate::fdb::{Fdb, Timestamp};
+use crate::frame::EthernetFrame;
+use crate::port::{classify, sys, IoClass, Port, PortKind};
+use crate::switch::{
+    decide, exceeds_mtu, flood_eligible, AtomicPortFlags, Decision, FloodKind, PortDirectory,
+    PortFlags, PortId, RxDrop, Settings, SharedSettings, TxDrop,
+};
+
+/// Most ports one switch holds.
+pub const MAX_PORTS: usize = 4096;
+/// Frames read from one port before other ports get a turn.
+pub const RX_BATCH: usize = 64;
+/// Receive buffer: the largest frame any port can deliver.
+pub const RX_BUF: usize = 65536 + 64;
+
+/// Counters of one port, from the switch's point of view (rx = read from the port).
+#[derive(Debug, Default)]
+pub struct PortCounters {
+    pub rx_frames: AtomicU64,
+    pub rx_bytes: AtomicU64,
+    pub tx_frames: AtomicU64,
+    pub tx_bytes: AtomicU64,
+    /// By [`RxDrop::index`].
+    pub rx_dropped: [AtomicU64; RxDrop::COUNT],
+    /// By [`TxDrop::index`].
+    pub tx_dropped: [AtomicU64; TxDrop::COUNT],
+    /// Transitions between up and down.
+    pub link_changes: AtomicU64,
+}
+
+impl PortCounters {
+    fn rx_drop(&self, r: RxDrop) {
+        self.rx_dropped[r.index()].fetch_add(1, Relaxed);
+    }
+    fn tx_drop(&self, r: TxDrop) {
+        self.tx_dropped[r.index()].fetch_add(1, Relaxed);
+    }
+    /// Sum of receive drops.
+    pub fn rx_dropped_total(&self) -> u64 {
+        self.rx_dropped.iter().map(|c| c.load(Relaxed)).sum()
+    }
+    /// Sum of transmit drops.
+    pub fn tx_dropped_total(&self) -> u64 {
+        self.tx_dropped.iter().map(|c| c.load(Relaxed)).sum()
+    }
+}
+
+/// Operational state of a port as the switch sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LinkState {
+    /// Frames pass.
+    Up,
+    /// The interface is down (a write returned EIO); it comes back on the next successful read
+    /// or write.
+    Down,
+    /// The interface or peer is gone; the port reads nothing more.
+    Gone,
+}
+
+impl LinkState {
+    fn from_u8(v: u8) -> LinkState {
+        match v {
+            0 => LinkState::Up,
+            1 => LinkState::Down,
+            _ => LinkState::Gone,
+        }
+    }
+}
+
+/// One attached port.
+pub struct PortHandle {
+    pub id: PortId,
+    pub name: String,
+    pub port: Box<dyn Port>,
+    pub flags: AtomicPortFlags,
+    pub counters: PortCounters,
+    state: AtomicU8,
+    task: Mutex<Option<tokio::task::AbortHandle>>,
+}
+
+impl std::fmt::Debug for PortHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PortHandle")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("kind", &self.port.kind())
+            .field("flags", &self.flags.get())
+            .field("state", &self.state())
+            .finish()
+    }
+}
+
+impl PortHandle {
+    /// Current link state.
+    pub fn state(&self) -> LinkState {
+        LinkState::from_u8(self.state.load(Relaxed))
+    }
+    /// Whether frames pass.
+    pub fn is_up(&self) -> bool {
+        self.state() == LinkState::Up
+    }
+    /// The port kind.
+    pub fn kind(&self) -> PortKind {
+        self.port.kind()
+    }
+}
+
+/// The ports at one moment; replaced as a whole when a port is added or removed.
+#[derive(Clone, Default)]
+pub struct Registry {
+    slots: Vec<Option<Arc<PortHandle>>>,
+    generations: Vec<u16>,
+    list: Vec<Arc<PortHandle>>,
+}
+
+impl Registry {
+    fn slot(id: PortId) -> usize {
+        (id.0 & 0xffff) as usize
+    }
+
+    /// The port with this id, if still attached.
+    pub fn get(&self, id: PortId) -> Option<&Arc<PortHandle>> {
+        self.slots
+            .get(Self::slot(id))?
+            .as_ref()
+            .filter(|h| h.id == id)
+    }
+
+    /// The port with this name.
+    pub fn by_name(&self, name: &str) -> Option<&Arc<PortHandle>> {
+        self.list.iter().find(|h| h.name == name)
+    }
+
+    /// Every port, in the order they were added.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<PortHandle>> {
+        self.list.iter()
+    }
+
+    /// Number of ports.
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    /// Whether there are no ports.
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    fn next_id(&mut self) -> Option<PortId> {
+        let slot = match self.slots.iter().position(Option::is_none) {
+            Some(s) => s,
+            None if self.slots.len() < MAX_PORTS => {
+                self.slots.push(None);
+                self.generations.push(0);
+                self.slots.len() - 1
+            }
+            None => return None,
+        };
+        self.generations[slot] = self.generations[slot].wrapping_add(1);
+        Some(PortId(
+            ((self.generations[slot] as u32) << 16) | slot as u32,
+        ))
+    }
+}
+
+impl PortDirectory for Registry {
+    fn flags_of(&self, id: PortId) -> Option<PortFlags> {
+        self.get(id).map(|h| h.flags.get())
+    }
+    fn uplink(&self) -> Option<PortId> {
+        self.list
+            .iter()
+            .find(|h| h.flags.get().contains(PortFlags::UPLINK))
+            .map(|h| h.id)
+    }
+}
+
+/// Switch-wide frame counters.
+#[derive(Debug, Default)]
+pub struct SwitchStats {
+    /// Frames sent to exactly one port (known unicast, VEPA relay).
+    pub forwarded: AtomicU64,
+    /// Frames flooded, by [`FloodKind`] in `FloodKind::ALL` order.
+    pub flooded: [AtomicU64; 3],
+}
+
+impl SwitchStats {
+    /// Flood counter for one kind.
+    pub fn flooded(&self, k: FloodKind) -> &AtomicU64 {
+        &self.flooded[FloodKind::ALL.iter().position(|x| *x == k).unwrap_or(0)]
+    }
+}
+
+/// Why a port could not be added.
+#[derive(Debug, thiserror::Error)]
+pub enum AddPortError {
+    #[error("a port named '{0}' already exists")]
+    Duplicate(String),
+    #[error("the switch already has {MAX_PORTS} ports")]
+    Full,
+    #[error("port '{new}' has the uplink flag but '{existing}' is already the uplink; a VEPA switch has exactly one")]
+    SecondUplink { new: String, existing: String },
+}
+
+/// How a drain of one port ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DrainEnd {
+    /// Nothing more to read now.
+    Empty,
+    /// The batch limit was reached; more may be waiting.
+    BatchFull,
+    /// The port is gone; stop reading it.
+    Gone,
+}
+
+/// The running switch; see the module documentation.
+pub struct Switch {
+    /// Shown as `master NAME` in `fdb show` output.
+    pub name: String,
+    pub fdb: Fdb,
+    pub settings: SharedSettings,
+    pub stats: SwitchStats,
+    registry: RwLock<Arc<Registry>>,
+    origin: Instant,
+}
+
+impl std::fmt::Debug for Switch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Switch")
+            .field("name", &self.name)
+            .field("fdb", &self.fdb)
+            .field("ports", &self.ports().len())
+            .finish()
+    }
+}
+
+impl Switch {
+    /// A switch with no ports.
+    pub fn new(name: &str, settings: Settings, max_learned: usize) -> Arc<Switch> {
+        Arc::new(Switch {
+            name: name.to_string(),
+            fdb: Fdb::new(max_learned),
+            settings: SharedSettings::new(settings),
+            stats: SwitchStats::default(),
+            registry: RwLock::new(Arc::default()),
+            origin: Instant::now(),
+        })
+    }
+
+    /// Milliseconds since the switch started; the only clock of the frame path.
+    pub fn now(&self) -> Timestamp {
+        Timestamp(self.origin.elapsed().as_millis() as u64)
+    }
+
+    /// The current port set.
+    pub fn ports(&self) -> Arc<Registry> {
+        self.registry
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Attaches a port. Inside a tokio runtime its receive task starts at once; outside one
+    /// (tests), call [`Switch::drain`] to feed its frames.
+    pub fn add_port(
+        self: &Arc<Self>,
+        name: &str,
+        port: Box<dyn Port>,
+        flags: PortFlags,
+    ) -> Result<Arc<PortHandle>, AddPortError> {
+        let handle = {
+            let mut lock = self.registry.write().unwrap_or_else(|p| p.into_inner());
+            if lock.by_name(name).is_some() {
+                return Err(AddPortError::Duplicate(name.into()));
+            }
+            if flags.contains(PortFlags::UPLINK) {
+                if let Some(u) = lock
+                    .iter()
+                    .find(|h| h.flags.get().contains(PortFlags::UPLINK))
+                {
+                    return Err(AddPortError::SecondUplink {
+                        new: name.into(),
+                        existing: u.name.clone(),
+                    });
+                }
+            }
+            let mut reg = (**lock).clone();
+            let id = reg.next_id().ok_or(AddPortError::Full)?;
+            let handle = Arc::new(PortHandle {
+                id,
+                name: name.to_string(),
+                port,
+                flags: AtomicPortFlags::new(flags),
+                counters: PortCounters::default(),
+                state: AtomicU8::new(0),
+                task: Mutex::new(None),
+            });
+            reg.slots[Registry::slot(id)] = Some(handle.clone());
+            reg.list.push(handle.clone());
+            *lock = Arc::new(reg);
+            handle
+        };
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            if handle.port.poll_fd().is_some() {
+                let task = rt.spawn(rx_loop(self.clone(), handle.clone()));
+                *handle.task.lock().unwrap_or_else(|p| p.into_inner()) = Some(task.abort_handle());
+            }
+        }
+        tracing::info!(port = %name, kind = handle.kind().as_str(), flags = ?flags, "port attached");
+        Ok(handle)
+    }
+
+    /// Detaches a port: stops its receive task and removes all its table entries.
+    pub fn remove_port(&self, name: &str) -> Option<Arc<PortHandle>> {
+        let handle = {
+            let mut lock = self.registry.write().unwrap_or_else(|p| p.into_inner());
+            let h = lock.by_name(name)?.clone();
+            let mut reg = (**lock).clone();
+            reg.slots[Registry::slot(h.id)] = None;
+            reg.list.retain(|x| x.id != h.id);
+            *lock = Arc::new(reg);
+            h
+        };
+        if let Some(t) = handle.task.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            t.abort();
+        }
+        self.fdb.flush_port(handle.id);
+        tracing::info!(port = %name, "port detached");
+        Some(handle)
+    }
+
+    /// Detaches every port (shutdown): closes their fds once in-flight batches end.
+    pub fn remove_all_ports(&self) {
+        for h in self.ports().iter() {
+            self.remove_port(&h.name);
+        }
+    }
+
+    /// Reads up to `max` frames from `h` and handles each.
+    pub fn drain(&self, h: &PortHandle, buf: &mut [u8], max: usize) -> (usize, DrainEnd) {
+        let reg = self.ports();
+        let settings = self.settings.load();
+        let now = self.now();
+        for i in 0..max {
+            match h.port.recv(buf) {
+                Ok(0) => {
+                    self.set_state(h, LinkState::Gone);
+                    return (i, DrainEnd::Gone);
+                }
+                Ok(n) => {
+                    if h.state() == LinkState::Down {
+                        self.set_state(h, LinkState::Up);
+                    }
+                    self.handle_frame(&reg, &settings, h, &buf[..n], n == buf.len(), now);
+                }
+                Err(e) => match classify(&e) {
+                    IoClass::WouldBlock => return (i, DrainEnd::Empty),
+                    IoClass::Down | IoClass::FrameRefused => return (i, DrainEnd::Empty),
+                    IoClass::Gone | IoClass::Other => {
+                        tracing::warn!(port = %h.name, error = %e, "read failed; port stops");
+                        self.set_state(h, LinkState::Gone);
+                        return (i, DrainEnd::Gone);
+                    }
+                },
+            }
+        }
+        (max, DrainEnd::BatchFull)
+    }
+
+    /// Handles one received frame to the end.
+    pub fn handle_frame(
+        &self,
+        reg: &Registry,
+        settings: &Settings,
+        ingress: &PortHandle,
+        bytes: &[u8],
+        truncated: bool,
+        now: Timestamp,
+    ) {
+        let c = &ingress.counters;
+        c.rx_frames.fetch_add(1, Relaxed);
+        c.rx_bytes.fetch_add(bytes.len() as u64, Relaxed);
+        if truncated {
+            c.rx_drop(RxDrop::Oversized);
+            return;
+        }
+        let frame = match EthernetFrame::new_checked(bytes) {
+            Ok(f) => f,
+            Err(crate::frame::FrameError::TooShort) => return c.rx_drop(RxDrop::TooShort),
+            Err(crate::frame::FrameError::TruncatedVlan) => {
+                return c.rx_drop(RxDrop::TruncatedVlan)
+            }
+        };
+        let in_flags = ingress.flags.get();
+        match decide(settings, &self.fdb, ingress.id, in_flags, &frame, reg, now) {
+            Decision::Forward(out) => match reg.get(out) {
+                Some(h) => {
+                    self.stats.forwarded.fetch_add(1, Relaxed);
+                    self.transmit(h, &frame);
+                }
+                None => c.rx_drop(RxDrop::NoPort),
+            },
+            Decision::Flood { kind, except } => {
+                self.stats.flooded(kind).fetch_add(1, Relaxed);
+                for h in reg.iter() {
+                    if flood_eligible(
+                        settings.mode,
+                        ingress.id,
+                        in_flags,
+                        h.id,
+                        h.flags.get(),
+                        kind,
+                        except,
+                    ) {
+                        self.transmit(h, &frame);
+                    }
+                }
+            }
+            Decision::Drop(r) => c.rx_drop(r),
+        }
+    }
+
+    fn transmit(&self, h: &PortHandle, frame: &EthernetFrame<&[u8]>) {
+        let c = &h.counters;
+        if h.state() == LinkState::Gone {
+            return c.tx_drop(TxDrop::PortDown);
+        }
+        if exceeds_mtu(frame, h.port.mtu()) {
+            return c.tx_drop(TxDrop::Mtu);
+        }
+        let bytes = frame.bytes_ref();
+        match h.port.send(bytes) {
+            Ok(()) => {
+                c.tx_frames.fetch_add(1, Relaxed);
+                c.tx_bytes.fetch_add(bytes.len() as u64, Relaxed);
+                if h.state() == LinkState::Down {
+                    self.set_state(h, LinkState::Up);
+                }
+            }
+            Err(e) => match classify(&e) {
+                IoClass::WouldBlock => c.tx_drop(TxDrop::QueueFull),
+                IoClass::Down => {
+                    c.tx_drop(TxDrop::PortDown);
+                    self.set_state(h, LinkState::Down);
+                }
+                IoClass::Gone => {
+                    c.tx_drop(TxDrop::PortDown);
+                    self.set_state(h, LinkState::Gone);
+                }
+                IoClass::FrameRefused | IoClass::Other => c.tx_drop(TxDrop::Error),
+            },
+        }
+    }
+
+    /// Moves a port to a new link state; leaving `Up` flushes its dynamic entries (Linux L8).
+    /// `Gone` is final.
+    pub fn set_state(&self, h: &PortHandle, new: LinkState) {
+        let changed = h.state.fetch_update(Relaxed, Relaxed, |cur| {
+            let cur = LinkState::from_u8(cur);
+            (cur != new && cur != LinkState::Gone).then_some(new as u8)
+        });
+        let Ok(old) = changed else { return };
+        h.counters.link_changes.fetch_add(1, Relaxed);
+        let flushed = if LinkState::from_u8(old) == LinkState::Up {
+            self.fdb.flush_port_dynamic(h.id)
+        } else {
+            0
+        };
+        tracing::info!(port = %h.name, state = ?new, flushed, "port state changed");
+    }
+
+    /// Periodic work off the frame path: ageing and port housekeeping.
+    pub fn tick(&self) {
+        let s = self.settings.load();
+        self.fdb.age_out(self.now(), s.ageing_ms);
+        for h in self.ports().iter() {
+            h.port.refresh();
+        }
+    }
+
+    /// How often [`Switch::tick`] should run.
+    pub fn tick_interval(&self) -> Duration {
+        let ageing = self.settings.load().ageing_ms;
+        Duration::from_millis((ageing / 10).clamp(100, 1000))
+    }
+}
+
+/// Holds the port alive (and so its fd open) for the reactor registration.
+struct PortFd(Arc<PortHandle>);
+
+impl std::os::fd::AsRawFd for PortFd {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.0.port.poll_fd().unwrap_or(-1)
+    }
+}
+
+async fn rx_loop(sw: Arc<Switch>, h: Arc<PortHandle>) {
+    let afd = match sys::register_readable(PortFd(h.clone())) {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::error!(port = %h.name, error = %e, "cannot poll port");
+            sw.set_state(&h, LinkState::Gone);
+            return;
+        }
+    };
+    let mut buf = vec![0u8; RX_BUF];
+    loop {
+        let mut guard = match afd.readable().await {
+            Ok(g) => g,
+            Err(e) => {
+                tracing::warn!(port = %h.name, error = %e, "poll failed; port stops");
+                sw.set_state(&h, LinkState::Gone);
+                return;
+            }
+        };
+        match sw.drain(&h, &mut buf, RX_BATCH).1 {
+            DrainEnd::Empty => guard.clear_ready(),
+            DrainEnd::BatchFull => {
+                drop(guard);
+                tokio::task::yield_now().await;
+            }
+            DrainEnd::Gone => return,
+        }
+    }
+}

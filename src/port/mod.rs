@@ -1,0 +1,141 @@
+//! Ports: where frames come from and go to.
+//!
+//! A [`Port`] is one non-blocking frame source and sink. The dataplane owns the loop around it
+//! and is the only caller of `recv`/`send` on the frame path. Implementations: [`tap::TapPort`]
+//! (a TAP interface the switch opens or attaches) and [`mem::MemPort`] (in memory, for tests,
+//! benches and fuzzing). `sys` holds the only `unsafe` code of the crate.
+
+use std::io;
+use std::os::fd::RawFd;
+
+pub mod mem;
+pub(crate) mod sys;
+pub mod tap;
+
+/// Interface names are at most 15 bytes (IFNAMSIZ - 1).
+pub const IFNAMSIZ_MAX: usize = 15;
+
+/// What kind of port this is; its spelling in specs, the API and metrics.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum PortKind {
+    /// A TAP interface opened by the switch.
+    #[default]
+    Tap,
+    /// An in-memory port (tests).
+    Mem,
+}
+
+impl PortKind {
+    /// The spec/metric spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PortKind::Tap => "tap",
+            PortKind::Mem => "mem",
+        }
+    }
+}
+
+/// One frame source and sink. Both calls are non-blocking: `WouldBlock` means nothing to read,
+/// or no room to write.
+pub trait Port: Send + Sync + 'static {
+    /// Kind of port.
+    fn kind(&self) -> PortKind;
+    /// Reads one frame into `buf`, returning its length.
+    fn recv(&self, buf: &mut [u8]) -> io::Result<usize>;
+    /// Writes one frame.
+    fn send(&self, frame: &[u8]) -> io::Result<()>;
+    /// The fd to wait on for readability, if the port has one.
+    fn poll_fd(&self) -> Option<RawFd>;
+    /// The egress MTU (frames longer than MTU + 18 are not sent).
+    fn mtu(&self) -> u32;
+    /// Whether closing the port removes its interface (the switch created it).
+    fn created(&self) -> bool {
+        false
+    }
+    /// Periodic housekeeping off the frame path (re-reading the MTU, for example).
+    fn refresh(&self) {}
+}
+
+/// How the dataplane treats an I/O error from a port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IoClass {
+    /// Nothing to read / no room to write.
+    WouldBlock,
+    /// The interface is administratively down (TAP write: EIO).
+    Down,
+    /// The interface or peer is gone for good (deleted TAP, closed socket).
+    Gone,
+    /// This one frame was refused; the port is fine.
+    FrameRefused,
+    /// Anything else.
+    Other,
+}
+
+/// Sorts an I/O error by errno.
+pub fn classify(e: &io::Error) -> IoClass {
+    if e.kind() == io::ErrorKind::WouldBlock {
+        return IoClass::WouldBlock;
+    }
+    match e.raw_os_error() {
+        Some(libc::EIO) => IoClass::Down,
+        Some(libc::EBADFD | libc::ENODEV | libc::ENXIO | libc::EPIPE | libc::ECONNRESET) => {
+            IoClass::Gone
+        }
+        Some(libc::EINVAL | libc::EMSGSIZE | libc::EFAULT) => IoClass::FrameRefused,
+        Some(libc::ENOBUFS | libc::ENOMEM) => IoClass::WouldBlock,
+        _ => IoClass::Other,
+    }
+}
+
+/// Checks an interface name: 1 to 15 bytes, no '/', no whitespace, not "." or "..".
+pub fn check_ifname(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("an interface name cannot be empty".into());
+    }
+    if name.len() > IFNAMSIZ_MAX {
+        return Err(format!(
+            "interface name '{name}' is {} bytes; Linux allows at most {IFNAMSIZ_MAX}",
+            name.len()
+        ));
+    }
+    if name == "."
+        || name == ".."
+        || name.contains(['/', ':', ',', '='])
+        || name.contains(char::is_whitespace)
+    {
+        return Err(format!(
+            "interface name '{name}' contains a character Linux or the port spec does not allow ('/', ':', ',', '=', space)"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ifnames() {
+        assert!(check_ifname("tsw0").is_ok());
+        assert!(check_ifname("a23456789012345").is_ok());
+        assert!(check_ifname("a234567890123456")
+            .unwrap_err()
+            .contains("at most 15"));
+        assert!(check_ifname("").is_err());
+        assert!(check_ifname("a/b").is_err());
+        assert!(check_ifname("a b").is_err());
+    }
+
+    #[test]
+    fn errno_classes() {
+        let e = |n| io::Error::from_raw_os_error(n);
+        assert_eq!(classify(&e(libc::EAGAIN)), IoClass::WouldBlock);
+        assert_eq!(classify(&e(libc::EIO)), IoClass::Down);
+        assert_eq!(classify(&e(libc::EBADFD)), IoClass::Gone);
+        assert_eq!(classify(&e(libc::EINVAL)), IoClass::FrameRefused);
+        assert_eq!(classify(&e(libc::EACCES)), IoClass::Other);
+    }
+}
