@@ -380,6 +380,23 @@ impl Switch {
         (max, DrainEnd::BatchFull)
     }
 
+    /// Drains every port without an fd (in-memory ports) until none has a frame left;
+    /// returns how many frames were handled. For tests and benches without a runtime.
+    pub fn pump(&self) -> usize {
+        let mut buf = vec![0u8; RX_BUF];
+        let mut total = 0;
+        loop {
+            let mut round = 0;
+            for h in self.ports().iter().filter(|h| h.port.poll_fd().is_none()) {
+                round += self.drain(h, &mut buf, RX_BATCH).0;
+            }
+            if round == 0 {
+                return total;
+            }
+            total += round;
+        }
+    }
+
     /// Handles one received frame to the end.
     pub fn handle_frame(
         &self,

@@ -59,6 +59,31 @@ pub trait Port: Send + Sync + 'static {
     fn refresh(&self) {}
 }
 
+/// A shared port (tests keep one handle to inject frames and read what was sent).
+impl<P: Port> Port for std::sync::Arc<P> {
+    fn kind(&self) -> PortKind {
+        (**self).kind()
+    }
+    fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        (**self).recv(buf)
+    }
+    fn send(&self, frame: &[u8]) -> io::Result<()> {
+        (**self).send(frame)
+    }
+    fn poll_fd(&self) -> Option<RawFd> {
+        (**self).poll_fd()
+    }
+    fn mtu(&self) -> u32 {
+        (**self).mtu()
+    }
+    fn created(&self) -> bool {
+        (**self).created()
+    }
+    fn refresh(&self) {
+        (**self).refresh()
+    }
+}
+
 /// How the dataplane treats an I/O error from a port.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum IoClass {
