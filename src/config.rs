@@ -5,7 +5,8 @@
 //! Port spec grammar (command line, API, and `spec = "..."` in the file):
 //! `[NAME=][KIND:]ARG[,FLAG]...` where KIND is `tap` (the default) and ARG the interface name.
 //! FLAG is a port flag (`hairpin`, `isolated`, `locked`, `uplink`, `learning`, `flood`,
-//! `mcast-flood`, `bcast-flood`), a flag prefixed with `no-` to turn it off, or `mtu=N`.
+//! `mcast-flood`, `bcast-flood`), a flag prefixed with `no-` to turn it off, `mtu=N`, or
+//! `offload=on|off` (virtio_net_hdr offloads; on by default where the port kind has them).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -35,6 +36,8 @@ pub struct PortSpec {
     pub flags: PortFlags,
     /// Overrides the interface MTU for the egress size check.
     pub mtu: Option<u32>,
+    /// Carry virtio_net_hdr offloads (TSO, checksum) on this port, where the kind allows.
+    pub offload: bool,
 }
 
 impl serde::Serialize for PortFlags {
@@ -101,6 +104,7 @@ pub fn parse_spec(spec: &str) -> Result<PortSpec, String> {
         arg: arg.to_string(),
         flags: PortFlags::default(),
         mtu: None,
+        offload: true,
     };
     for word in parts.map(str::trim).filter(|w| !w.is_empty()) {
         if let Some(v) = word.strip_prefix("mtu=") {
@@ -110,6 +114,12 @@ pub fn parse_spec(spec: &str) -> Result<PortSpec, String> {
                 .filter(|m| (68..=65535).contains(m))
                 .ok_or_else(|| format!("port spec '{spec}': mtu must be 68..65535, got '{v}'"))?;
             out.mtu = Some(m);
+        } else if let Some(v) = word.strip_prefix("offload=") {
+            out.offload = match v {
+                "on" | "true" => true,
+                "off" | "false" => false,
+                _ => return Err(format!("port spec '{spec}': offload must be on or off, got '{v}'")),
+            };
         } else {
             apply_flag(&mut out.flags, word).map_err(|e| format!("port spec '{spec}': {e}"))?;
         }
@@ -245,6 +255,7 @@ struct FilePort {
     #[serde(default)]
     flags: Vec<Spanned<String>>,
     mtu: Option<Spanned<u32>>,
+    offload: Option<bool>,
 }
 
 struct Src<'a> {
@@ -355,6 +366,7 @@ fn load_file(path: &Path, cfg: &mut Config) -> Result<(), ConfigError> {
                 arg: ifname.get_ref().clone(),
                 flags: PortFlags::default(),
                 mtu: None,
+                offload: true,
             }
         };
         if p.spec.is_some() {
@@ -372,6 +384,9 @@ fn load_file(path: &Path, cfg: &mut Config) -> Result<(), ConfigError> {
                 return src.err(m.span(), &key("mtu"), "mtu must be 68..65535");
             }
             spec.mtu = Some(*m.get_ref());
+        }
+        if let Some(o) = p.offload {
+            spec.offload = o;
         }
         if cfg.ports.iter().any(|q| q.name == spec.name) {
             return src.err(
@@ -506,6 +521,9 @@ mod tests {
         assert!(!s.flags.contains(PortFlags::FLOOD));
         assert!(s.flags.contains(PortFlags::MCAST_FLOOD));
         assert_eq!(s.mtu, Some(9000));
+        assert!(s.offload);
+        assert!(!parse_spec("tsw0,offload=off").unwrap().offload);
+        assert!(parse_spec("tsw0,offload=maybe").is_err());
         assert!(parse_spec("tsw0,bogus")
             .unwrap_err()
             .contains("unknown port flag 'bogus'"));

@@ -13,7 +13,7 @@ use crate::port::{Port, PortKind};
 /// Opens the port a spec describes.
 pub fn open_port(spec: &PortSpec) -> Result<Box<dyn Port>> {
     match spec.kind {
-        PortKind::Tap => Ok(Box::new(TapPort::open(&spec.arg, spec.mtu)?)),
+        PortKind::Tap => Ok(Box::new(TapPort::open(&spec.arg, spec.mtu, spec.offload)?)),
         PortKind::Mem => anyhow::bail!("mem ports exist only in tests"),
     }
 }

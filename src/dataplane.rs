@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::fdb::{Fdb, Timestamp};
 use crate::frame::EthernetFrame;
+use crate::offload::{self, VnetHdr, GSO_NONE, VNET_HDR_LEN};
 use crate::port::{classify, sys, IoClass, Port, PortKind};
 use crate::switch::{
     decide, exceeds_mtu, flood_eligible, AtomicPortFlags, Decision, FloodKind, PortDirectory,
@@ -24,6 +25,24 @@ pub const MAX_PORTS: usize = 4096;
 pub const RX_BATCH: usize = 64;
 /// Receive buffer: the largest frame any port can deliver.
 pub const RX_BUF: usize = 65536 + 64;
+/// Room before each received frame for a virtio_net_hdr, so a frame from a plain port can go
+/// to an offload port with a zero header and no copy.
+const HEADROOM: usize = VNET_HDR_LEN;
+
+/// The buffers one receive loop owns, allocated once.
+pub struct RxBuffers {
+    buf: Vec<u8>,
+    scratch: Vec<u8>,
+}
+
+impl Default for RxBuffers {
+    fn default() -> Self {
+        RxBuffers {
+            buf: vec![0; HEADROOM + RX_BUF],
+            scratch: vec![0; offload::SEG_BUF],
+        }
+    }
+}
 
 /// Counters of one port, from the switch's point of view (rx = read from the port).
 #[derive(Debug, Default)]
@@ -350,12 +369,19 @@ impl Switch {
     }
 
     /// Reads up to `max` frames from `h` and handles each.
-    pub fn drain(&self, h: &PortHandle, buf: &mut [u8], max: usize) -> (usize, DrainEnd) {
+    pub fn drain(&self, h: &PortHandle, bufs: &mut RxBuffers, max: usize) -> (usize, DrainEnd) {
         let reg = self.ports();
         let settings = self.settings.load();
         let now = self.now();
+        let vlen = h.port.vnet_hdr_len().min(HEADROOM);
         for i in 0..max {
-            match h.port.recv(buf) {
+            if vlen < HEADROOM {
+                // A plain port's frames get an all-zero header in the headroom.
+                bufs.buf[..HEADROOM].fill(0);
+            }
+            let area = &mut bufs.buf[HEADROOM - vlen..];
+            let cap = area.len();
+            match h.port.recv(area) {
                 Ok(0) => {
                     self.set_state(h, LinkState::Gone);
                     return (i, DrainEnd::Gone);
@@ -364,7 +390,8 @@ impl Switch {
                     if h.state() == LinkState::Down {
                         self.set_state(h, LinkState::Up);
                     }
-                    self.handle_frame(&reg, &settings, h, &buf[..n], n == buf.len(), now);
+                    let pkt = &bufs.buf[..HEADROOM - vlen + n];
+                    self.handle_frame(&reg, &settings, h, pkt, n == cap, now, &mut bufs.scratch);
                 }
                 Err(e) => match classify(&e) {
                     IoClass::WouldBlock => return (i, DrainEnd::Empty),
@@ -383,7 +410,7 @@ impl Switch {
     /// Drains every port without an fd (in-memory ports) until none has a frame left;
     /// returns how many frames were handled. For tests and benches without a runtime.
     pub fn pump(&self) -> usize {
-        let mut buf = vec![0u8; RX_BUF];
+        let mut buf = RxBuffers::default();
         let mut total = 0;
         loop {
             let mut round = 0;
@@ -397,23 +424,30 @@ impl Switch {
         }
     }
 
-    /// Handles one received frame to the end.
+    /// Handles one received frame to the end. `pkt` is a 10-byte virtio_net_hdr (all zero for
+    /// a plain port) followed by the frame.
+    #[expect(clippy::too_many_arguments, reason = "the per-frame context, kept flat for speed")]
     pub fn handle_frame(
         &self,
         reg: &Registry,
         settings: &Settings,
         ingress: &PortHandle,
-        bytes: &[u8],
+        pkt: &[u8],
         truncated: bool,
         now: Timestamp,
+        scratch: &mut [u8],
     ) {
         let c = &ingress.counters;
         c.rx_frames.fetch_add(1, Relaxed);
+        let bytes = pkt.get(HEADROOM..).unwrap_or_default();
         c.rx_bytes.fetch_add(bytes.len() as u64, Relaxed);
         if truncated {
-            c.rx_drop(RxDrop::Oversized);
-            return;
+            return c.rx_drop(RxDrop::Oversized);
         }
+        let hdr = match VnetHdr::parse(pkt) {
+            Ok(h) if h.validate(bytes.len()).is_ok() => h,
+            _ => return c.rx_drop(RxDrop::BadVnetHdr),
+        };
         let frame = match EthernetFrame::new_checked(bytes) {
             Ok(f) => f,
             Err(crate::frame::FrameError::TooShort) => return c.rx_drop(RxDrop::TooShort),
@@ -422,11 +456,12 @@ impl Switch {
             }
         };
         let in_flags = ingress.flags.get();
+        let out = Outgoing { hdr, pkt, frame };
         match decide(settings, &self.fdb, ingress.id, in_flags, &frame, reg, now) {
-            Decision::Forward(out) => match reg.get(out) {
+            Decision::Forward(to) => match reg.get(to) {
                 Some(h) => {
                     self.stats.forwarded.fetch_add(1, Relaxed);
-                    self.transmit(h, &frame);
+                    self.transmit(h, &out, scratch);
                 }
                 None => c.rx_drop(RxDrop::NoPort),
             },
@@ -442,7 +477,7 @@ impl Switch {
                         kind,
                         except,
                     ) {
-                        self.transmit(h, &frame);
+                        self.transmit(h, &out, scratch);
                     }
                 }
             }
@@ -450,35 +485,74 @@ impl Switch {
         }
     }
 
-    fn transmit(&self, h: &PortHandle, frame: &EthernetFrame<&[u8]>) {
+    fn transmit(&self, h: &PortHandle, out: &Outgoing<'_>, scratch: &mut [u8]) {
         let c = &h.counters;
         if h.state() == LinkState::Gone {
             return c.tx_drop(TxDrop::PortDown);
         }
-        if exceeds_mtu(frame, h.port.mtu()) {
-            return c.tx_drop(TxDrop::Mtu);
+        let frame_len = out.frame.len();
+        if h.port.vnet_hdr_len() == VNET_HDR_LEN {
+            // Offload port: header and frame pass untouched; GSO frames are exempt from the
+            // MTU rule (as in Linux), the wire segments will fit.
+            if out.hdr.gso() == GSO_NONE && exceeds_mtu(&out.frame, h.port.mtu()) {
+                return c.tx_drop(TxDrop::Mtu);
+            }
+            self.sent(h, h.port.send(out.pkt), frame_len);
+        } else if out.hdr.is_plain() {
+            if exceeds_mtu(&out.frame, h.port.mtu()) {
+                return c.tx_drop(TxDrop::Mtu);
+            }
+            self.sent(h, h.port.send(out.frame.bytes_ref()), frame_len);
+        } else {
+            // A plain port gets the frame with its checksum done and cut to wire size.
+            let mtu = h.port.mtu();
+            let r = offload::finish(&out.hdr, out.frame.bytes_ref(), scratch, |seg| {
+                match EthernetFrame::new_checked(seg) {
+                    Ok(f) if !exceeds_mtu(&f, mtu) => {}
+                    _ => {
+                        c.tx_drop(TxDrop::Mtu);
+                        return Ok(());
+                    }
+                }
+                if self.sent(h, h.port.send(seg), seg.len()) {
+                    Ok(())
+                } else {
+                    Err(())
+                }
+            });
+            if r.is_err() {
+                c.tx_drop(TxDrop::Offload);
+            }
         }
-        let bytes = frame.bytes_ref();
-        match h.port.send(bytes) {
+    }
+
+    /// Counts the outcome of one send; returns whether it succeeded.
+    fn sent(&self, h: &PortHandle, r: std::io::Result<()>, len: usize) -> bool {
+        let c = &h.counters;
+        match r {
             Ok(()) => {
                 c.tx_frames.fetch_add(1, Relaxed);
-                c.tx_bytes.fetch_add(bytes.len() as u64, Relaxed);
+                c.tx_bytes.fetch_add(len as u64, Relaxed);
                 if h.state() == LinkState::Down {
                     self.set_state(h, LinkState::Up);
                 }
+                true
             }
-            Err(e) => match classify(&e) {
-                IoClass::WouldBlock => c.tx_drop(TxDrop::QueueFull),
-                IoClass::Down => {
-                    c.tx_drop(TxDrop::PortDown);
-                    self.set_state(h, LinkState::Down);
+            Err(e) => {
+                match classify(&e) {
+                    IoClass::WouldBlock => c.tx_drop(TxDrop::QueueFull),
+                    IoClass::Down => {
+                        c.tx_drop(TxDrop::PortDown);
+                        self.set_state(h, LinkState::Down);
+                    }
+                    IoClass::Gone => {
+                        c.tx_drop(TxDrop::PortDown);
+                        self.set_state(h, LinkState::Gone);
+                    }
+                    IoClass::FrameRefused | IoClass::Other => c.tx_drop(TxDrop::Error),
                 }
-                IoClass::Gone => {
-                    c.tx_drop(TxDrop::PortDown);
-                    self.set_state(h, LinkState::Gone);
-                }
-                IoClass::FrameRefused | IoClass::Other => c.tx_drop(TxDrop::Error),
-            },
+                false
+            }
         }
     }
 
@@ -515,6 +589,14 @@ impl Switch {
     }
 }
 
+/// One received frame on its way out: the virtio_net_hdr, header + frame as one slice (for
+/// offload ports), and the checked frame.
+struct Outgoing<'a> {
+    hdr: VnetHdr,
+    pkt: &'a [u8],
+    frame: EthernetFrame<&'a [u8]>,
+}
+
 /// Holds the port alive (and so its fd open) for the reactor registration.
 struct PortFd(Arc<PortHandle>);
 
@@ -533,7 +615,7 @@ async fn rx_loop(sw: Arc<Switch>, h: Arc<PortHandle>) {
             return;
         }
     };
-    let mut buf = vec![0u8; RX_BUF];
+    let mut bufs = RxBuffers::default();
     loop {
         let mut guard = match afd.readable().await {
             Ok(g) => g,
@@ -543,7 +625,7 @@ async fn rx_loop(sw: Arc<Switch>, h: Arc<PortHandle>) {
                 return;
             }
         };
-        match sw.drain(&h, &mut buf, RX_BATCH).1 {
+        match sw.drain(&h, &mut bufs, RX_BATCH).1 {
             DrainEnd::Empty => guard.clear_ready(),
             DrainEnd::BatchFull => {
                 drop(guard);

@@ -25,5 +25,6 @@ pub mod demo;
 pub mod fdb;
 pub mod frame;
 pub mod metrics;
+pub mod offload;
 pub mod port;
 pub mod switch;

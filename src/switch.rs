@@ -279,6 +279,8 @@ labelled_enum!(
         TruncatedVlan => "truncated_vlan",
         /// Larger than the switch's receive buffer, or otherwise unreadable.
         Oversized => "oversized",
+        /// A virtio_net_hdr with invalid values (offload ports).
+        BadVnetHdr => "bad_vnet_hdr",
         /// Source MAC is multicast, broadcast or all-zero.
         InvalidSource => "invalid_source",
         /// To 01:80:c2:00:00:0X and not enabled in `group_fwd_mask`.
@@ -309,6 +311,8 @@ labelled_enum!(
         PortDown => "port_down",
         /// The egress queue is full (the peer is not reading).
         QueueFull => "queue_full",
+        /// A GSO frame that could not be segmented for a port without offloads.
+        Offload => "offload",
         /// Any other send error.
         Error => "error",
     }

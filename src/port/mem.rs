@@ -18,6 +18,7 @@ pub struct MemPort {
     mtu: u32,
     /// Queue limit on sent frames; beyond it `send` returns WouldBlock (a peer not reading).
     tx_limit: usize,
+    vnet: bool,
 }
 
 impl Default for MemPort {
@@ -35,7 +36,14 @@ impl MemPort {
             up: AtomicBool::new(true),
             mtu,
             tx_limit: usize::MAX,
+            vnet: false,
         }
+    }
+
+    /// Frames in and out of this port carry a 10-byte virtio_net_hdr (an offload port).
+    pub fn with_vnet_hdr(mut self) -> Self {
+        self.vnet = true;
+        self
     }
 
     /// Limits the queue of sent frames not yet taken.
@@ -94,5 +102,13 @@ impl Port for MemPort {
 
     fn mtu(&self) -> u32 {
         self.mtu
+    }
+
+    fn vnet_hdr_len(&self) -> usize {
+        if self.vnet {
+            crate::offload::VNET_HDR_LEN
+        } else {
+            0
+        }
     }
 }

@@ -57,6 +57,11 @@ pub trait Port: Send + Sync + 'static {
     }
     /// Periodic housekeeping off the frame path (re-reading the MTU, for example).
     fn refresh(&self) {}
+    /// Length of the virtio_net_hdr before every frame read or written (0: none, plain frames;
+    /// [`crate::offload::VNET_HDR_LEN`]: the port takes GSO frames and partial checksums).
+    fn vnet_hdr_len(&self) -> usize {
+        0
+    }
 }
 
 /// A shared port (tests keep one handle to inject frames and read what was sent).
@@ -81,6 +86,9 @@ impl<P: Port> Port for std::sync::Arc<P> {
     }
     fn refresh(&self) {
         (**self).refresh()
+    }
+    fn vnet_hdr_len(&self) -> usize {
+        (**self).vnet_hdr_len()
     }
 }
 

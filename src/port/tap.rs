@@ -1,10 +1,14 @@
 //! TAP ports: a TAP interface the switch creates, or a persistent one it attaches.
 //!
-//! Opened with tun-tap (`IFF_TAP | IFF_NO_PI`), made non-blocking and brought up. Closing the
-//! port closes the fd: a TAP the switch created disappears, a persistent one stays.
+//! By default a TAP port takes offloads: it is opened by `sys::open_tap_vnet` with
+//! `IFF_VNET_HDR` and TSO/checksum offloads, so hosts behind it send GSO frames of up to 64 KiB
+//! with partial checksums, which pass to other offload ports untouched (see [`crate::offload`]).
+//! With `offload=off` it is opened with tun-tap (`IFF_TAP | IFF_NO_PI`) and carries plain
+//! frames. Either way the fd is non-blocking and the interface is brought up. Closing the port
+//! closes the fd: a TAP the switch created disappears, a persistent one stays.
 
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 
 use super::{check_ifname, sys, Port, PortKind};
@@ -28,10 +32,18 @@ pub enum TapError {
     Io(String, io::Error),
 }
 
+/// The fd: tun-tap's for plain frames, our own for the virtio_net_hdr mode.
+#[derive(Debug)]
+enum TapFd {
+    Plain(tun_tap::Iface),
+    Vnet(OwnedFd),
+}
+
 /// A TAP interface; see the module documentation.
 #[derive(Debug)]
 pub struct TapPort {
-    iface: tun_tap::Iface,
+    fd: TapFd,
+    name: String,
     created: bool,
     ifindex: u32,
     mtu: AtomicU32,
@@ -40,28 +52,35 @@ pub struct TapPort {
 
 impl TapPort {
     /// Opens (creating if absent) the TAP `name`, non-blocking and up. `mtu` overrides the
-    /// interface MTU for the egress size check.
-    pub fn open(name: &str, mtu: Option<u32>) -> Result<TapPort, TapError> {
+    /// interface MTU for the egress size check; `offload` selects the virtio_net_hdr mode.
+    pub fn open(name: &str, mtu: Option<u32>, offload: bool) -> Result<TapPort, TapError> {
         check_ifname(name).map_err(TapError::BadName)?;
         let existed = sys::if_index(name).is_some();
-        let iface = tun_tap::Iface::without_packet_info(name, tun_tap::Mode::Tap).map_err(|e| {
-            match e.raw_os_error() {
-                Some(libc::EBUSY) => TapError::InUse(name.into()),
-                Some(libc::EPERM | libc::EACCES) => TapError::Permission(name.into()),
-                Some(libc::EINVAL) if existed => TapError::NotATap(name.into()),
-                Some(libc::ENOENT | libc::ENODEV) => TapError::NoTunDevice(name.into(), e),
-                _ => TapError::Io(name.into(), e),
-            }
-        })?;
-        if iface.name() != name {
+        let map_open = |e: io::Error| match e.raw_os_error() {
+            Some(libc::EBUSY) => TapError::InUse(name.into()),
+            Some(libc::EPERM | libc::EACCES) => TapError::Permission(name.into()),
+            Some(libc::EINVAL) if existed => TapError::NotATap(name.into()),
+            Some(libc::ENOENT | libc::ENODEV) => TapError::NoTunDevice(name.into(), e),
+            _ => TapError::Io(name.into(), e),
+        };
+        let (fd, got) = if offload {
+            let fd = sys::open_tap_vnet(name).map_err(map_open)?;
+            let got = sys::tap_name(&fd).map_err(|e| TapError::Io(name.into(), e))?;
+            (TapFd::Vnet(fd), got)
+        } else {
+            let iface = tun_tap::Iface::without_packet_info(name, tun_tap::Mode::Tap).map_err(map_open)?;
+            iface
+                .set_non_blocking()
+                .map_err(|e| TapError::Io(name.into(), e))?;
+            let got = iface.name().to_string();
+            (TapFd::Plain(iface), got)
+        };
+        if got != name {
             return Err(TapError::Renamed {
                 want: name.into(),
-                got: iface.name().into(),
+                got,
             });
         }
-        iface
-            .set_non_blocking()
-            .map_err(|e| TapError::Io(name.into(), e))?;
         sys::set_if_up(name).map_err(|e| TapError::Io(name.into(), e))?;
         let ifindex = sys::if_index(name).unwrap_or(0);
         let mtu_now = match mtu {
@@ -69,7 +88,8 @@ impl TapPort {
             None => sys::if_mtu(name).map_err(|e| TapError::Io(name.into(), e))?,
         };
         Ok(TapPort {
-            iface,
+            fd,
+            name: name.to_string(),
             created: !existed,
             ifindex,
             mtu: AtomicU32::new(mtu_now),
@@ -79,7 +99,7 @@ impl TapPort {
 
     /// The interface name.
     pub fn name(&self) -> &str {
-        self.iface.name()
+        &self.name
     }
 }
 
@@ -89,15 +109,31 @@ impl Port for TapPort {
     }
 
     fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.iface.recv(buf)
+        match &self.fd {
+            TapFd::Plain(i) => i.recv(buf),
+            TapFd::Vnet(fd) => sys::fd_read(fd, buf),
+        }
     }
 
     fn send(&self, frame: &[u8]) -> io::Result<()> {
-        self.iface.send(frame).map(|_| ())
+        match &self.fd {
+            TapFd::Plain(i) => i.send(frame).map(|_| ()),
+            TapFd::Vnet(fd) => sys::fd_write(fd, frame).map(|_| ()),
+        }
     }
 
     fn poll_fd(&self) -> Option<RawFd> {
-        Some(self.iface.as_raw_fd())
+        Some(match &self.fd {
+            TapFd::Plain(i) => i.as_raw_fd(),
+            TapFd::Vnet(fd) => fd.as_raw_fd(),
+        })
+    }
+
+    fn vnet_hdr_len(&self) -> usize {
+        match self.fd {
+            TapFd::Plain(_) => 0,
+            TapFd::Vnet(_) => crate::offload::VNET_HDR_LEN,
+        }
     }
 
     fn mtu(&self) -> u32 {

@@ -1,0 +1,443 @@
+//! The offload path: virtio_net_hdr, checksum completion and software segmentation.
+//!
+//! Ports that take offloads (TAPs opened with `IFF_VNET_HDR` + `TUNSETOFFLOAD`, AF_PACKET
+//! sockets with `PACKET_VNET_HDR`) carry a 10-byte `struct virtio_net_hdr` before each frame.
+//! A frame with a header may be a GSO "super-frame" of up to 64 KiB and may have its L4 checksum
+//! left for the receiver (`NEEDS_CSUM`). Between two offload ports the header and frame pass
+//! through untouched. Where such a frame must leave through a port that cannot take it (a plain
+//! TAP, a stream or dgram socket), [`finish`] completes the checksum and cuts GSO frames into
+//! wire-size segments, in a scratch buffer, without allocating. No I/O here.
+
+use crate::frame::{ETH_HLEN, VLAN_TAG_LEN};
+
+/// Length of `struct virtio_net_hdr` (without `num_buffers`).
+pub const VNET_HDR_LEN: usize = 10;
+
+/// `flags`: the checksum at `csum_start + csum_offset` must be completed.
+pub const F_NEEDS_CSUM: u8 = 1;
+/// `flags`: the checksum was already validated.
+pub const F_DATA_VALID: u8 = 2;
+
+/// `gso_type` values.
+pub const GSO_NONE: u8 = 0;
+pub const GSO_TCPV4: u8 = 1;
+pub const GSO_UDP: u8 = 3;
+pub const GSO_TCPV6: u8 = 4;
+pub const GSO_UDP_L4: u8 = 5;
+pub const GSO_ECN: u8 = 0x80;
+
+/// A parsed virtio_net_hdr (little-endian fields, as the kernel uses for tap and packet
+/// sockets on little-endian hosts with virtio 1.0 semantics).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VnetHdr {
+    pub flags: u8,
+    pub gso_type: u8,
+    pub hdr_len: u16,
+    pub gso_size: u16,
+    pub csum_start: u16,
+    pub csum_offset: u16,
+}
+
+/// Why a virtio_net_hdr or the frame it describes cannot be handled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum OffloadError {
+    #[error("frame shorter than its virtio_net_hdr")]
+    Short,
+    #[error("virtio_net_hdr has invalid values")]
+    BadHeader,
+    #[error("GSO type not supported in software")]
+    Unsupported,
+    #[error("frame headers do not match the GSO type")]
+    BadFrame,
+}
+
+impl VnetHdr {
+    /// Parses the first 10 bytes of `b`.
+    pub fn parse(b: &[u8]) -> Result<VnetHdr, OffloadError> {
+        if b.len() < VNET_HDR_LEN {
+            return Err(OffloadError::Short);
+        }
+        let le = |i: usize| u16::from_le_bytes([b[i], b[i + 1]]);
+        Ok(VnetHdr {
+            flags: b[0],
+            gso_type: b[1],
+            hdr_len: le(2),
+            gso_size: le(4),
+            csum_start: le(6),
+            csum_offset: le(8),
+        })
+    }
+
+    /// Writes the header into the first 10 bytes of `b`.
+    pub fn write(&self, b: &mut [u8]) {
+        b[0] = self.flags;
+        b[1] = self.gso_type;
+        b[2..4].copy_from_slice(&self.hdr_len.to_le_bytes());
+        b[4..6].copy_from_slice(&self.gso_size.to_le_bytes());
+        b[6..8].copy_from_slice(&self.csum_start.to_le_bytes());
+        b[8..10].copy_from_slice(&self.csum_offset.to_le_bytes());
+    }
+
+    /// The GSO type without the ECN bit.
+    pub fn gso(&self) -> u8 {
+        self.gso_type & !GSO_ECN
+    }
+
+    /// Whether the frame can go to a port without offloads as it is.
+    pub fn is_plain(&self) -> bool {
+        self.gso() == GSO_NONE && self.flags & F_NEEDS_CSUM == 0
+    }
+
+    /// Checks the header against the frame length it describes.
+    pub fn validate(&self, frame_len: usize) -> Result<(), OffloadError> {
+        if self.flags & !(F_NEEDS_CSUM | F_DATA_VALID) != 0 {
+            return Err(OffloadError::BadHeader);
+        }
+        if self.flags & F_NEEDS_CSUM != 0
+            && self.csum_start as usize + self.csum_offset as usize + 2 > frame_len
+        {
+            return Err(OffloadError::BadHeader);
+        }
+        match self.gso() {
+            GSO_NONE => Ok(()),
+            GSO_TCPV4 | GSO_TCPV6 | GSO_UDP | GSO_UDP_L4 if self.gso_size > 0 => Ok(()),
+            _ => Err(OffloadError::BadHeader),
+        }
+    }
+}
+
+/// Internet checksum accumulation (ones' complement sum of 16-bit big-endian words).
+fn sum16(mut acc: u32, data: &[u8]) -> u32 {
+    let mut chunks = data.chunks_exact(2);
+    for c in &mut chunks {
+        acc += u16::from_be_bytes([c[0], c[1]]) as u32;
+        if acc > 0xffff_0000 {
+            acc = (acc & 0xffff) + (acc >> 16);
+        }
+    }
+    if let [last] = chunks.remainder() {
+        acc += (*last as u32) << 8;
+    }
+    acc
+}
+
+fn fold(mut acc: u32) -> u16 {
+    while acc > 0xffff {
+        acc = (acc & 0xffff) + (acc >> 16);
+    }
+    acc as u16
+}
+
+/// Completes a partial checksum (Linux `skb_checksum_help`): sums from `csum_start` to the end,
+/// the field holding the pseudo-header sum, and stores the complement.
+pub fn complete_csum(frame: &mut [u8], csum_start: usize, csum_offset: usize) -> Result<(), OffloadError> {
+    let field = csum_start + csum_offset;
+    if field + 2 > frame.len() {
+        return Err(OffloadError::BadHeader);
+    }
+    let c = !fold(sum16(0, &frame[csum_start..]));
+    frame[field..field + 2].copy_from_slice(&c.to_be_bytes());
+    Ok(())
+}
+
+/// Where the L3 header starts and which L3 it is.
+fn l3(frame: &[u8]) -> Result<(usize, u16), OffloadError> {
+    if frame.len() < ETH_HLEN {
+        return Err(OffloadError::BadFrame);
+    }
+    let mut off = 12;
+    let mut et = u16::from_be_bytes([frame[off], frame[off + 1]]);
+    while et == 0x8100 || et == 0x88a8 {
+        off += VLAN_TAG_LEN;
+        if frame.len() < off + 2 {
+            return Err(OffloadError::BadFrame);
+        }
+        et = u16::from_be_bytes([frame[off], frame[off + 1]]);
+    }
+    Ok((off + 2, et))
+}
+
+/// Pseudo-header sum for an L4 segment of `l4_len` bytes with protocol `proto`.
+fn pseudo(frame: &[u8], l3_off: usize, v6: bool, proto: u8, l4_len: usize) -> u32 {
+    let mut acc = if v6 {
+        sum16(0, &frame[l3_off + 8..l3_off + 40])
+    } else {
+        sum16(0, &frame[l3_off + 12..l3_off + 20])
+    };
+    acc += proto as u32;
+    acc += l4_len as u32;
+    acc
+}
+
+/// Scratch space for one software segment: the largest frame a port without offloads takes.
+pub const SEG_BUF: usize = 65536;
+
+/// Makes a frame with a virtio_net_hdr fit a port without offloads: completes the checksum
+/// and/or cuts it into segments, calling `emit` for each finished frame (built in `scratch`).
+/// Returns the number of frames emitted.
+pub fn finish<E>(
+    hdr: &VnetHdr,
+    frame: &[u8],
+    scratch: &mut [u8],
+    mut emit: impl FnMut(&[u8]) -> Result<(), E>,
+) -> Result<Result<usize, E>, OffloadError> {
+    hdr.validate(frame.len())?;
+    if hdr.gso() == GSO_NONE {
+        if hdr.flags & F_NEEDS_CSUM == 0 {
+            return Ok(emit(frame).map(|_| 1));
+        }
+        let out = scratch.get_mut(..frame.len()).ok_or(OffloadError::BadFrame)?;
+        out.copy_from_slice(frame);
+        complete_csum(out, hdr.csum_start as usize, hdr.csum_offset as usize)?;
+        return Ok(emit(out).map(|_| 1));
+    }
+    let (l3_off, et) = l3(frame)?;
+    let v6 = match (hdr.gso(), et) {
+        (GSO_TCPV4 | GSO_UDP_L4 | GSO_UDP, 0x0800) => false,
+        (GSO_TCPV6 | GSO_UDP_L4, 0x86dd) => true,
+        _ => return Err(OffloadError::BadFrame),
+    };
+    if hdr.gso() == GSO_UDP {
+        // UFO (IP fragmentation) is never enabled on our ports.
+        return Err(OffloadError::Unsupported);
+    }
+    let (l3_len, proto) = if v6 {
+        if frame.len() < l3_off + 40 {
+            return Err(OffloadError::BadFrame);
+        }
+        (40, frame[l3_off + 6])
+    } else {
+        if frame.len() < l3_off + 20 {
+            return Err(OffloadError::BadFrame);
+        }
+        ((frame[l3_off] & 0x0f) as usize * 4, frame[l3_off + 9])
+    };
+    let l4_off = l3_off + l3_len;
+    let tcp = hdr.gso() != GSO_UDP_L4;
+    if (tcp && proto != 6) || (!tcp && proto != 17) || l3_len < 20 {
+        return Err(OffloadError::Unsupported);
+    }
+    let l4_hlen = if tcp {
+        if frame.len() < l4_off + 20 {
+            return Err(OffloadError::BadFrame);
+        }
+        ((frame[l4_off + 12] >> 4) as usize) * 4
+    } else {
+        8
+    };
+    let hlen = l4_off + l4_hlen;
+    if l4_hlen < 8 || frame.len() < hlen {
+        return Err(OffloadError::BadFrame);
+    }
+    let payload = &frame[hlen..];
+    let mss = hdr.gso_size as usize;
+    if hlen + mss > scratch.len() {
+        return Err(OffloadError::BadFrame);
+    }
+    let (seq0, flags0, id0) = if tcp {
+        let s = &frame[l4_off..];
+        (
+            u32::from_be_bytes([s[4], s[5], s[6], s[7]]),
+            s[13],
+            if v6 { 0 } else { u16::from_be_bytes([frame[l3_off + 4], frame[l3_off + 5]]) },
+        )
+    } else {
+        (0, 0, if v6 { 0 } else { u16::from_be_bytes([frame[l3_off + 4], frame[l3_off + 5]]) })
+    };
+    let n = payload.len().div_ceil(mss).max(1);
+    for (i, chunk) in payload.chunks(mss).chain(std::iter::once(&[][..]).take(usize::from(payload.is_empty()))).enumerate() {
+        let seg_len = hlen + chunk.len();
+        let out = &mut scratch[..seg_len];
+        out[..hlen].copy_from_slice(&frame[..hlen]);
+        out[hlen..].copy_from_slice(chunk);
+        let l4_len = l4_hlen + chunk.len();
+        if v6 {
+            out[l3_off + 4..l3_off + 6].copy_from_slice(&(l4_len as u16).to_be_bytes());
+        } else {
+            let tot = (l3_len + l4_len) as u16;
+            out[l3_off + 2..l3_off + 4].copy_from_slice(&tot.to_be_bytes());
+            out[l3_off + 4..l3_off + 6].copy_from_slice(&id0.wrapping_add(i as u16).to_be_bytes());
+            out[l3_off + 10..l3_off + 12].copy_from_slice(&[0, 0]);
+            let c = !fold(sum16(0, &out[l3_off..l4_off]));
+            out[l3_off + 10..l3_off + 12].copy_from_slice(&c.to_be_bytes());
+        }
+        let csum_at = if tcp {
+            let seq = seq0.wrapping_add((i * mss) as u32);
+            out[l4_off + 4..l4_off + 8].copy_from_slice(&seq.to_be_bytes());
+            let mut f = flags0;
+            if i + 1 < n {
+                f &= !(0x01 | 0x08); // FIN, PSH only on the last segment
+            }
+            if i > 0 {
+                f &= !0x80; // CWR only on the first
+            }
+            out[l4_off + 13] = f;
+            l4_off + 16
+        } else {
+            out[l4_off + 4..l4_off + 6].copy_from_slice(&(l4_len as u16).to_be_bytes());
+            l4_off + 6
+        };
+        out[csum_at..csum_at + 2].copy_from_slice(&[0, 0]);
+        let ps = pseudo(out, l3_off, v6, proto, l4_len);
+        let mut c = !fold(sum16(ps, &out[l4_off..]));
+        if !tcp && c == 0 {
+            c = 0xffff;
+        }
+        out[csum_at..csum_at + 2].copy_from_slice(&c.to_be_bytes());
+        if let Err(e) = emit(out) {
+            return Ok(Err(e));
+        }
+    }
+    Ok(Ok(n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A TCP/IPv4 frame with `len` payload bytes, checksum left partial as a sender with
+    /// offloads would leave it.
+    fn tcp4(len: usize, flags: u8) -> Vec<u8> {
+        let mut f = vec![0u8; 14 + 20 + 20 + len];
+        f[..6].copy_from_slice(&[2, 0, 0, 0, 0, 2]);
+        f[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 1]);
+        f[12..14].copy_from_slice(&[0x08, 0x00]);
+        let ip = &mut f[14..34];
+        ip[0] = 0x45;
+        ip[2..4].copy_from_slice(&((40 + len) as u16).to_be_bytes());
+        ip[4..6].copy_from_slice(&7u16.to_be_bytes());
+        ip[8] = 64;
+        ip[9] = 6;
+        ip[12..16].copy_from_slice(&[198, 18, 0, 1]);
+        ip[16..20].copy_from_slice(&[198, 18, 0, 2]);
+        let tcp = &mut f[34..54];
+        tcp[0..2].copy_from_slice(&1234u16.to_be_bytes());
+        tcp[2..4].copy_from_slice(&80u16.to_be_bytes());
+        tcp[4..8].copy_from_slice(&1000u32.to_be_bytes());
+        tcp[12] = 5 << 4;
+        tcp[13] = flags;
+        for (i, b) in f[54..].iter_mut().enumerate() {
+            *b = (i * 7 + 3) as u8;
+        }
+        f
+    }
+
+    fn ip_ok(seg: &[u8]) -> bool {
+        fold(sum16(0, &seg[14..34])) == 0xffff
+    }
+
+    fn tcp_ok(seg: &[u8], v6: bool) -> bool {
+        let l3 = 14;
+        let l4 = if v6 { 54 } else { 34 };
+        let ps = pseudo(seg, l3, v6, 6, seg.len() - l4);
+        fold(sum16(ps, &seg[l4..])) == 0xffff
+    }
+
+    #[test]
+    fn header_roundtrip_and_validation() {
+        let h = VnetHdr { flags: 1, gso_type: GSO_TCPV4, hdr_len: 54, gso_size: 1448, csum_start: 34, csum_offset: 16 };
+        let mut b = [0u8; 10];
+        h.write(&mut b);
+        assert_eq!(VnetHdr::parse(&b).unwrap(), h);
+        assert!(h.validate(100).is_ok());
+        assert_eq!(h.validate(40), Err(OffloadError::BadHeader));
+        assert_eq!(VnetHdr { flags: 0x40, ..h }.validate(100), Err(OffloadError::BadHeader));
+        assert_eq!(VnetHdr { gso_size: 0, ..h }.validate(100), Err(OffloadError::BadHeader));
+        assert_eq!(VnetHdr { gso_type: 9, ..h }.validate(100), Err(OffloadError::BadHeader));
+        assert!(VnetHdr::default().is_plain());
+        assert_eq!(VnetHdr::parse(&[0; 9]), Err(OffloadError::Short));
+    }
+
+    #[test]
+    fn completes_a_partial_checksum() {
+        let mut f = tcp4(100, 0x18);
+        // put the pseudo-header sum in the field, as a sender with CHECKSUM_PARTIAL does
+        let ps = fold(pseudo(&f, 14, false, 6, 120));
+        f[50..52].copy_from_slice(&ps.to_be_bytes());
+        let h = VnetHdr { flags: F_NEEDS_CSUM, csum_start: 34, csum_offset: 16, ..Default::default() };
+        let mut scratch = vec![0u8; SEG_BUF];
+        let mut got = Vec::new();
+        let n = finish(&h, &f, &mut scratch, |s| -> Result<(), ()> {
+            got.push(s.to_vec());
+            Ok(())
+        })
+        .unwrap()
+        .unwrap();
+        assert_eq!(n, 1);
+        assert!(tcp_ok(&got[0], false));
+    }
+
+    #[test]
+    fn segments_tcp4_gso() {
+        let total = 5000;
+        let f = tcp4(total, 0x19); // FIN|PSH|ACK
+        let h = VnetHdr { flags: F_NEEDS_CSUM, gso_type: GSO_TCPV4, hdr_len: 54, gso_size: 1448, csum_start: 34, csum_offset: 16 };
+        let mut scratch = vec![0u8; SEG_BUF];
+        let mut segs: Vec<Vec<u8>> = Vec::new();
+        finish(&h, &f, &mut scratch, |s| -> Result<(), ()> {
+            segs.push(s.to_vec());
+            Ok(())
+        })
+        .unwrap()
+        .unwrap();
+        assert_eq!(segs.len(), 4);
+        let mut payload = Vec::new();
+        for (i, s) in segs.iter().enumerate() {
+            assert!(s.len() <= 14 + 40 + 1448);
+            assert!(ip_ok(s), "ip checksum of segment {i}");
+            assert!(tcp_ok(s, false), "tcp checksum of segment {i}");
+            let seq = u32::from_be_bytes([s[38], s[39], s[40], s[41]]);
+            assert_eq!(seq, 1000 + (i * 1448) as u32);
+            assert_eq!(u16::from_be_bytes([s[16], s[17]]) as usize, s.len() - 14);
+            assert_eq!(u16::from_be_bytes([s[18], s[19]]), 7 + i as u16);
+            let fin_psh = s[47] & 0x09;
+            assert_eq!(fin_psh != 0, i == 3, "FIN/PSH only on the last");
+            payload.extend_from_slice(&s[54..]);
+        }
+        assert_eq!(payload, f[54..]);
+    }
+
+    #[test]
+    fn segments_tcp6_gso() {
+        let len = 3000;
+        let mut f = vec![0u8; 14 + 40 + 20 + len];
+        f[12..14].copy_from_slice(&[0x86, 0xdd]);
+        f[14] = 0x60;
+        f[18..20].copy_from_slice(&((20 + len) as u16).to_be_bytes());
+        f[20] = 6;
+        f[21] = 64;
+        f[22] = 0x20;
+        f[38] = 0x20;
+        f[54 + 12] = 5 << 4;
+        f[54 + 13] = 0x10;
+        for (i, b) in f[74..].iter_mut().enumerate() {
+            *b = i as u8;
+        }
+        let h = VnetHdr { flags: F_NEEDS_CSUM, gso_type: GSO_TCPV6, hdr_len: 74, gso_size: 1000, csum_start: 54, csum_offset: 16 };
+        let mut scratch = vec![0u8; SEG_BUF];
+        let mut segs: Vec<Vec<u8>> = Vec::new();
+        finish(&h, &f, &mut scratch, |s| -> Result<(), ()> {
+            segs.push(s.to_vec());
+            Ok(())
+        })
+        .unwrap()
+        .unwrap();
+        assert_eq!(segs.len(), 3);
+        for s in &segs {
+            assert!(tcp_ok(s, true));
+            assert_eq!(u16::from_be_bytes([s[18], s[19]]) as usize, s.len() - 54);
+        }
+    }
+
+    #[test]
+    fn rejects_mismatched_and_unsupported() {
+        let f = tcp4(3000, 0x10);
+        let mut scratch = vec![0u8; SEG_BUF];
+        let h6 = VnetHdr { gso_type: GSO_TCPV6, gso_size: 1000, ..Default::default() };
+        assert_eq!(finish(&h6, &f, &mut scratch, |_| -> Result<(), ()> { Ok(()) }).unwrap_err(), OffloadError::BadFrame);
+        let ufo = VnetHdr { gso_type: GSO_UDP, gso_size: 1000, ..Default::default() };
+        assert_eq!(finish(&ufo, &f, &mut scratch, |_| -> Result<(), ()> { Ok(()) }).unwrap_err(), OffloadError::Unsupported);
+        let short = VnetHdr { gso_type: GSO_TCPV4, gso_size: 1000, ..Default::default() };
+        assert_eq!(finish(&short, &f[..40], &mut scratch, |_| -> Result<(), ()> { Ok(()) }).unwrap_err(), OffloadError::BadFrame);
+    }
+}
