@@ -38,6 +38,12 @@ pub struct PortSpec {
     pub mtu: Option<u32>,
     /// Carry virtio_net_hdr offloads (TSO, checksum) on this port, where the kind allows.
     pub offload: bool,
+    /// Socket ports: file mode of the socket file (e.g. 0o660).
+    pub sock_mode: Option<u32>,
+    /// Socket ports: owner of the socket file, as `UID` or `UID:GID`.
+    pub sock_owner: Option<(u32, Option<u32>)>,
+    /// Stream ports: most connections at once.
+    pub max_conns: Option<usize>,
 }
 
 impl serde::Serialize for PortFlags {
@@ -83,9 +89,12 @@ pub fn parse_spec(spec: &str) -> Result<PortSpec, String> {
         Some((k, a)) => {
             let kind = match k {
                 "tap" => PortKind::Tap,
+                "packet" => PortKind::Packet,
+                "stream" => PortKind::Stream,
+                "dgram" => PortKind::Dgram,
                 other => {
                     return Err(format!(
-                        "port spec '{spec}': unknown port kind '{other}' (known: tap)"
+                        "port spec '{spec}': unknown port kind '{other}' (known: tap, packet, stream, dgram)"
                     ))
                 }
             };
@@ -93,8 +102,27 @@ pub fn parse_spec(spec: &str) -> Result<PortSpec, String> {
         }
         None => (PortKind::Tap, rest),
     };
-    check_ifname(arg).map_err(|e| format!("port spec '{spec}': {e}"))?;
-    let name = name.unwrap_or(arg);
+    let name = match kind {
+        PortKind::Stream | PortKind::Dgram => {
+            if !arg.starts_with('/') {
+                return Err(format!(
+                    "port spec '{spec}': {} needs an absolute socket path",
+                    kind.as_str()
+                ));
+            }
+            // Default name: the socket file's stem.
+            name.unwrap_or_else(|| {
+                std::path::Path::new(arg)
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .unwrap_or(arg)
+            })
+        }
+        _ => {
+            check_ifname(arg).map_err(|e| format!("port spec '{spec}': {e}"))?;
+            name.unwrap_or(arg)
+        }
+    };
     if name.is_empty() {
         return Err(format!("port spec '{spec}': empty port name before '='"));
     }
@@ -105,6 +133,9 @@ pub fn parse_spec(spec: &str) -> Result<PortSpec, String> {
         flags: PortFlags::default(),
         mtu: None,
         offload: true,
+        sock_mode: None,
+        sock_owner: None,
+        max_conns: None,
     };
     for word in parts.map(str::trim).filter(|w| !w.is_empty()) {
         if let Some(v) = word.strip_prefix("mtu=") {
@@ -114,11 +145,44 @@ pub fn parse_spec(spec: &str) -> Result<PortSpec, String> {
                 .filter(|m| (68..=65535).contains(m))
                 .ok_or_else(|| format!("port spec '{spec}': mtu must be 68..65535, got '{v}'"))?;
             out.mtu = Some(m);
+        } else if let Some(v) = word.strip_prefix("mode=") {
+            out.sock_mode = Some(
+                u32::from_str_radix(v.trim_start_matches("0o"), 8)
+                    .ok()
+                    .filter(|m| *m <= 0o777)
+                    .ok_or_else(|| {
+                        format!("port spec '{spec}': mode must be octal like 0660, got '{v}'")
+                    })?,
+            );
+        } else if let Some(v) = word.strip_prefix("owner=") {
+            let bad =
+                || format!("port spec '{spec}': owner must be UID or UID:GID (numbers), got '{v}'");
+            let (u, g) = match v.split_once(':') {
+                Some((u, g)) => (u, Some(g.parse::<u32>().map_err(|_| bad())?)),
+                None => (v, None),
+            };
+            out.sock_owner = Some((u.parse::<u32>().map_err(|_| bad())?, g));
+        } else if let Some(v) = word.strip_prefix("max-conns=") {
+            out.max_conns = Some(
+                v.parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=crate::dataplane::MAX_PORTS).contains(n))
+                    .ok_or_else(|| {
+                        format!(
+                            "port spec '{spec}': max-conns must be 1..={}",
+                            crate::dataplane::MAX_PORTS
+                        )
+                    })?,
+            );
         } else if let Some(v) = word.strip_prefix("offload=") {
             out.offload = match v {
                 "on" | "true" => true,
                 "off" | "false" => false,
-                _ => return Err(format!("port spec '{spec}': offload must be on or off, got '{v}'")),
+                _ => {
+                    return Err(format!(
+                        "port spec '{spec}': offload must be on or off, got '{v}'"
+                    ))
+                }
             };
         } else {
             apply_flag(&mut out.flags, word).map_err(|e| format!("port spec '{spec}': {e}"))?;
@@ -367,6 +431,9 @@ fn load_file(path: &Path, cfg: &mut Config) -> Result<(), ConfigError> {
                 flags: PortFlags::default(),
                 mtu: None,
                 offload: true,
+                sock_mode: None,
+                sock_owner: None,
+                max_conns: None,
             }
         };
         if p.spec.is_some() {
@@ -524,6 +591,21 @@ mod tests {
         assert!(s.offload);
         assert!(!parse_spec("tsw0,offload=off").unwrap().offload);
         assert!(parse_spec("tsw0,offload=maybe").is_err());
+        let s = parse_spec("stream:/run/sw/vm.sock,mode=0660,owner=1000:1000,max-conns=8").unwrap();
+        assert_eq!((s.name.as_str(), s.kind), ("vm", PortKind::Stream));
+        assert_eq!(s.sock_mode, Some(0o660));
+        assert_eq!(s.sock_owner, Some((1000, Some(1000))));
+        assert_eq!(s.max_conns, Some(8));
+        let s = parse_spec("g=dgram:/tmp/s.sock").unwrap();
+        assert_eq!(
+            (s.name.as_str(), s.kind, s.arg.as_str()),
+            ("g", PortKind::Dgram, "/tmp/s.sock")
+        );
+        let s = parse_spec("packet:veth3,hairpin").unwrap();
+        assert_eq!((s.name.as_str(), s.kind), ("veth3", PortKind::Packet));
+        assert!(parse_spec("stream:relative.sock")
+            .unwrap_err()
+            .contains("absolute"));
         assert!(parse_spec("tsw0,bogus")
             .unwrap_err()
             .contains("unknown port flag 'bogus'"));

@@ -14,6 +14,14 @@ use crate::port::{Port, PortKind};
 pub fn open_port(spec: &PortSpec) -> Result<Box<dyn Port>> {
     match spec.kind {
         PortKind::Tap => Ok(Box::new(TapPort::open(&spec.arg, spec.mtu, spec.offload)?)),
+        PortKind::Packet => Ok(Box::new(crate::port::packet::PacketPort::open(
+            &spec.arg,
+            spec.mtu,
+            spec.offload,
+        )?)),
+        PortKind::Stream | PortKind::Dgram => {
+            anyhow::bail!("{} ports are not built yet", spec.kind.as_str())
+        }
         PortKind::Mem => anyhow::bail!("mem ports exist only in tests"),
     }
 }

@@ -426,7 +426,10 @@ impl Switch {
 
     /// Handles one received frame to the end. `pkt` is a 10-byte virtio_net_hdr (all zero for
     /// a plain port) followed by the frame.
-    #[expect(clippy::too_many_arguments, reason = "the per-frame context, kept flat for speed")]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the per-frame context, kept flat for speed"
+    )]
     pub fn handle_frame(
         &self,
         reg: &Registry,

@@ -49,10 +49,21 @@ fn setup(namespaces: &[String], taps: &[String]) -> Result<()> {
         let ns = ns.as_str();
         ip(&["netns", "add", ns])?;
         ip(&["link", "set", tap, "netns", ns])?;
-        ip(&["-n", ns, "addr", "add", &format!("{}/24", host_addr(i)), "dev", tap])?;
+        ip(&[
+            "-n",
+            ns,
+            "addr",
+            "add",
+            &format!("{}/24", host_addr(i)),
+            "dev",
+            tap,
+        ])?;
         ip(&["-n", ns, "link", "set", tap, "up"])?;
         ip(&["-n", ns, "link", "set", "lo", "up"])?;
-        println!("host {i}: namespace {ns}, interface {tap}, address {}", host_addr(i));
+        println!(
+            "host {i}: namespace {ns}, interface {tap}, address {}",
+            host_addr(i)
+        );
     }
     Ok(())
 }
@@ -65,7 +76,9 @@ fn ping_all(namespaces: &[String]) -> Result<usize> {
                 continue;
             }
             let out = Command::new("ip")
-                .args(["netns", "exec", ns, "ping", "-c", "3", "-i", "0.2", "-W", "2"])
+                .args([
+                    "netns", "exec", ns, "ping", "-c", "3", "-i", "0.2", "-W", "2",
+                ])
                 .arg(host_addr(j))
                 .output()
                 .context("cannot run ping (install iputils-ping)")?;
@@ -86,7 +99,10 @@ fn ping_all(namespaces: &[String]) -> Result<usize> {
 fn show(sw: &Switch) {
     use std::sync::atomic::Ordering::Relaxed;
     println!("\nswitch ports (switch's view: rx = read from the port):");
-    println!("{:<14} {:>8} {:>8} {:>8} {:>8}  state", "port", "rx", "tx", "rx_drop", "tx_drop");
+    println!(
+        "{:<14} {:>8} {:>8} {:>8} {:>8}  state",
+        "port", "rx", "tx", "rx_drop", "tx_drop"
+    );
     for h in sw.ports().iter() {
         let c = &h.counters;
         println!(
@@ -102,7 +118,11 @@ fn show(sw: &Switch) {
     println!(
         "forwarded {} frames, flooded {} (broadcast {}, multicast {}, unknown unicast {})",
         sw.stats.forwarded.load(Relaxed),
-        sw.stats.flooded.iter().map(|a| a.load(Relaxed)).sum::<u64>(),
+        sw.stats
+            .flooded
+            .iter()
+            .map(|a| a.load(Relaxed))
+            .sum::<u64>(),
         sw.stats.flooded[0].load(Relaxed),
         sw.stats.flooded[1].load(Relaxed),
         sw.stats.flooded[2].load(Relaxed),
@@ -145,7 +165,9 @@ pub async fn demo(a: DemoArgs) -> Result<()> {
     // Every namespace the demo may create, removed on every way out (deleting one that was
     // never made is harmless).
     let hosts = Hosts {
-        namespaces: (0..taps.len()).map(|i| format!("tsdemo-{pid}-{i}")).collect(),
+        namespaces: (0..taps.len())
+            .map(|i| format!("tsdemo-{pid}-{i}"))
+            .collect(),
     };
     println!("tapswitch demo: switch with TAP ports {}", taps.join(", "));
     let work = {

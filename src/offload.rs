@@ -130,7 +130,11 @@ fn fold(mut acc: u32) -> u16 {
 
 /// Completes a partial checksum (Linux `skb_checksum_help`): sums from `csum_start` to the end,
 /// the field holding the pseudo-header sum, and stores the complement.
-pub fn complete_csum(frame: &mut [u8], csum_start: usize, csum_offset: usize) -> Result<(), OffloadError> {
+pub fn complete_csum(
+    frame: &mut [u8],
+    csum_start: usize,
+    csum_offset: usize,
+) -> Result<(), OffloadError> {
     let field = csum_start + csum_offset;
     if field + 2 > frame.len() {
         return Err(OffloadError::BadHeader);
@@ -186,7 +190,9 @@ pub fn finish<E>(
         if hdr.flags & F_NEEDS_CSUM == 0 {
             return Ok(emit(frame).map(|_| 1));
         }
-        let out = scratch.get_mut(..frame.len()).ok_or(OffloadError::BadFrame)?;
+        let out = scratch
+            .get_mut(..frame.len())
+            .ok_or(OffloadError::BadFrame)?;
         out.copy_from_slice(frame);
         complete_csum(out, hdr.csum_start as usize, hdr.csum_offset as usize)?;
         return Ok(emit(out).map(|_| 1));
@@ -239,13 +245,29 @@ pub fn finish<E>(
         (
             u32::from_be_bytes([s[4], s[5], s[6], s[7]]),
             s[13],
-            if v6 { 0 } else { u16::from_be_bytes([frame[l3_off + 4], frame[l3_off + 5]]) },
+            if v6 {
+                0
+            } else {
+                u16::from_be_bytes([frame[l3_off + 4], frame[l3_off + 5]])
+            },
         )
     } else {
-        (0, 0, if v6 { 0 } else { u16::from_be_bytes([frame[l3_off + 4], frame[l3_off + 5]]) })
+        (
+            0,
+            0,
+            if v6 {
+                0
+            } else {
+                u16::from_be_bytes([frame[l3_off + 4], frame[l3_off + 5]])
+            },
+        )
     };
     let n = payload.len().div_ceil(mss).max(1);
-    for (i, chunk) in payload.chunks(mss).chain(std::iter::once(&[][..]).take(usize::from(payload.is_empty()))).enumerate() {
+    for (i, chunk) in payload
+        .chunks(mss)
+        .chain(std::iter::once(&[][..]).take(usize::from(payload.is_empty())))
+        .enumerate()
+    {
         let seg_len = hlen + chunk.len();
         let out = &mut scratch[..seg_len];
         out[..hlen].copy_from_slice(&frame[..hlen]);
@@ -335,15 +357,31 @@ mod tests {
 
     #[test]
     fn header_roundtrip_and_validation() {
-        let h = VnetHdr { flags: 1, gso_type: GSO_TCPV4, hdr_len: 54, gso_size: 1448, csum_start: 34, csum_offset: 16 };
+        let h = VnetHdr {
+            flags: 1,
+            gso_type: GSO_TCPV4,
+            hdr_len: 54,
+            gso_size: 1448,
+            csum_start: 34,
+            csum_offset: 16,
+        };
         let mut b = [0u8; 10];
         h.write(&mut b);
         assert_eq!(VnetHdr::parse(&b).unwrap(), h);
         assert!(h.validate(100).is_ok());
         assert_eq!(h.validate(40), Err(OffloadError::BadHeader));
-        assert_eq!(VnetHdr { flags: 0x40, ..h }.validate(100), Err(OffloadError::BadHeader));
-        assert_eq!(VnetHdr { gso_size: 0, ..h }.validate(100), Err(OffloadError::BadHeader));
-        assert_eq!(VnetHdr { gso_type: 9, ..h }.validate(100), Err(OffloadError::BadHeader));
+        assert_eq!(
+            VnetHdr { flags: 0x40, ..h }.validate(100),
+            Err(OffloadError::BadHeader)
+        );
+        assert_eq!(
+            VnetHdr { gso_size: 0, ..h }.validate(100),
+            Err(OffloadError::BadHeader)
+        );
+        assert_eq!(
+            VnetHdr { gso_type: 9, ..h }.validate(100),
+            Err(OffloadError::BadHeader)
+        );
         assert!(VnetHdr::default().is_plain());
         assert_eq!(VnetHdr::parse(&[0; 9]), Err(OffloadError::Short));
     }
@@ -354,7 +392,12 @@ mod tests {
         // put the pseudo-header sum in the field, as a sender with CHECKSUM_PARTIAL does
         let ps = fold(pseudo(&f, 14, false, 6, 120));
         f[50..52].copy_from_slice(&ps.to_be_bytes());
-        let h = VnetHdr { flags: F_NEEDS_CSUM, csum_start: 34, csum_offset: 16, ..Default::default() };
+        let h = VnetHdr {
+            flags: F_NEEDS_CSUM,
+            csum_start: 34,
+            csum_offset: 16,
+            ..Default::default()
+        };
         let mut scratch = vec![0u8; SEG_BUF];
         let mut got = Vec::new();
         let n = finish(&h, &f, &mut scratch, |s| -> Result<(), ()> {
@@ -371,7 +414,14 @@ mod tests {
     fn segments_tcp4_gso() {
         let total = 5000;
         let f = tcp4(total, 0x19); // FIN|PSH|ACK
-        let h = VnetHdr { flags: F_NEEDS_CSUM, gso_type: GSO_TCPV4, hdr_len: 54, gso_size: 1448, csum_start: 34, csum_offset: 16 };
+        let h = VnetHdr {
+            flags: F_NEEDS_CSUM,
+            gso_type: GSO_TCPV4,
+            hdr_len: 54,
+            gso_size: 1448,
+            csum_start: 34,
+            csum_offset: 16,
+        };
         let mut scratch = vec![0u8; SEG_BUF];
         let mut segs: Vec<Vec<u8>> = Vec::new();
         finish(&h, &f, &mut scratch, |s| -> Result<(), ()> {
@@ -413,7 +463,14 @@ mod tests {
         for (i, b) in f[74..].iter_mut().enumerate() {
             *b = i as u8;
         }
-        let h = VnetHdr { flags: F_NEEDS_CSUM, gso_type: GSO_TCPV6, hdr_len: 74, gso_size: 1000, csum_start: 54, csum_offset: 16 };
+        let h = VnetHdr {
+            flags: F_NEEDS_CSUM,
+            gso_type: GSO_TCPV6,
+            hdr_len: 74,
+            gso_size: 1000,
+            csum_start: 54,
+            csum_offset: 16,
+        };
         let mut scratch = vec![0u8; SEG_BUF];
         let mut segs: Vec<Vec<u8>> = Vec::new();
         finish(&h, &f, &mut scratch, |s| -> Result<(), ()> {
@@ -433,11 +490,35 @@ mod tests {
     fn rejects_mismatched_and_unsupported() {
         let f = tcp4(3000, 0x10);
         let mut scratch = vec![0u8; SEG_BUF];
-        let h6 = VnetHdr { gso_type: GSO_TCPV6, gso_size: 1000, ..Default::default() };
-        assert_eq!(finish(&h6, &f, &mut scratch, |_| -> Result<(), ()> { Ok(()) }).unwrap_err(), OffloadError::BadFrame);
-        let ufo = VnetHdr { gso_type: GSO_UDP, gso_size: 1000, ..Default::default() };
-        assert_eq!(finish(&ufo, &f, &mut scratch, |_| -> Result<(), ()> { Ok(()) }).unwrap_err(), OffloadError::Unsupported);
-        let short = VnetHdr { gso_type: GSO_TCPV4, gso_size: 1000, ..Default::default() };
-        assert_eq!(finish(&short, &f[..40], &mut scratch, |_| -> Result<(), ()> { Ok(()) }).unwrap_err(), OffloadError::BadFrame);
+        let h6 = VnetHdr {
+            gso_type: GSO_TCPV6,
+            gso_size: 1000,
+            ..Default::default()
+        };
+        assert_eq!(
+            finish(&h6, &f, &mut scratch, |_| -> Result<(), ()> { Ok(()) }).unwrap_err(),
+            OffloadError::BadFrame
+        );
+        let ufo = VnetHdr {
+            gso_type: GSO_UDP,
+            gso_size: 1000,
+            ..Default::default()
+        };
+        assert_eq!(
+            finish(&ufo, &f, &mut scratch, |_| -> Result<(), ()> { Ok(()) }).unwrap_err(),
+            OffloadError::Unsupported
+        );
+        let short = VnetHdr {
+            gso_type: GSO_TCPV4,
+            gso_size: 1000,
+            ..Default::default()
+        };
+        assert_eq!(
+            finish(&short, &f[..40], &mut scratch, |_| -> Result<(), ()> {
+                Ok(())
+            })
+            .unwrap_err(),
+            OffloadError::BadFrame
+        );
     }
 }

@@ -9,6 +9,7 @@ use std::io;
 use std::os::fd::RawFd;
 
 pub mod mem;
+pub mod packet;
 pub(crate) mod sys;
 pub mod tap;
 
@@ -24,6 +25,12 @@ pub enum PortKind {
     /// A TAP interface opened by the switch.
     #[default]
     Tap,
+    /// An existing interface attached with an AF_PACKET socket.
+    Packet,
+    /// One connection to a unix stream socket (QEMU `-netdev stream`).
+    Stream,
+    /// One sender on a unix datagram socket (QEMU `-netdev dgram`).
+    Dgram,
     /// An in-memory port (tests).
     Mem,
 }
@@ -33,6 +40,9 @@ impl PortKind {
     pub fn as_str(self) -> &'static str {
         match self {
             PortKind::Tap => "tap",
+            PortKind::Packet => "packet",
+            PortKind::Stream => "stream",
+            PortKind::Dgram => "dgram",
             PortKind::Mem => "mem",
         }
     }
@@ -113,7 +123,7 @@ pub fn classify(e: &io::Error) -> IoClass {
         return IoClass::WouldBlock;
     }
     match e.raw_os_error() {
-        Some(libc::EIO) => IoClass::Down,
+        Some(libc::EIO | libc::ENETDOWN) => IoClass::Down,
         Some(libc::EBADFD | libc::ENODEV | libc::ENXIO | libc::EPIPE | libc::ECONNRESET) => {
             IoClass::Gone
         }

@@ -68,7 +68,8 @@ impl TapPort {
             let got = sys::tap_name(&fd).map_err(|e| TapError::Io(name.into(), e))?;
             (TapFd::Vnet(fd), got)
         } else {
-            let iface = tun_tap::Iface::without_packet_info(name, tun_tap::Mode::Tap).map_err(map_open)?;
+            let iface =
+                tun_tap::Iface::without_packet_info(name, tun_tap::Mode::Tap).map_err(map_open)?;
             iface
                 .set_non_blocking()
                 .map_err(|e| TapError::Io(name.into(), e))?;
