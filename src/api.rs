@@ -2,6 +2,8 @@
 //!
 //! Resource model (one for ports, the table and the switch settings):
 //! - `GET /api/v1/ports`, `GET|PATCH|DELETE /api/v1/ports/{name}`, `POST /api/v1/ports`
+//! - `GET /api/v1/listeners` (stream and dgram sockets, whose peers become ports `NAME-N`;
+//!   `DELETE /api/v1/ports/{name}` closes one)
 //! - `GET|DELETE /api/v1/fdb` (filters `?port=&vlan=`), `POST /api/v1/fdb` (create only),
 //!   `PUT|DELETE /api/v1/fdb/{mac}` (`?vlan=` on delete)
 //! - `GET|PATCH /api/v1/config`
@@ -109,6 +111,7 @@ pub fn router(sw: Arc<Switch>, token: Option<String>, loopback: bool) -> Router 
             axum::routing::put(put_fdb).delete(del_fdb),
         )
         .route("/api/v1/config", get(get_config).patch(patch_config))
+        .route("/api/v1/listeners", get(list_listeners))
         .with_state(st)
 }
 
@@ -237,7 +240,7 @@ async fn add_port(
         ));
     }
     let sw = st.sw.clone();
-    let h = tokio::task::spawn_blocking(move || crate::daemon::attach(&sw, &spec))
+    let attached = tokio::task::spawn_blocking(move || crate::daemon::attach(&sw, &spec))
         .await
         .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
         .map_err(|e| {
@@ -249,7 +252,11 @@ async fn add_port(
             };
             ApiError(status, format!("{e:#}"))
         })?;
-    Ok((StatusCode::CREATED, Json(port_json(&st.sw, &h))))
+    let body = match attached {
+        crate::daemon::Attached::Port(h) => port_json(&st.sw, &h),
+        crate::daemon::Attached::Listener(name) => listener_json(&st.sw, &name),
+    };
+    Ok((StatusCode::CREATED, Json(body)))
 }
 
 async fn del_port(
@@ -258,10 +265,35 @@ async fn del_port(
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
     authorize(&st, &headers)?;
-    st.sw
-        .remove_port(&name)
-        .map(|_| StatusCode::NO_CONTENT)
-        .ok_or_else(|| not_found(format!("no port named '{name}'")))
+    if st.sw.remove_listener(&name) || st.sw.remove_port(&name).is_some() {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(not_found(format!("no port or listener named '{name}'")))
+    }
+}
+
+/// The JSON form of a listener.
+fn listener_json(sw: &Switch, name: &str) -> Value {
+    let l = sw.listeners().into_iter().find(|l| l.0 == name);
+    match l {
+        Some((name, kind, path)) => json!({
+            "name": name,
+            "kind": kind.as_str(),
+            "path": path.display().to_string(),
+            "ports": sw.listener_ports(&name, kind).iter().map(|h| h.name.clone()).collect::<Vec<_>>(),
+        }),
+        None => Value::Null,
+    }
+}
+
+async fn list_listeners(State(st): State<AppState>) -> Json<Value> {
+    Json(Value::Array(
+        st.sw
+            .listeners()
+            .iter()
+            .map(|l| listener_json(&st.sw, &l.0))
+            .collect(),
+    ))
 }
 
 async fn patch_port(

@@ -6,9 +6,10 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 
 use crate::config::{Config, PortSpec};
-use crate::dataplane::{PortHandle, Switch};
+use crate::dataplane::{self, PortHandle, Switch};
+use crate::port::dgram::DgramHub;
 use crate::port::tap::TapPort;
-use crate::port::{Port, PortKind};
+use crate::port::{sockfile, stream, Port, PortKind};
 
 /// Opens the port a spec describes.
 pub fn open_port(spec: &PortSpec) -> Result<Box<dyn Port>> {
@@ -20,16 +21,114 @@ pub fn open_port(spec: &PortSpec) -> Result<Box<dyn Port>> {
             spec.offload,
         )?)),
         PortKind::Stream | PortKind::Dgram => {
-            anyhow::bail!("{} ports are not built yet", spec.kind.as_str())
+            anyhow::bail!(
+                "{} specs make listeners, not single ports",
+                spec.kind.as_str()
+            )
         }
         PortKind::Mem => anyhow::bail!("mem ports exist only in tests"),
     }
 }
 
-/// Opens a port and attaches it to the switch.
-pub fn attach(sw: &Arc<Switch>, spec: &PortSpec) -> Result<Arc<PortHandle>> {
-    let port = open_port(spec).with_context(|| format!("port '{}'", spec.name))?;
-    Ok(sw.add_port(&spec.name, port, spec.flags)?)
+/// What attaching a spec made.
+#[derive(Debug)]
+pub enum Attached {
+    Port(Arc<PortHandle>),
+    /// A `stream:` or `dgram:` socket whose peers become ports `NAME-N`.
+    Listener(String),
+}
+
+/// Opens a port (or a listener) and attaches it to the switch. Listeners need a tokio runtime.
+pub fn attach(sw: &Arc<Switch>, spec: &PortSpec) -> Result<Attached> {
+    let ctx = || format!("port '{}'", spec.name);
+    match spec.kind {
+        PortKind::Stream | PortKind::Dgram => {
+            listen(sw, spec).with_context(ctx)?;
+            Ok(Attached::Listener(spec.name.clone()))
+        }
+        _ => {
+            let port = open_port(spec).with_context(ctx)?;
+            Ok(Attached::Port(sw.add_port(&spec.name, port, spec.flags)?))
+        }
+    }
+}
+
+fn listen(sw: &Arc<Switch>, spec: &PortSpec) -> Result<()> {
+    let path = std::path::PathBuf::from(&spec.arg);
+    let datagram = spec.kind == PortKind::Dgram;
+    sockfile::prepare(&path, datagram)?;
+    let task = if datagram {
+        let hub = DgramHub::bind(&path).with_context(|| format!("bind {}", path.display()))?;
+        sockfile::apply(&path, spec.sock_mode, spec.sock_owner)?;
+        tokio::spawn(dataplane::dgram_loop(
+            sw.clone(),
+            spec.name.clone(),
+            hub,
+            spec.flags,
+        ))
+    } else {
+        let l = std::os::unix::net::UnixListener::bind(&path)
+            .with_context(|| format!("bind {}", path.display()))?;
+        l.set_nonblocking(true)?;
+        sockfile::apply(&path, spec.sock_mode, spec.sock_owner)?;
+        let l = tokio::net::UnixListener::from_std(l)?;
+        let max = spec.max_conns.unwrap_or(stream::DEFAULT_MAX_CONNS);
+        tokio::spawn(accept_loop(
+            sw.clone(),
+            spec.name.clone(),
+            l,
+            max,
+            spec.flags,
+        ))
+    };
+    let l = dataplane::Listener {
+        name: spec.name.clone(),
+        kind: spec.kind,
+        path: path.clone(),
+        task: task.abort_handle(),
+    };
+    if let Err(e) = sw.add_listener(l) {
+        let _ = std::fs::remove_file(&path);
+        return Err(e.into());
+    }
+    Ok(())
+}
+
+/// Accepts stream connections; each becomes a port `NAME-N` until it closes.
+async fn accept_loop(
+    sw: Arc<Switch>,
+    name: String,
+    listener: tokio::net::UnixListener,
+    max: usize,
+    flags: crate::switch::PortFlags,
+) {
+    let mut next = 1u64;
+    loop {
+        let sock = match listener.accept().await {
+            Ok((s, _)) => s,
+            Err(e) => {
+                tracing::warn!(listener = %name, error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        if sw.listener_ports(&name, PortKind::Stream).len() >= max {
+            tracing::warn!(listener = %name, max, "connection refused: too many connections (max-conns)");
+            continue;
+        }
+        let conn = match sock.into_std().and_then(stream::StreamConn::new) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(listener = %name, error = %e, "cannot set up connection");
+                continue;
+            }
+        };
+        let pname = format!("{name}-{next}");
+        next += 1;
+        if let Err(e) = sw.add_port(&pname, Box::new(conn), flags) {
+            tracing::warn!(listener = %name, error = %e, "cannot attach connection");
+        }
+    }
 }
 
 /// Builds the switch and attaches every configured port; on any failure, what was opened is

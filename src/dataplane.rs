@@ -10,6 +10,8 @@ use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use tokio::io::unix::AsyncFd;
+
 use crate::fdb::{Fdb, Timestamp};
 use crate::frame::EthernetFrame;
 use crate::offload::{self, VnetHdr, GSO_NONE, VNET_HDR_LEN};
@@ -107,7 +109,7 @@ pub struct PortHandle {
     pub flags: AtomicPortFlags,
     pub counters: PortCounters,
     state: AtomicU8,
-    task: Mutex<Option<tokio::task::AbortHandle>>,
+    tasks: Mutex<Vec<tokio::task::AbortHandle>>,
 }
 
 impl std::fmt::Debug for PortHandle {
@@ -134,6 +136,10 @@ impl PortHandle {
     /// The port kind.
     pub fn kind(&self) -> PortKind {
         self.port.kind()
+    }
+
+    fn add_task(&self, t: tokio::task::AbortHandle) {
+        self.tasks.lock().unwrap_or_else(|p| p.into_inner()).push(t);
     }
 }
 
@@ -253,7 +259,18 @@ pub struct Switch {
     pub settings: SharedSettings,
     pub stats: SwitchStats,
     registry: RwLock<Arc<Registry>>,
+    listeners: Mutex<Vec<Listener>>,
     origin: Instant,
+}
+
+/// A socket that creates ports (a `stream:` listener, a `dgram:` hub).
+#[derive(Debug)]
+pub struct Listener {
+    /// Its ports are named `NAME-N`.
+    pub name: String,
+    pub kind: PortKind,
+    pub path: std::path::PathBuf,
+    pub task: tokio::task::AbortHandle,
 }
 
 impl std::fmt::Debug for Switch {
@@ -275,6 +292,7 @@ impl Switch {
             settings: SharedSettings::new(settings),
             stats: SwitchStats::default(),
             registry: RwLock::new(Arc::default()),
+            listeners: Mutex::new(Vec::new()),
             origin: Instant::now(),
         })
     }
@@ -325,7 +343,7 @@ impl Switch {
                 flags: AtomicPortFlags::new(flags),
                 counters: PortCounters::default(),
                 state: AtomicU8::new(0),
-                task: Mutex::new(None),
+                tasks: Mutex::new(Vec::new()),
             });
             reg.slots[Registry::slot(id)] = Some(handle.clone());
             reg.list.push(handle.clone());
@@ -335,7 +353,7 @@ impl Switch {
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             if handle.port.poll_fd().is_some() {
                 let task = rt.spawn(rx_loop(self.clone(), handle.clone()));
-                *handle.task.lock().unwrap_or_else(|p| p.into_inner()) = Some(task.abort_handle());
+                handle.add_task(task.abort_handle());
             }
         }
         tracing::info!(port = %name, kind = handle.kind().as_str(), flags = ?flags, "port attached");
@@ -353,7 +371,12 @@ impl Switch {
             *lock = Arc::new(reg);
             h
         };
-        if let Some(t) = handle.task.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        for t in handle
+            .tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+        {
             t.abort();
         }
         self.fdb.flush_port(handle.id);
@@ -361,11 +384,65 @@ impl Switch {
         Some(handle)
     }
 
-    /// Detaches every port (shutdown): closes their fds once in-flight batches end.
+    /// Detaches every port and closes every listener (shutdown).
     pub fn remove_all_ports(&self) {
+        let names: Vec<String> = self.listeners().into_iter().map(|l| l.0).collect();
+        for n in names {
+            self.remove_listener(&n);
+        }
         for h in self.ports().iter() {
             self.remove_port(&h.name);
         }
+    }
+
+    /// Registers a listener; its name must not clash with a port or another listener.
+    pub fn add_listener(&self, l: Listener) -> Result<(), AddPortError> {
+        let mut ls = self.listeners.lock().unwrap_or_else(|p| p.into_inner());
+        if ls.iter().any(|x| x.name == l.name) || self.ports().by_name(&l.name).is_some() {
+            l.task.abort();
+            return Err(AddPortError::Duplicate(l.name));
+        }
+        tracing::info!(listener = %l.name, kind = l.kind.as_str(), path = %l.path.display(), "listening");
+        ls.push(l);
+        Ok(())
+    }
+
+    /// `(name, kind, path)` of every listener.
+    pub fn listeners(&self) -> Vec<(String, PortKind, std::path::PathBuf)> {
+        self.listeners
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|l| (l.name.clone(), l.kind, l.path.clone()))
+            .collect()
+    }
+
+    /// The ports a listener created (`NAME-N`).
+    pub fn listener_ports(&self, name: &str, kind: PortKind) -> Vec<Arc<PortHandle>> {
+        let prefix = format!("{name}-");
+        self.ports()
+            .iter()
+            .filter(|h| h.kind() == kind && h.name.starts_with(&prefix))
+            .cloned()
+            .collect()
+    }
+
+    /// Stops a listener, removes its socket file and detaches its ports.
+    pub fn remove_listener(&self, name: &str) -> bool {
+        let l = {
+            let mut ls = self.listeners.lock().unwrap_or_else(|p| p.into_inner());
+            match ls.iter().position(|l| l.name == name) {
+                Some(i) => ls.remove(i),
+                None => return false,
+            }
+        };
+        l.task.abort();
+        let _ = std::fs::remove_file(&l.path);
+        for h in self.listener_ports(&l.name, l.kind) {
+            self.remove_port(&h.name);
+        }
+        tracing::info!(listener = %name, "listener closed");
+        true
     }
 
     /// Reads up to `max` frames from `h` and handles each.
@@ -581,7 +658,11 @@ impl Switch {
         let s = self.settings.load();
         self.fdb.age_out(self.now(), s.ageing_ms);
         for h in self.ports().iter() {
-            h.port.refresh();
+            if h.state() == LinkState::Gone && h.port.ephemeral() {
+                self.remove_port(&h.name);
+            } else {
+                h.port.refresh();
+            }
         }
     }
 
@@ -610,14 +691,19 @@ impl std::os::fd::AsRawFd for PortFd {
 }
 
 async fn rx_loop(sw: Arc<Switch>, h: Arc<PortHandle>) {
-    let afd = match sys::register_readable(PortFd(h.clone())) {
-        Ok(a) => a,
+    let queued = h.port.backlog().is_some();
+    let afd = match sys::register(PortFd(h.clone()), queued) {
+        Ok(a) => Arc::new(a),
         Err(e) => {
             tracing::error!(port = %h.name, error = %e, "cannot poll port");
             sw.set_state(&h, LinkState::Gone);
             return;
         }
     };
+    if queued {
+        let t = tokio::spawn(tx_loop(sw.clone(), h.clone(), afd.clone()));
+        h.add_task(t.abort_handle());
+    }
     let mut bufs = RxBuffers::default();
     loop {
         let mut guard = match afd.readable().await {
@@ -625,7 +711,7 @@ async fn rx_loop(sw: Arc<Switch>, h: Arc<PortHandle>) {
             Err(e) => {
                 tracing::warn!(port = %h.name, error = %e, "poll failed; port stops");
                 sw.set_state(&h, LinkState::Gone);
-                return;
+                break;
             }
         };
         match sw.drain(&h, &mut bufs, RX_BATCH).1 {
@@ -634,7 +720,132 @@ async fn rx_loop(sw: Arc<Switch>, h: Arc<PortHandle>) {
                 drop(guard);
                 tokio::task::yield_now().await;
             }
-            DrainEnd::Gone => return,
+            DrainEnd::Gone => break,
+        }
+    }
+    if h.port.ephemeral() {
+        sw.remove_port(&h.name);
+    }
+}
+
+/// Writes what a queueing port (a stream) could not write at once, as its peer reads.
+async fn tx_loop(sw: Arc<Switch>, h: Arc<PortHandle>, afd: Arc<AsyncFd<PortFd>>) {
+    let Some(backlog) = h.port.backlog() else {
+        return;
+    };
+    loop {
+        backlog.notified().await;
+        loop {
+            let mut guard = match afd.writable().await {
+                Ok(g) => g,
+                Err(_) => return,
+            };
+            match h.port.flush() {
+                Ok(true) => break,
+                Ok(false) => guard.clear_ready(),
+                Err(e) => {
+                    tracing::warn!(port = %h.name, error = %e, "write failed; port stops");
+                    sw.set_state(&h, LinkState::Gone);
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Reads a datagram hub: each frame goes to the port of its sender, created on first sight.
+pub async fn dgram_loop(
+    sw: Arc<Switch>,
+    name: String,
+    hub: crate::port::dgram::DgramHub,
+    flags: PortFlags,
+) {
+    use std::collections::HashMap;
+    use std::path::PathBuf;
+    let afd = match sys::register(hub, false) {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::error!(listener = %name, error = %e, "cannot poll datagram socket");
+            return;
+        }
+    };
+    let mut peers: HashMap<PathBuf, Arc<PortHandle>> = HashMap::new();
+    let mut next = 1u64;
+    let mut bufs = RxBuffers::default();
+    loop {
+        let mut guard = match afd.readable().await {
+            Ok(g) => g,
+            Err(_) => return,
+        };
+        let reg = sw.ports();
+        let settings = sw.settings.load();
+        let now = sw.now();
+        let mut n = 0;
+        let end = loop {
+            if n == RX_BATCH {
+                break DrainEnd::BatchFull;
+            }
+            bufs.buf[..HEADROOM].fill(0);
+            let area = &mut bufs.buf[HEADROOM..];
+            let cap = area.len();
+            let (len, from) = match afd.get_ref().sock.recv_from(area) {
+                Ok(x) => x,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break DrainEnd::Empty,
+                Err(e) => {
+                    tracing::warn!(listener = %name, error = %e, "datagram receive failed");
+                    break DrainEnd::Empty;
+                }
+            };
+            n += 1;
+            let Some(path) = from.as_pathname() else {
+                tracing::debug!(listener = %name, "datagram from an unnamed socket: no way to reply, dropped");
+                continue;
+            };
+            let known = peers
+                .get(path)
+                .filter(|h| h.state() != LinkState::Gone)
+                .cloned();
+            let h = match known {
+                Some(h) => h,
+                None => match crate::port::dgram::DgramPeer::new(afd.get_ref(), path) {
+                    Ok(p) => {
+                        let pname = format!("{name}-{next}");
+                        next += 1;
+                        match sw.add_port(&pname, Box::new(p), flags) {
+                            Ok(h) => {
+                                tracing::info!(port = %pname, peer = %path.display(), "datagram peer attached");
+                                peers.retain(|_, h| h.state() != LinkState::Gone);
+                                peers.insert(path.to_path_buf(), h.clone());
+                                h
+                            }
+                            Err(e) => {
+                                tracing::warn!(listener = %name, error = %e, "cannot add datagram peer");
+                                continue;
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        tracing::debug!(listener = %name, error = %e, "cannot reach datagram sender");
+                        continue;
+                    }
+                },
+            };
+            sw.handle_frame(
+                &reg,
+                &settings,
+                &h,
+                &bufs.buf[..HEADROOM + len],
+                len == cap,
+                now,
+                &mut bufs.scratch,
+            );
+        };
+        match end {
+            DrainEnd::BatchFull => {
+                drop(guard);
+                tokio::task::yield_now().await;
+            }
+            _ => guard.clear_ready(),
         }
     }
 }

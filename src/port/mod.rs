@@ -8,8 +8,11 @@
 use std::io;
 use std::os::fd::RawFd;
 
+pub mod dgram;
 pub mod mem;
 pub mod packet;
+pub mod sockfile;
+pub mod stream;
 pub(crate) mod sys;
 pub mod tap;
 
@@ -72,6 +75,19 @@ pub trait Port: Send + Sync + 'static {
     fn vnet_hdr_len(&self) -> usize {
         0
     }
+    /// For ports that queue frames (streams): woken when a send left bytes waiting.
+    fn backlog(&self) -> Option<&tokio::sync::Notify> {
+        None
+    }
+    /// Writes queued bytes; `Ok(true)` once the queue is empty.
+    fn flush(&self) -> io::Result<bool> {
+        Ok(true)
+    }
+    /// Whether the port is removed from the switch when it goes away (a stream connection, a
+    /// datagram peer), rather than kept and shown as gone (a TAP).
+    fn ephemeral(&self) -> bool {
+        false
+    }
 }
 
 /// A shared port (tests keep one handle to inject frames and read what was sent).
@@ -100,6 +116,15 @@ impl<P: Port> Port for std::sync::Arc<P> {
     fn vnet_hdr_len(&self) -> usize {
         (**self).vnet_hdr_len()
     }
+    fn backlog(&self) -> Option<&tokio::sync::Notify> {
+        (**self).backlog()
+    }
+    fn flush(&self) -> io::Result<bool> {
+        (**self).flush()
+    }
+    fn ephemeral(&self) -> bool {
+        (**self).ephemeral()
+    }
 }
 
 /// How the dataplane treats an I/O error from a port.
@@ -124,9 +149,15 @@ pub fn classify(e: &io::Error) -> IoClass {
     }
     match e.raw_os_error() {
         Some(libc::EIO | libc::ENETDOWN) => IoClass::Down,
-        Some(libc::EBADFD | libc::ENODEV | libc::ENXIO | libc::EPIPE | libc::ECONNRESET) => {
-            IoClass::Gone
-        }
+        Some(
+            libc::EBADFD
+            | libc::ENODEV
+            | libc::ENXIO
+            | libc::EPIPE
+            | libc::ECONNRESET
+            | libc::ECONNREFUSED
+            | libc::ENOTCONN,
+        ) => IoClass::Gone,
         Some(libc::EINVAL | libc::EMSGSIZE | libc::EFAULT) => IoClass::FrameRefused,
         Some(libc::ENOBUFS | libc::ENOMEM) => IoClass::WouldBlock,
         _ => IoClass::Other,

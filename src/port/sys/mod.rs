@@ -184,15 +184,19 @@ pub fn fd_write(fd: &OwnedFd, buf: &[u8]) -> io::Result<usize> {
     }
 }
 
-/// Registers a port's fd with the tokio reactor for readability.
+/// Registers a port's fd with the tokio reactor for readability (and writability).
 ///
 /// Callers pass an owner that keeps the fd open and returns the same fd for as long as the
 /// `AsyncFd` lives (the dataplane's `PortFd` holds an `Arc` to the port that owns it).
-pub fn register_readable<T: AsRawFd>(owner: T) -> io::Result<AsyncFd<T>> {
+pub fn register<T: AsRawFd>(owner: T, writable: bool) -> io::Result<AsyncFd<T>> {
+    let interest = if writable {
+        tokio::io::Interest::READABLE | tokio::io::Interest::WRITABLE
+    } else {
+        tokio::io::Interest::READABLE
+    };
     // SAFETY: see above: the fd stays open and the same for the AsyncFd's whole life, because
     // `owner` keeps the port (and so its fd) alive and never swaps it.
-    unsafe { AsyncFd::register_with_interest(owner, tokio::io::Interest::READABLE) }
-        .map_err(|e| e.into_parts().1)
+    unsafe { AsyncFd::register_with_interest(owner, interest) }.map_err(|e| e.into_parts().1)
 }
 
 #[cfg(test)]
