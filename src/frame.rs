@@ -72,6 +72,12 @@ impl fmt::Debug for MacAddr {
     }
 }
 
+impl From<[u8; 6]> for MacAddr {
+    fn from(a: [u8; 6]) -> Self {
+        MacAddr(a)
+    }
+}
+
 /// Why a string is not a MAC address.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("'{0}' is not a MAC address (expected six hex pairs like aa:bb:cc:dd:ee:ff)")]

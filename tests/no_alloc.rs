@@ -1,0 +1,119 @@
+//! The forwarding path allocates nothing per frame: known unicast, floods and drops are
+//! handled with a counting global allocator watching.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::io;
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+
+use tapswitch::dataplane::Switch;
+use tapswitch::frame::{build_frame, MacAddr};
+use tapswitch::port::{Port, PortKind};
+use tapswitch::switch::{PortFlags, Settings};
+
+struct Counting;
+
+static ALLOCS: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards every call to the system allocator unchanged; only counts.
+#[allow(unsafe_code)]
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
+        ALLOCS.fetch_add(1, Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(p, l, n) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+struct Sink;
+
+impl Port for Sink {
+    fn kind(&self) -> PortKind {
+        PortKind::Mem
+    }
+    fn recv(&self, _: &mut [u8]) -> io::Result<usize> {
+        Err(io::ErrorKind::WouldBlock.into())
+    }
+    fn send(&self, _: &[u8]) -> io::Result<()> {
+        Ok(())
+    }
+    fn poll_fd(&self) -> Option<RawFd> {
+        None
+    }
+    fn mtu(&self) -> u32 {
+        1500
+    }
+}
+
+fn mac(i: u8) -> MacAddr {
+    MacAddr([2, 0, 0, 0, 0, i])
+}
+
+#[test]
+fn forwarding_allocates_nothing_per_frame() {
+    let sw = Switch::new("t", Settings::default(), 1024);
+    let ports: Vec<_> = (0..8)
+        .map(|i| {
+            sw.add_port(&format!("p{i}"), Box::new(Sink), PortFlags::default())
+                .unwrap()
+        })
+        .collect();
+    let reg = sw.ports();
+    let s = Settings::default();
+    let mut scratch = vec![0u8; 65536];
+    let with_hdr = |f: Vec<u8>| {
+        let mut v = vec![0u8; 10];
+        v.extend(f);
+        v
+    };
+    let frames = [
+        with_hdr(build_frame(MacAddr::BROADCAST, mac(1), 0x0806, &[0; 46])), // learn + flood
+        with_hdr(build_frame(mac(1), mac(2), 0x0800, &[0; 46])),             // known unicast
+        with_hdr(build_frame(mac(9), mac(2), 0x0800, &[0; 1000])),           // unknown unicast
+        with_hdr(build_frame(mac(2), MacAddr::BROADCAST, 0x0800, &[0; 46])), // invalid source
+        with_hdr(build_frame(
+            [1, 0x80, 0xc2, 0, 0, 0xe].into(),
+            mac(2),
+            0x88cc,
+            &[0; 46],
+        )), // LLDP
+        with_hdr(vec![1, 2, 3]),                                             // runt garbage
+    ];
+    // warm up: first sight of each source learns (one insertion each)
+    for f in &frames {
+        sw.handle_frame(&reg, &s, &ports[0], f, false, sw.now(), &mut scratch);
+        sw.handle_frame(&reg, &s, &ports[1], f, false, sw.now(), &mut scratch);
+    }
+    let before = ALLOCS.load(Relaxed);
+    for i in 0..10_000 {
+        let f = &frames[i % frames.len()];
+        sw.handle_frame(
+            &reg,
+            &s,
+            &ports[i % 2],
+            f,
+            false,
+            tapswitch::fdb::Timestamp(5),
+            &mut scratch,
+        );
+    }
+    let after = ALLOCS.load(Relaxed);
+    assert_eq!(after - before, 0, "allocations on the frame path");
+    let rx: u64 = ports
+        .iter()
+        .map(|p| p.counters.rx_frames.load(Relaxed))
+        .sum();
+    assert_eq!(rx, 10_000 + 2 * frames.len() as u64);
+}
