@@ -258,12 +258,31 @@ pub fn gather(sw: &Switch) -> Vec<MetricFamily> {
     out.into_iter().map(|f| f.0).collect()
 }
 
-/// The Prometheus text format (0.0.4) of [`gather`].
+/// The Prometheus text format (0.0.4) of [`gather`]. A family with no samples yet (per-port
+/// families of a switch with no ports) still gets its `# HELP` and `# TYPE` lines, which the
+/// prometheus crate's encoder refuses to write for an empty family.
 pub fn render(sw: &Switch) -> String {
     let mut buf = Vec::new();
-    // Encoding plain families into a Vec cannot fail except on a malformed family.
-    if let Err(e) = TextEncoder::new().encode(&gather(sw), &mut buf) {
-        tracing::error!(error = %e, "metrics encoding failed");
+    let enc = TextEncoder::new();
+    for f in gather(sw) {
+        if f.get_metric().is_empty() {
+            let t = if f.get_field_type() == MetricType::COUNTER {
+                "counter"
+            } else {
+                "gauge"
+            };
+            buf.extend_from_slice(
+                format!(
+                    "# HELP {} {}\n# TYPE {} {t}\n",
+                    f.name(),
+                    f.help(),
+                    f.name()
+                )
+                .as_bytes(),
+            );
+        } else if let Err(e) = enc.encode(std::slice::from_ref(&f), &mut buf) {
+            tracing::error!(error = %e, family = f.name(), "metrics encoding failed");
+        }
     }
     String::from_utf8(buf).unwrap_or_default()
 }
@@ -273,6 +292,19 @@ mod tests {
     use super::*;
     use crate::port::mem::MemPort;
     use crate::switch::{PortFlags, Settings};
+
+    #[test]
+    fn a_switch_without_ports_still_describes_every_family() {
+        let sw = Switch::new("t", Settings::default(), 10);
+        let text = render(&sw);
+        for n in METRIC_NAMES {
+            assert!(
+                text.contains(&format!("# TYPE {n} ")),
+                "{n} missing:\n{text}"
+            );
+        }
+        assert!(text.contains("tapswitch_fdb_entries 0"));
+    }
 
     #[test]
     fn every_name_is_exported_and_documented() {
