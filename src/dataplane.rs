@@ -459,10 +459,6 @@ impl Switch {
             let area = &mut bufs.buf[HEADROOM - vlen..];
             let cap = area.len();
             match h.port.recv(area) {
-                Ok(0) => {
-                    self.set_state(h, LinkState::Gone);
-                    return (i, DrainEnd::Gone);
-                }
                 Ok(n) => {
                     if h.state() == LinkState::Down {
                         self.set_state(h, LinkState::Up);
@@ -491,7 +487,11 @@ impl Switch {
         let mut total = 0;
         loop {
             let mut round = 0;
-            for h in self.ports().iter().filter(|h| h.port.poll_fd().is_none()) {
+            for h in self
+                .ports()
+                .iter()
+                .filter(|h| h.port.poll_fd().is_none() && h.state() != LinkState::Gone)
+            {
                 round += self.drain(h, &mut buf, RX_BATCH).0;
             }
             if round == 0 {

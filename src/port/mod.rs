@@ -56,7 +56,8 @@ impl PortKind {
 pub trait Port: Send + Sync + 'static {
     /// Kind of port.
     fn kind(&self) -> PortKind;
-    /// Reads one frame into `buf`, returning its length.
+    /// Reads one frame into `buf`, returning its length (0 is a zero-length frame, a runt).
+    /// The end of a connection is an error of kind `UnexpectedEof`.
     fn recv(&self, buf: &mut [u8]) -> io::Result<usize>;
     /// Writes one frame.
     fn send(&self, frame: &[u8]) -> io::Result<()>;
@@ -144,8 +145,10 @@ pub enum IoClass {
 
 /// Sorts an I/O error by errno.
 pub fn classify(e: &io::Error) -> IoClass {
-    if e.kind() == io::ErrorKind::WouldBlock {
-        return IoClass::WouldBlock;
+    match e.kind() {
+        io::ErrorKind::WouldBlock => return IoClass::WouldBlock,
+        io::ErrorKind::UnexpectedEof => return IoClass::Gone,
+        _ => {}
     }
     match e.raw_os_error() {
         Some(libc::EIO | libc::ENETDOWN) => IoClass::Down,

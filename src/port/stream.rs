@@ -162,7 +162,7 @@ impl Port for StreamConn {
                 Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e)),
             }
             match (&self.sock).read(d.spare()) {
-                Ok(0) => return Ok(0),
+                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
                 Ok(n) => d.filled(n),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
@@ -346,6 +346,10 @@ mod tests {
         }
         assert_eq!(got, 200 - dropped);
         drop(conn);
-        assert_eq!(peer.recv(&mut buf).unwrap(), 0, "EOF after close");
+        assert_eq!(
+            peer.recv(&mut buf).unwrap_err().kind(),
+            io::ErrorKind::UnexpectedEof,
+            "EOF after close"
+        );
     }
 }

@@ -1,0 +1,245 @@
+//! Real QEMU guests (busybox initramfs on Debian's cloud kernel, TCG) talking through
+//! tapswitch: ping and a TCP transfer with a content check, attached with `stream:` ports and
+//! with `-netdev tap` (QEMU's default vnet_hdr=on) plus `packet:` ports.
+//!
+//! Slow (a guest boots in a few seconds under TCG), so it runs only with TAPSWITCH_QEMU=1;
+//! `.ci/run` turns it on. Guest images are built by tests/qemu/build-guest.sh and cached
+//! outside the repo.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+static N: AtomicUsize = AtomicUsize::new(0);
+
+fn enabled(root: bool) -> bool {
+    let ci = std::env::var("CI").as_deref() == Ok("true");
+    if std::env::var("TAPSWITCH_QEMU").as_deref() != Ok("1") {
+        assert!(
+            !ci,
+            "CI must run the QEMU tests: set TAPSWITCH_QEMU=1 (.ci/run does)"
+        );
+        eprintln!("SKIP: QEMU guest tests are off; run with TAPSWITCH_QEMU=1");
+        return false;
+    }
+    // SAFETY-free check of the effective uid through /proc.
+    let is_root = std::fs::read_to_string("/proc/self/status")
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
+        })
+        .unwrap_or(false);
+    if root && !is_root {
+        assert!(!ci, "root tests must run in CI (as root)");
+        eprintln!("SKIP: this QEMU test needs root (QEMU creates taps)");
+        return false;
+    }
+    true
+}
+
+struct Guard {
+    children: Vec<Child>,
+    dir: PathBuf,
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn guest_image() -> (String, String) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/qemu/build-guest.sh");
+    let out = Command::new("bash")
+        .arg(&script)
+        .output()
+        .expect("run build-guest.sh");
+    assert!(
+        out.status.success(),
+        "build-guest.sh failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut it = text.split_whitespace();
+    (
+        it.next().unwrap().to_string(),
+        it.next().unwrap().to_string(),
+    )
+}
+
+fn qemu(img: &(String, String), n: usize, role: &str, netdev: &str, log: &Path) -> Child {
+    let append = format!(
+        "console=ttyS0 quiet panic=-1 ts_ip=198.18.7.{n} ts_peer=198.18.7.1 ts_role={role} ts_bytes=3000000"
+    );
+    Command::new("qemu-system-x86_64")
+        .args([
+            "-accel",
+            "tcg",
+            "-m",
+            "256",
+            "-nodefaults",
+            "-display",
+            "none",
+            "-no-reboot",
+        ])
+        .arg("-serial")
+        .arg(format!("file:{}", log.display()))
+        .args(["-kernel", &img.0, "-initrd", &img.1, "-append", &append])
+        .args(["-netdev", netdev])
+        .args([
+            "-device",
+            &format!("virtio-net-pci,netdev=n0,mac=52:54:00:7a:00:0{n}"),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start qemu-system-x86_64")
+}
+
+fn switch(dir: &Path, ports: &[String]) -> Child {
+    let mut args = vec![
+        "run".to_string(),
+        "--no-default-ports".into(),
+        "--listen".into(),
+        "none".into(),
+    ];
+    for p in ports {
+        args.push("--port".into());
+        args.push(p.clone());
+    }
+    Command::new(env!("CARGO_BIN_EXE_tapswitch"))
+        .args(&args)
+        .stderr(std::fs::File::create(dir.join("switch.log")).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+fn marker(log: &Path, key: &str) -> Option<String> {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    text.lines()
+        .find(|l| l.starts_with(key))
+        .map(|l| l[key.len()..].trim().to_string())
+}
+
+/// Waits for both guests to finish and checks ping and the transfer.
+fn check(g: &mut Guard, server_log: &Path, client_log: &Path) {
+    let t = Instant::now();
+    while marker(server_log, "TS_DONE").is_none() || marker(client_log, "TS_DONE").is_none() {
+        if t.elapsed() > Duration::from_secs(150) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let show = || {
+        format!(
+            "server:\n{}\nclient:\n{}\nswitch:\n{}",
+            std::fs::read_to_string(server_log).unwrap_or_default(),
+            std::fs::read_to_string(client_log).unwrap_or_default(),
+            std::fs::read_to_string(g.dir.join("switch.log")).unwrap_or_default()
+        )
+    };
+    assert!(
+        marker(client_log, "TS_PING_OK").is_some(),
+        "guests could not ping\n{}",
+        show()
+    );
+    let tx = marker(client_log, "TS_TX_SHA");
+    let rx = marker(server_log, "TS_RX_SHA");
+    assert!(
+        tx.is_some() && tx == rx,
+        "TCP transfer content differs: sent {tx:?}, received {rx:?}\n{}",
+        show()
+    );
+}
+
+fn tmpdir() -> PathBuf {
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let d = std::env::temp_dir().join(format!("tsw-qemu-{}-{n}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn guests_on_stream_ports() {
+    if !enabled(false) {
+        return;
+    }
+    let img = guest_image();
+    let dir = tmpdir();
+    let sock = dir.join("sw.sock");
+    let mut g = Guard {
+        children: vec![],
+        dir: dir.clone(),
+    };
+    g.children
+        .push(switch(&dir, &[format!("vm=stream:{}", sock.display())]));
+    let t = Instant::now();
+    while !sock.exists() {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "switch did not listen"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let netdev = format!(
+        "stream,id=n0,server=off,addr.type=unix,addr.path={}",
+        sock.display()
+    );
+    let (s, c) = (dir.join("g1.log"), dir.join("g2.log"));
+    g.children.push(qemu(&img, 1, "server", &netdev, &s));
+    g.children.push(qemu(&img, 2, "client", &netdev, &c));
+    check(&mut g, &s, &c);
+}
+
+#[test]
+fn guests_on_qemu_taps_attached_as_packet_ports() {
+    if !enabled(true) {
+        return;
+    }
+    let img = guest_image();
+    let dir = tmpdir();
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let taps: Vec<String> = (0..2)
+        .map(|i| format!("tq{}{n}{i}", std::process::id() % 100000))
+        .collect();
+    let mut g = Guard {
+        children: vec![],
+        dir: dir.clone(),
+    };
+    let (s, c) = (dir.join("g1.log"), dir.join("g2.log"));
+    // QEMU owns the taps (default vnet_hdr=on: GSO frames and partial checksums).
+    for (i, (t, log)) in taps.iter().zip([&s, &c]).enumerate() {
+        let netdev = format!("tap,id=n0,ifname={t},script=no,downscript=no");
+        g.children.push(qemu(
+            &img,
+            i + 1,
+            if i == 0 { "server" } else { "client" },
+            &netdev,
+            log,
+        ));
+    }
+    let t0 = Instant::now();
+    while !taps
+        .iter()
+        .all(|t| Path::new("/sys/class/net").join(t).exists())
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "QEMU did not create its taps"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    g.children.push(switch(
+        &dir,
+        &taps
+            .iter()
+            .map(|t| format!("packet:{t}"))
+            .collect::<Vec<_>>(),
+    ));
+    check(&mut g, &s, &c);
+}
