@@ -27,8 +27,98 @@ enum Cmd {
     Demo(DemoArgs),
     /// Show the ports of a running switch (like `ip -s link`).
     Ports(ClientArgs),
-    /// Show the forwarding table of a running switch (like `bridge fdb show`).
-    Fdb(ClientArgs),
+    /// Show or change the forwarding table of a running switch (like `bridge fdb`).
+    Fdb(FdbArgs),
+    /// Attach, detach or change ports of a running switch (like `ip link set X master` and
+    /// `bridge link set`).
+    Port(PortArgs),
+    /// Show or change switch settings of a running switch.
+    Config(ConfigArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct FdbArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// Token for changes (or TAPSWITCH_API_TOKEN).
+    #[arg(
+        long,
+        env = "TAPSWITCH_API_TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
+    pub token: Option<String>,
+    #[command(subcommand)]
+    pub action: Option<FdbAction>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum FdbAction {
+    /// Print every entry (the default).
+    Show,
+    /// Add an entry; fails if it exists: `fdb add MAC dev PORT [vlan N] [static|sticky|dynamic]`.
+    Add {
+        #[arg(num_args = 1.., allow_hyphen_values = true)]
+        words: Vec<String>,
+    },
+    /// Add or replace an entry: same words as `add`.
+    Replace {
+        #[arg(num_args = 1.., allow_hyphen_values = true)]
+        words: Vec<String>,
+    },
+    /// Delete an entry: `fdb del MAC [vlan N]`.
+    Del {
+        #[arg(num_args = 1..)]
+        words: Vec<String>,
+    },
+    /// Delete every entry, or those of `dev PORT` and/or `vlan N`.
+    Flush {
+        #[arg(num_args = 0..)]
+        words: Vec<String>,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct PortArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// Token for changes (or TAPSWITCH_API_TOKEN).
+    #[arg(
+        long,
+        env = "TAPSWITCH_API_TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
+    pub token: Option<String>,
+    #[command(subcommand)]
+    pub action: PortAction,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PortAction {
+    /// Attach a port: `port add SPEC` (e.g. `packet:veth3,hairpin`).
+    Add { spec: String },
+    /// Detach a port (its table entries are flushed).
+    Del { name: String },
+    /// Change flags: `port set NAME hairpin on learning off ...`.
+    Set {
+        name: String,
+        #[arg(num_args = 2..)]
+        words: Vec<String>,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct ConfigArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// Token for changes (or TAPSWITCH_API_TOKEN).
+    #[arg(long, env = "TAPSWITCH_API_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// `KEY VALUE` pairs to change: ageing_secs, fdb_max_learned, group_fwd_mask,
+    /// vepa_flood_unknown.
+    #[arg(num_args = 0..)]
+    pub set: Vec<String>,
 }
 
 #[derive(Args, Debug)]
@@ -138,7 +228,9 @@ pub fn main() -> ExitCode {
                 .and_then(|rt| rt.block_on(crate::demo::demo(a)))
         }
         Cmd::Ports(a) => crate::client::ports(&a.api, a.json),
-        Cmd::Fdb(a) => crate::client::fdb(&a.api, a.json),
+        Cmd::Fdb(a) => crate::client::fdb_cmd(a),
+        Cmd::Port(a) => crate::client::port_cmd(a),
+        Cmd::Config(a) => crate::client::config_cmd(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

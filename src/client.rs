@@ -165,6 +165,198 @@ pub fn fdb(api: &str, json: bool) -> Result<()> {
     Ok(())
 }
 
+/// Sends a change; prints the JSON answer unless empty; turns API errors into messages.
+fn change(
+    api: &str,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+    token: Option<&str>,
+) -> Result<Value> {
+    let text = body.map(|b| b.to_string());
+    let (status, resp) = request(api, method, path, text.as_deref(), token)?;
+    if !(200..300).contains(&status) {
+        let msg = serde_json::from_str::<Value>(&resp)
+            .ok()
+            .and_then(|v| v["error"].as_str().map(str::to_string))
+            .unwrap_or_else(|| resp.trim().to_string());
+        bail!("{method} {path}: HTTP {status}: {msg}");
+    }
+    Ok(serde_json::from_str(&resp).unwrap_or(Value::Null))
+}
+
+/// Parses `bridge fdb`-style words: `MAC dev PORT [vlan N] [static|sticky|dynamic]`.
+pub fn parse_fdb_words(words: &[String], need_dev: bool) -> Result<Value> {
+    let mut it = words.iter().map(String::as_str);
+    let mac = it.next().context("missing MAC address")?;
+    let mac: crate::frame::MacAddr = mac.parse()?;
+    let mut body = serde_json::json!({ "mac": mac, "vlan": 0, "kind": "static" });
+    let mut dev = None;
+    while let Some(w) = it.next() {
+        match w {
+            "dev" | "port" => dev = Some(it.next().context("'dev' needs a port name")?.to_string()),
+            "vlan" => {
+                let v: u16 = it
+                    .next()
+                    .context("'vlan' needs a number")?
+                    .parse()
+                    .context("bad vlan")?;
+                body["vlan"] = v.into();
+            }
+            "static" | "sticky" | "dynamic" => body["kind"] = w.into(),
+            "master" | "self" | "permanent" => {}
+            other => {
+                bail!("unknown word '{other}' (expected dev PORT, vlan N, static, sticky, dynamic)")
+            }
+        }
+    }
+    match dev {
+        Some(d) => body["port"] = d.into(),
+        None if need_dev => bail!("missing 'dev PORT'"),
+        None => {}
+    }
+    Ok(body)
+}
+
+/// `tapswitch fdb [show|add|replace|del|flush]`.
+pub fn fdb_cmd(a: crate::cli::FdbArgs) -> Result<()> {
+    use crate::cli::FdbAction;
+    let api = &a.client.api;
+    let tok = a.token.as_deref();
+    match a.action.unwrap_or(FdbAction::Show) {
+        FdbAction::Show => fdb(api, a.client.json),
+        FdbAction::Add { words } => {
+            let b = parse_fdb_words(&words, true)?;
+            change(api, "POST", "/api/v1/fdb", Some(&b), tok).map(|_| ())
+        }
+        FdbAction::Replace { words } => {
+            let b = parse_fdb_words(&words, true)?;
+            let path = format!("/api/v1/fdb/{}", b["mac"].as_str().unwrap_or_default());
+            change(api, "PUT", &path, Some(&b), tok).map(|_| ())
+        }
+        FdbAction::Del { words } => {
+            let b = parse_fdb_words(&words, false)?;
+            let path = format!(
+                "/api/v1/fdb/{}?vlan={}",
+                b["mac"].as_str().unwrap_or_default(),
+                b["vlan"]
+            );
+            change(api, "DELETE", &path, None, tok).map(|_| ())
+        }
+        FdbAction::Flush { words } => {
+            let mut q = Vec::new();
+            let mut it = words.iter();
+            while let Some(w) = it.next() {
+                match w.as_str() {
+                    "dev" | "port" => q.push(format!(
+                        "port={}",
+                        it.next().context("'dev' needs a port name")?
+                    )),
+                    "vlan" => q.push(format!(
+                        "vlan={}",
+                        it.next().context("'vlan' needs a number")?
+                    )),
+                    other => bail!("unknown word '{other}' (expected dev PORT, vlan N)"),
+                }
+            }
+            let path = if q.is_empty() {
+                "/api/v1/fdb".to_string()
+            } else {
+                format!("/api/v1/fdb?{}", q.join("&"))
+            };
+            let v = change(api, "DELETE", &path, None, tok)?;
+            println!("removed {} entries", v["removed"]);
+            Ok(())
+        }
+    }
+}
+
+/// `tapswitch port add|del|set`.
+pub fn port_cmd(a: crate::cli::PortArgs) -> Result<()> {
+    use crate::cli::PortAction;
+    let api = &a.client.api;
+    let tok = a.token.as_deref();
+    let v = match a.action {
+        PortAction::Add { spec } => change(
+            api,
+            "POST",
+            "/api/v1/ports",
+            Some(&serde_json::json!({ "spec": spec })),
+            tok,
+        )?,
+        PortAction::Del { name } => {
+            change(api, "DELETE", &format!("/api/v1/ports/{name}"), None, tok)?
+        }
+        PortAction::Set { name, words } => {
+            let mut body = serde_json::Map::new();
+            for pair in words.chunks(2) {
+                let [k, v] = pair else {
+                    bail!("flags come in pairs: FLAG on|off")
+                };
+                let on = match v.as_str() {
+                    "on" | "true" | "1" => true,
+                    "off" | "false" | "0" => false,
+                    other => bail!("'{k}' needs on or off, got '{other}'"),
+                };
+                body.insert(k.replace('-', "_"), on.into());
+            }
+            change(
+                api,
+                "PATCH",
+                &format!("/api/v1/ports/{name}"),
+                Some(&Value::Object(body)),
+                tok,
+            )?
+        }
+    };
+    if a.client.json && !v.is_null() {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    }
+    Ok(())
+}
+
+/// `tapswitch config [KEY VALUE]...`.
+pub fn config_cmd(a: crate::cli::ConfigArgs) -> Result<()> {
+    let api = &a.client.api;
+    let v = if a.set.is_empty() {
+        get_json(api, "/api/v1/config")?
+    } else {
+        let mut body = serde_json::Map::new();
+        for pair in a.set.chunks(2) {
+            let [k, v] = pair else {
+                bail!("settings come in pairs: KEY VALUE")
+            };
+            let val = match k.as_str() {
+                "group_fwd_mask" => v
+                    .parse::<u64>()
+                    .map(Value::from)
+                    .unwrap_or_else(|_| Value::from(v.as_str())),
+                "vepa_flood_unknown" => Value::from(matches!(v.as_str(), "on" | "true" | "1")),
+                _ => Value::from(
+                    v.parse::<u64>()
+                        .with_context(|| format!("'{k}' needs a number"))?,
+                ),
+            };
+            body.insert(k.clone(), val);
+        }
+        change(
+            api,
+            "PATCH",
+            "/api/v1/config",
+            Some(&Value::Object(body)),
+            a.token.as_deref(),
+        )?
+    };
+    if a.client.json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else if let Some(o) = v.as_object() {
+        for (k, val) in o {
+            println!("{k} {val}");
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,6 +370,20 @@ mod tests {
             fdb_line(&e, "br0"),
             "02:00:00:00:00:01 dev tsw0 vlan 5 sticky master br0"
         );
+    }
+
+    #[test]
+    fn fdb_words() {
+        let w = |s: &str| s.split_whitespace().map(String::from).collect::<Vec<_>>();
+        let b =
+            parse_fdb_words(&w("02:00:00:00:00:01 dev tsw0 vlan 5 sticky master"), true).unwrap();
+        assert_eq!(b["port"], "tsw0");
+        assert_eq!(b["vlan"], 5);
+        assert_eq!(b["kind"], "sticky");
+        assert!(parse_fdb_words(&w("02:00:00:00:00:01"), true).is_err());
+        assert!(parse_fdb_words(&w("02:00:00:00:00:01 dev"), true).is_err());
+        assert!(parse_fdb_words(&w("nope dev x"), true).is_err());
+        assert!(parse_fdb_words(&w("02:00:00:00:00:01 bogus"), false).is_err());
     }
 
     #[test]
