@@ -186,6 +186,8 @@ pub fn port_json(sw: &Switch, h: &PortHandle) -> Value {
         "mtu": h.port.mtu(),
         "created": h.port.created(),
         "fdb_entries": fdb_entries,
+        "learned": sw.fdb.port_learned(h.id).0,
+        "max_learned": sw.fdb.port_learned(h.id).1,
         "counters": {
             "rx_frames": c.rx_frames.load(Relaxed),
             "rx_bytes": c.rx_bytes.load(Relaxed),
@@ -306,7 +308,20 @@ async fn patch_port(
     let Json(body) = body?;
     let h = find_port(&st.sw, &name)?;
     let mut flags = h.flags.get();
+    let mut max_learned = None;
     for (k, v) in &body {
+        if k == "max_learned" {
+            let n = v
+                .as_u64()
+                .filter(|n| *n <= MAX_MAX_LEARNED as u64)
+                .ok_or_else(|| {
+                    bad(format!(
+                        "max_learned needs a number 0..={MAX_MAX_LEARNED}, got {v}"
+                    ))
+                })?;
+            max_learned = Some(n as usize);
+            continue;
+        }
         let f = PortFlags::by_name(k).ok_or_else(|| {
             let known: Vec<&str> = PortFlags::ALL.iter().map(|(n, _)| *n).collect();
             bad(format!(
@@ -333,7 +348,10 @@ async fn patch_port(
         }
     }
     h.flags.set(flags);
-    tracing::info!(port = %name, flags = ?flags, "port flags changed");
+    if let Some(n) = max_learned {
+        st.sw.fdb.set_port_limit(h.id, n);
+    }
+    tracing::info!(port = %name, flags = ?flags, ?max_learned, "port flags changed");
     Ok(Json(port_json(&st.sw, &h)))
 }
 

@@ -44,6 +44,8 @@ pub struct PortSpec {
     pub sock_owner: Option<(u32, Option<u32>)>,
     /// Stream ports: most connections at once.
     pub max_conns: Option<usize>,
+    /// Most learned entries on this port (port security); 0 = only the switch-wide limit.
+    pub max_learned: usize,
 }
 
 impl serde::Serialize for PortFlags {
@@ -136,6 +138,7 @@ pub fn parse_spec(spec: &str) -> Result<PortSpec, String> {
         sock_mode: None,
         sock_owner: None,
         max_conns: None,
+        max_learned: 0,
     };
     for word in parts.map(str::trim).filter(|w| !w.is_empty()) {
         if let Some(v) = word.strip_prefix("mtu=") {
@@ -174,6 +177,16 @@ pub fn parse_spec(spec: &str) -> Result<PortSpec, String> {
                         )
                     })?,
             );
+        } else if let Some(v) = word.strip_prefix("max-learned=") {
+            out.max_learned = v
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n <= MAX_MAX_LEARNED)
+                .ok_or_else(|| {
+                    format!(
+                        "port spec '{spec}': max-learned must be 0..={MAX_MAX_LEARNED}, got '{v}'"
+                    )
+                })?;
         } else if let Some(v) = word.strip_prefix("offload=") {
             out.offload = match v {
                 "on" | "true" => true,
@@ -320,6 +333,7 @@ struct FilePort {
     flags: Vec<Spanned<String>>,
     mtu: Option<Spanned<u32>>,
     offload: Option<bool>,
+    max_learned: Option<Spanned<u64>>,
 }
 
 struct Src<'a> {
@@ -434,6 +448,7 @@ fn load_file(path: &Path, cfg: &mut Config) -> Result<(), ConfigError> {
                 sock_mode: None,
                 sock_owner: None,
                 max_conns: None,
+                max_learned: 0,
             }
         };
         if p.spec.is_some() {
@@ -454,6 +469,16 @@ fn load_file(path: &Path, cfg: &mut Config) -> Result<(), ConfigError> {
         }
         if let Some(o) = p.offload {
             spec.offload = o;
+        }
+        if let Some(m) = &p.max_learned {
+            if *m.get_ref() > MAX_MAX_LEARNED as u64 {
+                return src.err(
+                    m.span(),
+                    &key("max_learned"),
+                    format!("must be 0..={MAX_MAX_LEARNED}"),
+                );
+            }
+            spec.max_learned = *m.get_ref() as usize;
         }
         if cfg.ports.iter().any(|q| q.name == spec.name) {
             return src.err(
@@ -596,6 +621,8 @@ mod tests {
         assert_eq!(s.sock_mode, Some(0o660));
         assert_eq!(s.sock_owner, Some((1000, Some(1000))));
         assert_eq!(s.max_conns, Some(8));
+        assert_eq!(parse_spec("tsw0,max-learned=4").unwrap().max_learned, 4);
+        assert!(parse_spec("tsw0,max-learned=x").is_err());
         let s = parse_spec("g=dgram:/tmp/s.sock").unwrap();
         assert_eq!(
             (s.name.as_str(), s.kind, s.arg.as_str()),

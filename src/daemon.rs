@@ -48,7 +48,9 @@ pub fn attach(sw: &Arc<Switch>, spec: &PortSpec) -> Result<Attached> {
         }
         _ => {
             let port = open_port(spec).with_context(ctx)?;
-            Ok(Attached::Port(sw.add_port(&spec.name, port, spec.flags)?))
+            let h = sw.add_port(&spec.name, port, spec.flags)?;
+            sw.fdb.set_port_limit(h.id, spec.max_learned);
+            Ok(Attached::Port(h))
         }
     }
 }
@@ -65,6 +67,7 @@ fn listen(sw: &Arc<Switch>, spec: &PortSpec) -> Result<()> {
             spec.name.clone(),
             hub,
             spec.flags,
+            spec.max_learned,
         ))
     } else {
         let l = std::os::unix::net::UnixListener::bind(&path)
@@ -73,13 +76,7 @@ fn listen(sw: &Arc<Switch>, spec: &PortSpec) -> Result<()> {
         sockfile::apply(&path, spec.sock_mode, spec.sock_owner)?;
         let l = tokio::net::UnixListener::from_std(l)?;
         let max = spec.max_conns.unwrap_or(stream::DEFAULT_MAX_CONNS);
-        tokio::spawn(accept_loop(
-            sw.clone(),
-            spec.name.clone(),
-            l,
-            max,
-            spec.flags,
-        ))
+        tokio::spawn(accept_loop(sw.clone(), spec.clone(), l, max))
     };
     let l = dataplane::Listener {
         name: spec.name.clone(),
@@ -97,11 +94,11 @@ fn listen(sw: &Arc<Switch>, spec: &PortSpec) -> Result<()> {
 /// Accepts stream connections; each becomes a port `NAME-N` until it closes.
 async fn accept_loop(
     sw: Arc<Switch>,
-    name: String,
+    spec: PortSpec,
     listener: tokio::net::UnixListener,
     max: usize,
-    flags: crate::switch::PortFlags,
 ) {
+    let name = spec.name.clone();
     let mut next = 1u64;
     loop {
         let sock = match listener.accept().await {
@@ -125,8 +122,9 @@ async fn accept_loop(
         };
         let pname = format!("{name}-{next}");
         next += 1;
-        if let Err(e) = sw.add_port(&pname, Box::new(conn), flags) {
-            tracing::warn!(listener = %name, error = %e, "cannot attach connection");
+        match sw.add_port(&pname, Box::new(conn), spec.flags) {
+            Ok(h) => sw.fdb.set_port_limit(h.id, spec.max_learned),
+            Err(e) => tracing::warn!(listener = %name, error = %e, "cannot attach connection"),
         }
     }
 }

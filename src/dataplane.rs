@@ -380,6 +380,7 @@ impl Switch {
             t.abort();
         }
         self.fdb.flush_port(handle.id);
+        self.fdb.forget_port(handle.id);
         tracing::info!(port = %name, "port detached");
         Some(handle)
     }
@@ -759,6 +760,7 @@ pub async fn dgram_loop(
     name: String,
     hub: crate::port::dgram::DgramHub,
     flags: PortFlags,
+    max_learned: usize,
 ) {
     use std::collections::HashMap;
     use std::path::PathBuf;
@@ -813,6 +815,7 @@ pub async fn dgram_loop(
                         next += 1;
                         match sw.add_port(&pname, Box::new(p), flags) {
                             Ok(h) => {
+                                sw.fdb.set_port_limit(h.id, max_learned);
                                 tracing::info!(port = %pname, peer = %path.display(), "datagram peer attached");
                                 peers.retain(|_, h| h.state() != LinkState::Gone);
                                 peers.insert(path.to_path_buf(), h.clone());

@@ -180,9 +180,17 @@ pub const MAX_USER_ENTRIES: usize = 65536;
 
 type Hasher = foldhash::fast::RandomState;
 
+/// Learned entries of one port and that port's limit (0 = only the switch-wide limit).
+#[derive(Default, Debug)]
+struct PortCount {
+    n: AtomicUsize,
+    max: AtomicUsize,
+}
+
 /// The bounded forwarding table.
 pub struct Fdb {
     map: DashMap<FdbKey, Entry, Hasher>,
+    per_port: DashMap<PortId, PortCount, Hasher>,
     max_learned: AtomicUsize,
     n_learned: AtomicUsize,
     n_user: AtomicUsize,
@@ -203,6 +211,7 @@ impl Fdb {
     pub fn new(max_learned: usize) -> Self {
         Fdb {
             map: DashMap::with_hasher(Hasher::default()),
+            per_port: DashMap::with_hasher(Hasher::default()),
             max_learned: AtomicUsize::new(max_learned),
             n_learned: AtomicUsize::new(0),
             n_user: AtomicUsize::new(0),
@@ -236,6 +245,48 @@ impl Fdb {
         self.max_learned.store(n, Relaxed);
     }
 
+    /// Limits the learned entries of one port (port security); 0 removes the limit. Entries
+    /// above a lowered limit stay until they age.
+    pub fn set_port_limit(&self, port: PortId, max: usize) {
+        self.per_port
+            .entry(port)
+            .or_default()
+            .max
+            .store(max, Relaxed);
+    }
+
+    /// The learned entries of a port and its limit (0 = none).
+    pub fn port_learned(&self, port: PortId) -> (usize, usize) {
+        self.per_port
+            .get(&port)
+            .map(|c| (c.n.load(Relaxed), c.max.load(Relaxed)))
+            .unwrap_or((0, 0))
+    }
+
+    /// Forgets a detached port's count and limit (its entries are flushed separately).
+    pub fn forget_port(&self, port: PortId) {
+        self.per_port.remove(&port);
+    }
+
+    fn port_add(&self, port: PortId, delta: isize) {
+        if delta > 0 {
+            self.per_port
+                .entry(port)
+                .or_default()
+                .n
+                .fetch_add(1, Relaxed);
+        } else if let Some(c) = self.per_port.get(&port) {
+            let _ = c.n.fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1));
+        }
+    }
+
+    fn port_full(&self, port: PortId) -> bool {
+        self.per_port.get(&port).is_some_and(|c| {
+            let max = c.max.load(Relaxed);
+            max != 0 && c.n.load(Relaxed) >= max
+        })
+    }
+
     /// The port a key is on, without marking it used (for locked-port checks and the
     /// VEPA reflection filter).
     pub fn port_of(&self, key: &FdbKey) -> Option<PortId> {
@@ -257,6 +308,10 @@ impl Fdb {
         if let Some(e) = self.map.get(&key) {
             return self.refresh(&e, port, now);
         }
+        if self.port_full(port) {
+            self.stats.learn_limit_hits_total.fetch_add(1, Relaxed);
+            return LearnOutcome::LimitReached;
+        }
         // Reserve a place under the limit before taking the shard write lock.
         let max = self.max_learned();
         if self
@@ -270,6 +325,7 @@ impl Fdb {
         match self.map.entry(key) {
             MapEntry::Vacant(v) => {
                 v.insert(Entry::new(port, EntryKind::Learned, now));
+                self.port_add(port, 1);
                 self.stats.learned_total.fetch_add(1, Relaxed);
                 LearnOutcome::Learned
             }
@@ -290,6 +346,10 @@ impl Fdb {
             LearnOutcome::Refreshed
         } else if e.kind.moves() {
             e.port.store(port.0, Relaxed);
+            if e.kind == EntryKind::Learned {
+                self.port_add(old, -1);
+                self.port_add(port, 1);
+            }
             self.stats.moved_total.fetch_add(1, Relaxed);
             LearnOutcome::Moved(old)
         } else {
@@ -328,6 +388,7 @@ impl Fdb {
                         return Err(FdbError::UserLimit(MAX_USER_ENTRIES));
                     }
                     self.n_learned.fetch_sub(1, Relaxed);
+                    self.port_add(o.get().port(), -1);
                     self.n_user.fetch_add(1, Relaxed);
                 }
                 o.insert(Entry::new(port, kind, now));
@@ -347,16 +408,17 @@ impl Fdb {
     pub fn remove(&self, key: &FdbKey) -> bool {
         match self.map.remove(key) {
             Some((_, e)) => {
-                self.uncount(e.kind);
+                self.uncount(&e);
                 true
             }
             None => false,
         }
     }
 
-    fn uncount(&self, kind: EntryKind) {
-        if kind == EntryKind::Learned {
+    fn uncount(&self, e: &Entry) {
+        if e.kind == EntryKind::Learned {
             self.n_learned.fetch_sub(1, Relaxed);
+            self.port_add(e.port(), -1);
         } else {
             self.n_user.fetch_sub(1, Relaxed);
         }
@@ -370,7 +432,7 @@ impl Fdb {
                 && f.vlan.is_none_or(|v| k.vlan == v)
                 && (!f.dynamic_only || e.kind.ages());
             if hit {
-                self.uncount(e.kind);
+                self.uncount(e);
                 n += 1;
             }
             !hit
@@ -404,7 +466,7 @@ impl Fdb {
             let expired =
                 e.kind.ages() && now.since(Timestamp(e.updated.load(Relaxed))) >= ageing_ms;
             if expired {
-                self.uncount(e.kind);
+                self.uncount(e);
                 n += 1;
             }
             !expired
@@ -601,6 +663,34 @@ mod tests {
         assert_eq!(t.flush(FlushFilter::default()), 1);
         assert!(t.is_empty());
         assert_eq!(t.stats.flushed_total.load(Relaxed), 3);
+    }
+
+    #[test]
+    fn per_port_limit() {
+        let t = Fdb::new(100);
+        t.set_port_limit(P1, 2);
+        assert_eq!(t.learn(key(1), P1, Timestamp(0)), LearnOutcome::Learned);
+        assert_eq!(t.learn(key(2), P1, Timestamp(0)), LearnOutcome::Learned);
+        assert_eq!(
+            t.learn(key(3), P1, Timestamp(0)),
+            LearnOutcome::LimitReached
+        );
+        assert_eq!(
+            t.learn(key(3), P2, Timestamp(0)),
+            LearnOutcome::Learned,
+            "other ports unaffected"
+        );
+        assert_eq!(t.port_learned(P1), (2, 2));
+        // a move frees a place on the old port
+        assert_eq!(t.learn(key(1), P2, Timestamp(0)), LearnOutcome::Moved(P1));
+        assert_eq!(t.port_learned(P1), (1, 2));
+        assert_eq!(t.port_learned(P2), (2, 0));
+        assert_eq!(t.learn(key(4), P1, Timestamp(0)), LearnOutcome::Learned);
+        t.flush_port(P1);
+        assert_eq!(t.port_learned(P1), (0, 2));
+        t.age_out(Timestamp::from_secs(1000), 1000);
+        assert_eq!(t.port_learned(P2), (0, 0));
+        assert_eq!(t.learned_count(), 0);
     }
 
     #[test]
