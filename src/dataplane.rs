@@ -779,7 +779,7 @@ pub async fn dgram_loop(
             Ok(g) => g,
             Err(_) => return,
         };
-        let reg = sw.ports();
+        let mut reg = sw.ports();
         let settings = sw.settings.load();
         let now = sw.now();
         let mut n = 0;
@@ -819,6 +819,8 @@ pub async fn dgram_loop(
                                 tracing::info!(port = %pname, peer = %path.display(), "datagram peer attached");
                                 peers.retain(|_, h| h.state() != LinkState::Gone);
                                 peers.insert(path.to_path_buf(), h.clone());
+                                // the new peer must get floods from the rest of this batch
+                                reg = sw.ports();
                                 h
                             }
                             Err(e) => {
