@@ -1,0 +1,66 @@
+"""Mininet switch class running one tapswitch process per emulated switch.
+
+Each switch attaches its interfaces (Mininet's veth ends) as `packet:` ports, the way a Linux
+bridge enslaves them. No OpenFlow: use it with `--controller none`.
+
+    mn --custom contrib/mininet/tapswitch.py --switch tapswitch --controller none --topo tree,2
+    # or from Python:
+    from tapswitch import TapSwitch   # with contrib/mininet on sys.path
+    net = Mininet(topo=..., switch=TapSwitch, controller=None)
+
+The binary is `tapswitch` on PATH, or the path in $TAPSWITCH_BIN. Options (as `--switch
+tapswitch,listen=127.0.0.1:9500,args=--ageing-secs 60` or keyword arguments): `listen` (the
+switch's HTTP endpoint; default none, so several switches can run side by side), `args` (extra
+command-line arguments). Each switch logs to /tmp/tapswitch-<name>.log.
+"""
+import os
+import shlex
+import time
+
+from mininet.node import Switch
+
+
+class TapSwitch(Switch):
+    """An emulated switch backed by a tapswitch process (Linux-bridge semantics)."""
+
+    def __init__(self, name, listen="none", args="", **params):
+        Switch.__init__(self, name, **params)
+        self.listen = listen
+        self.extra = args
+        self.binary = os.environ.get("TAPSWITCH_BIN", "tapswitch")
+        self.tspid = None
+        self.logfile = "/tmp/tapswitch-%s.log" % name
+
+    def start(self, controllers):
+        argv = [self.binary, "run", "--name", self.name, "--listen", str(self.listen),
+                "--no-default-ports"]
+        for intf in self.intfList():
+            if intf.name != "lo" and self.ports.get(intf) is not None:
+                argv += ["--port", "packet:%s" % intf.name]
+        argv += shlex.split(self.extra)
+        cmd = " ".join(shlex.quote(a) for a in argv)
+        out = self.cmd("%s > %s 2>&1 & echo $!" % (cmd, shlex.quote(self.logfile)))
+        self.tspid = int(out.strip().split()[-1])
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            try:
+                with open(self.logfile) as f:
+                    text = f.read()
+            except OSError:
+                text = ""
+            if " ready" in text:
+                return
+            if "error" in text:
+                break
+            time.sleep(0.05)
+        raise RuntimeError("tapswitch %s did not start: %s" % (self.name, text))
+
+    def stop(self, deleteIntfs=True):
+        if self.tspid:
+            self.cmd("kill %d 2>/dev/null; while kill -0 %d 2>/dev/null; do sleep 0.05; done"
+                     % (self.tspid, self.tspid))
+            self.tspid = None
+        super(TapSwitch, self).stop(deleteIntfs)
+
+
+switches = {"tapswitch": TapSwitch}
