@@ -161,6 +161,10 @@ struct RunArgs {
     /// Start with no ports even without a config (attach them later through the API).
     #[arg(long)]
     no_default_ports: bool,
+    /// After opening the ports and the listener, become this user (name, UID or UID:GID),
+    /// dropping every privilege.
+    #[arg(long, value_name = "USER")]
+    user: Option<String>,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -255,7 +259,8 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
         name: a.name,
         api_token: a.api_token,
         no_default_ports: a.no_default_ports,
+        user: a.user,
     };
     let cfg = Config::resolve(&o)?;
-    runtime()?.block_on(crate::daemon::run(cfg))
+    runtime()?.block_on(crate::daemon::run(cfg, o))
 }

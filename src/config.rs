@@ -279,6 +279,8 @@ pub struct Overrides {
     pub api_token: Option<String>,
     /// Start with no ports at all, even with no config (ports come later through the API).
     pub no_default_ports: bool,
+    /// After the ports are open, become this user (name, UID or UID:GID).
+    pub user: Option<String>,
 }
 
 /// A configuration error; the text names where.

@@ -9,7 +9,7 @@ use crate::config::{Config, PortSpec};
 use crate::dataplane::{self, PortHandle, Switch};
 use crate::port::dgram::DgramHub;
 use crate::port::tap::TapPort;
-use crate::port::{sockfile, stream, Port, PortKind};
+use crate::port::{sockfile, stream, sys, Port, PortKind};
 
 /// Opens the port a spec describes.
 pub fn open_port(spec: &PortSpec) -> Result<Box<dyn Port>> {
@@ -167,13 +167,100 @@ pub async fn ticker(sw: Arc<Switch>) {
     }
 }
 
+/// Applies a re-read configuration to a running switch (SIGHUP): settings change in place;
+/// ports the old configuration declared and the new one does not are detached; new ones are
+/// attached; ports in both get the new flags and limits (or are re-opened if their kind,
+/// interface, MTU or offload changed). Ports attached through the API are left alone.
+/// Returns the ports now declared.
+pub fn reload(sw: &Arc<Switch>, old: &[PortSpec], new: &Config) -> Vec<PortSpec> {
+    let mut s = sw.settings.load();
+    if new.settings.mode != s.mode {
+        tracing::warn!("reload: the mode cannot change at run time; restart to change it");
+    }
+    s.ageing_ms = new.settings.ageing_ms;
+    s.group_fwd_mask = new.settings.group_fwd_mask;
+    s.vepa_flood_unknown = new.settings.vepa_flood_unknown;
+    sw.settings.store(s);
+    sw.fdb.set_max_learned(new.fdb_max);
+    let same_port = |a: &PortSpec, b: &PortSpec| {
+        (
+            a.kind,
+            &a.arg,
+            a.mtu,
+            a.offload,
+            a.sock_mode,
+            a.sock_owner,
+            a.max_conns,
+        ) == (
+            b.kind,
+            &b.arg,
+            b.mtu,
+            b.offload,
+            b.sock_mode,
+            b.sock_owner,
+            b.max_conns,
+        )
+    };
+    let mut declared = Vec::new();
+    for p in old {
+        let keep = new
+            .ports
+            .iter()
+            .any(|n| n.name == p.name && same_port(n, p));
+        if !keep && !sw.remove_listener(&p.name) {
+            sw.remove_port(&p.name);
+        }
+    }
+    for n in &new.ports {
+        if old.iter().any(|p| p.name == n.name && same_port(n, p)) {
+            if let Some(h) = sw.ports().by_name(&n.name) {
+                h.flags.set(n.flags);
+                sw.fdb.set_port_limit(h.id, n.max_learned);
+            }
+            for h in sw.listener_ports(&n.name, n.kind) {
+                h.flags.set(n.flags);
+                sw.fdb.set_port_limit(h.id, n.max_learned);
+            }
+            declared.push(n.clone());
+            continue;
+        }
+        match attach(sw, n) {
+            Ok(_) => declared.push(n.clone()),
+            Err(e) => {
+                tracing::error!(port = %n.name, error = format!("{e:#}"), "reload: cannot attach")
+            }
+        }
+    }
+    tracing::info!(ports = declared.len(), "configuration reloaded");
+    declared
+}
+
 /// `tapswitch run`.
-pub async fn run(cfg: Config) -> Result<()> {
+pub async fn run(cfg: Config, o: crate::config::Overrides) -> Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
     let sw = build(&cfg)?;
     let server = match cfg.listen {
-        Some(addr) => Some(crate::api::serve(sw.clone(), addr, cfg.api_token.clone()).await?),
+        Some(addr) => match crate::api::serve(sw.clone(), addr, cfg.api_token.clone()).await {
+            Ok(s) => Some(s),
+            Err(e) => {
+                sw.remove_all_ports();
+                return Err(e);
+            }
+        },
         None => None,
     };
+    let mut hup = signal(SignalKind::hangup())?;
+    if let Some(user) = &o.user {
+        let (uid, gid) = sys::lookup_user(user)
+            .map_err(|e| anyhow::anyhow!("--user {user}: no such user ({e})"))?;
+        if let Err(e) = sys::drop_privileges(uid, gid) {
+            sw.remove_all_ports();
+            return Err(anyhow::anyhow!(
+                "--user {user}: cannot switch to uid {uid} gid {gid}: {e}"
+            ));
+        }
+        tracing::info!(uid, gid, "dropped privileges");
+    }
     let ticker = tokio::spawn(ticker(sw.clone()));
     let names: Vec<&str> = cfg.ports.iter().map(|p| p.name.as_str()).collect();
     tracing::info!(
@@ -193,7 +280,24 @@ pub async fn run(cfg: Config) -> Result<()> {
             crate::config::DEFAULT_PORTS[1]
         );
     }
-    shutdown_signal().await;
+    let mut declared = cfg.ports.clone();
+    loop {
+        tokio::select! {
+            _ = shutdown_signal() => break,
+            _ = hup.recv() => {
+                match Config::resolve(&o) {
+                    Ok(new) => {
+                        let sw2 = sw.clone();
+                        let old = declared.clone();
+                        declared = tokio::task::spawn_blocking(move || reload(&sw2, &old, &new))
+                            .await
+                            .unwrap_or(declared);
+                    }
+                    Err(e) => tracing::error!(error = %e, "reload failed; the running configuration stays"),
+                }
+            }
+        }
+    }
     tracing::info!("stopping");
     ticker.abort();
     if let Some(s) = server {

@@ -352,3 +352,78 @@ fn max_conns_and_stale_socket_file() {
     );
     assert_eq!(rig.ports().len(), 2);
 }
+
+#[test]
+fn sighup_reloads_ports_and_settings_from_the_config_file() {
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("tsw-hup-{}-{n}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("sw.toml");
+    let api = format!("127.0.0.1:{}", free_port());
+    let write = |ports: &[&str], ageing: u32| {
+        let mut t = format!("listen = \"{api}\"\nageing_secs = {ageing}\n");
+        for p in ports {
+            t += &format!(
+                "[[port]]\nspec = \"{p}=stream:{}\"\n",
+                dir.join(format!("{p}.sock")).display()
+            );
+        }
+        std::fs::write(&cfg, t).unwrap();
+    };
+    write(&["a", "b"], 300);
+    let child = Command::new(env!("CARGO_BIN_EXE_tapswitch"))
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let rig = Rig {
+        child,
+        dir: dir.clone(),
+        api: api.clone(),
+    };
+    let t = Instant::now();
+    while tapswitch::client::request(&api, "GET", "/healthz", None, None).is_err() {
+        assert!(t.elapsed() < Duration::from_secs(10));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let listeners = || {
+        let mut v: Vec<String> = get_json(&api, "/api/v1/listeners")
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["name"].as_str().unwrap().to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(listeners(), ["a", "b"]);
+    let _conn_a = UnixStream::connect(dir.join("a.sock")).unwrap();
+    write(&["a", "c"], 42);
+    Command::new("kill")
+        .args(["-HUP", &rig.child.id().to_string()])
+        .status()
+        .unwrap();
+    let t = Instant::now();
+    while listeners() != ["a", "c"] {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "reload did not happen: {:?}",
+            listeners()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!dir.join("b.sock").exists(), "b's socket file is removed");
+    assert_eq!(get_json(&api, "/api/v1/config").unwrap()["ageing_secs"], 42);
+    assert_eq!(rig.ports(), ["a-1"], "a's connection was not disturbed");
+    // a broken file keeps the running configuration
+    std::fs::write(&cfg, "bogus = 1\n").unwrap();
+    Command::new("kill")
+        .args(["-HUP", &rig.child.id().to_string()])
+        .status()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(listeners(), ["a", "c"]);
+    assert!(tapswitch::client::request(&api, "GET", "/healthz", None, None).is_ok());
+}

@@ -184,6 +184,50 @@ pub fn fd_write(fd: &OwnedFd, buf: &[u8]) -> io::Result<usize> {
     }
 }
 
+/// Looks a user up by name or number: `(uid, primary gid)`.
+pub fn lookup_user(user: &str) -> io::Result<(u32, u32)> {
+    let c = CString::new(user).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let mut buf = vec![0 as libc::c_char; 16384];
+    // SAFETY: passwd is plain data; all-zero is a valid value to be overwritten.
+    let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut out: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: every pointer is valid for the call: `c` is NUL-terminated, `pw` and `buf` outlive
+    // it, and `buf.len()` is its real size.
+    let rc =
+        unsafe { libc::getpwnam_r(c.as_ptr(), &mut pw, buf.as_mut_ptr(), buf.len(), &mut out) };
+    if rc == 0 && !out.is_null() {
+        return Ok((pw.pw_uid, pw.pw_gid));
+    }
+    match user.split_once(':') {
+        Some((u, g)) => match (u.parse(), g.parse()) {
+            (Ok(u), Ok(g)) => Ok((u, g)),
+            _ => Err(io::Error::from_raw_os_error(libc::ENOENT)),
+        },
+        None => user
+            .parse()
+            .map(|u| (u, u))
+            .map_err(|_| io::Error::from_raw_os_error(libc::ENOENT)),
+    }
+}
+
+/// Becomes `uid`/`gid` with no supplementary groups. As the new uid is not 0, the kernel clears
+/// every capability; glibc applies the change to every thread of the process.
+pub fn drop_privileges(uid: u32, gid: u32) -> io::Result<()> {
+    // SAFETY: plain syscalls with integer arguments (setgroups with an empty list).
+    unsafe {
+        if libc::setgroups(0, std::ptr::null()) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if libc::setgid(gid) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if libc::setuid(uid) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
 /// Registers a port's fd with the tokio reactor for readability (and writability).
 ///
 /// Callers pass an owner that keeps the fd open and returns the same fd for as long as the
