@@ -10,6 +10,8 @@ use tokio::io::unix::AsyncFd;
 
 use super::IFNAMSIZ_MAX;
 
+pub mod packet;
+
 /// The interface index of `name` in this network namespace, if it exists.
 pub fn if_index(name: &str) -> Option<u32> {
     let c = CString::new(name).ok()?;
