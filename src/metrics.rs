@@ -104,11 +104,8 @@ pub fn gather(sw: &Switch) -> Vec<MetricFamily> {
     use MetricType::{COUNTER, GAUGE};
     let ports = sw.ports();
     let mut out = Vec::new();
-    let per_port: [(
-        &str,
-        &str,
-        fn(&crate::dataplane::PortCounters) -> &AtomicU64,
-    ); 5] = [
+    type Getter = fn(&crate::dataplane::PortCounters) -> &AtomicU64;
+    let per_port: [(&str, &str, Getter); 5] = [
         (
             "tapswitch_port_rx_frames_total",
             "Frames the switch read from the port.",

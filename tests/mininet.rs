@@ -8,7 +8,10 @@ use std::process::Command;
 fn mininet_topologies_ping_and_iperf() {
     let ci = std::env::var("CI").as_deref() == Ok("true");
     let root = std::fs::read_to_string("/proc/self/status")
-        .map(|s| s.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0")))
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
+        })
         .unwrap_or(false);
     if !root {
         assert!(!ci, "root tests must run in CI (as root)");
@@ -21,8 +24,13 @@ fn mininet_topologies_ping_and_iperf() {
         .map(|s| s.success())
         .unwrap_or(false);
     if !have {
-        assert!(!ci, "Mininet is missing: apt-get install mininet (tests/run.sh does)");
-        eprintln!("SKIP: Mininet is not installed (apt-get install -y --no-install-recommends mininet)");
+        assert!(
+            !ci,
+            "Mininet is missing: apt-get install mininet (tests/run.sh does)"
+        );
+        eprintln!(
+            "SKIP: Mininet is not installed (apt-get install -y --no-install-recommends mininet)"
+        );
         return;
     }
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -33,7 +41,10 @@ fn mininet_topologies_ping_and_iperf() {
         .expect("run tests/mininet/topologies.py");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "Mininet run failed\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(
+        out.status.success(),
+        "Mininet run failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
     for topo in ["single", "linear", "tree"] {
         let line = stdout
             .lines()
