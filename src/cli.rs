@@ -165,6 +165,9 @@ struct RunArgs {
     /// dropping every privilege.
     #[arg(long, value_name = "USER")]
     user: Option<String>,
+    /// Threads that handle frames [default: 1, one event loop].
+    #[arg(long, value_name = "N")]
+    dataplane_threads: Option<usize>,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -260,6 +263,7 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
         api_token: a.api_token,
         no_default_ports: a.no_default_ports,
         user: a.user,
+        dataplane_threads: a.dataplane_threads,
     };
     let cfg = Config::resolve(&o)?;
     runtime()?.block_on(crate::daemon::run(cfg, o))

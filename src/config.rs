@@ -262,6 +262,8 @@ pub struct Config {
     pub api_token: Option<String>,
     /// The built-in default ports are in use (no port given anywhere).
     pub default_ports: bool,
+    /// Threads of the frame path (1: one event loop, the default).
+    pub dataplane_threads: usize,
 }
 
 /// Command-line values that override the file.
@@ -281,6 +283,8 @@ pub struct Overrides {
     pub no_default_ports: bool,
     /// After the ports are open, become this user (name, UID or UID:GID).
     pub user: Option<String>,
+    /// Threads of the frame path.
+    pub dataplane_threads: Option<usize>,
 }
 
 /// A configuration error; the text names where.
@@ -311,6 +315,7 @@ struct FileConfig {
     mode: Option<Mode>,
     vepa_flood_unknown: Option<bool>,
     api_token: Option<String>,
+    dataplane_threads: Option<Spanned<u64>>,
     #[serde(default, rename = "port")]
     ports: Vec<Spanned<FilePort>>,
 }
@@ -415,6 +420,12 @@ fn load_file(path: &Path, cfg: &mut Config) -> Result<(), ConfigError> {
     if fc.api_token.is_some() {
         cfg.api_token = fc.api_token;
     }
+    if let Some(t) = fc.dataplane_threads {
+        if !(1..=64).contains(t.get_ref()) {
+            return src.err(t.span(), "dataplane_threads", "must be 1..=64");
+        }
+        cfg.dataplane_threads = *t.get_ref() as usize;
+    }
     for (i, p) in fc.ports.into_iter().enumerate() {
         let pspan = p.span();
         let p = p.into_inner();
@@ -514,6 +525,7 @@ impl Config {
             ports: Vec::new(),
             api_token: None,
             default_ports: false,
+            dataplane_threads: 1,
         };
         if let Some(path) = &o.config {
             load_file(path, &mut cfg)?;
@@ -539,6 +551,15 @@ impl Config {
         }
         if o.vepa_flood_unknown {
             cfg.settings.vepa_flood_unknown = true;
+        }
+        if let Some(t) = o.dataplane_threads {
+            if !(1..=64).contains(&t) {
+                return Err(ConfigError::Flag {
+                    flag: "--dataplane-threads",
+                    msg: format!("must be 1..=64, got {t}"),
+                });
+            }
+            cfg.dataplane_threads = t;
         }
         if o.api_token.is_some() {
             cfg.api_token = o.api_token.clone();

@@ -62,7 +62,10 @@ fn listen(sw: &Arc<Switch>, spec: &PortSpec) -> Result<()> {
     let task = if datagram {
         let hub = DgramHub::bind(&path).with_context(|| format!("bind {}", path.display()))?;
         sockfile::apply(&path, spec.sock_mode, spec.sock_owner)?;
-        tokio::spawn(dataplane::dgram_loop(
+        let rt = sw
+            .frame_runtime()
+            .context("datagram ports need a runtime")?;
+        rt.spawn(dataplane::dgram_loop(
             sw.clone(),
             spec.name.clone(),
             hub,
@@ -130,9 +133,12 @@ async fn accept_loop(
 }
 
 /// Builds the switch and attaches every configured port; on any failure, what was opened is
-/// closed again (nothing half-created stays behind).
-pub fn build(cfg: &Config) -> Result<Arc<Switch>> {
+/// closed again (nothing half-created stays behind). Receive loops run on `frame_rt` if given.
+pub fn build(cfg: &Config, frame_rt: Option<tokio::runtime::Handle>) -> Result<Arc<Switch>> {
     let sw = Switch::new(&cfg.name, cfg.settings, cfg.fdb_max);
+    if let Some(rt) = frame_rt {
+        sw.set_runtime(rt);
+    }
     for spec in &cfg.ports {
         if let Err(e) = attach(&sw, spec) {
             sw.remove_all_ports();
@@ -238,7 +244,9 @@ pub fn reload(sw: &Arc<Switch>, old: &[PortSpec], new: &Config) -> Vec<PortSpec>
 /// `tapswitch run`.
 pub async fn run(cfg: Config, o: crate::config::Overrides) -> Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
-    let sw = build(&cfg)?;
+    let dp = dataplane::Dataplane::start(cfg.dataplane_threads)
+        .context("cannot start the dataplane thread")?;
+    let sw = build(&cfg, Some(dp.handle()))?;
     let server = match cfg.listen {
         Some(addr) => match crate::api::serve(sw.clone(), addr, cfg.api_token.clone()).await {
             Ok(s) => Some(s),
@@ -304,5 +312,6 @@ pub async fn run(cfg: Config, o: crate::config::Overrides) -> Result<()> {
         s.abort();
     }
     sw.remove_all_ports();
+    drop(dp);
     Ok(())
 }

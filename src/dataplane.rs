@@ -260,7 +260,66 @@ pub struct Switch {
     pub stats: SwitchStats,
     registry: RwLock<Arc<Registry>>,
     listeners: Mutex<Vec<Listener>>,
+    /// Where receive loops run (see [`Dataplane`]); the caller's runtime if unset.
+    runtime: std::sync::OnceLock<tokio::runtime::Handle>,
     origin: Instant,
+}
+
+/// The runtime of the frame path: `threads` dedicated threads, apart from the API and control
+/// tasks, so HTTP work never delays a frame and, with one thread, every frame is handled on the
+/// thread that polled it without cross-thread wake-ups.
+pub struct Dataplane {
+    handle: tokio::runtime::Handle,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Dataplane {
+    /// Starts the frame-path runtime on `threads` threads (1 = a single event loop).
+    pub fn start(threads: usize) -> std::io::Result<Dataplane> {
+        let rt = if threads <= 1 {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?
+        } else {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(threads)
+                .thread_name("tapswitch-dp")
+                .enable_all()
+                .build()?
+        };
+        let handle = rt.handle().clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("tapswitch-dp".into())
+            .spawn(move || {
+                rt.block_on(async {
+                    let _ = stopped.await;
+                });
+                rt.shutdown_background();
+            })?;
+        Ok(Dataplane {
+            handle,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+
+    /// The runtime's handle.
+    pub fn handle(&self) -> tokio::runtime::Handle {
+        self.handle.clone()
+    }
+}
+
+impl Drop for Dataplane {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 /// A socket that creates ports (a `stream:` listener, a `dgram:` hub).
@@ -293,6 +352,7 @@ impl Switch {
             stats: SwitchStats::default(),
             registry: RwLock::new(Arc::default()),
             listeners: Mutex::new(Vec::new()),
+            runtime: std::sync::OnceLock::new(),
             origin: Instant::now(),
         })
     }
@@ -350,7 +410,7 @@ impl Switch {
             *lock = Arc::new(reg);
             handle
         };
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+        if let Some(rt) = self.frame_runtime() {
             if handle.port.poll_fd().is_some() {
                 let task = rt.spawn(rx_loop(self.clone(), handle.clone()));
                 handle.add_task(task.abort_handle());
@@ -358,6 +418,19 @@ impl Switch {
         }
         tracing::info!(port = %name, kind = handle.kind().as_str(), flags = ?flags, "port attached");
         Ok(handle)
+    }
+
+    /// Runs receive loops on this runtime from now on (set once, before ports are added).
+    pub fn set_runtime(&self, h: tokio::runtime::Handle) {
+        let _ = self.runtime.set(h);
+    }
+
+    /// The runtime receive loops run on: the one set, else the caller's, if any.
+    pub fn frame_runtime(&self) -> Option<tokio::runtime::Handle> {
+        self.runtime
+            .get()
+            .cloned()
+            .or_else(|| tokio::runtime::Handle::try_current().ok())
     }
 
     /// Detaches a port: stops its receive task and removes all its table entries.

@@ -160,7 +160,7 @@ pub async fn demo(a: DemoArgs) -> Result<()> {
         .iter()
         .map(|t| parse_spec(t).map_err(anyhow::Error::msg))
         .collect::<Result<_>>()?;
-    let sw = crate::daemon::build(&cfg)?;
+    let sw = crate::daemon::build(&cfg, None)?;
     let server = crate::api::serve(sw.clone(), DEFAULT_LISTEN.parse()?, None).await;
     // Every namespace the demo may create, removed on every way out (deleting one that was
     // never made is harmless).
