@@ -264,6 +264,8 @@ pub struct Config {
     pub default_ports: bool,
     /// Threads of the frame path (1: one event loop, the default).
     pub dataplane_threads: usize,
+    /// Microseconds the frame path keeps polling after a frame instead of sleeping (0: off).
+    pub busy_poll_us: u64,
 }
 
 /// Command-line values that override the file.
@@ -285,6 +287,8 @@ pub struct Overrides {
     pub user: Option<String>,
     /// Threads of the frame path.
     pub dataplane_threads: Option<usize>,
+    /// Busy polling after each frame, in microseconds.
+    pub busy_poll_us: Option<u64>,
 }
 
 /// A configuration error; the text names where.
@@ -316,6 +320,7 @@ struct FileConfig {
     vepa_flood_unknown: Option<bool>,
     api_token: Option<String>,
     dataplane_threads: Option<Spanned<u64>>,
+    busy_poll_us: Option<Spanned<u64>>,
     #[serde(default, rename = "port")]
     ports: Vec<Spanned<FilePort>>,
 }
@@ -426,6 +431,12 @@ fn load_file(path: &Path, cfg: &mut Config) -> Result<(), ConfigError> {
         }
         cfg.dataplane_threads = *t.get_ref() as usize;
     }
+    if let Some(b) = fc.busy_poll_us {
+        if *b.get_ref() > 1_000_000 {
+            return src.err(b.span(), "busy_poll_us", "must be 0..=1000000");
+        }
+        cfg.busy_poll_us = *b.get_ref();
+    }
     for (i, p) in fc.ports.into_iter().enumerate() {
         let pspan = p.span();
         let p = p.into_inner();
@@ -526,6 +537,7 @@ impl Config {
             api_token: None,
             default_ports: false,
             dataplane_threads: 1,
+            busy_poll_us: 0,
         };
         if let Some(path) = &o.config {
             load_file(path, &mut cfg)?;
@@ -551,6 +563,15 @@ impl Config {
         }
         if o.vepa_flood_unknown {
             cfg.settings.vepa_flood_unknown = true;
+        }
+        if let Some(b) = o.busy_poll_us {
+            if b > 1_000_000 {
+                return Err(ConfigError::Flag {
+                    flag: "--busy-poll-us",
+                    msg: format!("must be 0..=1000000, got {b}"),
+                });
+            }
+            cfg.busy_poll_us = b;
         }
         if let Some(t) = o.dataplane_threads {
             if !(1..=64).contains(&t) {

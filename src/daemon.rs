@@ -244,9 +244,12 @@ pub fn reload(sw: &Arc<Switch>, old: &[PortSpec], new: &Config) -> Vec<PortSpec>
 /// `tapswitch run`.
 pub async fn run(cfg: Config, o: crate::config::Overrides) -> Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
-    let dp = dataplane::Dataplane::start(cfg.dataplane_threads)
+    let dp = dataplane::Dataplane::start(cfg.dataplane_threads, cfg.busy_poll_us)
         .context("cannot start the dataplane thread")?;
     let sw = build(&cfg, Some(dp.handle()))?;
+    if cfg.busy_poll_us > 0 {
+        dp.handle().spawn(sw.clone().busy_poll(cfg.busy_poll_us));
+    }
     let server = match cfg.listen {
         Some(addr) => match crate::api::serve(sw.clone(), addr, cfg.api_token.clone()).await {
             Ok(s) => Some(s),

@@ -260,6 +260,11 @@ pub struct Switch {
     pub stats: SwitchStats,
     registry: RwLock<Arc<Registry>>,
     listeners: Mutex<Vec<Listener>>,
+    /// Microseconds since `origin` of the last frame handled (busy polling).
+    last_frame_us: AtomicU64,
+    busy: std::sync::atomic::AtomicBool,
+    spin_us: AtomicU64,
+    wake_spinner: tokio::sync::Notify,
     /// Where receive loops run (see [`Dataplane`]); the caller's runtime if unset.
     runtime: std::sync::OnceLock<tokio::runtime::Handle>,
     origin: Instant,
@@ -275,19 +280,22 @@ pub struct Dataplane {
 }
 
 impl Dataplane {
-    /// Starts the frame-path runtime on `threads` threads (1 = a single event loop).
-    pub fn start(threads: usize) -> std::io::Result<Dataplane> {
-        let rt = if threads <= 1 {
+    /// Starts the frame-path runtime on `threads` threads (1 = a single event loop). With
+    /// `busy_poll_us > 0` the loop polls its ports without sleeping for that long after the
+    /// last frame (see [`Switch::busy_poll`]).
+    pub fn start(threads: usize, busy_poll_us: u64) -> std::io::Result<Dataplane> {
+        let mut b = if threads <= 1 {
             tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?
         } else {
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(threads)
-                .thread_name("tapswitch-dp")
-                .enable_all()
-                .build()?
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(threads).thread_name("tapswitch-dp");
+            b
         };
+        if busy_poll_us > 0 {
+            // look at the ports after every task poll, so a spinning loop sees frames at once
+            b.event_interval(1);
+        }
+        let rt = b.enable_all().build()?;
         let handle = rt.handle().clone();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::Builder::new()
@@ -352,6 +360,10 @@ impl Switch {
             stats: SwitchStats::default(),
             registry: RwLock::new(Arc::default()),
             listeners: Mutex::new(Vec::new()),
+            last_frame_us: AtomicU64::new(0),
+            busy: std::sync::atomic::AtomicBool::new(false),
+            spin_us: AtomicU64::new(0),
+            wake_spinner: tokio::sync::Notify::new(),
             runtime: std::sync::OnceLock::new(),
             origin: Instant::now(),
         })
@@ -418,6 +430,37 @@ impl Switch {
         }
         tracing::info!(port = %name, kind = handle.kind().as_str(), flags = ?flags, "port attached");
         Ok(handle)
+    }
+
+    /// Busy polling: after each frame, keeps the frame-path runtime from sleeping for
+    /// `spin_us` microseconds, so the next frame (a reply, the next of a burst) is picked up
+    /// without the wake-up of a sleeping thread (tens of microseconds on a virtual machine).
+    /// Costs a CPU while it spins. Run it as a task on the frame-path runtime.
+    pub async fn busy_poll(self: Arc<Self>, spin_us: u64) {
+        self.spin_us.store(spin_us, Relaxed);
+        loop {
+            self.wake_spinner.notified().await;
+            self.busy.store(true, Relaxed);
+            loop {
+                let now = self.origin.elapsed().as_micros() as u64;
+                if now.saturating_sub(self.last_frame_us.load(Relaxed)) >= spin_us {
+                    break;
+                }
+                tokio::task::yield_now().await;
+            }
+            self.busy.store(false, Relaxed);
+        }
+    }
+
+    fn frame_seen(&self) {
+        if self.spin_us.load(Relaxed) == 0 {
+            return;
+        }
+        self.last_frame_us
+            .store(self.origin.elapsed().as_micros() as u64, Relaxed);
+        if !self.busy.load(Relaxed) {
+            self.wake_spinner.notify_one();
+        }
     }
 
     /// Runs receive loops on this runtime from now on (set once, before ports are added).
@@ -541,7 +584,12 @@ impl Switch {
                     self.handle_frame(&reg, &settings, h, pkt, n == cap, now, &mut bufs.scratch);
                 }
                 Err(e) => match classify(&e) {
-                    IoClass::WouldBlock => return (i, DrainEnd::Empty),
+                    IoClass::WouldBlock => {
+                        if i > 0 {
+                            self.frame_seen();
+                        }
+                        return (i, DrainEnd::Empty);
+                    }
                     IoClass::Down | IoClass::FrameRefused => return (i, DrainEnd::Empty),
                     IoClass::Gone | IoClass::Other => {
                         tracing::warn!(port = %h.name, error = %e, "read failed; port stops");
@@ -551,6 +599,7 @@ impl Switch {
                 },
             }
         }
+        self.frame_seen();
         (max, DrainEnd::BatchFull)
     }
 
