@@ -262,12 +262,12 @@ pub fn finish<E>(
             },
         )
     };
+    // A GSO frame with no payload still goes out once, as its headers alone.
     let n = payload.len().div_ceil(mss).max(1);
-    for (i, chunk) in payload
-        .chunks(mss)
-        .chain(std::iter::once(&[][..]).take(usize::from(payload.is_empty())))
-        .enumerate()
-    {
+    for i in 0..n {
+        let chunk = payload
+            .get(i * mss..((i + 1) * mss).min(payload.len()))
+            .unwrap_or(&[]);
         let seg_len = hlen + chunk.len();
         let out = &mut scratch[..seg_len];
         out[..hlen].copy_from_slice(&frame[..hlen]);
