@@ -148,8 +148,8 @@ async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
     )
 }
 
-/// The JSON form of a port.
-pub fn port_json(sw: &Switch, h: &PortHandle) -> Value {
+/// The JSON form of a port; `fdb_entries` is its number of table entries.
+pub fn port_json(sw: &Switch, h: &PortHandle, fdb_entries: usize) -> Value {
     use std::sync::atomic::Ordering::Relaxed;
     let c = &h.counters;
     let rx_by: Map<String, Value> = RxDrop::ALL
@@ -170,12 +170,6 @@ pub fn port_json(sw: &Switch, h: &PortHandle) -> Value {
             )
         })
         .collect();
-    let fdb_entries = sw
-        .fdb
-        .snapshot(sw.now())
-        .iter()
-        .filter(|r| r.port == h.id)
-        .count();
     json!({
         "name": h.name,
         "id": h.id.0,
@@ -211,14 +205,18 @@ fn find_port(sw: &Switch, name: &str) -> ApiResult<Arc<PortHandle>> {
 
 async fn list_ports(State(st): State<AppState>) -> Json<Value> {
     let ports = st.sw.ports();
-    Json(Value::Array(
-        ports.iter().map(|h| port_json(&st.sw, h)).collect(),
-    ))
+    Json(Value::Array({
+        let counts = st.sw.fdb.entries_by_port();
+        ports
+            .iter()
+            .map(|h| port_json(&st.sw, h, counts.get(&h.id).copied().unwrap_or(0)))
+            .collect()
+    }))
 }
 
 async fn get_port(State(st): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<Value>> {
     let h = find_port(&st.sw, &name)?;
-    Ok(Json(port_json(&st.sw, &h)))
+    Ok(Json(port_json(&st.sw, &h, st.sw.fdb.entries_of(h.id))))
 }
 
 #[derive(Deserialize)]
@@ -255,7 +253,7 @@ async fn add_port(
             ApiError(status, format!("{e:#}"))
         })?;
     let body = match attached {
-        crate::daemon::Attached::Port(h) => port_json(&st.sw, &h),
+        crate::daemon::Attached::Port(h) => port_json(&st.sw, &h, st.sw.fdb.entries_of(h.id)),
         crate::daemon::Attached::Listener(name) => listener_json(&st.sw, &name),
     };
     Ok((StatusCode::CREATED, Json(body)))
@@ -352,7 +350,7 @@ async fn patch_port(
         st.sw.fdb.set_port_limit(h.id, n);
     }
     tracing::info!(port = %name, flags = ?flags, ?max_learned, "port flags changed");
-    Ok(Json(port_json(&st.sw, &h)))
+    Ok(Json(port_json(&st.sw, &h, st.sw.fdb.entries_of(h.id))))
 }
 
 #[derive(Deserialize)]

@@ -36,10 +36,12 @@ pub fn request(
     )?;
     let mut raw = Vec::new();
     s.read_to_end(&mut raw)?;
-    let text = String::from_utf8_lossy(&raw);
-    let (head, rest) = text
-        .split_once("\r\n\r\n")
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
         .context("malformed HTTP response")?;
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let rest = &raw[split + 4..];
     let status: u16 = head
         .split_whitespace()
         .nth(1)
@@ -52,20 +54,25 @@ pub fn request(
     let body = if chunked {
         dechunk(rest)
     } else {
-        rest.to_string()
+        rest.to_vec()
     };
-    Ok((status, body))
+    Ok((status, String::from_utf8_lossy(&body).into_owned()))
 }
 
-fn dechunk(mut s: &str) -> String {
-    let mut out = String::new();
-    while let Some((len, rest)) = s.split_once("\r\n") {
-        let n = usize::from_str_radix(len.trim(), 16).unwrap_or(0);
+/// Decodes a chunked body, on bytes (a chunk may end inside a UTF-8 character).
+fn dechunk(mut s: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(eol) = s.windows(2).position(|w| w == b"\r\n") {
+        let n = std::str::from_utf8(&s[..eol])
+            .ok()
+            .and_then(|l| usize::from_str_radix(l.trim(), 16).ok())
+            .unwrap_or(0);
+        let rest = &s[eol + 2..];
         if n == 0 || rest.len() < n {
             break;
         }
-        out.push_str(&rest[..n]);
-        s = rest[n..].trim_start_matches("\r\n");
+        out.extend_from_slice(&rest[..n]);
+        s = rest[n..].strip_prefix(b"\r\n").unwrap_or(&rest[n..]);
     }
     out
 }
@@ -132,6 +139,7 @@ pub fn ports(api: &str, json: bool) -> Result<()> {
 
 /// One `bridge fdb show` line for an entry.
 pub fn fdb_line(e: &Value, master: &str) -> String {
+    // iproute2's order: dev, vlan, flags (sticky), master, state (static)
     let mut s = format!(
         "{} dev {}",
         e["mac"].as_str().unwrap_or("?"),
@@ -141,12 +149,14 @@ pub fn fdb_line(e: &Value, master: &str) -> String {
     if vlan != 0 {
         s.push_str(&format!(" vlan {vlan}"));
     }
-    match e["kind"].as_str() {
-        Some("static") => s.push_str(" static"),
-        Some("sticky") => s.push_str(" sticky"),
-        _ => {}
+    let kind = e["kind"].as_str();
+    if kind == Some("sticky") {
+        s.push_str(" sticky");
     }
     s.push_str(&format!(" master {master}"));
+    if matches!(kind, Some("static" | "sticky")) {
+        s.push_str(" static");
+    }
     s
 }
 
@@ -368,7 +378,12 @@ mod tests {
         let e = serde_json::json!({"mac": "02:00:00:00:00:01", "port": "tsw0", "vlan": 5, "kind": "sticky"});
         assert_eq!(
             fdb_line(&e, "br0"),
-            "02:00:00:00:00:01 dev tsw0 vlan 5 sticky master br0"
+            "02:00:00:00:00:01 dev tsw0 vlan 5 sticky master br0 static"
+        );
+        let e = serde_json::json!({"mac": "02:00:00:00:00:01", "port": "tsw0", "vlan": 0, "kind": "static"});
+        assert_eq!(
+            fdb_line(&e, "br0"),
+            "02:00:00:00:00:01 dev tsw0 master br0 static"
         );
     }
 
@@ -388,7 +403,18 @@ mod tests {
 
     #[test]
     fn chunked_bodies() {
-        assert_eq!(dechunk("3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"), "abcde");
+        assert_eq!(dechunk(b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"), b"abcde");
+        // a chunk boundary inside a UTF-8 character
+        let e = "\u{e9}".as_bytes();
+        let body = [
+            &b"1\r\n"[..],
+            &e[..1],
+            b"\r\n1\r\n",
+            &e[1..],
+            b"\r\n0\r\n\r\n",
+        ]
+        .concat();
+        assert_eq!(dechunk(&body), e);
     }
 
     #[test]

@@ -596,10 +596,19 @@ impl Config {
         }
         let mut seen = std::collections::HashSet::new();
         for p in &cfg.ports {
-            if !seen.insert((p.kind, p.arg.clone())) {
+            // tap and packet ports on one interface would loop frames back in
+            let kind = if p.kind == PortKind::Packet {
+                PortKind::Tap
+            } else {
+                p.kind
+            };
+            if !seen.insert((kind, p.arg.clone())) {
                 return Err(ConfigError::Flag {
                     flag: "--port",
-                    msg: format!("interface '{}' is given twice", p.arg),
+                    msg: format!(
+                        "interface '{}' is attached twice (by --port or the config file; a tap and a packet port on one interface would loop frames)",
+                        p.arg
+                    ),
                 });
             }
         }

@@ -71,6 +71,7 @@ fn listen(sw: &Arc<Switch>, spec: &PortSpec) -> Result<()> {
             hub,
             spec.flags,
             spec.max_learned,
+            spec.max_conns.unwrap_or(stream::DEFAULT_MAX_CONNS),
         ))
     } else {
         let l = std::os::unix::net::UnixListener::bind(&path)
@@ -125,7 +126,7 @@ async fn accept_loop(
         };
         let pname = format!("{name}-{next}");
         next += 1;
-        match sw.add_port(&pname, Box::new(conn), spec.flags) {
+        match sw.add_port_owned(&pname, Box::new(conn), spec.flags, Some(&name)) {
             Ok(h) => sw.fdb.set_port_limit(h.id, spec.max_learned),
             Err(e) => tracing::warn!(listener = %name, error = %e, "cannot attach connection"),
         }

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
 
 use crate::fdb::{Fdb, Timestamp};
 use crate::frame::EthernetFrame;
@@ -110,6 +111,9 @@ pub struct PortHandle {
     pub counters: PortCounters,
     state: AtomicU8,
     tasks: Mutex<Vec<tokio::task::AbortHandle>>,
+    removed: std::sync::atomic::AtomicBool,
+    /// The listener that made this port (stream connection, datagram peer).
+    pub owner: Option<Arc<str>>,
 }
 
 impl std::fmt::Debug for PortHandle {
@@ -138,8 +142,14 @@ impl PortHandle {
         self.port.kind()
     }
 
+    /// Tracks a task of this port; one added after the port was removed is stopped at once.
     fn add_task(&self, t: tokio::task::AbortHandle) {
-        self.tasks.lock().unwrap_or_else(|p| p.into_inner()).push(t);
+        let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
+        if self.removed.load(Relaxed) {
+            t.abort();
+        } else {
+            tasks.push(t);
+        }
     }
 }
 
@@ -390,6 +400,17 @@ impl Switch {
         port: Box<dyn Port>,
         flags: PortFlags,
     ) -> Result<Arc<PortHandle>, AddPortError> {
+        self.add_port_owned(name, port, flags, None)
+    }
+
+    /// [`Switch::add_port`] for a port a listener made (`owner` is the listener's name).
+    pub fn add_port_owned(
+        self: &Arc<Self>,
+        name: &str,
+        port: Box<dyn Port>,
+        flags: PortFlags,
+        owner: Option<&str>,
+    ) -> Result<Arc<PortHandle>, AddPortError> {
         let handle = {
             let mut lock = self.registry.write().unwrap_or_else(|p| p.into_inner());
             if lock.by_name(name).is_some() {
@@ -416,6 +437,8 @@ impl Switch {
                 counters: PortCounters::default(),
                 state: AtomicU8::new(0),
                 tasks: Mutex::new(Vec::new()),
+                removed: std::sync::atomic::AtomicBool::new(false),
+                owner: owner.map(Arc::from),
             });
             reg.slots[Registry::slot(id)] = Some(handle.clone());
             reg.list.push(handle.clone());
@@ -487,13 +510,14 @@ impl Switch {
             *lock = Arc::new(reg);
             h
         };
-        for t in handle
-            .tasks
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .drain(..)
+        // Gone first: a batch still running with the old port set neither learns onto it nor
+        // keeps a datagram peer's stale handle alive.
+        handle.state.store(LinkState::Gone as u8, Relaxed);
         {
-            t.abort();
+            let mut tasks = handle.tasks.lock().unwrap_or_else(|p| p.into_inner());
+            tasks.iter().for_each(|t| t.abort());
+            tasks.clear();
+            handle.removed.store(true, Relaxed);
         }
         self.fdb.flush_port(handle.id);
         self.fdb.forget_port(handle.id);
@@ -534,12 +558,11 @@ impl Switch {
             .collect()
     }
 
-    /// The ports a listener created (`NAME-N`).
+    /// The ports a listener created.
     pub fn listener_ports(&self, name: &str, kind: PortKind) -> Vec<Arc<PortHandle>> {
-        let prefix = format!("{name}-");
         self.ports()
             .iter()
-            .filter(|h| h.kind() == kind && h.name.starts_with(&prefix))
+            .filter(|h| h.kind() == kind && h.owner.as_deref() == Some(name))
             .cloned()
             .collect()
     }
@@ -568,6 +591,7 @@ impl Switch {
         let settings = self.settings.load();
         let now = self.now();
         let vlen = h.port.vnet_hdr_len().min(HEADROOM);
+        let mut errors = 0;
         for i in 0..max {
             if vlen < HEADROOM {
                 // A plain port's frames get an all-zero header in the headroom.
@@ -590,7 +614,14 @@ impl Switch {
                         }
                         return (i, DrainEnd::Empty);
                     }
-                    IoClass::Down | IoClass::FrameRefused => return (i, DrainEnd::Empty),
+                    // a bad read: skip it; a port that keeps failing ends the batch so the
+                    // loop waits for readiness instead of spinning
+                    IoClass::Down | IoClass::FrameRefused => {
+                        errors += 1;
+                        if errors > 4 {
+                            return (i, DrainEnd::Empty);
+                        }
+                    }
                     IoClass::Gone | IoClass::Other => {
                         tracing::warn!(port = %h.name, error = %e, "read failed; port stops");
                         self.set_state(h, LinkState::Gone);
@@ -644,6 +675,10 @@ impl Switch {
         c.rx_frames.fetch_add(1, Relaxed);
         let bytes = pkt.get(HEADROOM..).unwrap_or_default();
         c.rx_bytes.fetch_add(bytes.len() as u64, Relaxed);
+        if ingress.state() == LinkState::Gone {
+            // read by a batch that began before the port was removed
+            return c.rx_drop(RxDrop::NoPort);
+        }
         if truncated {
             return c.rx_drop(RxDrop::Oversized);
         }
@@ -829,7 +864,9 @@ async fn rx_loop(sw: Arc<Switch>, h: Arc<PortHandle>) {
     }
     let mut bufs = RxBuffers::default();
     loop {
-        let mut guard = match afd.readable().await {
+        // Error readiness too: a deleted TAP reports only EPOLLERR, and the read that follows
+        // (EBADFD) marks the port gone without waiting for traffic to it.
+        let mut guard = match afd.ready(Interest::READABLE | Interest::ERROR).await {
             Ok(g) => g,
             Err(e) => {
                 tracing::warn!(port = %h.name, error = %e, "poll failed; port stops");
@@ -883,6 +920,7 @@ pub async fn dgram_loop(
     hub: crate::port::dgram::DgramHub,
     flags: PortFlags,
     max_learned: usize,
+    max_peers: usize,
 ) {
     use std::collections::HashMap;
     use std::path::PathBuf;
@@ -935,7 +973,11 @@ pub async fn dgram_loop(
                     Ok(p) => {
                         let pname = format!("{name}-{next}");
                         next += 1;
-                        match sw.add_port(&pname, Box::new(p), flags) {
+                        if sw.listener_ports(&name, PortKind::Dgram).len() >= max_peers {
+                            tracing::debug!(listener = %name, max_peers, "datagram peer refused: max-conns");
+                            continue;
+                        }
+                        match sw.add_port_owned(&pname, Box::new(p), flags, Some(&name)) {
                             Ok(h) => {
                                 sw.fdb.set_port_limit(h.id, max_learned);
                                 tracing::info!(port = %pname, peer = %path.display(), "datagram peer attached");

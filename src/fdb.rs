@@ -345,7 +345,11 @@ impl Fdb {
         if old == port {
             LearnOutcome::Refreshed
         } else if e.kind.moves() {
-            e.port.store(port.0, Relaxed);
+            // swap, so two threads moving one MAC account each move once
+            let old = PortId(e.port.swap(port.0, Relaxed));
+            if old == port {
+                return LearnOutcome::Refreshed;
+            }
             if e.kind == EntryKind::Learned {
                 self.port_add(old, -1);
                 self.port_add(port, 1);
@@ -491,6 +495,20 @@ impl Fdb {
             .collect();
         v.sort_by_key(|r| (r.port, r.vlan, r.mac));
         v
+    }
+
+    /// Entries of every kind per port, in one pass.
+    pub fn entries_by_port(&self) -> std::collections::HashMap<PortId, usize> {
+        let mut m = std::collections::HashMap::new();
+        for r in self.map.iter() {
+            *m.entry(r.value().port()).or_insert(0) += 1;
+        }
+        m
+    }
+
+    /// Entries of every kind on one port.
+    pub fn entries_of(&self, port: PortId) -> usize {
+        self.map.iter().filter(|r| r.value().port() == port).count()
     }
 
     /// The kind of an entry, if present.

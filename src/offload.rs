@@ -232,7 +232,8 @@ pub fn finish<E>(
         8
     };
     let hlen = l4_off + l4_hlen;
-    if l4_hlen < 8 || frame.len() < hlen {
+    // a TCP header is at least 20 bytes (flags at 13, checksum at 16); UDP is 8
+    if l4_hlen < if tcp { 20 } else { 8 } || frame.len() < hlen {
         return Err(OffloadError::BadFrame);
     }
     let payload = &frame[hlen..];
@@ -484,6 +485,23 @@ mod tests {
             assert!(tcp_ok(s, true));
             assert_eq!(u16::from_be_bytes([s[18], s[19]]) as usize, s.len() - 54);
         }
+    }
+
+    #[test]
+    fn short_tcp_header_is_refused_not_a_panic() {
+        // data offset 2 (8 bytes): flags and checksum would lie beyond the header
+        let mut f = tcp4(12, 0x10);
+        f[34 + 12] = 2 << 4;
+        let h = VnetHdr {
+            gso_type: GSO_TCPV4,
+            gso_size: 1,
+            ..Default::default()
+        };
+        let mut scratch = vec![0u8; SEG_BUF];
+        assert_eq!(
+            finish(&h, &f, &mut scratch, |_| -> Result<(), ()> { Ok(()) }).unwrap_err(),
+            OffloadError::BadFrame
+        );
     }
 
     #[test]

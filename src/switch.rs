@@ -408,15 +408,19 @@ pub fn decide<D: PortDirectory + ?Sized>(
         };
     }
     // With ageing 0 nothing is learned, but user entries still forward (as in Linux).
-    if let Some(out) = fdb.lookup(&FdbKey::new(dst, 0), now) {
+    let dst_key = FdbKey::new(dst, 0);
+    if let Some(out) = fdb.lookup(&dst_key, now) {
         if out == ingress && !in_flags.contains(PortFlags::HAIRPIN) {
             return Decision::Drop(RxDrop::SamePort);
         }
-        return match ports.flags_of(out) {
-            None => Decision::Drop(RxDrop::NoPort),
-            Some(of) if isolated_pair(in_flags, of) => Decision::Drop(RxDrop::Isolated),
-            Some(_) => Decision::Forward(out),
-        };
+        match ports.flags_of(out) {
+            // An entry left behind by a port that just went away: forget it and flood.
+            None => {
+                fdb.remove(&dst_key);
+            }
+            Some(of) if isolated_pair(in_flags, of) => return Decision::Drop(RxDrop::Isolated),
+            Some(_) => return Decision::Forward(out),
+        }
     }
     Decision::Flood {
         kind: FloodKind::UnknownUnicast,

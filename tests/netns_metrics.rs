@@ -252,7 +252,7 @@ fn api_and_cli_clients() {
     assert_eq!(e["static"], true, "{e}");
     assert_eq!(e["port"], h2.ifname.as_str(), "{e}");
     let out = tapswitch_cmd(&["fdb", "--api", &t.sw.api]);
-    let line = format!("{mac} dev {} static master tapswitch", h2.ifname);
+    let line = format!("{mac} dev {} master tapswitch static", h2.ifname);
     assert!(
         String::from_utf8_lossy(&out.stdout)
             .lines()

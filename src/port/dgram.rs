@@ -39,7 +39,14 @@ impl Port for DgramPeer {
         Err(io::ErrorKind::WouldBlock.into())
     }
     fn send(&self, frame: &[u8]) -> io::Result<()> {
-        self.sock.send_to(frame, &self.path).map(|_| ())
+        match self.sock.send_to(frame, &self.path) {
+            Ok(_) => Ok(()),
+            // the peer's socket file is gone: so is the peer
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                Err(io::Error::from_raw_os_error(libc::ECONNREFUSED))
+            }
+            Err(e) => Err(e),
+        }
     }
     fn poll_fd(&self) -> Option<RawFd> {
         None

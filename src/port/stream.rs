@@ -80,9 +80,9 @@ impl StreamDecoder {
         let s = self.start + 4;
         self.start += total;
         if self.start == self.end {
+            // empty: the next read starts at the front (the frame's bytes stay in place)
             self.start = 0;
             self.end = 0;
-            return Ok(Some(&self.buf[s..s + len as usize]));
         }
         Ok(Some(&self.buf[s..s + len as usize]))
     }
@@ -124,6 +124,9 @@ impl StreamConn {
     }
 
     fn write_queue(&self, q: &mut VecDeque<u8>) -> io::Result<bool> {
+        if q.is_empty() {
+            q.shrink_to(64 * 1024);
+        }
         while !q.is_empty() {
             let (a, b) = q.as_slices();
             match (&self.sock).write_vectored(&[IoSlice::new(a), IoSlice::new(b)]) {

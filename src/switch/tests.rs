@@ -241,6 +241,15 @@ fn learning_off_and_ageing_zero() {
 }
 
 #[test]
+fn an_entry_of_a_vanished_port_floods_and_is_forgotten() {
+    let mut r = Rig::new(3);
+    r.decide(P3, mac(3), MacAddr::BROADCAST);
+    r.flags.remove(&P3);
+    assert_eq!(r.out(P1, mac(1), mac(3)), vec![P2]);
+    assert_eq!(r.fdb.port_of(&FdbKey::new(mac(3), 0)), None);
+}
+
+#[test]
 fn mac_move_takes_effect_on_next_frame() {
     let r = Rig::new(3);
     r.decide(P1, mac(1), MacAddr::BROADCAST);

@@ -235,10 +235,11 @@ pub fn drop_privileges(uid: u32, gid: u32) -> io::Result<()> {
 /// Callers pass an owner that keeps the fd open and returns the same fd for as long as the
 /// `AsyncFd` lives (the dataplane's `PortFd` holds an `Arc` to the port that owns it).
 pub fn register<T: AsRawFd>(owner: T, writable: bool) -> io::Result<AsyncFd<T>> {
+    let base = tokio::io::Interest::READABLE | tokio::io::Interest::ERROR;
     let interest = if writable {
-        tokio::io::Interest::READABLE | tokio::io::Interest::WRITABLE
+        base | tokio::io::Interest::WRITABLE
     } else {
-        tokio::io::Interest::READABLE
+        base
     };
     // SAFETY: see above: the fd stays open and the same for the AsyncFd's whole life, because
     // `owner` keeps the port (and so its fd) alive and never swaps it.
