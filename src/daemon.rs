@@ -104,6 +104,8 @@ async fn accept_loop(
 ) {
     let name = spec.name.clone();
     let mut next = 1u64;
+    let mut refused = 0u64;
+    let mut last_warn = None;
     loop {
         let sock = match listener.accept().await {
             Ok((s, _)) => s,
@@ -114,7 +116,12 @@ async fn accept_loop(
             }
         };
         if sw.listener_ports(&name, PortKind::Stream).len() >= max {
-            tracing::warn!(listener = %name, max, "connection refused: too many connections (max-conns)");
+            refused += 1;
+            // one line per burst, not per connection: a connection flood must not flood the log
+            if last_warn.is_none_or(|t: std::time::Instant| t.elapsed().as_secs() >= 10) {
+                tracing::warn!(listener = %name, max, refused, "connections refused: too many (max-conns)");
+                last_warn = Some(std::time::Instant::now());
+            }
             continue;
         }
         let conn = match sock.into_std().and_then(stream::StreamConn::new) {

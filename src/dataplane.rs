@@ -954,7 +954,7 @@ pub async fn dgram_loop(
                 Ok(x) => x,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break DrainEnd::Empty,
                 Err(e) => {
-                    tracing::warn!(listener = %name, error = %e, "datagram receive failed");
+                    tracing::debug!(listener = %name, error = %e, "datagram receive failed");
                     break DrainEnd::Empty;
                 }
             };
@@ -988,7 +988,7 @@ pub async fn dgram_loop(
                                 h
                             }
                             Err(e) => {
-                                tracing::warn!(listener = %name, error = %e, "cannot add datagram peer");
+                                tracing::debug!(listener = %name, error = %e, "cannot add datagram peer");
                                 continue;
                             }
                         }
