@@ -54,6 +54,11 @@ impl Drop for Guard {
 }
 
 fn guest_image() -> (String, String) {
+    static IMAGE: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();
+    IMAGE.get_or_init(build_guest_image).clone()
+}
+
+fn build_guest_image() -> (String, String) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/qemu/build-guest.sh");
     let out = Command::new("bash")
         .arg(&script)

@@ -17,8 +17,11 @@ fi
 kernel=$(ls /boot/vmlinuz-*-cloud-amd64 | sort -V | tail -n 1)
 kver=${kernel#/boot/vmlinuz-}
 out="$cache/guest-$kver.cpio.gz"
+mkdir -p "$cache"
+# one builder at a time (tests run in parallel); the image is replaced atomically
+exec 9>"$cache/.lock"
+flock 9
 if [ ! -s "$out" ] || [ "$out" -ot "$0" ]; then
-  mkdir -p "$cache"
   work=$(mktemp -d)
   trap 'rm -rf "$work"' EXIT
   mkdir -p "$work"/{bin,sbin,proc,sys,dev,tmp,lib/modules}
@@ -64,7 +67,9 @@ sync
 poweroff -f
 INIT
   chmod +x "$work/init"
-  (cd "$work" && find . | cpio -o -H newc --quiet | gzip -1) > "$out.tmp"
-  mv "$out.tmp" "$out"
+  tmp=$(mktemp "$cache/.guest.XXXXXX")
+  (cd "$work" && find . | cpio -o -H newc --quiet | gzip -1) > "$tmp"
+  chmod 644 "$tmp"
+  mv "$tmp" "$out"
 fi
 echo "$kernel $out"
