@@ -1,0 +1,988 @@
+//! The checks behind the fuzz targets, shared with `tests/fuzz_regressions.rs`.
+//!
+//! This file is a module of both the fuzz targets (`#[path = "../harness.rs"] mod harness;`)
+//! and the regression test, so a crash input replays through exactly the same code without
+//! libFuzzer. It depends on `tapswitch` and `std` only: inputs are decoded by the small
+//! [`Reader`] below rather than by `arbitrary`.
+//!
+//! Entry points, one per target: [`check_frame_decide`], [`check_stream_decoder`],
+//! [`check_offload`]. Each panics when an invariant breaks.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+use tapswitch::dataplane::{PortHandle, Switch};
+use tapswitch::fdb::{EntryKind, FdbKey, Timestamp};
+use tapswitch::frame::EthernetFrame;
+use tapswitch::offload::{
+    self, VnetHdr, F_NEEDS_CSUM, GSO_ECN, GSO_NONE, GSO_TCPV4, GSO_TCPV6, GSO_UDP_L4, SEG_BUF,
+    VNET_HDR_LEN,
+};
+use tapswitch::port::mem::MemPort;
+use tapswitch::port::stream::{StreamDecoder, MAX_FRAME};
+use tapswitch::switch::{exceeds_mtu, flood_eligible, FloodKind, Mode, PortFlags, Settings};
+
+/// Reads fuzzer bytes; past the end every read returns zeros, so any input decodes.
+pub struct Reader<'a> {
+    data: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    pub fn new(data: &'a [u8]) -> Self {
+        Reader { data }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+
+    pub fn u8(&mut self) -> u8 {
+        match self.data.split_first() {
+            Some((b, rest)) => {
+                self.data = rest;
+                *b
+            }
+            None => 0,
+        }
+    }
+
+    pub fn u16(&mut self) -> u16 {
+        u16::from_le_bytes([self.u8(), self.u8()])
+    }
+
+    pub fn u32(&mut self) -> u32 {
+        u32::from_le_bytes([self.u8(), self.u8(), self.u8(), self.u8()])
+    }
+
+    /// Up to `n` bytes (fewer at the end of the input).
+    pub fn bytes(&mut self, n: usize) -> &'a [u8] {
+        let (a, b) = self.data.split_at(n.min(self.data.len()));
+        self.data = b;
+        a
+    }
+
+    /// The rest of the input.
+    pub fn rest(&mut self) -> &'a [u8] {
+        std::mem::take(&mut self.data)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Checksums and header arithmetic, written independently of src/offload.rs.
+
+fn csum_add(mut acc: u64, data: &[u8]) -> u64 {
+    let mut it = data.chunks(2);
+    for c in &mut it {
+        let w = if c.len() == 2 {
+            u16::from_be_bytes([c[0], c[1]])
+        } else {
+            u16::from_be_bytes([c[0], 0])
+        };
+        acc += w as u64;
+    }
+    acc
+}
+
+fn csum_fold(mut acc: u64) -> u16 {
+    while acc > 0xffff {
+        acc = (acc & 0xffff) + (acc >> 16);
+    }
+    acc as u16
+}
+
+/// Whether an IPv4 header checksum verifies.
+fn ipv4_hdr_ok(hdr: &[u8]) -> bool {
+    csum_fold(csum_add(0, hdr)) == 0xffff
+}
+
+/// Whether an L4 checksum verifies with the pseudo-header of the segment's L3 header.
+fn l4_ok(seg: &[u8], l3_off: usize, v6: bool, proto: u8, l4_off: usize) -> bool {
+    let l4 = &seg[l4_off..];
+    let mut acc = if v6 {
+        csum_add(0, &seg[l3_off + 8..l3_off + 40])
+    } else {
+        csum_add(0, &seg[l3_off + 12..l3_off + 20])
+    };
+    acc += proto as u64 + l4.len() as u64;
+    csum_fold(csum_add(acc, l4)) == 0xffff
+}
+
+/// Header layout of a frame that `offload::finish` may segment: (l3_off, v6, proto, l4_off,
+/// hlen). `None` when the frame is not a well-formed TCP/UDP over IPv4/IPv6 frame (then no
+/// claim is made about what `finish` returns, only that it does not panic).
+fn gso_layout(frame: &[u8], gso: u8) -> Option<(usize, bool, u8, usize, usize)> {
+    let mut off = 12;
+    let mut et = u16::from_be_bytes([*frame.get(off)?, *frame.get(off + 1)?]);
+    while et == 0x8100 || et == 0x88a8 {
+        off += 4;
+        et = u16::from_be_bytes([*frame.get(off)?, *frame.get(off + 1)?]);
+    }
+    let l3 = off + 2;
+    let (v6, l3_len, proto) = match et {
+        0x0800 => {
+            let ihl = (*frame.get(l3)? & 0x0f) as usize * 4;
+            frame.get(l3 + 20)?;
+            (false, ihl, frame[l3 + 9])
+        }
+        0x86dd => (true, 40, *frame.get(l3 + 6)?),
+        _ => return None,
+    };
+    if l3_len < 20 {
+        return None;
+    }
+    let l4 = l3 + l3_len;
+    let want = match gso {
+        GSO_TCPV4 if !v6 => 6,
+        GSO_TCPV6 if v6 => 6,
+        GSO_UDP_L4 => 17,
+        _ => return None,
+    };
+    if proto != want {
+        return None;
+    }
+    let l4_hlen = if proto == 6 {
+        (*frame.get(l4 + 12)? >> 4) as usize * 4
+    } else {
+        8
+    };
+    // A TCP header is at least 20 bytes (data offset >= 5).
+    if l4_hlen < 20 && proto == 6 {
+        return None;
+    }
+    let hlen = l4 + l4_hlen;
+    if frame.len() < hlen || frame.len() < l4 + 20 && proto == 6 {
+        return None;
+    }
+    Some((l3, v6, proto, l4, hlen))
+}
+
+/// Runs `offload::finish` and collects its segments; checks what holds for any input.
+fn finish_segments(hdr: &VnetHdr, frame: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let mut scratch = vec![0u8; SEG_BUF];
+    let mut segs: Vec<Vec<u8>> = Vec::new();
+    let r = offload::finish(hdr, frame, &mut scratch, |s| -> Result<(), ()> {
+        segs.push(s.to_vec());
+        Ok(())
+    });
+    match r {
+        Err(_) => {
+            assert!(segs.is_empty(), "finish emitted segments and then failed");
+            None
+        }
+        Ok(Err(())) => unreachable!("emit never fails here"),
+        Ok(Ok(n)) => {
+            assert_eq!(n, segs.len(), "finish's count vs segments emitted");
+            assert!(n >= 1);
+            for s in &segs {
+                assert!(s.len() <= SEG_BUF, "segment of {} bytes", s.len());
+            }
+            if hdr.gso() == GSO_NONE {
+                assert_eq!(n, 1);
+                let s = &segs[0];
+                assert_eq!(s.len(), frame.len());
+                if hdr.flags & F_NEEDS_CSUM == 0 {
+                    assert_eq!(s, frame, "a plain frame must pass unchanged");
+                } else {
+                    // Only the two checksum bytes may change; they hold the complement of the
+                    // sum from csum_start (field included: it carried the pseudo-header sum).
+                    let start = hdr.csum_start as usize;
+                    let at = start + hdr.csum_offset as usize;
+                    assert_eq!(s[..at], frame[..at]);
+                    assert_eq!(s[at + 2..], frame[at + 2..]);
+                    if (at - start) % 2 == 0 {
+                        let sum = csum_add(csum_add(0, &frame[start..]), &s[at..at + 2]);
+                        assert_eq!(csum_fold(sum), 0xffff, "completed checksum is wrong");
+                    }
+                }
+            }
+            Some(segs)
+        }
+    }
+}
+
+/// Checks the segments of a GSO frame against its layout: sizes, payload, headers, checksums.
+fn check_gso_segments(hdr: &VnetHdr, frame: &[u8], segs: &[Vec<u8>]) {
+    let (l3, v6, proto, l4, hlen) = gso_layout(frame, hdr.gso())
+        .expect("finish segmented a frame that is not well-formed TCP/UDP over IP");
+    let mss = hdr.gso_size as usize;
+    let payload = &frame[hlen..];
+    assert_eq!(
+        segs.len(),
+        payload.len().div_ceil(mss).max(1),
+        "segment count"
+    );
+    let mut cat = Vec::with_capacity(payload.len());
+    for (i, s) in segs.iter().enumerate() {
+        assert!(s.len() >= hlen, "segment {i} shorter than the headers");
+        assert!(
+            s.len() <= hlen + mss,
+            "segment {i}: {} > hlen {hlen} + mss {mss}",
+            s.len()
+        );
+        // Headers: everything before L3 is copied unchanged.
+        assert_eq!(s[..l3], frame[..l3], "segment {i}: L2 header changed");
+        if v6 {
+            let plen = u16::from_be_bytes([s[l3 + 4], s[l3 + 5]]) as usize;
+            assert_eq!(plen, s.len() - l3 - 40, "segment {i}: IPv6 payload length");
+        } else {
+            let tot = u16::from_be_bytes([s[l3 + 2], s[l3 + 3]]) as usize;
+            assert_eq!(tot, s.len() - l3, "segment {i}: IPv4 total length");
+            assert!(ipv4_hdr_ok(&s[l3..l4]), "segment {i}: IPv4 header checksum");
+            let id0 = u16::from_be_bytes([frame[l3 + 4], frame[l3 + 5]]);
+            let id = u16::from_be_bytes([s[l3 + 4], s[l3 + 5]]);
+            assert_eq!(id, id0.wrapping_add(i as u16), "segment {i}: IPv4 id");
+        }
+        if proto == 6 {
+            let seq0 =
+                u32::from_be_bytes([frame[l4 + 4], frame[l4 + 5], frame[l4 + 6], frame[l4 + 7]]);
+            let seq = u32::from_be_bytes([s[l4 + 4], s[l4 + 5], s[l4 + 6], s[l4 + 7]]);
+            assert_eq!(seq, seq0.wrapping_add((i * mss) as u32), "segment {i}: seq");
+            // Ports, ack, data offset, window, urgent pointer unchanged.
+            assert_eq!(s[l4..l4 + 4], frame[l4..l4 + 4]);
+            assert_eq!(s[l4 + 8..l4 + 13], frame[l4 + 8..l4 + 13]);
+            assert_eq!(s[l4 + 14..l4 + 16], frame[l4 + 14..l4 + 16]);
+            assert_eq!(s[l4 + 18..hlen], frame[l4 + 18..hlen]);
+            let f0 = frame[l4 + 13];
+            let f = s[l4 + 13];
+            let last = i + 1 == segs.len();
+            assert_eq!(f & !0x89, f0 & !0x89, "segment {i}: TCP flags");
+            assert_eq!(f & 0x09, if last { f0 & 0x09 } else { 0 }, "FIN/PSH");
+            assert_eq!(f & 0x80, if i == 0 { f0 & 0x80 } else { 0 }, "CWR");
+        } else {
+            let ulen = u16::from_be_bytes([s[l4 + 4], s[l4 + 5]]) as usize;
+            assert_eq!(ulen, s.len() - l4, "segment {i}: UDP length");
+            assert_eq!(s[l4..l4 + 4], frame[l4..l4 + 4]);
+        }
+        assert!(
+            l4_ok(s, l3, v6, proto, l4),
+            "segment {i}: L4 checksum does not verify"
+        );
+        cat.extend_from_slice(&s[hlen..]);
+    }
+    assert_eq!(cat, payload, "concatenated segment payloads differ");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Structured GSO frames.
+
+/// A well-formed GSO frame built from fuzzer bytes: TCP or UDP over IPv4 or IPv6, with 0-2
+/// VLAN tags, IPv4 options and TCP options. Returns the header, the frame, and whether it is
+/// expected to segment (false when hlen + mss does not fit the 64 KiB scratch).
+pub fn build_gso(r: &mut Reader<'_>, dst: [u8; 6]) -> (VnetHdr, Vec<u8>) {
+    let sel = r.u8();
+    let v6 = sel & 1 != 0;
+    let udp = sel & 2 != 0;
+    let tags = ((sel >> 2) % 3) as usize;
+    let ecn = sel & 0x10 != 0;
+    let needs_csum = sel & 0x20 == 0;
+    let ihl = if v6 { 5 } else { 5 + (r.u8() % 11) as usize };
+    let doff = 5 + (r.u8() % 11) as usize;
+    let mss = match r.u8() % 4 {
+        0 => 1 + (r.u8() % 64) as u16,
+        1 => 1448,
+        2 => r.u16().max(1),
+        _ => 1 + r.u16() % 9000,
+    };
+    let payload_len = match r.u8() % 4 {
+        0 => r.u8() as usize,
+        1 => r.u16() as usize % 20_000,
+        2 => r.u16() as usize,
+        _ => 0,
+    };
+    // At most ~2000 segments, so one input stays fast.
+    let payload_len = payload_len.min(mss as usize * 2000);
+    let mut f = Vec::with_capacity(100 + payload_len);
+    f.extend_from_slice(&dst);
+    f.extend_from_slice(&[2, 0, 0, 0, 0, 0x31]);
+    for t in 0..tags {
+        f.extend_from_slice(if t == 0 { &[0x88, 0xa8] } else { &[0x81, 0x00] });
+        f.extend_from_slice(&r.u16().to_be_bytes());
+    }
+    f.extend_from_slice(if v6 { &[0x86, 0xdd] } else { &[0x08, 0x00] });
+    let proto = if udp { 17 } else { 6 };
+    let l4_hlen = if udp { 8 } else { doff * 4 };
+    if v6 {
+        let mut ip = [0u8; 40];
+        ip[0] = 0x60;
+        ip[4..6].copy_from_slice(&((l4_hlen + payload_len) as u16).to_be_bytes());
+        ip[6] = proto;
+        ip[7] = 64;
+        ip[8..40].copy_from_slice(&[r.bytes(32), &[0u8; 32][..]].concat()[..32]);
+        f.extend_from_slice(&ip);
+    } else {
+        let mut ip = vec![0u8; ihl * 4];
+        ip[0] = 0x40 | ihl as u8;
+        ip[2..4].copy_from_slice(&((ihl * 4 + l4_hlen + payload_len) as u16).to_be_bytes());
+        ip[4..6].copy_from_slice(&r.u16().to_be_bytes());
+        ip[8] = 64;
+        ip[9] = proto;
+        ip[12..16].copy_from_slice(&r.u32().to_be_bytes());
+        ip[16..20].copy_from_slice(&r.u32().to_be_bytes());
+        for b in ip[20..].iter_mut() {
+            *b = 1; // NOP options
+        }
+        f.extend_from_slice(&ip);
+    }
+    let l4 = f.len();
+    let mut h = vec![0u8; l4_hlen];
+    h[0..4].copy_from_slice(&r.u32().to_be_bytes());
+    if udp {
+        h[4..6].copy_from_slice(&((8 + payload_len) as u16).to_be_bytes());
+    } else {
+        h[4..8].copy_from_slice(&r.u32().to_be_bytes());
+        h[8..12].copy_from_slice(&r.u32().to_be_bytes());
+        h[12] = (doff as u8) << 4;
+        h[13] = r.u8();
+        h[14..16].copy_from_slice(&r.u16().to_be_bytes());
+        for b in h[20..].iter_mut() {
+            *b = 1;
+        }
+    }
+    f.extend_from_slice(&h);
+    let head = r.bytes(payload_len.min(256));
+    f.extend_from_slice(head);
+    f.extend((head.len()..payload_len).map(|i| (i * 31 + 7) as u8));
+    let gso = match (udp, v6) {
+        (true, _) => GSO_UDP_L4,
+        (false, false) => GSO_TCPV4,
+        (false, true) => GSO_TCPV6,
+    };
+    let hdr = VnetHdr {
+        flags: if needs_csum { F_NEEDS_CSUM } else { 0 },
+        gso_type: gso | if ecn { GSO_ECN } else { 0 },
+        hdr_len: (l4 + l4_hlen) as u16,
+        gso_size: mss,
+        csum_start: l4 as u16,
+        csum_offset: if udp { 6 } else { 16 },
+    };
+    (hdr, f)
+}
+
+/// Target `offload`: a raw header + frame, or a structured GSO frame; then the same through a
+/// switch from an offload port to plain and offload ports.
+pub fn check_offload(data: &[u8]) {
+    let mut r = Reader::new(data);
+    let sel = r.u8();
+    let (hdr, frame, structured) = if sel & 1 == 0 {
+        let raw = r.rest();
+        let hdr = match VnetHdr::parse(raw) {
+            Ok(h) => h,
+            Err(_) => {
+                assert!(raw.len() < VNET_HDR_LEN);
+                return;
+            }
+        };
+        (hdr, raw[VNET_HDR_LEN..].to_vec(), false)
+    } else {
+        let dst = if sel & 2 == 0 {
+            [0xff; 6]
+        } else {
+            [2, 0, 0, 0, 0, 0x32]
+        };
+        let (h, f) = build_gso(&mut r, dst);
+        (h, f, true)
+    };
+    let valid = hdr.validate(frame.len());
+    let segs = finish_segments(&hdr, &frame);
+    if valid.is_err() {
+        assert!(segs.is_none(), "finish accepted a header validate refuses");
+    }
+    if structured {
+        let (l3, _, _, l4, hlen) = gso_layout(&frame, hdr.gso()).expect("builder layout");
+        let fits = hlen + hdr.gso_size as usize <= SEG_BUF;
+        assert_eq!(hlen, hdr.hdr_len as usize);
+        assert!(l3 < l4);
+        match &segs {
+            Some(s) => {
+                assert!(fits, "segmented although hlen + mss exceeds the scratch");
+                check_gso_segments(&hdr, &frame, s);
+            }
+            None => assert!(!fits, "a well-formed GSO frame was refused: {hdr:?}"),
+        }
+    } else if let Some(s) = &segs {
+        if hdr.gso() != GSO_NONE {
+            check_gso_segments(&hdr, &frame, s);
+        }
+    }
+
+    // Through a switch: offload ingress, a plain port (MTU from the input), an offload port.
+    let mtu = [1500, 9000, 65535, 68][(sel >> 2 & 3) as usize];
+    let mut rig = Rig::new(
+        Settings::default(),
+        16,
+        &[
+            (PortFlags::default(), true, 1500),
+            (PortFlags::default(), false, mtu),
+            (PortFlags::default(), true, 1500),
+        ],
+    );
+    let mut pkt = vec![0u8; VNET_HDR_LEN];
+    hdr.write(&mut pkt);
+    pkt.extend_from_slice(&frame);
+    rig.frame(0, &pkt);
+    rig.frame(1, &frame);
+    rig.finish();
+}
+
+// ---------------------------------------------------------------------------------------------
+// The switch rig: a Switch with MemPorts, and the per-frame invariants.
+
+struct RigPort {
+    handle: Arc<PortHandle>,
+    mem: Arc<MemPort>,
+    vnet: bool,
+    mtu: u32,
+    up: bool,
+}
+
+/// Counters of the whole switch at one moment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Snap {
+    rx_frames: Vec<u64>,
+    rx_dropped: Vec<u64>,
+    tx_frames: Vec<u64>,
+    tx_dropped: Vec<u64>,
+    forwarded: u64,
+    flooded: [u64; 3],
+}
+
+pub struct Rig {
+    sw: Arc<Switch>,
+    ports: Vec<RigPort>,
+    limit: usize,
+}
+
+impl Rig {
+    /// A switch with one port per `(flags, offload, mtu)`. A second uplink is added without
+    /// the flag, as the API would refuse it.
+    pub fn new(settings: Settings, limit: usize, specs: &[(PortFlags, bool, u32)]) -> Rig {
+        let sw = Switch::new("fuzz", settings, limit);
+        let mut ports = Vec::new();
+        let mut have_uplink = false;
+        for (i, &(flags, vnet, mtu)) in specs.iter().enumerate() {
+            let mut mp = MemPort::new(mtu);
+            if vnet {
+                mp = mp.with_vnet_hdr();
+            }
+            let mem = Arc::new(mp);
+            let flags = if have_uplink {
+                flags.with(PortFlags::UPLINK, false)
+            } else {
+                flags
+            };
+            have_uplink |= flags.contains(PortFlags::UPLINK);
+            let handle = sw
+                .add_port(&format!("p{i}"), Box::new(mem.clone()), flags)
+                .expect("add_port");
+            ports.push(RigPort {
+                handle,
+                mem,
+                vnet,
+                mtu,
+                up: true,
+            });
+        }
+        Rig { sw, ports, limit }
+    }
+
+    fn snap(&self) -> Snap {
+        let mut s = Snap {
+            rx_frames: vec![],
+            rx_dropped: vec![],
+            tx_frames: vec![],
+            tx_dropped: vec![],
+            forwarded: self.sw.stats.forwarded.load(Relaxed),
+            flooded: [0; 3],
+        };
+        for (i, k) in FloodKind::ALL.iter().enumerate() {
+            s.flooded[i] = self.sw.stats.flooded(*k).load(Relaxed);
+        }
+        for p in &self.ports {
+            let c = &p.handle.counters;
+            s.rx_frames.push(c.rx_frames.load(Relaxed));
+            s.rx_dropped.push(c.rx_dropped_total());
+            s.tx_frames.push(c.tx_frames.load(Relaxed));
+            s.tx_dropped.push(c.tx_dropped_total());
+        }
+        s
+    }
+
+    /// Changes a port's flags as the API does (a second uplink is refused).
+    pub fn set_flags(&mut self, port: usize, flags: PortFlags) {
+        let other_uplink = self
+            .ports
+            .iter()
+            .enumerate()
+            .any(|(i, p)| i != port && p.handle.flags.get().contains(PortFlags::UPLINK));
+        let flags = if other_uplink {
+            flags.with(PortFlags::UPLINK, false)
+        } else {
+            flags
+        };
+        self.ports[port].handle.flags.set(flags);
+    }
+
+    /// Takes a port's interface down or up (sends fail with EIO while down).
+    pub fn set_up(&mut self, port: usize, up: bool) {
+        self.ports[port].mem.set_up(up);
+        self.ports[port].up = up;
+    }
+
+    /// Ages the table `ahead_ms` after the switch clock.
+    pub fn age(&mut self, ahead_ms: u64) {
+        let s = self.sw.settings.load();
+        let now = Timestamp(self.sw.now().millis() + ahead_ms);
+        self.sw.fdb.age_out(now, s.ageing_ms);
+        self.check_table();
+    }
+
+    fn check_table(&self) {
+        let fdb = &self.sw.fdb;
+        assert!(
+            fdb.learned_count() <= self.limit,
+            "{} learned entries, limit {}",
+            fdb.learned_count(),
+            self.limit
+        );
+        let snap = fdb.snapshot(self.sw.now());
+        let learned = snap.iter().filter(|e| e.kind == EntryKind::Learned).count();
+        assert_eq!(learned, fdb.learned_count(), "learned counter vs table");
+        for e in &snap {
+            assert!(
+                self.ports.iter().any(|p| p.handle.id == e.port),
+                "entry on unknown port {:?}",
+                e
+            );
+            assert!(
+                e.mac.is_valid_source(),
+                "learned a group or zero MAC {:?}",
+                e
+            );
+        }
+    }
+
+    /// What port `p` must send if it is one of the frame's recipients.
+    fn expected_out(&self, p: &RigPort, in_vnet: bool, pkt: &[u8]) -> Vec<Vec<u8>> {
+        if !p.up {
+            return vec![];
+        }
+        let (hdr, frame) = if in_vnet {
+            (VnetHdr::parse(pkt).expect("checked"), &pkt[VNET_HDR_LEN..])
+        } else {
+            (VnetHdr::default(), pkt)
+        };
+        let f = EthernetFrame::new_checked(frame).expect("checked");
+        if p.vnet {
+            if hdr.gso() == GSO_NONE && exceeds_mtu(&f, p.mtu) {
+                return vec![];
+            }
+            let mut out = vec![0u8; VNET_HDR_LEN];
+            hdr.write(&mut out);
+            out.extend_from_slice(frame);
+            return vec![out];
+        }
+        if hdr.is_plain() {
+            if exceeds_mtu(&f, p.mtu) {
+                return vec![];
+            }
+            return vec![frame.to_vec()];
+        }
+        finish_segments(&hdr, frame)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|s| match EthernetFrame::new_checked(&s[..]) {
+                Ok(f) => !exceeds_mtu(&f, p.mtu),
+                Err(_) => false,
+            })
+            .collect()
+    }
+
+    /// Injects one frame (with its virtio_net_hdr on an offload port), pumps, and checks every
+    /// invariant of the dataplane for it.
+    pub fn frame(&mut self, ingress: usize, pkt: &[u8]) {
+        let before = self.snap();
+        let in_flags = self.ports[ingress].handle.flags.get();
+        let in_vnet = self.ports[ingress].vnet;
+        let mode = self.sw.settings.load().mode;
+        let flags: Vec<PortFlags> = self.ports.iter().map(|p| p.handle.flags.get()).collect();
+        self.ports[ingress].mem.inject(pkt);
+        assert_eq!(self.sw.pump(), 1, "one injected frame, one frame handled");
+        let after = self.snap();
+        let outs: Vec<Vec<Vec<u8>>> = self.ports.iter().map(|p| p.mem.take_sent()).collect();
+        let n = self.ports.len();
+        let d = |a: &[u64], b: &[u64], i: usize| a[i] - b[i];
+
+        // Counters: one rx, exactly one verdict.
+        for i in 0..n {
+            let drx = d(&after.rx_frames, &before.rx_frames, i);
+            assert_eq!(drx, u64::from(i == ingress), "rx_frames of port {i}");
+            if i != ingress {
+                assert_eq!(d(&after.rx_dropped, &before.rx_dropped, i), 0);
+            }
+        }
+        let dfwd = after.forwarded - before.forwarded;
+        let dflood: Vec<u64> = (0..3)
+            .map(|k| after.flooded[k] - before.flooded[k])
+            .collect();
+        let ddrop = d(&after.rx_dropped, &before.rx_dropped, ingress);
+        assert_eq!(
+            dfwd + dflood.iter().sum::<u64>() + ddrop,
+            1,
+            "verdict counters: forwarded {dfwd}, flooded {dflood:?}, dropped {ddrop}"
+        );
+
+        // Recipients: every transmit moves a tx counter of its port.
+        let recipients: Vec<usize> = (0..n)
+            .filter(|&i| {
+                d(&after.tx_frames, &before.tx_frames, i)
+                    + d(&after.tx_dropped, &before.tx_dropped, i)
+                    > 0
+            })
+            .collect();
+        for (i, o) in outs.iter().enumerate() {
+            if !recipients.contains(&i) {
+                assert!(o.is_empty(), "port {i} sent without counting");
+            }
+        }
+        if ddrop == 1 {
+            assert!(
+                recipients.is_empty(),
+                "a dropped frame reached {recipients:?}"
+            );
+        }
+        if dfwd == 1 {
+            assert!(recipients.len() <= 1, "forwarded to {recipients:?}");
+        }
+        if ingress < n && recipients.contains(&ingress) {
+            assert!(
+                in_flags.contains(PortFlags::HAIRPIN),
+                "left through its ingress port {ingress} without hairpin"
+            );
+        }
+        if let Some(k) = dflood.iter().position(|x| *x == 1) {
+            let kind = FloodKind::ALL[k];
+            let eligible: Vec<usize> = (0..n)
+                .filter(|&i| {
+                    flood_eligible(
+                        mode,
+                        self.ports[ingress].handle.id,
+                        in_flags,
+                        self.ports[i].handle.id,
+                        flags[i],
+                        kind,
+                        None,
+                    )
+                })
+                .collect();
+            for r in &recipients {
+                assert!(
+                    eligible.contains(r),
+                    "{kind:?} flood reached port {r}, not eligible ({eligible:?})"
+                );
+            }
+            let missed = eligible.iter().filter(|e| !recipients.contains(e)).count();
+            let allowed = if mode == Mode::Veb { 0 } else { 1 };
+            assert!(
+                missed <= allowed,
+                "{kind:?} flood missed {missed} eligible ports: got {recipients:?} of {eligible:?}"
+            );
+        }
+        if dfwd == 1 && mode == Mode::Veb {
+            let f = EthernetFrame::new_checked(if in_vnet { &pkt[VNET_HDR_LEN..] } else { pkt })
+                .expect("forwarded frames are valid");
+            let at = self.sw.fdb.port_of(&FdbKey::new(f.dst(), 0));
+            for r in &recipients {
+                // A send that fails with EIO takes the port down, which flushes its entries.
+                if self.ports[*r].up {
+                    assert_eq!(at, Some(self.ports[*r].handle.id), "forwarded off-table");
+                }
+                let both = in_flags.contains(PortFlags::ISOLATED)
+                    && flags[*r].contains(PortFlags::ISOLATED);
+                assert!(!both, "forwarded between isolated ports");
+            }
+        }
+        // Contents: byte for byte what the egress kind calls for; one copy per port.
+        for &r in &recipients {
+            let want = self.expected_out(&self.ports[r], in_vnet, pkt);
+            assert!(
+                outs[r] == want,
+                "port {r} (offload {}, mtu {}) sent {} frames, expected {}",
+                self.ports[r].vnet,
+                self.ports[r].mtu,
+                outs[r].len(),
+                want.len()
+            );
+            assert_eq!(
+                d(&after.tx_frames, &before.tx_frames, r),
+                outs[r].len() as u64
+            );
+        }
+        self.check_table();
+    }
+
+    /// The switch-wide balance: rx_frames == forwarded + flooded + rx_dropped.
+    pub fn finish(&self) {
+        let s = self.snap();
+        let rx: u64 = s.rx_frames.iter().sum();
+        let dropped: u64 = s.rx_dropped.iter().sum();
+        assert_eq!(
+            rx,
+            s.forwarded + s.flooded.iter().sum::<u64>() + dropped,
+            "counters do not balance: {s:?}"
+        );
+        self.check_table();
+    }
+}
+
+fn mac(r: &mut Reader<'_>) -> [u8; 6] {
+    let sel = r.u8();
+    let x = sel >> 3;
+    match sel & 7 {
+        0..=3 => [2, 0, 0, 0, 0, 1 + x % 20],
+        4 => [0xff; 6],
+        5 => [0x01, 0x00, 0x5e, 0, 0, x],
+        6 => [0x01, 0x80, 0xc2, 0, 0, x],
+        _ => {
+            let b = r.bytes(6);
+            let mut m = [0u8; 6];
+            m[..b.len()].copy_from_slice(b);
+            m
+        }
+    }
+}
+
+/// Target `frame_decide`: a switch configuration, then a sequence of frames and events.
+pub fn check_frame_decide(data: &[u8]) {
+    let mut r = Reader::new(data);
+    let nports = 2 + (r.u8() % 5) as usize;
+    let m = r.u8();
+    let settings = Settings {
+        mode: [Mode::Veb, Mode::Vepa, Mode::VepaPrivate][(m % 3) as usize],
+        ageing_ms: if m & 0x04 != 0 { 0 } else { 300_000 },
+        vepa_flood_unknown: m & 0x08 != 0,
+        group_fwd_mask: r.u16(),
+    };
+    let limit = 1 + (r.u8() % 16) as usize;
+    let specs: Vec<(PortFlags, bool, u32)> = (0..nports)
+        .map(|_| {
+            let flags = PortFlags(r.u8() as u32);
+            let o = r.u8();
+            let mtu = [1500, 9000, 68, 65535][(o >> 1 & 3) as usize];
+            (flags, o & 1 != 0, mtu)
+        })
+        .collect();
+    let mut rig = Rig::new(settings, limit, &specs);
+    let mut steps = 0;
+    while !r.is_empty() && steps < 256 {
+        steps += 1;
+        let op = r.u8();
+        match op & 7 {
+            0..=4 => {
+                let ingress = (r.u8() as usize) % nports;
+                let mut pkt = Vec::new();
+                if op & 0x08 != 0 {
+                    // Raw bytes: runts, truncated tags, anything.
+                    let len = r.u8() as usize;
+                    pkt.extend_from_slice(r.bytes(len));
+                } else {
+                    let dst = mac(&mut r);
+                    let src = mac(&mut r);
+                    if specs[ingress].1 && op & 0x10 != 0 {
+                        // An offload port's GSO or partial-checksum frame.
+                        let (h, f) = build_gso(&mut r, dst);
+                        let mut hb = [0u8; VNET_HDR_LEN];
+                        h.write(&mut hb);
+                        pkt.extend_from_slice(&hb);
+                        pkt.extend_from_slice(&f);
+                        pkt[VNET_HDR_LEN + 6..VNET_HDR_LEN + 12].copy_from_slice(&src);
+                    } else {
+                        if specs[ingress].1 {
+                            let h = if op & 0x20 != 0 { r.bytes(10) } else { &[] };
+                            pkt.extend_from_slice(h);
+                            pkt.resize(VNET_HDR_LEN, 0);
+                        }
+                        pkt.extend_from_slice(&dst);
+                        pkt.extend_from_slice(&src);
+                        let et: u16 = match r.u8() % 8 {
+                            0 => 0x0800,
+                            1 => 0x0806,
+                            2 => 0x86dd,
+                            3 => 0x8100,
+                            4 => 0x88a8,
+                            5 => 0x88cc,
+                            6 => 0x8809,
+                            _ => r.u16(),
+                        };
+                        pkt.extend_from_slice(&et.to_be_bytes());
+                        let len = if op & 0x40 != 0 {
+                            r.u16() as usize % 10_000
+                        } else {
+                            r.u8() as usize % 100
+                        };
+                        let body = r.bytes(len.min(64));
+                        pkt.extend_from_slice(body);
+                        pkt.resize(pkt.len() + len - body.len(), 0);
+                    }
+                }
+                rig.frame(ingress, &pkt);
+            }
+            5 => {
+                let p = (r.u8() as usize) % nports;
+                let f = PortFlags(r.u8() as u32);
+                rig.set_flags(p, f);
+            }
+            6 => {
+                let p = (r.u8() as usize) % nports;
+                rig.set_up(p, op & 0x08 == 0);
+            }
+            _ => rig.age(r.u8() as u64 * 10_000),
+        }
+    }
+    rig.finish();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stream decoder.
+
+/// What a stream decodes to, by a direct reading of the framing: the frames, then either the
+/// error at the first bad length or the number of bytes left over.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Decoded {
+    pub frames: Vec<Vec<u8>>,
+    pub error: Option<u32>,
+    pub left: usize,
+}
+
+fn model_decode(stream: &[u8]) -> Decoded {
+    let mut frames = Vec::new();
+    let mut at = 0;
+    loop {
+        let rest = &stream[at..];
+        if rest.len() < 4 {
+            return Decoded {
+                frames,
+                error: None,
+                left: rest.len(),
+            };
+        }
+        let len = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]);
+        if len == 0 || len as usize > MAX_FRAME {
+            return Decoded {
+                frames,
+                error: Some(len),
+                left: 0,
+            };
+        }
+        let total = 4 + len as usize;
+        if rest.len() < total {
+            return Decoded {
+                frames,
+                error: None,
+                left: rest.len(),
+            };
+        }
+        frames.push(rest[4..total].to_vec());
+        at += total;
+    }
+}
+
+/// Feeds `chunks` to a decoder the way `StreamConn::recv` reads: no more than `spare()` at a
+/// time, taking every complete frame after each read; stops at the first error.
+fn decode_chunks<'a>(chunks: impl Iterator<Item = &'a [u8]>) -> Decoded {
+    let mut d = StreamDecoder::default();
+    let mut frames: Vec<Vec<u8>> = Vec::new();
+    for mut chunk in chunks {
+        while !chunk.is_empty() {
+            let spare = d.spare();
+            assert!(!spare.is_empty(), "no room to read");
+            let n = spare.len().min(chunk.len());
+            spare[..n].copy_from_slice(&chunk[..n]);
+            d.filled(n);
+            chunk = &chunk[n..];
+            loop {
+                match d.next_frame() {
+                    Ok(Some(f)) => {
+                        assert!(
+                            (1..=MAX_FRAME).contains(&f.len()),
+                            "frame of {} bytes",
+                            f.len()
+                        );
+                        frames.push(f.to_vec());
+                    }
+                    Ok(None) => {
+                        // Room for the rest of any frame that can still come.
+                        let buffered = d.buffered();
+                        assert!(
+                            d.spare().len() + buffered >= 4 + MAX_FRAME,
+                            "decoder cannot take a full frame: {buffered} buffered"
+                        );
+                        break;
+                    }
+                    Err(e) => {
+                        return Decoded {
+                            frames,
+                            error: Some(e.0),
+                            left: 0,
+                        };
+                    }
+                }
+            }
+        }
+    }
+    let left = d.buffered();
+    Decoded {
+        frames,
+        error: None,
+        left,
+    }
+}
+
+/// Target `stream_decoder`: records of literal bytes or long fills (so 64 KiB frames are cheap)
+/// make one byte stream; record boundaries are the fuzzer's split points.
+pub fn check_stream_decoder(data: &[u8]) {
+    let mut r = Reader::new(data);
+    let mut stream = Vec::new();
+    let mut cuts = Vec::new();
+    let mut records = 0;
+    while !r.is_empty() && records < 64 {
+        records += 1;
+        let tag = r.u8();
+        match tag & 3 {
+            0 | 1 => {
+                let n = r.u8() as usize;
+                stream.extend_from_slice(r.bytes(n));
+            }
+            2 => {
+                // A well-formed length header, for cheap valid frames.
+                let len = (r.u16() as u32 % MAX_FRAME as u32) + 1;
+                stream.extend_from_slice(&len.to_be_bytes());
+            }
+            _ => {
+                let n = r.u16() as usize + if tag & 4 != 0 { 65536 } else { 0 };
+                let v = r.u8();
+                stream.resize(stream.len() + n, v);
+            }
+        }
+        if tag & 0x80 == 0 {
+            cuts.push(stream.len());
+        }
+    }
+    let want = model_decode(&stream);
+    let whole = decode_chunks(std::iter::once(&stream[..]));
+    assert_eq!(whole, want, "one chunk vs the framing");
+    let mut prev = 0;
+    let mut pieces: Vec<&[u8]> = Vec::new();
+    for c in cuts.into_iter().chain(std::iter::once(stream.len())) {
+        if c > prev {
+            pieces.push(&stream[prev..c]);
+            prev = c;
+        }
+    }
+    let split = decode_chunks(pieces.iter().copied());
+    assert_eq!(split, want, "split chunks vs the framing");
+    // Byte by byte, for short streams.
+    if stream.len() <= 4096 {
+        let bytes = decode_chunks(stream.chunks(1));
+        assert_eq!(bytes, want, "one byte at a time vs the framing");
+    }
+}
