@@ -10,7 +10,7 @@ netsniff-ng, counted at the receiving interface), round-trip latency p50/p99 (pi
 intervals), and tapswitch's CPU (seconds of CPU per second during TCP, microseconds per frame
 during the 60-byte test).
 
-Run as root: python3 benches/system.py [--rounds 5] [--seconds 5] [--binary PATH]
+Run as root: python3 benches/system.py [--rounds 5] [--seconds 5] [--binary PATH] [--switch-arg=ARG]...
 Addresses come from 198.18.0.0/15; every namespace and link is removed on exit.
 """
 import argparse
@@ -113,9 +113,9 @@ class Bridge:
 class Tapswitch:
     label = "tapswitch"
 
-    def __init__(self, tag, binary):
+    def __init__(self, tag, binary, extra=()):
         self.taps = [f"tsbt{tag}{i}" for i in range(2)]
-        args = [binary, "run", "--listen", "none"]
+        args = [binary, "run", "--listen", "none", *extra]
         for t in self.taps:
             args += ["--port", t]
         self.proc = subprocess.Popen(args, stderr=subprocess.PIPE, text=True)
@@ -240,6 +240,8 @@ def main():
     ap.add_argument("--seconds", type=int, default=5)
     ap.add_argument("--binary", default=None)
     ap.add_argument("--json", help="also write the raw results here")
+    ap.add_argument("--switch-arg", action="append", default=[], metavar="ARG",
+                    help="extra argument for `tapswitch run`, e.g. --switch-arg=--busy-poll-us=50")
     a = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("run as root: the benchmark builds network namespaces, TAPs and a bridge")
@@ -253,7 +255,7 @@ def main():
     res = {"bridge": {m: [] for m in metrics}, "tapswitch": {m: [] for m in metrics}}
     for r in range(a.rounds):
         for kind in (["bridge", "tapswitch"] if r % 2 == 0 else ["tapswitch", "bridge"]):
-            net = Bridge(r) if kind == "bridge" else Tapswitch(r, binary)
+            net = Bridge(r) if kind == "bridge" else Tapswitch(r, binary, a.switch_arg)
             try:
                 warm(net)
                 g1, cpu1 = iperf(net, 1, a.seconds)

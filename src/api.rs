@@ -21,7 +21,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use crate::config::{parse_group_mask, parse_spec};
@@ -360,22 +360,35 @@ struct FdbFilter {
     vlan: Option<u16>,
 }
 
-fn entry_json(sw: &Switch, r: &crate::fdb::FdbRecord) -> Value {
-    let ports = sw.ports();
-    let port = ports
-        .get(r.port)
-        .map(|h| h.name.clone())
-        .unwrap_or_default();
-    json!({
-        "mac": r.mac,
-        "vlan": r.vlan,
-        "port": port,
-        "kind": r.kind,
-        "static": !r.kind.ages(),
-        "sticky": r.kind == EntryKind::Sticky,
-        "age": r.updated_ms_ago / 1000,
-        "used": r.used_ms_ago / 1000,
-    })
+/// One table entry as the API shows it: a typed struct serialized straight to the response,
+/// so listing a full table costs one buffer, not a JSON tree per entry.
+#[derive(Serialize)]
+struct EntryJson {
+    mac: MacAddr,
+    vlan: u16,
+    port: String,
+    kind: EntryKind,
+    #[serde(rename = "static")]
+    is_static: bool,
+    sticky: bool,
+    age: u64,
+    used: u64,
+}
+
+fn entry_json(ports: &crate::dataplane::Registry, r: &crate::fdb::FdbRecord) -> EntryJson {
+    EntryJson {
+        mac: r.mac,
+        vlan: r.vlan,
+        port: ports
+            .get(r.port)
+            .map(|h| h.name.clone())
+            .unwrap_or_default(),
+        kind: r.kind,
+        is_static: !r.kind.ages(),
+        sticky: r.kind == EntryKind::Sticky,
+        age: r.updated_ms_ago / 1000,
+        used: r.used_ms_ago / 1000,
+    }
 }
 
 fn filter_port(sw: &Switch, f: &FdbFilter) -> ApiResult<Option<crate::switch::PortId>> {
@@ -388,16 +401,17 @@ fn filter_port(sw: &Switch, f: &FdbFilter) -> ApiResult<Option<crate::switch::Po
 async fn list_fdb(
     State(st): State<AppState>,
     q: Result<Query<FdbFilter>, axum::extract::rejection::QueryRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Vec<EntryJson>>> {
     let Query(f) = q.map_err(|e| bad(e.body_text()))?;
     let port = filter_port(&st.sw, &f)?;
     let recs = st.sw.fdb.snapshot(st.sw.now());
-    Ok(Json(Value::Array(
+    let ports = st.sw.ports();
+    Ok(Json(
         recs.iter()
             .filter(|r| port.is_none_or(|p| r.port == p) && f.vlan.is_none_or(|v| r.vlan == v))
-            .map(|r| entry_json(&st.sw, r))
+            .map(|r| entry_json(&ports, r))
             .collect(),
-    )))
+    ))
 }
 
 async fn flush_fdb(
@@ -435,7 +449,7 @@ fn parse_mac(s: &str) -> ApiResult<MacAddr> {
     s.parse::<MacAddr>().map_err(|e| bad(e.to_string()))
 }
 
-fn insert_entry(st: &AppState, mac: MacAddr, b: &EntryBody, replace: bool) -> ApiResult<Value> {
+fn insert_entry(st: &AppState, mac: MacAddr, b: &EntryBody, replace: bool) -> ApiResult<EntryJson> {
     if b.vlan > 4094 {
         return Err(bad(format!("vlan {} is outside 0..4094", b.vlan)));
     }
@@ -455,11 +469,9 @@ fn insert_entry(st: &AppState, mac: MacAddr, b: &EntryBody, replace: bool) -> Ap
     let rec = st
         .sw
         .fdb
-        .snapshot(now)
-        .into_iter()
-        .find(|r| r.mac == mac && r.vlan == b.vlan)
+        .record(&key, now)
         .ok_or_else(|| ApiError(StatusCode::CONFLICT, "entry changed concurrently".into()))?;
-    Ok(entry_json(&st.sw, &rec))
+    Ok(entry_json(&st.sw.ports(), &rec))
 }
 
 async fn put_fdb(
@@ -467,7 +479,7 @@ async fn put_fdb(
     headers: HeaderMap,
     Path(mac): Path<String>,
     body: Result<Json<EntryBody>, JsonRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<EntryJson>> {
     authorize(&st, &headers)?;
     let mac = parse_mac(&mac)?;
     let Json(b) = body?;
@@ -483,7 +495,7 @@ async fn create_fdb(
     State(st): State<AppState>,
     headers: HeaderMap,
     body: Result<Json<EntryBody>, JsonRejection>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<EntryJson>)> {
     authorize(&st, &headers)?;
     let Json(b) = body?;
     let mac = parse_mac(b.mac.as_deref().ok_or_else(|| bad("missing field 'mac'"))?)?;

@@ -484,17 +484,28 @@ impl Fdb {
         let mut v: Vec<FdbRecord> = self
             .map
             .iter()
-            .map(|r| FdbRecord {
-                mac: r.key().mac,
-                vlan: r.key().vlan,
-                port: r.value().port(),
-                kind: r.value().kind,
-                updated_ms_ago: now.since(Timestamp(r.value().updated.load(Relaxed))),
-                used_ms_ago: now.since(Timestamp(r.value().used.load(Relaxed))),
-            })
+            .map(|r| Self::record_of(r.key(), r.value(), now))
             .collect();
         v.sort_by_key(|r| (r.port, r.vlan, r.mac));
         v
+    }
+
+    /// One entry, as [`Fdb::snapshot`] would show it.
+    pub fn record(&self, key: &FdbKey, now: Timestamp) -> Option<FdbRecord> {
+        self.map
+            .get(key)
+            .map(|r| Self::record_of(r.key(), r.value(), now))
+    }
+
+    fn record_of(key: &FdbKey, e: &Entry, now: Timestamp) -> FdbRecord {
+        FdbRecord {
+            mac: key.mac,
+            vlan: key.vlan,
+            port: e.port(),
+            kind: e.kind,
+            updated_ms_ago: now.since(Timestamp(e.updated.load(Relaxed))),
+            used_ms_ago: now.since(Timestamp(e.used.load(Relaxed))),
+        }
     }
 
     /// Entries of every kind per port, in one pass.
