@@ -233,6 +233,13 @@ async fn add_port(
     authorize(&st, &headers)?;
     let Json(body) = body?;
     let spec = parse_spec(&body.spec).map_err(bad)?;
+    // A port whose interface was deleted (`gone`) is replaced: attaching it again is how a
+    // deleted TAP comes back without a `DELETE` first.
+    if let Some(h) = st.sw.ports().by_name(&spec.name) {
+        if h.state() == crate::dataplane::LinkState::Gone {
+            st.sw.remove_port(&spec.name);
+        }
+    }
     if st.sw.ports().by_name(&spec.name).is_some() {
         return Err(ApiError(
             StatusCode::CONFLICT,

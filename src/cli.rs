@@ -58,12 +58,12 @@ pub enum FdbAction {
     Show,
     /// Add an entry; fails if it exists: `fdb add MAC dev PORT [vlan N] [static|sticky|dynamic]`.
     Add {
-        #[arg(num_args = 1.., allow_hyphen_values = true)]
+        #[arg(num_args = 1..)]
         words: Vec<String>,
     },
     /// Add or replace an entry: same words as `add`.
     Replace {
-        #[arg(num_args = 1.., allow_hyphen_values = true)]
+        #[arg(num_args = 1..)]
         words: Vec<String>,
     },
     /// Delete an entry: `fdb del MAC [vlan N]`.
@@ -204,10 +204,10 @@ pub struct DemoArgs {
 #[derive(Args, Debug)]
 pub struct ClientArgs {
     /// Address of the running switch's HTTP endpoint.
-    #[arg(long, default_value = DEFAULT_LISTEN, value_name = "ADDR")]
+    #[arg(long, default_value = DEFAULT_LISTEN, value_name = "ADDR", global = true)]
     pub api: String,
     /// Print JSON instead of text.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub json: bool,
 }
 

@@ -341,7 +341,11 @@ pub fn config_cmd(a: crate::cli::ConfigArgs) -> Result<()> {
                     .parse::<u64>()
                     .map(Value::from)
                     .unwrap_or_else(|_| Value::from(v.as_str())),
-                "vepa_flood_unknown" => Value::from(matches!(v.as_str(), "on" | "true" | "1")),
+                "vepa_flood_unknown" => match v.as_str() {
+                    "on" | "true" | "1" => Value::from(true),
+                    "off" | "false" | "0" => Value::from(false),
+                    _ => bail!("'{k}' takes on or off, not '{v}'"),
+                },
                 _ => Value::from(
                     v.parse::<u64>()
                         .with_context(|| format!("'{k}' needs a number"))?,

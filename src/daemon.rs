@@ -184,7 +184,8 @@ pub async fn ticker(sw: Arc<Switch>) {
 /// Applies a re-read configuration to a running switch (SIGHUP): settings change in place;
 /// ports the old configuration declared and the new one does not are detached; new ones are
 /// attached; ports in both get the new flags and limits (or are re-opened if their kind,
-/// interface, MTU or offload changed). Ports attached through the API are left alone.
+/// interface, MTU or offload changed); declared TAP and packet ports that are gone or were
+/// detached are attached again. Ports attached through the API are left alone.
 /// Returns the ports now declared.
 pub fn reload(sw: &Arc<Switch>, old: &[PortSpec], new: &Config) -> Vec<PortSpec> {
     let mut s = sw.settings.load();
@@ -226,7 +227,19 @@ pub fn reload(sw: &Arc<Switch>, old: &[PortSpec], new: &Config) -> Vec<PortSpec>
         }
     }
     for n in &new.ports {
-        if old.iter().any(|p| p.name == n.name && same_port(n, p)) {
+        // A declared TAP or packet port that is gone (interface deleted) or was detached through
+        // the API is attached again: after a reload the configuration file is the truth.
+        let listener = matches!(n.kind, PortKind::Stream | PortKind::Dgram);
+        let missing = !listener
+            && match sw.ports().by_name(&n.name) {
+                None => true,
+                Some(h) if h.state() == dataplane::LinkState::Gone => {
+                    sw.remove_port(&n.name);
+                    true
+                }
+                Some(_) => false,
+            };
+        if !missing && old.iter().any(|p| p.name == n.name && same_port(n, p)) {
             if let Some(h) = sw.ports().by_name(&n.name) {
                 h.flags.set(n.flags);
                 sw.fdb.set_port_limit(h.id, n.max_learned);

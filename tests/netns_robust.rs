@@ -784,6 +784,35 @@ fn deleted_tap_goes_gone_and_ports_come_and_go_without_loss() {
         "{c}"
     );
 
+    // 2b. Deleted again: a `gone` port is replaced by attaching it again, no DELETE needed.
+    run_ok("ip", &["link", "del", "dev", &cname]);
+    let is_gone = |sw: &Switch| sw.port(&cname)["state"].as_str() == Some("gone");
+    for _ in 0..3 {
+        if wait_until(Duration::from_secs(2), Duration::from_millis(50), || {
+            is_gone(&lab.sw)
+        }) {
+            break;
+        }
+        a.send(&frame_hex(BCAST, &a.mac, ETH_EXP, b"wake"), 1);
+    }
+    assert!(is_gone(&lab.sw), "{}", lab.sw.port(&cname));
+    run_ok("ip", &["tuntap", "add", "dev", &cname, "mode", "tap"]);
+    let _ = run("sysctl", &["-qw", &no_v6]);
+    let (st, body) = lab.sw.req(
+        "POST",
+        "/api/v1/ports",
+        Some(&format!("{{\"spec\": \"{cname}\"}}")),
+    );
+    assert_eq!(st, 201, "a gone port is replaced: {body}");
+    assert_eq!(lab.sw.port(&cname)["state"].as_str(), Some("up"));
+    // A port that is not gone still conflicts.
+    let (st, body) = lab.sw.req(
+        "POST",
+        "/api/v1/ports",
+        Some(&format!("{{\"spec\": \"{cname}\"}}")),
+    );
+    assert_eq!(st, 409, "{body}");
+
     // 3. More ports come and go (TAPs the switch creates and removes).
     let mut cycles = 0;
     for i in 0..5 {

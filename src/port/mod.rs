@@ -34,7 +34,8 @@ pub enum PortKind {
     Stream,
     /// One sender on a unix datagram socket (QEMU `-netdev dgram`).
     Dgram,
-    /// An in-memory port (tests).
+    /// An in-memory port (tests); not accepted in a configuration file.
+    #[serde(skip_deserializing)]
     Mem,
 }
 
