@@ -947,3 +947,50 @@ fn deleted_tap_is_seen_gone_without_traffic() {
         lab.sw.port(&cname)["state"]
     );
 }
+
+#[test]
+fn sighup_attaches_declared_taps_that_are_gone_or_detached() {
+    if !common::root_or_skip() {
+        return;
+    }
+    let name = ifname('h');
+    let dir = TempDir::new("hup");
+    let cfg = dir.path.join("sw.toml");
+    std::fs::write(&cfg, format!("[[port]]\nname = \"{name}\"\n")).expect("write config");
+    let cfg = cfg.to_str().expect("utf-8 path");
+    let sw = Switch::start(&["--config", cfg]);
+    let hup = || run_ok("kill", &["-HUP", &sw.pid().to_string()]);
+    let state = |sw: &Switch| sw.port(&name)["state"].as_str().map(str::to_string);
+    assert_eq!(state(&sw).as_deref(), Some("up"));
+
+    // Detached through the API: the file still declares it, so a reload attaches it again.
+    let (st, body) = sw.req("DELETE", &format!("/api/v1/ports/{name}"), None);
+    assert_eq!(st, 204, "{body}");
+    assert_eq!(sw.req("GET", &format!("/api/v1/ports/{name}"), None).0, 404);
+    hup();
+    assert!(
+        wait_until(Duration::from_secs(5), Duration::from_millis(50), || {
+            sw.req("GET", &format!("/api/v1/ports/{name}"), None).0 == 200
+        }),
+        "not attached again after SIGHUP"
+    );
+    assert_eq!(state(&sw).as_deref(), Some("up"));
+
+    // Its interface deleted: `gone`; a reload re-creates it.
+    run_ok("ip", &["link", "del", "dev", &name]);
+    assert!(
+        wait_until(Duration::from_secs(5), Duration::from_millis(50), || {
+            state(&sw).as_deref() == Some("gone")
+        }),
+        "{}",
+        sw.port(&name)
+    );
+    hup();
+    assert!(
+        wait_until(Duration::from_secs(5), Duration::from_millis(50), || {
+            state(&sw).as_deref() == Some("up") && link_exists(&name)
+        }),
+        "not re-created after SIGHUP: {}",
+        sw.port(&name)
+    );
+}
