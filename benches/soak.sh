@@ -11,7 +11,8 @@
 #   - a stream peer that stays connected, reads everything and sends a frame each second.
 # Every 10 s it samples the switch's VmRSS, open fds and counters. At the end (traffic
 # stopped, switch idle) it checks, from one /metrics scrape, the counter identity
-#   sum(rx_frames) == frames_forwarded + sum(frames_flooded) + sum(rx_dropped)
+#   sum(rx_frames) == frames_forwarded + sum(frames_flooded) + sum(rx_dropped), and per port
+#   rx_frames == rx_forwarded + rx_flooded + rx_dropped,
 # and exits non-zero if VmRSS is not flat (medians, see the report section: the last two
 # minutes against the second minute and against half time), the fd count grew, or the
 # identity fails. Everything it creates is removed on exit (trap EXIT).
@@ -335,14 +336,16 @@ printf '%-34s %s\n' "fdb learned / limit hits / aged" "$(metric "$FINAL" tapswit
 printf '%-34s %s\n' "link changes (all ports)" "$(metric "$FINAL" tapswitch_port_link_changes_total)"
 printf '%-34s %s\n' "tx dropped (all ports, reasons)" "$TXD ($(awk '$1 ~ /^tapswitch_port_tx_dropped_total/ && $2 > 0 { r = $1; sub(/.*reason="/, "", r); sub(/".*/, "", r); s[r] += $2 } END { for (k in s) printf "%s=%d ", k, s[k] }' <<<"$FINAL"))"
 echo
-echo "per port (final scrape):"
-printf '  %-12s %12s %12s %12s %12s\n' port rx_frames tx_frames rx_dropped tx_dropped
+echo "per port (final scrape; rx_frames must equal rx_forwarded + rx_flooded + rx_dropped):"
+printf '  %-12s %12s %12s %12s %12s %12s %12s\n' port rx_frames rx_forwarded rx_flooded rx_dropped tx_frames tx_dropped
+PORT_BAD=""
 for p in $(awk '$1 ~ /^tapswitch_port_info\{/ { s = $1; sub(/.*port="/, "", s); sub(/".*/, "", s); print s }' <<<"$FINAL"); do
-  printf '  %-12s %12s %12s %12s %12s\n' "$p" \
-    "$(metric "$FINAL" tapswitch_port_rx_frames_total "port=\"$p\"")" \
-    "$(metric "$FINAL" tapswitch_port_tx_frames_total "port=\"$p\"")" \
-    "$(metric "$FINAL" tapswitch_port_rx_dropped_total "port=\"$p\"")" \
-    "$(metric "$FINAL" tapswitch_port_tx_dropped_total "port=\"$p\"")"
+  m() { metric "$FINAL" "$1" "port=\"$p\""; }
+  P_RX=$(m tapswitch_port_rx_frames_total) P_FW=$(m tapswitch_port_rx_forwarded_total)
+  P_FL=$(m tapswitch_port_rx_flooded_total) P_DR=$(m tapswitch_port_rx_dropped_total)
+  printf '  %-12s %12s %12s %12s %12s %12s %12s\n' "$p" "$P_RX" "$P_FW" "$P_FL" "$P_DR" \
+    "$(m tapswitch_port_tx_frames_total)" "$(m tapswitch_port_tx_dropped_total)"
+  [ "$P_RX" = $((P_FW + P_FL + P_DR)) ] || PORT_BAD="$PORT_BAD $p"
 done
 echo
 echo "identity (one scrape with the switch idle: rx total $RX, 1 s later $RX2):"
@@ -351,6 +354,7 @@ echo "  forwarded + sum(flooded) + sum(rx_dropped) = $FWD + $FLD + $DROP = $RHS"
 
 FAIL=0
 if [ "$RX" != "$RHS" ]; then echo "FAIL: the counter identity does not hold (difference $((RX - RHS)))"; FAIL=1; fi
+if [ -n "$PORT_BAD" ]; then echo "FAIL: the per-port identity does not hold for:$PORT_BAD"; FAIL=1; fi
 if [ "$RX" != "$RX2" ]; then echo "FAIL: the switch was not idle at the final scrape ($RX then $RX2)"; FAIL=1; fi
 if awk -v a="$BASE_RSS" -v b="$STEADY_RSS" 'BEGIN { d = b - a; l = a * 0.2; if (l < 2048) l = 2048; exit !(d > l) }'; then
   echo "FAIL: VmRSS not flat: median $BASE_RSS KiB in the second minute, $STEADY_RSS KiB in the last two"; FAIL=1; fi

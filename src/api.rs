@@ -187,6 +187,8 @@ pub fn port_json(sw: &Switch, h: &PortHandle, fdb_entries: usize) -> Value {
             "rx_bytes": c.rx_bytes.load(Relaxed),
             "tx_frames": c.tx_frames.load(Relaxed),
             "tx_bytes": c.tx_bytes.load(Relaxed),
+            "rx_forwarded": c.rx_forwarded.load(Relaxed),
+            "rx_flooded": c.rx_flooded.load(Relaxed),
             "rx_dropped": c.rx_dropped_total(),
             "tx_dropped": c.tx_dropped_total(),
             "link_changes": c.link_changes.load(Relaxed),

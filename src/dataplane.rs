@@ -58,6 +58,11 @@ pub struct PortCounters {
     pub rx_dropped: [AtomicU64; RxDrop::COUNT],
     /// By [`TxDrop::index`].
     pub tx_dropped: [AtomicU64; TxDrop::COUNT],
+    /// Frames read from this port and sent to one port (`rx_frames` = `rx_forwarded` +
+    /// `rx_flooded` + the sum of `rx_dropped`).
+    pub rx_forwarded: AtomicU64,
+    /// Frames read from this port and flooded.
+    pub rx_flooded: AtomicU64,
     /// Transitions between up and down.
     pub link_changes: AtomicU64,
 }
@@ -699,12 +704,14 @@ impl Switch {
             Decision::Forward(to) => match reg.get(to) {
                 Some(h) => {
                     self.stats.forwarded.fetch_add(1, Relaxed);
+                    c.rx_forwarded.fetch_add(1, Relaxed);
                     self.transmit(h, &out, scratch);
                 }
                 None => c.rx_drop(RxDrop::NoPort),
             },
             Decision::Flood { kind, except } => {
                 self.stats.flooded(kind).fetch_add(1, Relaxed);
+                c.rx_flooded.fetch_add(1, Relaxed);
                 for h in reg.iter() {
                     if flood_eligible(
                         settings.mode,

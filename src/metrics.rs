@@ -9,6 +9,8 @@
 //! | `tapswitch_port_rx_bytes_total` | counter | port | bytes read from the port |
 //! | `tapswitch_port_tx_frames_total` | counter | port | frames written to the port |
 //! | `tapswitch_port_tx_bytes_total` | counter | port | bytes written to the port |
+//! | `tapswitch_port_rx_forwarded_total` | counter | port | frames read from the port and sent to one port |
+//! | `tapswitch_port_rx_flooded_total` | counter | port | frames read from the port and flooded |
 //! | `tapswitch_port_rx_dropped_total` | counter | port, reason | received frames sent nowhere, by reason |
 //! | `tapswitch_port_tx_dropped_total` | counter | port, reason | frames not written to this port, by reason |
 //! | `tapswitch_port_up` | gauge | port | 1 while frames pass, 0 when down or gone |
@@ -41,6 +43,8 @@ pub const METRIC_NAMES: &[&str] = &[
     "tapswitch_port_rx_bytes_total",
     "tapswitch_port_tx_frames_total",
     "tapswitch_port_tx_bytes_total",
+    "tapswitch_port_rx_forwarded_total",
+    "tapswitch_port_rx_flooded_total",
     "tapswitch_port_rx_dropped_total",
     "tapswitch_port_tx_dropped_total",
     "tapswitch_port_up",
@@ -105,7 +109,7 @@ pub fn gather(sw: &Switch) -> Vec<MetricFamily> {
     let ports = sw.ports();
     let mut out = Vec::new();
     type Getter = fn(&crate::dataplane::PortCounters) -> &AtomicU64;
-    let per_port: [(&str, &str, Getter); 5] = [
+    let per_port: [(&str, &str, Getter); 7] = [
         (
             "tapswitch_port_rx_frames_total",
             "Frames the switch read from the port.",
@@ -125,6 +129,16 @@ pub fn gather(sw: &Switch) -> Vec<MetricFamily> {
             "tapswitch_port_tx_bytes_total",
             "Bytes the switch wrote to the port.",
             |c| &c.tx_bytes,
+        ),
+        (
+            "tapswitch_port_rx_forwarded_total",
+            "Frames read from the port and sent to one port.",
+            |c| &c.rx_forwarded,
+        ),
+        (
+            "tapswitch_port_rx_flooded_total",
+            "Frames read from the port and flooded.",
+            |c| &c.rx_flooded,
         ),
         (
             "tapswitch_port_link_changes_total",

@@ -82,9 +82,19 @@ fn counter_table(sw: &Switch) -> String {
     s
 }
 
-/// Switch-wide: every received frame was forwarded, flooded or dropped exactly once.
+/// Switch-wide and per port: every received frame was forwarded, flooded or dropped exactly once.
 fn assert_identity(sw: &Switch) {
     let ports = sw.ports();
+    for h in ports.iter() {
+        let c = &h.counters;
+        assert_eq!(
+            c.rx_forwarded.load(Relaxed) + c.rx_flooded.load(Relaxed) + c.rx_dropped_total(),
+            c.rx_frames.load(Relaxed),
+            "port {}: rx_forwarded + rx_flooded + rx_dropped != rx_frames\n{}",
+            h.name,
+            counter_table(sw)
+        );
+    }
     let rx: u64 = ports
         .iter()
         .map(|h| h.counters.rx_frames.load(Relaxed))
