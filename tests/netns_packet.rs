@@ -644,6 +644,63 @@ fn held_tap_attaches_and_recovers_after_recreation() {
     assert!(sw.log_text().contains("re-attached"), "{}", sw.log_text());
 }
 
+/// The default busy poll (50 us, adaptive) spins only while frames come close together:
+/// after a ping flood the switch goes back to sleeping, and a slow ping costs next to nothing.
+#[test]
+fn default_busy_poll_sleeps_when_traffic_stops() {
+    if !root_or_skip() {
+        return;
+    }
+    let (h1, h2) = (Netns::new(), Netns::new());
+    let r1 = veth_host(&h1, "198.18.4.1");
+    let r2 = veth_host(&h2, "198.18.4.2");
+    let sw = Switch::start_with(
+        &[&format!("packet:{}", r1.0), &format!("packet:{}", r2.0)],
+        false,
+    );
+    ping(&h2, "198.18.4.1", Duration::from_secs(10));
+    // Back-to-back frames: the spinner starts.
+    let o = h2.run(&[
+        "ping",
+        "-n",
+        "-q",
+        "-f",
+        "-c",
+        "2000",
+        "-W",
+        "1",
+        "198.18.4.1",
+    ]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("2000 received"),
+        "ping flood through the switch lost frames: {text}"
+    );
+    let pid = sw.pid();
+    let idle = |what: &str, secs: u64| {
+        let c0 = cpu_ticks(pid);
+        std::thread::sleep(Duration::from_secs(secs));
+        let used = cpu_ticks(pid) - c0;
+        eprintln!("switch CPU over {secs} s {what}: {used} ticks");
+        used
+    };
+    let used = idle("after the flood", 2);
+    assert!(
+        used < 20,
+        "switch used {used} ticks in 2 s of silence: still spinning?"
+    );
+    // One ping every 0.2 s: frames 200 ms apart never start the spinner.
+    let mut slow = h2.cmd(&["ping", "-n", "-q", "-i", "0.2", "-c", "10", "198.18.4.1"]);
+    let slow = slow.stdout(Stdio::null()).spawn();
+    let used = idle("with a ping every 0.2 s", 2);
+    let out = slow.expect("ping").wait_with_output().expect("ping ends");
+    assert!(out.status.success(), "slow ping failed");
+    assert!(
+        used < 20,
+        "switch used {used} ticks in 2 s for 10 pings: spinning on light load?"
+    );
+}
+
 /// The interface disappears just before SIGTERM: no busy loop while it is gone, and the
 /// switch exits promptly with status 0.
 #[test]
