@@ -2,6 +2,7 @@
 //! handled with a counting global allocator watching.
 
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::io;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
@@ -15,11 +16,24 @@ struct Counting;
 
 static ALLOCS: AtomicUsize = AtomicUsize::new(0);
 
+thread_local! {
+    /// Set on the thread that runs the frame path: only its allocations count, not those of
+    /// the test harness's other threads.
+    static WATCHED: Cell<bool> = const { Cell::new(false) };
+}
+
+fn count() {
+    // `try_with`: during thread teardown the slot may be gone; such a thread is not watched.
+    if WATCHED.try_with(Cell::get).unwrap_or(false) {
+        ALLOCS.fetch_add(1, Relaxed);
+    }
+}
+
 // SAFETY: forwards every call to the system allocator unchanged; only counts.
 #[allow(unsafe_code)]
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Relaxed);
+        count();
         // SAFETY: same contract as the caller's.
         unsafe { System.alloc(l) }
     }
@@ -28,7 +42,7 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.dealloc(p, l) }
     }
     unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        ALLOCS.fetch_add(1, Relaxed);
+        count();
         // SAFETY: same contract as the caller's.
         unsafe { System.realloc(p, l, n) }
     }
@@ -96,6 +110,7 @@ fn forwarding_allocates_nothing_per_frame() {
         sw.handle_frame(&reg, &s, &ports[0], f, false, sw.now(), &mut scratch);
         sw.handle_frame(&reg, &s, &ports[1], f, false, sw.now(), &mut scratch);
     }
+    WATCHED.with(|w| w.set(true));
     let before = ALLOCS.load(Relaxed);
     for i in 0..10_000 {
         let f = &frames[i % frames.len()];
@@ -110,6 +125,7 @@ fn forwarding_allocates_nothing_per_frame() {
         );
     }
     let after = ALLOCS.load(Relaxed);
+    WATCHED.with(|w| w.set(false));
     assert_eq!(after - before, 0, "allocations on the frame path");
     let rx: u64 = ports
         .iter()
