@@ -5,7 +5,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::io;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 
 use tapswitch::dataplane::Switch;
 use tapswitch::frame::{build_frame, MacAddr};
@@ -14,19 +14,15 @@ use tapswitch::switch::{PortFlags, Settings};
 
 struct Counting;
 
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
-
 thread_local! {
-    /// Set on the thread that runs the frame path: only its allocations count, not those of
-    /// the test harness's other threads.
-    static WATCHED: Cell<bool> = const { Cell::new(false) };
+    /// Allocations made by this thread: the test reads its own, so the test harness's other
+    /// threads do not count.
+    static ALLOCS: Cell<usize> = const { Cell::new(0) };
 }
 
 fn count() {
-    // `try_with`: during thread teardown the slot may be gone; such a thread is not watched.
-    if WATCHED.try_with(Cell::get).unwrap_or(false) {
-        ALLOCS.fetch_add(1, Relaxed);
-    }
+    // `try_with`: during thread teardown the slot may be gone; nothing to count then.
+    let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
 }
 
 // SAFETY: forwards every call to the system allocator unchanged; only counts.
@@ -110,8 +106,7 @@ fn forwarding_allocates_nothing_per_frame() {
         sw.handle_frame(&reg, &s, &ports[0], f, false, sw.now(), &mut scratch);
         sw.handle_frame(&reg, &s, &ports[1], f, false, sw.now(), &mut scratch);
     }
-    WATCHED.with(|w| w.set(true));
-    let before = ALLOCS.load(Relaxed);
+    let before = ALLOCS.with(Cell::get);
     for i in 0..10_000 {
         let f = &frames[i % frames.len()];
         sw.handle_frame(
@@ -124,8 +119,7 @@ fn forwarding_allocates_nothing_per_frame() {
             &mut scratch,
         );
     }
-    let after = ALLOCS.load(Relaxed);
-    WATCHED.with(|w| w.set(false));
+    let after = ALLOCS.with(Cell::get);
     assert_eq!(after - before, 0, "allocations on the frame path");
     let rx: u64 = ports
         .iter()
