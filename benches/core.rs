@@ -131,7 +131,7 @@ fn flood(c: &mut Criterion) {
         let s = Settings::default();
         let mut pkt = vec![0u8; 10];
         pkt.extend(build_frame(MacAddr::BROADCAST, mac(1), 0x0806, &[0; 46]));
-        let mut scratch = vec![0u8; 65536];
+        let mut scratch = tapswitch::dataplane::Scratch::default();
         let h = Arc::clone(&ports[0]);
         g.throughput(Throughput::Elements(n as u64));
         g.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {

@@ -91,7 +91,7 @@ API_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)
 API="http://127.0.0.1:$API_PORT"
 
 log "starting the switch: ports ${IF[*]} + stream listener, API on $API"
-RUST_LOG=info "$BIN" run --listen "127.0.0.1:$API_PORT" --fdb-max 8192 --ageing-secs 20 \
+RUST_LOG=info "$BIN" run --listen "127.0.0.1:$API_PORT" --control "$DIR/ctl.sock" --fdb-max 8192 --ageing-secs 20 \
   --port "${IF[0]}" --port "${IF[1]}" --port "${IF[2]}" --port "${IF[3]}" \
   --port "strm=stream:$DIR/strm.sock" 2>"$DIR/switch.log" &
 SW_PID=$!
@@ -202,12 +202,14 @@ ip netns exec "${NS[0]}" ping -n -q -i 0.2 -W 1 -w "$DURATION" "${IP[1]}" >"$DIR
 JOBS+=($!); PINGS+=($!)
 
 # API calls.
-api() { # METHOD PATH [BODY] -> prints the status
+api() { # METHOD PATH [BODY] -> prints the status (reads on TCP, changes on the control socket)
   local m=$1 p=$2 b=${3:-}
   if [ -n "$b" ]; then
-    curl -s -o /dev/null -w '%{http_code}' -m 5 -X "$m" -H 'content-type: application/json' -d "$b" "$API$p" || echo 000
-  else
+    curl -s -o /dev/null -w '%{http_code}' -m 5 --unix-socket "$DIR/ctl.sock" -X "$m" -H 'content-type: application/json' -d "$b" "http://localhost$p" || echo 000
+  elif [ "$m" = GET ]; then
     curl -s -o /dev/null -w '%{http_code}' -m 5 -X "$m" "$API$p" || echo 000
+  else
+    curl -s -o /dev/null -w '%{http_code}' -m 5 --unix-socket "$DIR/ctl.sock" -X "$m" "http://localhost$p" || echo 000
   fi
 }
 (

@@ -115,7 +115,7 @@ class Tapswitch:
 
     def __init__(self, tag, binary, extra=()):
         self.taps = [f"tsbt{tag}{i}" for i in range(2)]
-        args = [binary, "run", "--listen", "none", *extra]
+        args = [binary, "run", "--listen", "none", "--control", "none", *extra]
         for t in self.taps:
             args += ["--port", t]
         self.proc = subprocess.Popen(args, stderr=subprocess.PIPE, text=True)

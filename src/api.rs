@@ -1,4 +1,5 @@
-//! The HTTP endpoint: `/metrics`, `/healthz` and the JSON API under `/api/v1`.
+//! The HTTP endpoint: `/metrics`, `/healthz` and the JSON API under `/api/v1`, served on two
+//! listeners with one router.
 //!
 //! Resource model (one for ports, the table and the switch settings):
 //! - `GET /api/v1/ports`, `GET|PATCH|DELETE /api/v1/ports/{name}`, `POST /api/v1/ports`
@@ -8,33 +9,59 @@
 //!   `PUT|DELETE /api/v1/fdb/{mac}` (`?vlan=` on delete)
 //! - `GET|PATCH /api/v1/config`
 //!
-//! Mutating calls (POST, PUT, PATCH, DELETE) need `Authorization: Bearer TOKEN` when a token is
-//! configured; without a token they are accepted only if the listener is on loopback.
-//! Reads never take a lock the frame path holds: counters are atomics, the table is copied.
+//! Who may do what ([`Access`]):
+//! - The **control socket** (a unix socket, mode 0660, owned by root and `--control-group`)
+//!   serves everything: its file permissions are the authentication. The peer's uid, gid and
+//!   pid (SO_PEERCRED) are logged with every change.
+//! - The **TCP listener** serves `/metrics`, `/healthz` and the read-only routes. Changes
+//!   (POST, PUT, PATCH, DELETE) and anything that reveals traffic need `--api-token`, sent as
+//!   `Authorization: Bearer TOKEN` and compared in constant time; without a configured token
+//!   they are refused with 403, on loopback too (loopback is not an authentication boundary:
+//!   every local user can reach it).
+//!
+//! Handlers never take a lock the frame path holds and never walk the table on the API's
+//! runtime: table snapshots, flushes and attaching or detaching ports run on the control
+//! thread ([`ControlHandle::run`]).
 
 use std::net::SocketAddr;
+use std::path::{Path as FsPath, PathBuf};
 use std::sync::Arc;
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::extract::{ConnectInfo, Path, Query, Request, State};
+use axum::http::{header, Method, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::serve::IncomingStream;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use crate::config::{parse_group_mask, parse_spec};
+use crate::control::{AttachError, ControlGone, ControlHandle, FailureClass};
 use crate::dataplane::{AddPortError, PortHandle, Switch};
 use crate::fdb::{EntryKind, FdbKey, FlushFilter, MAX_MAX_LEARNED};
 use crate::frame::MacAddr;
 use crate::switch::{PortFlags, RxDrop, TxDrop};
 
+/// Which listener a request came in on, and so what it may do.
+#[derive(Clone, Debug)]
+pub enum Access {
+    /// The control socket: every route; the peer is identified by SO_PEERCRED.
+    Control,
+    /// TCP: reads; changes and traffic only with this token (none: never).
+    Tcp {
+        /// The `--api-token`.
+        token: Option<Arc<str>>,
+    },
+}
+
 #[derive(Clone)]
 struct AppState {
     sw: Arc<Switch>,
-    token: Option<String>,
-    loopback: bool,
+    ctl: ControlHandle,
+    access: Access,
 }
 
 /// An API error: a status and a message, sent as `{"error": "..."}`.
@@ -61,40 +88,136 @@ impl From<JsonRejection> for ApiError {
     }
 }
 
-type ApiResult<T> = Result<T, ApiError>;
-
-fn authorize(st: &AppState, headers: &HeaderMap) -> ApiResult<()> {
-    match &st.token {
-        Some(tok) => {
-            let given = headers
-                .get(header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Bearer "));
-            if given == Some(tok.as_str()) {
-                Ok(())
-            } else {
-                Err(ApiError(
-                    StatusCode::UNAUTHORIZED,
-                    "this call changes the switch: send 'Authorization: Bearer TOKEN'".into(),
-                ))
-            }
-        }
-        None if st.loopback => Ok(()),
-        None => Err(ApiError(
-            StatusCode::FORBIDDEN,
-            "calls that change the switch are refused on a non-loopback listener without --api-token".into(),
-        )),
+impl From<ControlGone> for ApiError {
+    fn from(e: ControlGone) -> Self {
+        ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
     }
 }
 
-/// Builds the router (used by [`serve`] and by tests).
-pub fn router(sw: Arc<Switch>, token: Option<String>, loopback: bool) -> Router {
-    let st = AppState {
-        sw,
-        token,
-        loopback,
+impl From<AttachError> for ApiError {
+    fn from(e: AttachError) -> Self {
+        let status = match e.class() {
+            FailureClass::Conflict => StatusCode::CONFLICT,
+            FailureClass::Full => StatusCode::INSUFFICIENT_STORAGE,
+            FailureClass::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
+        };
+        ApiError(status, crate::chain(&e))
+    }
+}
+
+impl From<AddPortError> for ApiError {
+    fn from(e: AddPortError) -> Self {
+        AttachError::from(e).into()
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// Compares two byte strings in time that depends on their lengths only.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Whether a request changes the switch or reveals traffic (and so needs authorization).
+fn is_privileged(method: &Method, path: &str) -> bool {
+    !matches!(*method, Method::GET | Method::HEAD) || path.starts_with("/api/v1/capture")
+}
+
+/// The peer of a control-socket connection, from SO_PEERCRED.
+#[derive(Clone, Copy, Debug)]
+pub struct Peer {
+    /// User id.
+    pub uid: Option<u32>,
+    /// Group id.
+    pub gid: Option<u32>,
+    /// Process id.
+    pub pid: Option<i32>,
+}
+
+impl axum::extract::connect_info::Connected<IncomingStream<'_, tokio::net::UnixListener>> for Peer {
+    fn connect_info(s: IncomingStream<'_, tokio::net::UnixListener>) -> Self {
+        match s.io().peer_cred() {
+            Ok(c) => Peer {
+                uid: Some(c.uid()),
+                gid: Some(c.gid()),
+                pid: c.pid(),
+            },
+            Err(_) => Peer {
+                uid: None,
+                gid: None,
+                pid: None,
+            },
+        }
+    }
+}
+
+/// Control socket: logs who changed what.
+async fn log_control(ConnectInfo(peer): ConnectInfo<Peer>, req: Request, next: Next) -> Response {
+    let (method, path) = (req.method().clone(), req.uri().path().to_string());
+    let resp = next.run(req).await;
+    if is_privileged(&method, &path) {
+        tracing::info!(
+            via = "control",
+            uid = ?peer.uid,
+            gid = ?peer.gid,
+            pid = ?peer.pid,
+            %method,
+            path,
+            status = resp.status().as_u16(),
+            "api change"
+        );
+    }
+    resp
+}
+
+/// TCP listener: reads pass; changes and traffic need the token.
+async fn guard_tcp(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let (method, path) = (req.method().clone(), req.uri().path().to_string());
+    if !is_privileged(&method, &path) {
+        return next.run(req).await;
+    }
+    let Access::Tcp { token } = &st.access else {
+        return next.run(req).await;
     };
-    Router::new()
+    let refused = match token {
+        None => Some(ApiError(
+            StatusCode::FORBIDDEN,
+            "this call changes the switch or reveals traffic: over TCP it needs --api-token; \
+             use the control socket instead (tapswitch ... --control PATH)"
+                .into(),
+        )),
+        Some(tok) => {
+            let given = req
+                .headers()
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .unwrap_or("");
+            (!constant_time_eq(given.as_bytes(), tok.as_bytes())).then(|| {
+                ApiError(
+                    StatusCode::UNAUTHORIZED,
+                    "this call changes the switch or reveals traffic: send 'Authorization: Bearer TOKEN'"
+                        .into(),
+                )
+            })
+        }
+    };
+    if let Some(e) = refused {
+        tracing::warn!(via = "tcp", %method, path, status = e.0.as_u16(), "api change refused");
+        return e.into_response();
+    }
+    let resp = next.run(req).await;
+    tracing::info!(via = "tcp", %method, path, status = resp.status().as_u16(), "api change");
+    resp
+}
+
+/// Builds the router for one listener (used by the servers below and by tests).
+pub fn router(sw: Arc<Switch>, ctl: ControlHandle, access: Access) -> Router {
+    let st = AppState { sw, ctl, access };
+    let r = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics))
         .route("/api/v1/ports", get(list_ports).post(add_port))
@@ -111,13 +234,22 @@ pub fn router(sw: Arc<Switch>, token: Option<String>, loopback: bool) -> Router 
             axum::routing::put(put_fdb).delete(del_fdb),
         )
         .route("/api/v1/config", get(get_config).patch(patch_config))
-        .route("/api/v1/listeners", get(list_listeners))
-        .with_state(st)
+        .route("/api/v1/listeners", get(list_listeners));
+    match st.access {
+        Access::Control => r
+            .layer(axum::middleware::from_fn(log_control))
+            .with_state(st),
+        Access::Tcp { .. } => r
+            .layer(axum::middleware::from_fn_with_state(st.clone(), guard_tcp))
+            .with_state(st),
+    }
 }
 
-/// Binds `addr` and serves in the background. A busy address is an error naming `--listen`.
+/// Binds `addr` and serves the TCP listener in the background. A busy address is an error
+/// naming `--listen`.
 pub async fn serve(
     sw: Arc<Switch>,
+    ctl: ControlHandle,
     addr: SocketAddr,
     token: Option<String>,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
@@ -130,15 +262,131 @@ pub async fn serve(
             anyhow::anyhow!("--listen {addr}: {e}")
         }
     })?;
-    if token.is_none() && !addr.ip().is_loopback() {
-        tracing::warn!(%addr, "listening beyond loopback without --api-token: the API is read-only");
-    }
-    let app = router(sw, token, addr.ip().is_loopback());
+    let app = router(
+        sw,
+        ctl,
+        Access::Tcp {
+            token: token.map(Arc::from),
+        },
+    );
     Ok(tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!(error = %e, "HTTP server stopped");
         }
     }))
+}
+
+/// Why the control socket could not be set up; every message names `--control`.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlSocketError {
+    /// Its directory could not be made.
+    #[error("--control {}: cannot create its directory", path.display())]
+    Dir {
+        /// The socket path.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A live switch already listens there, or the path is not a socket.
+    #[error("--control {} (another switch with this --name? give each its own --name or --control)", path.display())]
+    InUse {
+        /// The socket path.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: crate::port::sockfile::SockError,
+    },
+    /// Binding or setting its owner and mode failed.
+    #[error("--control {}", path.display())]
+    Io {
+        /// The socket path.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A control socket being served; removes its file when dropped.
+pub struct ControlSocket {
+    path: PathBuf,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ControlSocket {
+    /// The socket's path.
+    pub fn path(&self) -> &FsPath {
+        &self.path
+    }
+}
+
+impl Drop for ControlSocket {
+    fn drop(&mut self) {
+        self.task.abort();
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Binds the control socket at `path` (mode 0660, group `gid` if given; its directory is
+/// created with mode 0755 if missing) and serves the whole API on it in the background.
+pub fn serve_control(
+    sw: Arc<Switch>,
+    ctl: ControlHandle,
+    path: &FsPath,
+    gid: Option<u32>,
+) -> Result<ControlSocket, ControlSocketError> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let p = path.to_path_buf();
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if !dir.exists() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o755)
+                .create(dir)
+                .map_err(|source| ControlSocketError::Dir {
+                    path: p.clone(),
+                    source,
+                })?;
+        }
+    }
+    crate::port::sockfile::prepare(path, false).map_err(|source| ControlSocketError::InUse {
+        path: p.clone(),
+        source,
+    })?;
+    let io = |source| ControlSocketError::Io {
+        path: p.clone(),
+        source,
+    };
+    let l = std::os::unix::net::UnixListener::bind(path).map_err(io)?;
+    // Remove the file again on any failure below.
+    let cleanup = |e: ControlSocketError| {
+        let _ = std::fs::remove_file(path);
+        e
+    };
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
+        .map_err(io)
+        .map_err(cleanup)?;
+    if let Some(g) = gid {
+        std::os::unix::fs::chown(path, None, Some(g))
+            .map_err(io)
+            .map_err(cleanup)?;
+    }
+    l.set_nonblocking(true).map_err(io).map_err(cleanup)?;
+    let l = tokio::net::UnixListener::from_std(l)
+        .map_err(io)
+        .map_err(cleanup)?;
+    let app = router(sw, ctl, Access::Control).into_make_service_with_connect_info::<Peer>();
+    let task = tokio::spawn(async move {
+        if let Err(e) = axum::serve(l, app).await {
+            tracing::error!(error = %e, "control socket server stopped");
+        }
+    });
+    tracing::info!(path = %path.display(), ?gid, "control socket listening");
+    Ok(ControlSocket {
+        path: path.to_path_buf(),
+        task,
+    })
 }
 
 async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
@@ -205,20 +453,29 @@ fn find_port(sw: &Switch, name: &str) -> ApiResult<Arc<PortHandle>> {
         .ok_or_else(|| not_found(format!("no port named '{name}'")))
 }
 
-async fn list_ports(State(st): State<AppState>) -> Json<Value> {
+async fn list_ports(State(st): State<AppState>) -> ApiResult<Json<Value>> {
+    let sw = st.sw.clone();
+    // counting entries per port walks the table: the control thread does it
+    let counts = st.ctl.run(move || sw.fdb.entries_by_port()).await?;
     let ports = st.sw.ports();
-    Json(Value::Array({
-        let counts = st.sw.fdb.entries_by_port();
+    Ok(Json(Value::Array(
         ports
             .iter()
             .map(|h| port_json(&st.sw, h, counts.get(&h.id).copied().unwrap_or(0)))
-            .collect()
-    }))
+            .collect(),
+    )))
+}
+
+/// A port's JSON, its table entries counted on the control thread.
+async fn port_reply(st: &AppState, h: &Arc<PortHandle>) -> ApiResult<Value> {
+    let (sw, id) = (st.sw.clone(), h.id);
+    let n = st.ctl.run(move || sw.fdb.entries_of(id)).await?;
+    Ok(port_json(&st.sw, h, n))
 }
 
 async fn get_port(State(st): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<Value>> {
     let h = find_port(&st.sw, &name)?;
-    Ok(Json(port_json(&st.sw, &h, st.sw.fdb.entries_of(h.id))))
+    Ok(Json(port_reply(&st, &h).await?))
 }
 
 #[derive(Deserialize)]
@@ -229,52 +486,39 @@ struct AddPortBody {
 
 async fn add_port(
     State(st): State<AppState>,
-    headers: HeaderMap,
     body: Result<Json<AddPortBody>, JsonRejection>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    authorize(&st, &headers)?;
     let Json(body) = body?;
-    let spec = parse_spec(&body.spec).map_err(bad)?;
-    // A port whose interface was deleted (`gone`) is replaced: attaching it again is how a
-    // deleted TAP comes back without a `DELETE` first.
-    if let Some(h) = st.sw.ports().by_name(&spec.name) {
-        if h.state() == crate::dataplane::LinkState::Gone {
-            st.sw.remove_port(&spec.name);
-        }
-    }
-    if st.sw.ports().by_name(&spec.name).is_some() {
-        return Err(ApiError(
-            StatusCode::CONFLICT,
-            format!("a port named '{}' already exists", spec.name),
-        ));
-    }
+    let spec = parse_spec(&body.spec).map_err(|e| bad(e.to_string()))?;
     let sw = st.sw.clone();
-    let attached = tokio::task::spawn_blocking(move || crate::daemon::attach(&sw, &spec))
-        .await
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-        .map_err(|e| {
-            let status = match e.downcast_ref::<AddPortError>() {
-                Some(AddPortError::Duplicate(_) | AddPortError::SecondUplink { .. }) => {
-                    StatusCode::CONFLICT
+    let attached = st
+        .ctl
+        .run(move || {
+            // A port whose interface was deleted (`gone`) is replaced: attaching it again is
+            // how a deleted TAP comes back without a `DELETE` first.
+            if let Some(h) = sw.ports().by_name(&spec.name) {
+                if h.state() == crate::dataplane::LinkState::Gone {
+                    sw.remove_port(&spec.name);
                 }
-                _ => StatusCode::UNPROCESSABLE_ENTITY,
-            };
-            ApiError(status, format!("{e:#}"))
-        })?;
+            }
+            crate::control::attach(&sw, &spec)
+        })
+        .await??;
     let body = match attached {
-        crate::daemon::Attached::Port(h) => port_json(&st.sw, &h, st.sw.fdb.entries_of(h.id)),
-        crate::daemon::Attached::Listener(name) => listener_json(&st.sw, &name),
+        crate::control::Attached::Port(h) => port_reply(&st, &h).await?,
+        crate::control::Attached::Listener(name) => listener_json(&st.sw, &name),
     };
     Ok((StatusCode::CREATED, Json(body)))
 }
 
-async fn del_port(
-    State(st): State<AppState>,
-    headers: HeaderMap,
-    Path(name): Path<String>,
-) -> ApiResult<StatusCode> {
-    authorize(&st, &headers)?;
-    if st.sw.remove_listener(&name) || st.sw.remove_port(&name).is_some() {
+async fn del_port(State(st): State<AppState>, Path(name): Path<String>) -> ApiResult<StatusCode> {
+    let sw = st.sw.clone();
+    let n = name.clone();
+    let done = st
+        .ctl
+        .run(move || sw.remove_listener(&n) || sw.remove_port(&n).is_some())
+        .await?;
+    if done {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(not_found(format!("no port or listener named '{name}'")))
@@ -307,11 +551,9 @@ async fn list_listeners(State(st): State<AppState>) -> Json<Value> {
 
 async fn patch_port(
     State(st): State<AppState>,
-    headers: HeaderMap,
     Path(name): Path<String>,
     body: Result<Json<Map<String, Value>>, JsonRejection>,
 ) -> ApiResult<Json<Value>> {
-    authorize(&st, &headers)?;
     let Json(body) = body?;
     let h = find_port(&st.sw, &name)?;
     let mut flags = h.flags.get();
@@ -341,25 +583,12 @@ async fn patch_port(
             .ok_or_else(|| bad(format!("flag '{k}' needs true or false, got {v}")))?;
         flags = flags.with(f, on);
     }
-    if flags.contains(PortFlags::UPLINK) && !h.flags.get().contains(PortFlags::UPLINK) {
-        if let Some(u) = st
-            .sw
-            .ports()
-            .iter()
-            .find(|p| p.id != h.id && p.flags.get().contains(PortFlags::UPLINK))
-        {
-            return Err(ApiError(
-                StatusCode::CONFLICT,
-                format!("'{}' is already the uplink", u.name),
-            ));
-        }
-    }
-    h.flags.set(flags);
+    st.sw.set_port_flags(&h, flags)?;
     if let Some(n) = max_learned {
         st.sw.fdb.set_port_limit(h.id, n);
     }
     tracing::info!(port = %name, flags = ?flags, ?max_learned, "port flags changed");
-    Ok(Json(port_json(&st.sw, &h, st.sw.fdb.entries_of(h.id))))
+    Ok(Json(port_reply(&st, &h).await?))
 }
 
 #[derive(Deserialize)]
@@ -413,7 +642,8 @@ async fn list_fdb(
 ) -> ApiResult<Json<Vec<EntryJson>>> {
     let Query(f) = q.map_err(|e| bad(e.body_text()))?;
     let port = filter_port(&st.sw, &f)?;
-    let recs = st.sw.fdb.snapshot(st.sw.now());
+    let sw = st.sw.clone();
+    let recs = st.ctl.run(move || sw.fdb.snapshot(sw.now())).await?;
     let ports = st.sw.ports();
     Ok(Json(
         recs.iter()
@@ -425,17 +655,22 @@ async fn list_fdb(
 
 async fn flush_fdb(
     State(st): State<AppState>,
-    headers: HeaderMap,
     q: Result<Query<FdbFilter>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<Value>> {
-    authorize(&st, &headers)?;
     let Query(f) = q.map_err(|e| bad(e.body_text()))?;
     let port = filter_port(&st.sw, &f)?;
-    let n = st.sw.fdb.flush(FlushFilter {
-        port,
-        vlan: f.vlan,
-        dynamic_only: false,
-    });
+    let sw = st.sw.clone();
+    let vlan = f.vlan;
+    let n = st
+        .ctl
+        .run(move || {
+            sw.fdb.flush(FlushFilter {
+                port,
+                vlan,
+                dynamic_only: false,
+            })
+        })
+        .await?;
     Ok(Json(json!({ "removed": n })))
 }
 
@@ -485,11 +720,9 @@ fn insert_entry(st: &AppState, mac: MacAddr, b: &EntryBody, replace: bool) -> Ap
 
 async fn put_fdb(
     State(st): State<AppState>,
-    headers: HeaderMap,
     Path(mac): Path<String>,
     body: Result<Json<EntryBody>, JsonRejection>,
 ) -> ApiResult<Json<EntryJson>> {
-    authorize(&st, &headers)?;
     let mac = parse_mac(&mac)?;
     let Json(b) = body?;
     if let Some(m) = &b.mac {
@@ -502,10 +735,8 @@ async fn put_fdb(
 
 async fn create_fdb(
     State(st): State<AppState>,
-    headers: HeaderMap,
     body: Result<Json<EntryBody>, JsonRejection>,
 ) -> ApiResult<(StatusCode, Json<EntryJson>)> {
-    authorize(&st, &headers)?;
     let Json(b) = body?;
     let mac = parse_mac(b.mac.as_deref().ok_or_else(|| bad("missing field 'mac'"))?)?;
     Ok((
@@ -523,11 +754,9 @@ struct VlanQuery {
 
 async fn del_fdb(
     State(st): State<AppState>,
-    headers: HeaderMap,
     Path(mac): Path<String>,
     q: Result<Query<VlanQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<StatusCode> {
-    authorize(&st, &headers)?;
     let mac = parse_mac(&mac)?;
     let Query(q) = q.map_err(|e| bad(e.body_text()))?;
     if st.sw.fdb.remove(&FdbKey::new(mac, q.vlan)) {
@@ -566,10 +795,8 @@ struct ConfigPatch {
 
 async fn patch_config(
     State(st): State<AppState>,
-    headers: HeaderMap,
     body: Result<Json<ConfigPatch>, JsonRejection>,
 ) -> ApiResult<Json<Value>> {
-    authorize(&st, &headers)?;
     let Json(p) = body?;
     let mut s = st.sw.settings.load();
     if let Some(a) = p.ageing_secs {
@@ -581,7 +808,7 @@ async fn patch_config(
                 .as_u64()
                 .and_then(|n| u16::try_from(n).ok())
                 .ok_or_else(|| bad(format!("group_fwd_mask {n} is outside 0..0xffff")))?,
-            Value::String(t) => parse_group_mask(t).map_err(bad)?,
+            Value::String(t) => parse_group_mask(t).map_err(|e| bad(e.to_string()))?,
             other => {
                 return Err(bad(format!(
                     "group_fwd_mask must be a number or a string, got {other}"

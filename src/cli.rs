@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{Config, Overrides, DEFAULT_LISTEN};
+use crate::config::{Config, Overrides, DEFAULT_NAME};
 use crate::switch::Mode;
 
 #[derive(Parser, Debug)]
@@ -129,9 +129,16 @@ struct RunArgs {
     /// TOML configuration file; command-line options override it.
     #[arg(long, short = 'c', value_name = "FILE")]
     config: Option<PathBuf>,
-    /// HTTP address for /metrics and the API, or `none` [default: 127.0.0.1:9479].
+    /// HTTP address for /metrics and the read-only API, or `none` [default: 127.0.0.1:9479].
     #[arg(long, value_name = "ADDR")]
     listen: Option<String>,
+    /// The control socket serving the whole API, or `none` [default:
+    /// /run/tapswitch/NAME.sock as root].
+    #[arg(long, value_name = "PATH")]
+    control: Option<String>,
+    /// Group owning the control socket (mode 0660): its members may change the switch.
+    #[arg(long, value_name = "GROUP")]
+    control_group: Option<String>,
     /// FDB ageing time in seconds; 0 disables learning (everything floods) [default: 300].
     #[arg(long, value_name = "N")]
     ageing_secs: Option<u64>,
@@ -150,7 +157,7 @@ struct RunArgs {
     /// Switch name, shown as `master NAME` [default: tapswitch].
     #[arg(long)]
     name: Option<String>,
-    /// Token for mutating API calls (required when listening beyond loopback).
+    /// Token for changes over the TCP listener (without one, TCP is read-only).
     #[arg(
         long,
         env = "TAPSWITCH_API_TOKEN",
@@ -202,14 +209,32 @@ pub struct DemoArgs {
     pub hosts: u8,
 }
 
+/// How the client commands reach a running switch.
 #[derive(Args, Debug)]
 pub struct ClientArgs {
-    /// Address of the running switch's HTTP endpoint.
-    #[arg(long, default_value = DEFAULT_LISTEN, value_name = "ADDR", global = true)]
-    pub api: String,
+    /// The switch's control socket [default: /run/tapswitch/tapswitch.sock as root; see
+    /// README for other users]. Every command works on it.
+    #[arg(long, env = "TAPSWITCH_CONTROL", value_name = "PATH", global = true)]
+    pub control: Option<String>,
+    /// Use the switch's TCP listener instead (reads; changes need --token).
+    #[arg(long, value_name = "ADDR", global = true)]
+    pub api: Option<String>,
     /// Print JSON instead of text.
     #[arg(long, global = true)]
     pub json: bool,
+}
+
+impl ClientArgs {
+    /// The endpoint to talk to: `--api` if given, else the control socket.
+    pub fn endpoint(&self) -> String {
+        match (&self.api, &self.control) {
+            (Some(a), _) => a.clone(),
+            (None, Some(c)) => c.clone(),
+            (None, None) => crate::config::default_control_path(DEFAULT_NAME)
+                .display()
+                .to_string(),
+        }
+    }
 }
 
 fn init_logging() {
@@ -239,7 +264,7 @@ pub fn main() -> ExitCode {
                 .map_err(anyhow::Error::from)
                 .and_then(|rt| rt.block_on(crate::demo::demo(a)))
         }
-        Cmd::Ports(a) => crate::client::ports(&a.api, a.json),
+        Cmd::Ports(a) => crate::client::ports(&a.endpoint(), a.json),
         Cmd::Fdb(a) => crate::client::fdb_cmd(a),
         Cmd::Port(a) => crate::client::port_cmd(a),
         Cmd::Config(a) => crate::client::config_cmd(a),
@@ -259,6 +284,8 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
         config: a.config,
         ports: a.ports,
         listen: a.listen,
+        control: a.control,
+        control_group: a.control_group,
         ageing_secs: a.ageing_secs,
         fdb_max: a.fdb_max,
         group_fwd_mask: a.group_fwd_mask,

@@ -1,14 +1,51 @@
-//! The API client behind `tapswitch ports` and `tapswitch fdb`: a minimal HTTP/1.1 client over
-//! a TCP stream (one request, `Connection: close`), so the CLI needs no HTTP client crate.
+//! The API client behind `tapswitch ports`, `fdb`, `port` and `config`: a minimal HTTP/1.1
+//! client (one request, `Connection: close`) over the switch's control socket (the default)
+//! or its TCP listener (`--api ADDR`), so the CLI needs no HTTP client crate.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
-/// Sends one request; returns the status and the body.
+/// Where the switch is: an address `HOST:PORT` (TCP) or a path starting with `/` or `.` (its
+/// control socket).
+pub fn is_socket_path(endpoint: &str) -> bool {
+    endpoint.starts_with('/') || endpoint.starts_with('.')
+}
+
+fn connect(api: &str) -> Result<Box<dyn ReadWrite>> {
+    if is_socket_path(api) {
+        let s = UnixStream::connect(api).map_err(|e| match e.kind() {
+            std::io::ErrorKind::PermissionDenied => anyhow::anyhow!(
+                "permission denied on the control socket {api}: run as root or as a member of the switch's --control-group"
+            ),
+            _ => anyhow::anyhow!(
+                "no tapswitch answers on the control socket {api} ({e}); is it running, with this --name? (or give --control PATH, or --api ADDR for its TCP listener)"
+            ),
+        })?;
+        s.set_read_timeout(Some(Duration::from_secs(10)))?;
+        return Ok(Box::new(s));
+    }
+    let addr: SocketAddr = api
+        .to_socket_addrs()
+        .with_context(|| format!("--api {api}: not an address"))?
+        .next()
+        .with_context(|| format!("--api {api}: not an address"))?;
+    let s = TcpStream::connect_timeout(&addr, Duration::from_secs(3)).with_context(|| {
+        format!("no tapswitch answers at {api} (is it running, and with this --listen?)")
+    })?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    Ok(Box::new(s))
+}
+
+trait ReadWrite: Read + Write {}
+impl<T: Read + Write> ReadWrite for T {}
+
+/// Sends one request to `api` (an address, or a control socket path); returns the status and
+/// the body.
 pub fn request(
     api: &str,
     method: &str,
@@ -16,22 +53,31 @@ pub fn request(
     body: Option<&str>,
     token: Option<&str>,
 ) -> Result<(u16, String)> {
-    let addr: SocketAddr = api
-        .to_socket_addrs()
-        .with_context(|| format!("--api {api}: not an address"))?
-        .next()
-        .with_context(|| format!("--api {api}: not an address"))?;
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(3)).with_context(|| {
-        format!("no tapswitch answers at {api} (is it running, and with this --listen?)")
-    })?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let (status, body) = request_bytes(api, method, path, body, token)?;
+    Ok((status, String::from_utf8_lossy(&body).into_owned()))
+}
+
+/// [`request`] with the body as bytes (captures are binary).
+pub fn request_bytes(
+    api: &str,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    token: Option<&str>,
+) -> Result<(u16, Vec<u8>)> {
+    let mut s = connect(api)?;
     let body = body.unwrap_or("");
     let auth = token
         .map(|t| format!("Authorization: Bearer {t}\r\n"))
         .unwrap_or_default();
+    let host = if is_socket_path(api) {
+        "localhost"
+    } else {
+        api
+    };
     write!(
         s,
-        "{method} {path} HTTP/1.1\r\nHost: {api}\r\nConnection: close\r\nContent-Type: application/json\r\n{auth}Content-Length: {}\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Type: application/json\r\n{auth}Content-Length: {}\r\n\r\n{body}",
         body.len()
     )?;
     let mut raw = Vec::new();
@@ -56,7 +102,7 @@ pub fn request(
     } else {
         rest.to_vec()
     };
-    Ok((status, String::from_utf8_lossy(&body).into_owned()))
+    Ok((status, body))
 }
 
 /// Decodes a chunked body, on bytes (a chunk may end inside a UTF-8 character).
@@ -231,7 +277,7 @@ pub fn parse_fdb_words(words: &[String], need_dev: bool) -> Result<Value> {
 /// `tapswitch fdb [show|add|replace|del|flush]`.
 pub fn fdb_cmd(a: crate::cli::FdbArgs) -> Result<()> {
     use crate::cli::FdbAction;
-    let api = &a.client.api;
+    let api = &a.client.endpoint();
     let tok = a.token.as_deref();
     match a.action.unwrap_or(FdbAction::Show) {
         FdbAction::Show => fdb(api, a.client.json),
@@ -284,7 +330,7 @@ pub fn fdb_cmd(a: crate::cli::FdbArgs) -> Result<()> {
 /// `tapswitch port add|del|set`.
 pub fn port_cmd(a: crate::cli::PortArgs) -> Result<()> {
     use crate::cli::PortAction;
-    let api = &a.client.api;
+    let api = &a.client.endpoint();
     let tok = a.token.as_deref();
     let v = match a.action {
         PortAction::Add { spec } => change(
@@ -327,7 +373,7 @@ pub fn port_cmd(a: crate::cli::PortArgs) -> Result<()> {
 
 /// `tapswitch config [KEY VALUE]...`.
 pub fn config_cmd(a: crate::cli::ConfigArgs) -> Result<()> {
-    let api = &a.client.api;
+    let api = &a.client.endpoint();
     let v = if a.set.is_empty() {
         get_json(api, "/api/v1/config")?
     } else {
@@ -427,5 +473,12 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("no tapswitch answers at 127.0.0.1:1"), "{e}");
+        let e = get_json("/nonexistent/tapswitch.sock", "/api/v1/ports")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("no tapswitch answers on the control socket /nonexistent/tapswitch.sock"),
+            "{e}"
+        );
     }
 }

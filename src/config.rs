@@ -14,9 +14,10 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::fdb::{DEFAULT_MAX_LEARNED, MAX_MAX_LEARNED};
-use crate::port::{check_ifname, PortKind};
+use crate::fdb::DEFAULT_MAX_LEARNED;
+use crate::port::{check_ifname, IfnameError, PortKind};
 use crate::switch::{Mode, PortFlags, Settings};
+use crate::validate::{self, OutOfRange};
 
 /// Default HTTP listen address: loopback only.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9479";
@@ -64,8 +65,13 @@ impl serde::Serialize for PortFlags {
     }
 }
 
+/// A flag word that is not a port flag.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown port flag '{0}' (known: learning, flood, mcast_flood, bcast_flood, hairpin, isolated, locked, uplink, each also as no-FLAG, and mtu=N)")]
+pub struct UnknownFlag(pub String);
+
 /// Applies one spec flag word (`hairpin`, `no-flood`, `mcast_flood`...) to `flags`.
-pub fn apply_flag(flags: &mut PortFlags, word: &str) -> Result<(), String> {
+pub fn apply_flag(flags: &mut PortFlags, word: &str) -> Result<(), UnknownFlag> {
     let (name, on) = match word
         .strip_prefix("no-")
         .or_else(|| word.strip_prefix("no_"))
@@ -73,19 +79,62 @@ pub fn apply_flag(flags: &mut PortFlags, word: &str) -> Result<(), String> {
         Some(rest) => (rest, false),
         None => (word, true),
     };
-    let f = PortFlags::by_name(name).ok_or_else(|| {
-        let known: Vec<&str> = PortFlags::ALL.iter().map(|(n, _)| *n).collect();
-        format!(
-            "unknown port flag '{word}' (known: {}, each also as no-FLAG, and mtu=N)",
-            known.join(", ")
-        )
-    })?;
+    let f = PortFlags::by_name(name).ok_or_else(|| UnknownFlag(word.to_string()))?;
     *flags = flags.with(f, on);
     Ok(())
 }
 
+/// What is wrong with a port spec.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SpecProblem {
+    /// KIND is not one of the known kinds.
+    #[error("unknown port kind '{0}' (known: tap, packet, stream, dgram)")]
+    UnknownKind(String),
+    /// Socket kinds take an absolute path.
+    #[error("{0} needs an absolute socket path")]
+    RelativePath(&'static str),
+    /// The interface name is not valid.
+    #[error(transparent)]
+    Ifname(#[from] IfnameError),
+    /// `=` with nothing before it.
+    #[error("empty port name before '='")]
+    EmptyName,
+    /// A number out of its range.
+    #[error(transparent)]
+    Range(#[from] OutOfRange),
+    /// `mode=` is not octal.
+    #[error("mode must be octal like 0660, got '{0}'")]
+    Mode(String),
+    /// `owner=` is not numeric.
+    #[error("owner must be UID or UID:GID (numbers), got '{0}'")]
+    Owner(String),
+    /// `offload=` is not on/off.
+    #[error("offload must be on or off, got '{0}'")]
+    Offload(String),
+    /// A word that is not a flag or a key.
+    #[error(transparent)]
+    Flag(#[from] UnknownFlag),
+}
+
+/// A port spec that cannot be parsed: the spec and what is wrong with it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("port spec '{spec}': {problem}")]
+pub struct SpecError {
+    /// The whole spec as given.
+    pub spec: String,
+    /// What is wrong.
+    pub problem: SpecProblem,
+}
+
 /// Parses a port spec; see the module documentation.
-pub fn parse_spec(spec: &str) -> Result<PortSpec, String> {
+pub fn parse_spec(spec: &str) -> Result<PortSpec, SpecError> {
+    parse_spec_inner(spec).map_err(|problem| SpecError {
+        spec: spec.to_string(),
+        problem,
+    })
+}
+
+fn parse_spec_inner(spec: &str) -> Result<PortSpec, SpecProblem> {
     let mut parts = spec.split(',');
     let head = parts.next().unwrap_or_default().trim();
     let (name, rest) = match head.split_once('=') {
@@ -99,11 +148,7 @@ pub fn parse_spec(spec: &str) -> Result<PortSpec, String> {
                 "packet" => PortKind::Packet,
                 "stream" => PortKind::Stream,
                 "dgram" => PortKind::Dgram,
-                other => {
-                    return Err(format!(
-                        "port spec '{spec}': unknown port kind '{other}' (known: tap, packet, stream, dgram)"
-                    ))
-                }
+                other => return Err(SpecProblem::UnknownKind(other.to_string())),
             };
             (kind, a)
         }
@@ -112,10 +157,7 @@ pub fn parse_spec(spec: &str) -> Result<PortSpec, String> {
     let name = match kind {
         PortKind::Stream | PortKind::Dgram => {
             if !arg.starts_with('/') {
-                return Err(format!(
-                    "port spec '{spec}': {} needs an absolute socket path",
-                    kind.as_str()
-                ));
+                return Err(SpecProblem::RelativePath(kind.as_str()));
             }
             // Default name: the socket file's stem.
             name.unwrap_or_else(|| {
@@ -126,12 +168,12 @@ pub fn parse_spec(spec: &str) -> Result<PortSpec, String> {
             })
         }
         _ => {
-            check_ifname(arg).map_err(|e| format!("port spec '{spec}': {e}"))?;
+            check_ifname(arg)?;
             name.unwrap_or(arg)
         }
     };
     if name.is_empty() {
-        return Err(format!("port spec '{spec}': empty port name before '='"));
+        return Err(SpecProblem::EmptyName);
     }
     let mut out = PortSpec {
         name: name.to_string(),
@@ -147,63 +189,33 @@ pub fn parse_spec(spec: &str) -> Result<PortSpec, String> {
     };
     for word in parts.map(str::trim).filter(|w| !w.is_empty()) {
         if let Some(v) = word.strip_prefix("mtu=") {
-            let m: u32 = v
-                .parse()
-                .ok()
-                .filter(|m| (68..=65535).contains(m))
-                .ok_or_else(|| format!("port spec '{spec}': mtu must be 68..65535, got '{v}'"))?;
-            out.mtu = Some(m);
+            out.mtu = Some(validate::MTU.parse("mtu", v)? as u32);
         } else if let Some(v) = word.strip_prefix("mode=") {
             out.sock_mode = Some(
                 u32::from_str_radix(v.trim_start_matches("0o"), 8)
                     .ok()
                     .filter(|m| *m <= 0o777)
-                    .ok_or_else(|| {
-                        format!("port spec '{spec}': mode must be octal like 0660, got '{v}'")
-                    })?,
+                    .ok_or_else(|| SpecProblem::Mode(v.to_string()))?,
             );
         } else if let Some(v) = word.strip_prefix("owner=") {
-            let bad =
-                || format!("port spec '{spec}': owner must be UID or UID:GID (numbers), got '{v}'");
+            let bad = || SpecProblem::Owner(v.to_string());
             let (u, g) = match v.split_once(':') {
                 Some((u, g)) => (u, Some(g.parse::<u32>().map_err(|_| bad())?)),
                 None => (v, None),
             };
             out.sock_owner = Some((u.parse::<u32>().map_err(|_| bad())?, g));
         } else if let Some(v) = word.strip_prefix("max-conns=") {
-            out.max_conns = Some(
-                v.parse::<usize>()
-                    .ok()
-                    .filter(|n| (1..=crate::dataplane::MAX_PORTS).contains(n))
-                    .ok_or_else(|| {
-                        format!(
-                            "port spec '{spec}': max-conns must be 1..={}",
-                            crate::dataplane::MAX_PORTS
-                        )
-                    })?,
-            );
+            out.max_conns = Some(validate::MAX_CONNS.parse("max-conns", v)? as usize);
         } else if let Some(v) = word.strip_prefix("max-learned=") {
-            out.max_learned = v
-                .parse::<usize>()
-                .ok()
-                .filter(|n| *n <= MAX_MAX_LEARNED)
-                .ok_or_else(|| {
-                    format!(
-                        "port spec '{spec}': max-learned must be 0..={MAX_MAX_LEARNED}, got '{v}'"
-                    )
-                })?;
+            out.max_learned = validate::PORT_MAX_LEARNED.parse("max-learned", v)? as usize;
         } else if let Some(v) = word.strip_prefix("offload=") {
             out.offload = match v {
                 "on" | "true" => true,
                 "off" | "false" => false,
-                _ => {
-                    return Err(format!(
-                        "port spec '{spec}': offload must be on or off, got '{v}'"
-                    ))
-                }
+                _ => return Err(SpecProblem::Offload(v.to_string())),
             };
         } else {
-            apply_flag(&mut out.flags, word).map_err(|e| format!("port spec '{spec}': {e}"))?;
+            apply_flag(&mut out.flags, word)?;
         }
     }
     Ok(out)
@@ -220,50 +232,83 @@ pub const GROUP_PRESETS: [(&str, u16); 7] = [
     ("all", 0xffff),
 ];
 
+/// A group mask word that is neither a number nor a preset.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("'{0}' is not a group mask: use a number 0..0xffff or names (stp, pause, lacp, slow, dot1x, lldp, all, none)")]
+pub struct BadMask(pub String);
+
 /// Parses a group mask: a number (`16384`, `0x4000`) or a comma list of presets and numbers.
-pub fn parse_group_mask(s: &str) -> Result<u16, String> {
+pub fn parse_group_mask(s: &str) -> Result<u16, BadMask> {
     let mut mask = 0u16;
+    let bad = |w: &str| BadMask(w.to_string());
     for w in s.split(',').map(str::trim).filter(|w| !w.is_empty()) {
         let lw = w.to_ascii_lowercase();
         if let Some((_, m)) = GROUP_PRESETS.iter().find(|(n, _)| *n == lw) {
             mask |= m;
         } else if lw == "none" {
         } else if let Some(hex) = lw.strip_prefix("0x") {
-            mask |= u16::from_str_radix(hex, 16).map_err(|_| bad_mask(w))?;
+            mask |= u16::from_str_radix(hex, 16).map_err(|_| bad(w))?;
         } else {
-            mask |= lw.parse::<u16>().map_err(|_| bad_mask(w))?;
+            mask |= lw.parse::<u16>().map_err(|_| bad(w))?;
         }
     }
     Ok(mask)
 }
 
-fn bad_mask(w: &str) -> String {
-    let names: Vec<&str> = GROUP_PRESETS.iter().map(|(n, _)| *n).collect();
-    format!(
-        "'{w}' is not a group mask: use a number 0..0xffff or names ({}, none)",
-        names.join(", ")
-    )
-}
+/// A listen address that does not parse.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("'{0}' is not an address like 127.0.0.1:9479 or [::1]:9479, or 'none'")]
+pub struct BadAddress(pub String);
 
 /// Parses a listen address; `none` turns the endpoint off.
-pub fn parse_listen(s: &str) -> Result<Option<SocketAddr>, String> {
+pub fn parse_listen(s: &str) -> Result<Option<SocketAddr>, BadAddress> {
     if s.eq_ignore_ascii_case("none") || s.eq_ignore_ascii_case("off") {
         return Ok(None);
     }
-    s.parse().map(Some).map_err(|_| {
-        format!("'{s}' is not an address like 127.0.0.1:9479 or [::1]:9479, or 'none'")
-    })
+    s.parse().map(Some).map_err(|_| BadAddress(s.to_string()))
+}
+
+/// The control socket of switch `name` when `--control` is not given: under `/run/tapswitch/`
+/// for root; for other users under `$XDG_RUNTIME_DIR/tapswitch/`, or `/tmp/tapswitch-UID/`.
+pub fn default_control_path(name: &str) -> PathBuf {
+    let file = format!("{name}.sock");
+    let uid = crate::port::sys::euid();
+    if uid == 0 {
+        return Path::new("/run/tapswitch").join(file);
+    }
+    match std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+        Some(d) => PathBuf::from(d).join("tapswitch").join(file),
+        None => PathBuf::from(format!("/tmp/tapswitch-{uid}")).join(file),
+    }
+}
+
+/// Parses `--control`: a path, or `none` (no control socket).
+pub fn parse_control(s: &str) -> Option<PathBuf> {
+    if s.eq_ignore_ascii_case("none") || s.eq_ignore_ascii_case("off") {
+        None
+    } else {
+        Some(PathBuf::from(s))
+    }
 }
 
 /// The resolved configuration.
 #[derive(Clone, Debug)]
 pub struct Config {
+    /// Switch name: `master NAME` in `fdb show`, and the control socket's file name.
     pub name: String,
+    /// TCP listener for `/metrics` and the read-only API (changes need the token).
     pub listen: Option<SocketAddr>,
+    /// The control socket (the whole API); `None` = off.
+    pub control: Option<PathBuf>,
+    /// Group that owns the control socket (its members may use it).
+    pub control_gid: Option<u32>,
+    /// Switch-wide forwarding settings.
     pub settings: Settings,
+    /// Most learned entries.
     pub fdb_max: usize,
+    /// Ports to attach at start.
     pub ports: Vec<PortSpec>,
-    /// Token required for mutating API calls (always when the listener is not loopback).
+    /// Token required for changes over TCP.
     pub api_token: Option<String>,
     /// The built-in default ports are in use (no port given anywhere).
     pub default_ports: bool,
@@ -277,15 +322,29 @@ pub struct Config {
 /// Command-line values that override the file.
 #[derive(Clone, Debug, Default)]
 pub struct Overrides {
+    /// `--config`.
     pub config: Option<PathBuf>,
+    /// `--port`, repeated.
     pub ports: Vec<String>,
+    /// `--listen`.
     pub listen: Option<String>,
+    /// `--control`.
+    pub control: Option<String>,
+    /// `--control-group`.
+    pub control_group: Option<String>,
+    /// `--ageing-secs`.
     pub ageing_secs: Option<u64>,
+    /// `--fdb-max`.
     pub fdb_max: Option<u64>,
+    /// `--group-fwd-mask`.
     pub group_fwd_mask: Option<String>,
+    /// `--mode`.
     pub mode: Option<Mode>,
+    /// `--vepa-flood-unknown`.
     pub vepa_flood_unknown: bool,
+    /// `--name`.
     pub name: Option<String>,
+    /// `--api-token`.
     pub api_token: Option<String>,
     /// Start with no ports at all, even with no config (ports come later through the API).
     pub no_default_ports: bool,
@@ -300,17 +359,34 @@ pub struct Overrides {
 /// A configuration error; the text names where.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The file as a whole (unreadable, not TOML).
     #[error("{file}: {msg}")]
-    File { file: String, msg: String },
-    #[error("{file}:{line}: key '{key}': {msg}")]
-    Key {
+    File {
+        /// The file.
         file: String,
-        line: usize,
-        key: String,
+        /// What is wrong.
         msg: String,
     },
+    /// One key of the file.
+    #[error("{file}:{line}: key '{key}': {msg}")]
+    Key {
+        /// The file.
+        file: String,
+        /// 1-based line of the value.
+        line: usize,
+        /// The key, with `port[i].` for port tables.
+        key: String,
+        /// What is wrong.
+        msg: String,
+    },
+    /// A command-line option (or a rule spanning several settings, named by its option).
     #[error("{flag}: {msg}")]
-    Flag { flag: &'static str, msg: String },
+    Flag {
+        /// The option, like `--fdb-max`.
+        flag: &'static str,
+        /// What is wrong.
+        msg: String,
+    },
 }
 
 #[derive(Deserialize, Default)]
@@ -318,7 +394,9 @@ pub enum ConfigError {
 struct FileConfig {
     name: Option<Spanned<String>>,
     listen: Option<Spanned<String>>,
-    ageing_secs: Option<u64>,
+    control: Option<Spanned<String>>,
+    control_group: Option<Spanned<String>>,
+    ageing_secs: Option<Spanned<u64>>,
     #[serde(alias = "fdb_max_learned")]
     fdb_max: Option<Spanned<u64>>,
     group_fwd_mask: Option<Spanned<MaskValue>>,
@@ -379,7 +457,15 @@ impl Src<'_> {
     }
 }
 
-fn load_file(path: &Path, cfg: &mut Config) -> Result<(), ConfigError> {
+/// Settings of the file that need the final name or a lookup before they apply.
+#[derive(Default)]
+struct Pending {
+    /// `control`: `Some(None)` is `"none"`.
+    control: Option<Option<PathBuf>>,
+    control_gid: Option<u32>,
+}
+
+fn load_file(path: &Path, cfg: &mut Config, pending: &mut Pending) -> Result<(), ConfigError> {
     let file = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
         file: file.clone(),
@@ -391,31 +477,49 @@ fn load_file(path: &Path, cfg: &mut Config) -> Result<(), ConfigError> {
     })?;
     let src = Src { file, text: &text };
     if let Some(n) = fc.name {
-        if n.get_ref().is_empty() {
-            return src.err(n.span(), "name", "the switch name cannot be empty");
+        if let Err(e) = validate::switch_name(n.get_ref()) {
+            return src.err(n.span(), "name", e.to_string());
         }
         cfg.name = n.into_inner();
     }
     if let Some(l) = fc.listen {
         cfg.listen = match parse_listen(l.get_ref()) {
             Ok(a) => a,
-            Err(m) => return src.err(l.span(), "listen", m),
+            Err(m) => return src.err(l.span(), "listen", m.to_string()),
         };
     }
+    if let Some(c) = fc.control {
+        pending.control = Some(parse_control(c.get_ref()));
+    }
+    if let Some(g) = fc.control_group {
+        match crate::port::sys::lookup_group(g.get_ref()) {
+            Ok(gid) => pending.control_gid = Some(gid),
+            Err(_) => {
+                return src.err(
+                    g.span(),
+                    "control_group",
+                    format!("no group '{}'", g.get_ref()),
+                )
+            }
+        }
+    }
     if let Some(a) = fc.ageing_secs {
-        cfg.settings.ageing_ms = a.saturating_mul(1000);
+        match validate::AGEING_SECS.check("ageing_secs", *a.get_ref()) {
+            Ok(v) => cfg.settings.ageing_ms = v * 1000,
+            Err(e) => return src.err(a.span(), "ageing_secs", e.to_string()),
+        }
     }
     if let Some(m) = fc.fdb_max {
-        cfg.fdb_max = match check_fdb_max(*m.get_ref()) {
-            Ok(v) => v,
-            Err(msg) => return src.err(m.span(), "fdb_max", msg),
+        cfg.fdb_max = match validate::FDB_MAX.check("fdb_max", *m.get_ref()) {
+            Ok(v) => v as usize,
+            Err(e) => return src.err(m.span(), "fdb_max", e.to_string()),
         };
     }
     if let Some(g) = fc.group_fwd_mask {
         let span = g.span();
         let r = match g.into_inner() {
             MaskValue::Num(n) => u16::try_from(n).map_err(|_| format!("{n} is outside 0..0xffff")),
-            MaskValue::Text(t) => parse_group_mask(&t),
+            MaskValue::Text(t) => parse_group_mask(&t).map_err(|e| e.to_string()),
         };
         cfg.settings.group_fwd_mask = match r {
             Ok(v) => v,
@@ -432,16 +536,16 @@ fn load_file(path: &Path, cfg: &mut Config) -> Result<(), ConfigError> {
         cfg.api_token = fc.api_token;
     }
     if let Some(t) = fc.dataplane_threads {
-        if !(1..=64).contains(t.get_ref()) {
-            return src.err(t.span(), "dataplane_threads", "must be 1..=64");
+        match validate::DATAPLANE_THREADS.check("dataplane_threads", *t.get_ref()) {
+            Ok(v) => cfg.dataplane_threads = v as usize,
+            Err(e) => return src.err(t.span(), "dataplane_threads", e.to_string()),
         }
-        cfg.dataplane_threads = *t.get_ref() as usize;
     }
     if let Some(b) = fc.busy_poll_us {
-        if *b.get_ref() > 1_000_000 {
-            return src.err(b.span(), "busy_poll_us", "must be 0..=1000000");
+        match validate::BUSY_POLL_US.check("busy_poll_us", *b.get_ref()) {
+            Ok(v) => cfg.busy_poll_us = v,
+            Err(e) => return src.err(b.span(), "busy_poll_us", e.to_string()),
         }
-        cfg.busy_poll_us = *b.get_ref();
     }
     for (i, p) in fc.ports.into_iter().enumerate() {
         let pspan = p.span();
@@ -450,7 +554,7 @@ fn load_file(path: &Path, cfg: &mut Config) -> Result<(), ConfigError> {
         let mut spec = if let Some(s) = &p.spec {
             match parse_spec(s.get_ref()) {
                 Ok(spec) => spec,
-                Err(m) => return src.err(s.span(), &key("spec"), m),
+                Err(m) => return src.err(s.span(), &key("spec"), m.to_string()),
             }
         } else {
             let Some(name) = &p.name else {
@@ -465,7 +569,7 @@ fn load_file(path: &Path, cfg: &mut Config) -> Result<(), ConfigError> {
                 return src.err(
                     ifname.span(),
                     &key(if p.ifname.is_some() { "ifname" } else { "name" }),
-                    m,
+                    m.to_string(),
                 );
             }
             PortSpec {
@@ -488,27 +592,23 @@ fn load_file(path: &Path, cfg: &mut Config) -> Result<(), ConfigError> {
         }
         for f in &p.flags {
             if let Err(m) = apply_flag(&mut spec.flags, f.get_ref()) {
-                return src.err(f.span(), &key("flags"), m);
+                return src.err(f.span(), &key("flags"), m.to_string());
             }
         }
         if let Some(m) = &p.mtu {
-            if !(68..=65535).contains(m.get_ref()) {
-                return src.err(m.span(), &key("mtu"), "mtu must be 68..65535");
+            match validate::MTU.check("mtu", *m.get_ref() as u64) {
+                Ok(v) => spec.mtu = Some(v as u32),
+                Err(e) => return src.err(m.span(), &key("mtu"), e.to_string()),
             }
-            spec.mtu = Some(*m.get_ref());
         }
         if let Some(o) = p.offload {
             spec.offload = o;
         }
         if let Some(m) = &p.max_learned {
-            if *m.get_ref() > MAX_MAX_LEARNED as u64 {
-                return src.err(
-                    m.span(),
-                    &key("max_learned"),
-                    format!("must be 0..={MAX_MAX_LEARNED}"),
-                );
+            match validate::PORT_MAX_LEARNED.check("max_learned", *m.get_ref()) {
+                Ok(v) => spec.max_learned = v as usize,
+                Err(e) => return src.err(m.span(), &key("max_learned"), e.to_string()),
             }
-            spec.max_learned = *m.get_ref() as usize;
         }
         if cfg.ports.iter().any(|q| q.name == spec.name) {
             return src.err(
@@ -522,21 +622,14 @@ fn load_file(path: &Path, cfg: &mut Config) -> Result<(), ConfigError> {
     Ok(())
 }
 
-fn check_fdb_max(v: u64) -> Result<usize, String> {
-    if v == 0 || v > MAX_MAX_LEARNED as u64 {
-        return Err(format!(
-            "must be 1..={MAX_MAX_LEARNED} (the table is always bounded; Linux's 0 = unlimited is not offered)"
-        ));
-    }
-    Ok(v as usize)
-}
-
 impl Config {
     /// The file (if any) with the command line on top.
     pub fn resolve(o: &Overrides) -> Result<Config, ConfigError> {
         let mut cfg = Config {
             name: DEFAULT_NAME.to_string(),
             listen: parse_listen(DEFAULT_LISTEN).ok().flatten(),
+            control: None,
+            control_gid: None,
             settings: Settings::default(),
             fdb_max: DEFAULT_MAX_LEARNED,
             ports: Vec::new(),
@@ -545,21 +638,45 @@ impl Config {
             dataplane_threads: 1,
             busy_poll_us: DEFAULT_BUSY_POLL_US,
         };
+        let mut pending = Pending::default();
         if let Some(path) = &o.config {
-            load_file(path, &mut cfg)?;
+            load_file(path, &mut cfg, &mut pending)?;
         }
-        let flag = |flag: &'static str| move |msg: String| ConfigError::Flag { flag, msg };
+        fn flag<E: std::fmt::Display>(flag: &'static str) -> impl Fn(E) -> ConfigError {
+            move |e| ConfigError::Flag {
+                flag,
+                msg: e.to_string(),
+            }
+        }
         if let Some(n) = &o.name {
+            validate::switch_name(n).map_err(flag("--name"))?;
             cfg.name = n.clone();
         }
         if let Some(l) = &o.listen {
             cfg.listen = parse_listen(l).map_err(flag("--listen"))?;
         }
+        cfg.control = match (&o.control, pending.control) {
+            (Some(c), _) => parse_control(c),
+            (None, Some(c)) => c,
+            (None, None) => Some(default_control_path(&cfg.name)),
+        };
+        cfg.control_gid = match &o.control_group {
+            Some(g) => Some(
+                crate::port::sys::lookup_group(g)
+                    .map_err(|_| flag("--control-group")(format!("no group '{g}'")))?,
+            ),
+            None => pending.control_gid,
+        };
         if let Some(a) = o.ageing_secs {
-            cfg.settings.ageing_ms = a.saturating_mul(1000);
+            cfg.settings.ageing_ms = validate::AGEING_SECS
+                .check("--ageing-secs", a)
+                .map_err(flag("--ageing-secs"))?
+                * 1000;
         }
         if let Some(m) = o.fdb_max {
-            cfg.fdb_max = check_fdb_max(m).map_err(flag("--fdb-max"))?;
+            cfg.fdb_max = validate::FDB_MAX
+                .check("--fdb-max", m)
+                .map_err(flag("--fdb-max"))? as usize;
         }
         if let Some(g) = &o.group_fwd_mask {
             cfg.settings.group_fwd_mask = parse_group_mask(g).map_err(flag("--group-fwd-mask"))?;
@@ -571,22 +688,14 @@ impl Config {
             cfg.settings.vepa_flood_unknown = true;
         }
         if let Some(b) = o.busy_poll_us {
-            if b > 1_000_000 {
-                return Err(ConfigError::Flag {
-                    flag: "--busy-poll-us",
-                    msg: format!("must be 0..=1000000, got {b}"),
-                });
-            }
-            cfg.busy_poll_us = b;
+            cfg.busy_poll_us = validate::BUSY_POLL_US
+                .check("--busy-poll-us", b)
+                .map_err(flag("--busy-poll-us"))?;
         }
         if let Some(t) = o.dataplane_threads {
-            if !(1..=64).contains(&t) {
-                return Err(ConfigError::Flag {
-                    flag: "--dataplane-threads",
-                    msg: format!("must be 1..=64, got {t}"),
-                });
-            }
-            cfg.dataplane_threads = t;
+            cfg.dataplane_threads = validate::DATAPLANE_THREADS
+                .check("--dataplane-threads", t as u64)
+                .map_err(flag("--dataplane-threads"))? as usize;
         }
         if o.api_token.is_some() {
             cfg.api_token = o.api_token.clone();
@@ -691,15 +800,19 @@ mod tests {
         assert_eq!((s.name.as_str(), s.kind), ("veth3", PortKind::Packet));
         assert!(parse_spec("stream:relative.sock")
             .unwrap_err()
+            .to_string()
             .contains("absolute"));
         assert!(parse_spec("tsw0,bogus")
             .unwrap_err()
+            .to_string()
             .contains("unknown port flag 'bogus'"));
         assert!(parse_spec("thisnameistoolong0")
             .unwrap_err()
+            .to_string()
             .contains("at most 15"));
         assert!(parse_spec("vde:x")
             .unwrap_err()
+            .to_string()
             .contains("unknown port kind"));
         assert!(parse_spec("tsw0,mtu=12").is_err());
         assert!(parse_spec("=tsw0").is_err());

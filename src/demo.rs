@@ -5,11 +5,13 @@
 
 use std::process::Command;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
 use crate::cli::DemoArgs;
-use crate::config::{parse_spec, Config, DEFAULT_LISTEN};
+use crate::config::{parse_spec, Config};
+use crate::control::Control;
 use crate::dataplane::Switch;
 
 /// Namespaces the demo made; deleted on drop, even while unwinding.
@@ -68,6 +70,34 @@ fn setup(namespaces: &[String], taps: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// One host's ping of another, done by the switch binary itself (no `ping` needed): a thread
+/// enters the sender's namespace and sends ICMP echo requests on a raw socket.
+fn ping(ns: &str, dst: std::net::Ipv4Addr, count: u16) -> Result<(u16, Vec<Duration>)> {
+    use crate::port::sys::icmp::{enter_netns, IcmpSocket};
+    let path = std::path::Path::new("/var/run/netns").join(ns);
+    let worker = std::thread::spawn(move || -> Result<(u16, Vec<Duration>)> {
+        enter_netns(&path).with_context(|| format!("cannot enter namespace {}", path.display()))?;
+        let sock = IcmpSocket::open().context("cannot open an ICMP socket")?;
+        let id = (std::process::id() & 0xffff) as u16;
+        let mut got = 0;
+        let mut rtts = Vec::new();
+        for seq in 1..=count {
+            let t = Instant::now();
+            sock.send_echo(dst, id, seq)
+                .with_context(|| format!("cannot send to {dst}"))?;
+            if sock.wait_reply(dst, id, seq, Duration::from_secs(2))? {
+                got += 1;
+                rtts.push(t.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Ok((got, rtts))
+    });
+    worker
+        .join()
+        .map_err(|_| anyhow::anyhow!("the ping thread panicked"))?
+}
+
 fn ping_all(namespaces: &[String]) -> Result<usize> {
     let mut ok = 0;
     for (i, ns) in namespaces.iter().enumerate() {
@@ -75,20 +105,16 @@ fn ping_all(namespaces: &[String]) -> Result<usize> {
             if i == j {
                 continue;
             }
-            let out = Command::new("ip")
-                .args([
-                    "netns", "exec", ns, "ping", "-c", "3", "-i", "0.2", "-W", "2",
-                ])
-                .arg(host_addr(j))
-                .output()
-                .context("cannot run ping (install iputils-ping)")?;
-            let text = String::from_utf8_lossy(&out.stdout);
-            let summary = text
-                .lines()
-                .find(|l| l.contains("packets transmitted"))
-                .unwrap_or("no reply");
-            println!("host {i} -> host {j} ({}): {summary}", host_addr(j));
-            if out.status.success() {
+            let dst: std::net::Ipv4Addr = host_addr(j).parse()?;
+            let (got, rtts) = ping(ns, dst, 3)?;
+            let rtt = if rtts.is_empty() {
+                String::new()
+            } else {
+                let avg = rtts.iter().sum::<Duration>() / rtts.len() as u32;
+                format!(", average round trip {} us", avg.as_micros())
+            };
+            println!("host {i} -> host {j} ({dst}): 3 sent, {got} answered{rtt}");
+            if got == 3 {
                 ok += 1;
             }
         }
@@ -135,33 +161,47 @@ fn show(sw: &Switch) {
     }
 }
 
+/// Checks that the tools the demo runs exist, and names the package when one does not.
+fn check_tools() -> Result<()> {
+    match Command::new("ip").arg("-V").output() {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
+            "the demo needs the `ip` command to create namespaces: install iproute2 (apt-get install iproute2)"
+        ),
+        Err(e) => bail!("cannot run `ip`: {e}"),
+    }
+}
+
 /// Runs the demo.
 pub async fn demo(a: DemoArgs) -> Result<()> {
     // The demo creates namespaces and TAPs: say so plainly rather than fail half-way.
-    let uid = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2).map(str::to_string))
-        })
-        .unwrap_or_default();
-    if uid != "0" {
+    if crate::port::sys::euid() != 0 {
         bail!("the demo needs root: it creates TAP interfaces and network namespaces (try sudo)");
     }
+    check_tools()?;
     let pid = std::process::id();
     let taps: Vec<String> = (0..a.hosts).map(|i| format!("tsd{pid}{i}")).collect();
+    let name = format!("demo-{pid}");
     let mut cfg = Config::resolve(&crate::config::Overrides {
         listen: Some("none".into()),
+        name: Some(name.clone()),
         no_default_ports: true,
         ..Default::default()
     })?;
     cfg.ports = taps
         .iter()
-        .map(|t| parse_spec(t).map_err(anyhow::Error::msg))
-        .collect::<Result<_>>()?;
-    let sw = crate::daemon::build(&cfg, None)?;
-    let server = crate::api::serve(sw.clone(), DEFAULT_LISTEN.parse()?, None).await;
+        .map(|t| parse_spec(t))
+        .collect::<std::result::Result<_, _>>()?;
+    let sw = Switch::new(&cfg.name, cfg.settings, cfg.fdb_max);
+    let ctl = Control::start(sw.clone())?;
+    for spec in &cfg.ports {
+        if let Err(e) = crate::control::attach(&sw, spec) {
+            sw.remove_all_ports();
+            return Err(e.into());
+        }
+    }
+    let control_path = crate::config::default_control_path(&name);
+    let control = crate::api::serve_control(sw.clone(), ctl.handle(), &control_path, None).ok();
     // Every namespace the demo may create, removed on every way out (deleting one that was
     // never made is harmless).
     let hosts = Hosts {
@@ -187,7 +227,7 @@ pub async fn demo(a: DemoArgs) -> Result<()> {
                 let pairs = taps.len() * (taps.len() - 1);
                 println!("\n{ok} of {pairs} host pairs reached each other through tapswitch");
                 if a.hold {
-                    hold(&sw, &hosts, server.is_ok()).await;
+                    hold(&sw, &hosts, control.as_ref().map(|c| c.path())).await;
                 }
                 if ok == pairs {
                     Ok(())
@@ -201,22 +241,27 @@ pub async fn demo(a: DemoArgs) -> Result<()> {
             Ok(())
         }
     };
+    // The switch lets its TAPs go first (closing them deletes them), then the namespaces go:
+    // nothing disappears under a running port, so there is nothing to warn about.
+    drop(control);
+    let sw2 = sw.clone();
+    let _ = ctl.handle().run(move || sw2.remove_all_ports()).await;
+    drop(ctl);
     drop(hosts);
-    if let Ok(s) = server {
-        s.abort();
-    }
-    sw.remove_all_ports();
     println!("removed the demo's namespaces and TAP interfaces");
     result
 }
 
-async fn hold(sw: &Arc<Switch>, hosts: &Hosts, api: bool) {
+async fn hold(sw: &Arc<Switch>, hosts: &Hosts, control: Option<&std::path::Path>) {
     println!("\nholding until Ctrl-C. Try:");
     if let Some(ns) = hosts.namespaces.first() {
         println!("  ip netns exec {ns} ping 198.18.0.2");
     }
-    if api {
-        println!("  tapswitch fdb; tapswitch ports; curl -s {DEFAULT_LISTEN}/metrics");
+    if let Some(c) = control {
+        println!(
+            "  tapswitch fdb --control {p}; tapswitch ports --control {p}",
+            p = c.display()
+        );
     }
     crate::daemon::shutdown_signal().await;
     show(sw);

@@ -17,33 +17,7 @@ use dashmap::mapref::entry::Entry as MapEntry;
 use dashmap::DashMap;
 
 use crate::frame::MacAddr;
-use crate::switch::PortId;
-
-/// A point in time, in milliseconds from an origin chosen by the caller.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Default, Hash)]
-pub struct Timestamp(pub u64);
-
-impl Timestamp {
-    /// From milliseconds.
-    pub const fn from_millis(ms: u64) -> Self {
-        Timestamp(ms)
-    }
-
-    /// From whole seconds.
-    pub const fn from_secs(s: u64) -> Self {
-        Timestamp(s * 1000)
-    }
-
-    /// Milliseconds since the origin.
-    pub const fn millis(self) -> u64 {
-        self.0
-    }
-
-    /// Milliseconds from `earlier` to `self` (0 if `earlier` is later).
-    pub fn since(self, earlier: Timestamp) -> u64 {
-        self.0.saturating_sub(earlier.0)
-    }
-}
+pub use crate::types::{PortId, Timestamp};
 
 /// Table key: MAC and VLAN ID (0 = untagged / VLAN-unaware, as Linux with vlan_filtering off).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -19,6 +19,7 @@ pub mod api;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod control;
 pub mod daemon;
 pub mod dataplane;
 pub mod demo;
@@ -28,3 +29,18 @@ pub mod metrics;
 pub mod offload;
 pub mod port;
 pub mod switch;
+pub mod types;
+pub mod validate;
+
+/// An error with its sources, `outer: inner: innermost`, as users should read it (the
+/// errors of this crate keep a wrapped error as a source instead of repeating its text).
+pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}

@@ -24,18 +24,9 @@
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering::Relaxed};
 
-use crate::fdb::{Fdb, FdbKey, Timestamp};
+use crate::fdb::{Fdb, FdbKey};
 use crate::frame::{EthernetFrame, MacAddr};
-
-/// A port's identity inside one switch; never reused while entries may refer to it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-pub struct PortId(pub u32);
-
-impl fmt::Display for PortId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
-    }
-}
+pub use crate::types::{PortId, Timestamp};
 
 /// Per-port behaviour flags, named as in `bridge link set`.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]

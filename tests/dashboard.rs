@@ -258,7 +258,14 @@ impl Switch {
         let api = format!("127.0.0.1:{port}");
         let log = std::env::temp_dir().join(format!("tsw-dashboard-{}.log", std::process::id()));
         let child = Command::new(env!("CARGO_BIN_EXE_tapswitch"))
-            .args(["run", "--no-default-ports", "--listen", &api])
+            .args([
+                "run",
+                "--control",
+                "none",
+                "--no-default-ports",
+                "--listen",
+                &api,
+            ])
             .env_remove("TAPSWITCH_API_TOKEN")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())

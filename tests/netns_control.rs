@@ -300,10 +300,10 @@ impl Rig {
         &self.hosts[i]
     }
 
-    /// `tapswitch SUB --api ADDR REST...`.
+    /// `tapswitch SUB --control PATH REST...`.
     fn cli(&self, sub: &str, rest: &[&str]) -> Output {
-        let api = self.sw().api.clone();
-        let mut args = vec![sub, "--api", &api];
+        let ctl = self.sw().ctl.clone();
+        let mut args = vec![sub, "--control", &ctl];
         args.extend_from_slice(rest);
         tapswitch_cmd(&args)
     }

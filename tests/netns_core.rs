@@ -280,7 +280,15 @@ fn bad_ports_fail_cleanly() {
         return;
     }
     let api = common::free_addr();
-    let (st, err) = tapswitch_fails(&["run", "--listen", &api, "--port", "thisnameiswaytoolong"]);
+    let (st, err) = tapswitch_fails(&[
+        "run",
+        "--control",
+        "none",
+        "--listen",
+        &api,
+        "--port",
+        "thisnameiswaytoolong",
+    ]);
     assert!(!st.success(), "{err}");
     assert!(err.contains("at most 15"), "{err}");
     assert!(!link_exists("thisnameiswaytoolong"));
@@ -289,7 +297,13 @@ fn bad_ports_fail_cleanly() {
     let _owner = common::Switch::start(&["--port", &x]);
     for order in [[true, false], [false, true]] {
         let y = ifname('y');
-        let mut args = vec!["run".to_string(), "--listen".into(), common::free_addr()];
+        let mut args = vec![
+            "run".to_string(),
+            "--control".into(),
+            "none".into(),
+            "--listen".into(),
+            common::free_addr(),
+        ];
         for x_first in order {
             args.push("--port".into());
             args.push(if x_first { x.clone() } else { y.clone() });

@@ -286,8 +286,15 @@ fn api_and_cli_clients() {
 
     // A second switch on the same --listen fails and leaves no TAP behind.
     let other = common::ifname('z');
-    let (st, err) =
-        common::tapswitch_fails(&["run", "--listen", &t.sw.api, "--port", other.as_str()]);
+    let (st, err) = common::tapswitch_fails(&[
+        "run",
+        "--control",
+        "none",
+        "--listen",
+        &t.sw.api,
+        "--port",
+        other.as_str(),
+    ]);
     assert!(!st.success(), "{err}");
     assert!(
         err.contains("--listen") && err.contains("already in use"),

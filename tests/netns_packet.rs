@@ -214,7 +214,7 @@ impl Switch {
     fn start_with(ports: &[&str], api: bool) -> Switch {
         let addr = api.then(|| format!("127.0.0.1:{}", free_port()));
         let mut c = Command::new(TAPSWITCH);
-        c.arg("run")
+        c.args(["run", "--control", "none"])
             .arg("--listen")
             .arg(addr.as_deref().unwrap_or("none"));
         for p in ports {
@@ -874,7 +874,15 @@ fn missing_or_enslaved_interface_is_refused() {
         return;
     }
     let o = Command::new(TAPSWITCH)
-        .args(["run", "--listen", "none", "--port", "packet:pknosuchif0"])
+        .args([
+            "run",
+            "--control",
+            "none",
+            "--listen",
+            "none",
+            "--port",
+            "packet:pknosuchif0",
+        ])
         .stdin(Stdio::null())
         .output()
         .unwrap();
@@ -893,6 +901,8 @@ fn missing_or_enslaved_interface_is_refused() {
     let mut c = Command::new(TAPSWITCH);
     c.args([
         "run",
+        "--control",
+        "none",
         "--listen",
         "none",
         "--port",

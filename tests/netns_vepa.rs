@@ -633,7 +633,17 @@ fn vepa_needs_exactly_one_uplink() {
             };
             let api = free_addr();
             let (st, err) = tapswitch_fails(&[
-                "run", "--listen", &api, "--mode", mode, "--port", &pa, "--port", &pc,
+                "run",
+                "--control",
+                "none",
+                "--listen",
+                &api,
+                "--mode",
+                mode,
+                "--port",
+                &pa,
+                "--port",
+                &pc,
             ]);
             assert!(
                 !st.success() && st.code() != Some(0),

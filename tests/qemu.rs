@@ -109,6 +109,8 @@ fn qemu(img: &(String, String), n: usize, role: &str, netdev: &str, log: &Path) 
 fn switch(dir: &Path, ports: &[String]) -> Child {
     let mut args = vec![
         "run".to_string(),
+        "--control".into(),
+        "none".into(),
         "--no-default-ports".into(),
         "--listen".into(),
         "none".into(),

@@ -964,6 +964,39 @@ fn egress_port_down_flushes_and_others_keep_forwarding() {
     assert_identity(&r.sw);
 }
 
+/// The frame path leaves whole-table work to the control thread: a port that goes down while
+/// a frame is forwarded to it only asks for its flush; the table is unchanged until the
+/// control work (the control thread's `control_work`) runs and flushes it.
+#[test]
+fn link_down_flush_is_control_work_not_frame_path() {
+    let mut r = Rig::new(3);
+    let (a, b) = (mac(1), mac(2));
+    r.send(0, BCAST, a);
+    r.send(1, BCAST, b);
+    assert!(!r.sw.control_pending());
+    r.ports[1].set_up(false);
+    let f = r.frame(b, a);
+    r.ports[0].inject(&f);
+    let mut bufs = tapswitch::dataplane::RxBuffers::default();
+    // the frame path alone: one drain of port 0, as a receive loop does
+    assert_eq!(r.sw.drain(&r.handles[0], &mut bufs, 64).0, 1);
+    assert_eq!(r.handles[1].state(), LinkState::Down);
+    assert!(
+        r.sw.control_pending(),
+        "the frame path asked for control work"
+    );
+    assert_eq!(
+        r.port_of(b),
+        Some(1),
+        "the frame path itself flushed nothing"
+    );
+    let work = r.sw.control_work();
+    assert_eq!(work.flushed, 1);
+    assert_eq!(r.port_of(b), None, "the control work flushed the down port");
+    assert_eq!(r.port_of(a), Some(0));
+    assert!(!r.sw.control_pending());
+}
+
 /// T2: a port whose peer does not read (tx limit reached) counts queue_full per frame; the
 /// other ports receive everything, in order.
 #[test]

@@ -45,6 +45,8 @@ impl Rig {
         let d = format!("g=dgram:{}", dir.join("d.sock").display());
         let mut args = vec![
             "run",
+            "--control",
+            "none",
             "--no-default-ports",
             "--listen",
             &api,
@@ -312,6 +314,8 @@ fn max_conns_and_stale_socket_file() {
     let child = Command::new(env!("CARGO_BIN_EXE_tapswitch"))
         .args([
             "run",
+            "--control",
+            "none",
             "--no-default-ports",
             "--listen",
             &api,
@@ -372,7 +376,7 @@ fn sighup_reloads_ports_and_settings_from_the_config_file() {
     };
     write(&["a", "b"], 300);
     let child = Command::new(env!("CARGO_BIN_EXE_tapswitch"))
-        .args(["run", "--config"])
+        .args(["run", "--control", "none", "--config"])
         .arg(&cfg)
         .stderr(Stdio::null())
         .spawn()

@@ -23,9 +23,12 @@ from mininet.node import Switch
 class TapSwitch(Switch):
     """An emulated switch backed by a tapswitch process (Linux-bridge semantics)."""
 
-    def __init__(self, name, listen="none", args="", **params):
+    def __init__(self, name, listen="none", control=None, args="", **params):
         Switch.__init__(self, name, **params)
         self.listen = listen
+        # the control socket: tapswitch's default for --name (/run/tapswitch/NAME.sock), a
+        # path, or "none"
+        self.control = control
         self.extra = args
         self.binary = os.environ.get("TAPSWITCH_BIN", "tapswitch")
         self.tspid = None
@@ -34,6 +37,8 @@ class TapSwitch(Switch):
     def start(self, controllers):
         argv = [self.binary, "run", "--name", self.name, "--listen", str(self.listen),
                 "--no-default-ports"]
+        if self.control:
+            argv += ["--control", str(self.control)]
         for intf in self.intfList():
             if intf.name != "lo" and self.ports.get(intf) is not None:
                 argv += ["--port", "packet:%s" % intf.name]

@@ -168,25 +168,34 @@ pub fn classify(e: &io::Error) -> IoClass {
     }
 }
 
+/// Why an interface name is refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum IfnameError {
+    /// Nothing given.
+    #[error("an interface name cannot be empty")]
+    Empty,
+    /// Longer than IFNAMSIZ - 1.
+    #[error("interface name '{0}' is {len} bytes; Linux allows at most {IFNAMSIZ_MAX}", len = .0.len())]
+    TooLong(String),
+    /// A character Linux or the spec grammar does not allow.
+    #[error("interface name '{0}' contains a character Linux or the port spec does not allow ('/', ':', ',', '=', space)")]
+    BadChar(String),
+}
+
 /// Checks an interface name: 1 to 15 bytes, no '/', no whitespace, not "." or "..".
-pub fn check_ifname(name: &str) -> Result<(), String> {
+pub fn check_ifname(name: &str) -> Result<(), IfnameError> {
     if name.is_empty() {
-        return Err("an interface name cannot be empty".into());
+        return Err(IfnameError::Empty);
     }
     if name.len() > IFNAMSIZ_MAX {
-        return Err(format!(
-            "interface name '{name}' is {} bytes; Linux allows at most {IFNAMSIZ_MAX}",
-            name.len()
-        ));
+        return Err(IfnameError::TooLong(name.into()));
     }
     if name == "."
         || name == ".."
         || name.contains(['/', ':', ',', '='])
         || name.contains(char::is_whitespace)
     {
-        return Err(format!(
-            "interface name '{name}' contains a character Linux or the port spec does not allow ('/', ':', ',', '=', space)"
-        ));
+        return Err(IfnameError::BadChar(name.into()));
     }
     Ok(())
 }
@@ -201,6 +210,7 @@ mod tests {
         assert!(check_ifname("a23456789012345").is_ok());
         assert!(check_ifname("a234567890123456")
             .unwrap_err()
+            .to_string()
             .contains("at most 15"));
         assert!(check_ifname("").is_err());
         assert!(check_ifname("a/b").is_err());

@@ -37,16 +37,16 @@ const RECV_TRIES: usize = 4;
 /// Why an interface could not be attached; the text is what the user sees.
 #[derive(Debug, thiserror::Error)]
 pub enum PacketError {
-    #[error("{0}")]
-    BadName(String),
+    #[error(transparent)]
+    BadName(#[from] super::IfnameError),
     #[error("no interface '{0}' in this namespace")]
     NoInterface(String),
     #[error("interface '{name}' is already a port of '{master}' (a bridge or bond); attaching it too would forward frames twice: detach it first (ip link set {name} nomaster)")]
     HasMaster { name: String, master: String },
     #[error("no permission to attach interface '{0}': packet ports need CAP_NET_RAW and CAP_NET_ADMIN (run as root)")]
     Permission(String),
-    #[error("interface '{0}': {1}")]
-    Io(String, io::Error),
+    #[error("interface '{0}'")]
+    Io(String, #[source] io::Error),
 }
 
 /// An interface attached with AF_PACKET; see the module documentation.

@@ -13,8 +13,8 @@ pub enum SockError {
     InUse(String),
     #[error("{0}: exists and is not a socket; refusing to replace it")]
     NotASocket(String),
-    #[error("{0}: {1}")]
-    Io(String, io::Error),
+    #[error("{0}")]
+    Io(String, #[source] io::Error),
 }
 
 /// Makes `path` free to bind: removes a stale socket file nobody listens on.

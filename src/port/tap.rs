@@ -16,20 +16,20 @@ use super::{check_ifname, sys, Port, PortKind};
 /// Why a TAP could not be opened; the text is what the user sees.
 #[derive(Debug, thiserror::Error)]
 pub enum TapError {
-    #[error("{0}")]
-    BadName(String),
+    #[error(transparent)]
+    BadName(#[from] super::IfnameError),
     #[error("TAP '{0}' is held by another process (EBUSY); to attach an interface that another program owns, use a packet: port")]
     InUse(String),
     #[error("interface '{0}' exists and is not a TAP (or is a TUN, or multi-queue)")]
     NotATap(String),
     #[error("no permission to open TAP '{0}': run as root or with CAP_NET_ADMIN")]
     Permission(String),
-    #[error("cannot open /dev/net/tun for '{0}': {1} (is the tun module loaded?)")]
-    NoTunDevice(String, io::Error),
+    #[error("cannot open /dev/net/tun for '{0}' (is the tun module loaded?)")]
+    NoTunDevice(String, #[source] io::Error),
     #[error("the kernel named the TAP '{got}' instead of '{want}'")]
     Renamed { want: String, got: String },
-    #[error("TAP '{0}': {1}")]
-    Io(String, io::Error),
+    #[error("TAP '{0}'")]
+    Io(String, #[source] io::Error),
 }
 
 /// The fd: tun-tap's for plain frames, our own for the virtio_net_hdr mode.

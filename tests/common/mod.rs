@@ -261,8 +261,19 @@ fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
 /// A running `tapswitch run`, stopped with SIGTERM on drop (SIGKILL after 5 s).
 pub struct Switch {
     child: Option<Child>,
+    /// Its TCP listener (reads).
     pub api: String,
+    /// Its control socket (every call).
+    pub ctl: String,
     pub log: Log,
+}
+
+/// A unique control socket path for a test switch.
+pub fn ctl_path() -> String {
+    std::env::temp_dir()
+        .join(format!("tsw-ctl-{}-{}.sock", std::process::id(), unique()))
+        .display()
+        .to_string()
 }
 
 impl Switch {
@@ -274,8 +285,9 @@ impl Switch {
 
     /// As [`Switch::start`] with a given listen address.
     pub fn start_on(api: &str, args: &[&str]) -> Switch {
+        let ctl = ctl_path();
         let mut child = Command::new(TAPSWITCH)
-            .args(["run", "--listen", api])
+            .args(["run", "--listen", api, "--control", &ctl])
             .args(args)
             .env("RUST_LOG", "info")
             .env_remove("TAPSWITCH_API_TOKEN")
@@ -290,6 +302,7 @@ impl Switch {
         let mut sw = Switch {
             child: Some(child),
             api: api.to_string(),
+            ctl,
             log,
         };
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -344,9 +357,21 @@ impl Switch {
             .unwrap_or_else(|e| panic!("GET {path}: {e:#}\nswitch log:\n{}", self.log.text()))
     }
 
-    /// Any request; returns status and body.
+    /// Any request, on the control socket; returns status and body.
     pub fn req(&self, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
-        tapswitch::client::request(&self.api, method, path, body, None)
+        tapswitch::client::request(&self.ctl, method, path, body, None)
+            .unwrap_or_else(|e| panic!("{method} {path}: {e:#}"))
+    }
+
+    /// Any request on the TCP listener (with a token, if given); returns status and body.
+    pub fn req_tcp(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+        token: Option<&str>,
+    ) -> (u16, String) {
+        tapswitch::client::request(&self.api, method, path, body, token)
             .unwrap_or_else(|e| panic!("{method} {path}: {e:#}"))
     }
 
@@ -403,6 +428,7 @@ impl Switch {
 impl Drop for Switch {
     fn drop(&mut self) {
         self.stop();
+        let _ = std::fs::remove_file(&self.ctl);
     }
 }
 

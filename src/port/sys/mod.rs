@@ -2,6 +2,8 @@
 //! Every block says why it is sound.
 #![allow(unsafe_code)]
 
+pub mod icmp;
+
 use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -210,6 +212,33 @@ pub fn lookup_user(user: &str) -> io::Result<(u32, u32)> {
             .map(|u| (u, u))
             .map_err(|_| io::Error::from_raw_os_error(libc::ENOENT)),
     }
+}
+
+/// Looks a group up by name or number: its gid.
+pub fn lookup_group(group: &str) -> io::Result<u32> {
+    if let Ok(g) = group.parse::<u32>() {
+        return Ok(g);
+    }
+    let c = CString::new(group).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let mut buf = vec![0 as libc::c_char; 65536];
+    // SAFETY: group is plain data; all-zero is a valid value to be overwritten.
+    let mut gr: libc::group = unsafe { std::mem::zeroed() };
+    let mut out: *mut libc::group = std::ptr::null_mut();
+    // SAFETY: every pointer is valid for the call: `c` is NUL-terminated, `gr` and `buf` outlive
+    // it, and `buf.len()` is its real size.
+    let rc =
+        unsafe { libc::getgrnam_r(c.as_ptr(), &mut gr, buf.as_mut_ptr(), buf.len(), &mut out) };
+    if rc == 0 && !out.is_null() {
+        Ok(gr.gr_gid)
+    } else {
+        Err(io::Error::from_raw_os_error(libc::ENOENT))
+    }
+}
+
+/// The effective user id of the process.
+pub fn euid() -> u32 {
+    // SAFETY: geteuid takes no arguments and cannot fail.
+    unsafe { libc::geteuid() }
 }
 
 /// Becomes `uid`/`gid` with no supplementary groups. As the new uid is not 0, the kernel clears

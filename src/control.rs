@@ -1,0 +1,461 @@
+//! The control plane: attaching ports and listeners, reloading the configuration, and the
+//! control thread that does all whole-table and per-port housekeeping work.
+//!
+//! Both the API ([`crate::api`]) and the daemon ([`crate::daemon`]) call this module; neither
+//! calls the other. Work that walks the whole table (flushes, ageing, snapshots, detaching a
+//! port) or does a per-port ioctl runs on the control thread (`tapswitch-ctl`), never on the
+//! frame path and never on the API's runtime: the API hands it over with
+//! [`ControlHandle::run`], the frame path wakes it with [`Switch::wake_control`].
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::{Config, PortSpec};
+use crate::dataplane::{self, AddPortError, PortHandle, Switch};
+use crate::port::dgram::DgramHub;
+use crate::port::packet::{PacketError, PacketPort};
+use crate::port::sockfile::{self, SockError};
+use crate::port::tap::{TapError, TapPort};
+use crate::port::{stream, Port, PortKind};
+
+/// Why a port or listener could not be attached; [`AttachError::class`] tells the API which
+/// status to answer.
+#[derive(Debug, thiserror::Error)]
+pub enum AttachError {
+    /// The TAP could not be opened.
+    #[error("port '{name}'")]
+    Tap {
+        /// Port name.
+        name: String,
+        /// What the kernel said.
+        #[source]
+        source: TapError,
+    },
+    /// The interface could not be attached with AF_PACKET.
+    #[error("port '{name}'")]
+    Packet {
+        /// Port name.
+        name: String,
+        /// What the kernel said.
+        #[source]
+        source: PacketError,
+    },
+    /// The socket file could not be prepared or given its mode/owner.
+    #[error("port '{name}'")]
+    SockFile {
+        /// Listener name.
+        name: String,
+        /// The reason.
+        #[source]
+        source: SockError,
+    },
+    /// The socket could not be bound or set up.
+    #[error("port '{name}': cannot listen on {}", path.display())]
+    Listen {
+        /// Listener name.
+        name: String,
+        /// Socket path.
+        path: PathBuf,
+        /// What the kernel said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The switch refused the port (name taken, second uplink, full).
+    #[error(transparent)]
+    Add(#[from] AddPortError),
+    /// The kind cannot be attached this way (in-memory ports exist only in tests).
+    #[error("port '{0}': mem ports exist only in tests")]
+    NotAttachable(String),
+    /// Listeners need a tokio runtime.
+    #[error("port '{0}': socket listeners need a running switch")]
+    NoRuntime(String),
+}
+
+/// How an attach failure is classed for the API's status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailureClass {
+    /// The request conflicts with the switch's state (409).
+    Conflict,
+    /// A limit is reached (507).
+    Full,
+    /// The port could not be opened (422).
+    Unprocessable,
+}
+
+impl AttachError {
+    /// Which kind of failure this is.
+    pub fn class(&self) -> FailureClass {
+        match self {
+            AttachError::Add(AddPortError::Duplicate(_) | AddPortError::SecondUplink { .. }) => {
+                FailureClass::Conflict
+            }
+            AttachError::Add(AddPortError::Full) => FailureClass::Full,
+            AttachError::SockFile {
+                source: SockError::InUse(_),
+                ..
+            } => FailureClass::Conflict,
+            _ => FailureClass::Unprocessable,
+        }
+    }
+}
+
+/// Opens the port a spec describes (TAP or packet kinds).
+pub fn open_port(spec: &PortSpec) -> Result<Box<dyn Port>, AttachError> {
+    let name = || spec.name.clone();
+    match spec.kind {
+        PortKind::Tap => TapPort::open(&spec.arg, spec.mtu, spec.offload)
+            .map(|p| Box::new(p) as Box<dyn Port>)
+            .map_err(|source| AttachError::Tap {
+                name: name(),
+                source,
+            }),
+        PortKind::Packet => PacketPort::open(&spec.arg, spec.mtu, spec.offload)
+            .map(|p| Box::new(p) as Box<dyn Port>)
+            .map_err(|source| AttachError::Packet {
+                name: name(),
+                source,
+            }),
+        PortKind::Stream | PortKind::Dgram | PortKind::Mem => {
+            Err(AttachError::NotAttachable(name()))
+        }
+    }
+}
+
+/// What attaching a spec made.
+#[derive(Debug)]
+pub enum Attached {
+    /// One port.
+    Port(Arc<PortHandle>),
+    /// A `stream:` or `dgram:` socket whose peers become ports `NAME-N`.
+    Listener(String),
+}
+
+/// Opens a port (or a listener) and attaches it to the switch. Listeners need a tokio runtime
+/// (their accept task runs on the caller's runtime: the control thread's, in the daemon).
+pub fn attach(sw: &Arc<Switch>, spec: &PortSpec) -> Result<Attached, AttachError> {
+    match spec.kind {
+        PortKind::Stream | PortKind::Dgram => {
+            listen(sw, spec)?;
+            Ok(Attached::Listener(spec.name.clone()))
+        }
+        _ => {
+            let port = open_port(spec)?;
+            let h = sw.add_port(&spec.name, port, spec.flags)?;
+            sw.fdb.set_port_limit(h.id, spec.max_learned);
+            Ok(Attached::Port(h))
+        }
+    }
+}
+
+fn listen(sw: &Arc<Switch>, spec: &PortSpec) -> Result<(), AttachError> {
+    let path = PathBuf::from(&spec.arg);
+    let datagram = spec.kind == PortKind::Dgram;
+    let sock_err = |source| AttachError::SockFile {
+        name: spec.name.clone(),
+        source,
+    };
+    let listen_err = |source| AttachError::Listen {
+        name: spec.name.clone(),
+        path: path.clone(),
+        source,
+    };
+    sockfile::prepare(&path, datagram).map_err(sock_err)?;
+    let rt = tokio::runtime::Handle::try_current()
+        .map_err(|_| AttachError::NoRuntime(spec.name.clone()))?;
+    let task = if datagram {
+        let hub = DgramHub::bind(&path).map_err(listen_err)?;
+        sockfile::apply(&path, spec.sock_mode, spec.sock_owner).map_err(sock_err)?;
+        let frame_rt = sw.frame_runtime().unwrap_or(rt);
+        frame_rt.spawn(dataplane::dgram_loop(
+            sw.clone(),
+            spec.name.clone(),
+            hub,
+            spec.flags,
+            spec.max_learned,
+            spec.max_conns.unwrap_or(stream::DEFAULT_MAX_CONNS),
+        ))
+    } else {
+        let l = std::os::unix::net::UnixListener::bind(&path).map_err(listen_err)?;
+        l.set_nonblocking(true).map_err(listen_err)?;
+        sockfile::apply(&path, spec.sock_mode, spec.sock_owner).map_err(sock_err)?;
+        let l = {
+            let _guard = rt.enter();
+            tokio::net::UnixListener::from_std(l).map_err(listen_err)?
+        };
+        let max = spec.max_conns.unwrap_or(stream::DEFAULT_MAX_CONNS);
+        rt.spawn(accept_loop(sw.clone(), spec.clone(), l, max))
+    };
+    let l = dataplane::Listener {
+        name: spec.name.clone(),
+        kind: spec.kind,
+        path: path.clone(),
+        task: task.abort_handle(),
+    };
+    if let Err(e) = sw.add_listener(l) {
+        let _ = std::fs::remove_file(&path);
+        return Err(e.into());
+    }
+    Ok(())
+}
+
+/// Accepts stream connections; each becomes a port `NAME-N` until it closes.
+async fn accept_loop(
+    sw: Arc<Switch>,
+    spec: PortSpec,
+    listener: tokio::net::UnixListener,
+    max: usize,
+) {
+    let name = spec.name.clone();
+    let mut next = 1u64;
+    let mut refused = 0u64;
+    let mut last_warn = None;
+    loop {
+        let sock = match listener.accept().await {
+            Ok((s, _)) => s,
+            Err(e) => {
+                tracing::warn!(listener = %name, error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        if sw.listener_port_count(&name, PortKind::Stream) >= max {
+            refused += 1;
+            // one line per burst, not per connection: a connection flood must not flood the log
+            if last_warn.is_none_or(|t: std::time::Instant| t.elapsed().as_secs() >= 10) {
+                tracing::warn!(listener = %name, max, refused, "connections refused: too many (max-conns)");
+                last_warn = Some(std::time::Instant::now());
+            }
+            continue;
+        }
+        let conn = match sock.into_std().and_then(stream::StreamConn::new) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(listener = %name, error = %e, "cannot set up connection");
+                continue;
+            }
+        };
+        let pname = format!("{name}-{next}");
+        next += 1;
+        match sw.add_port_owned(&pname, Box::new(conn), spec.flags, Some(&name)) {
+            Ok(h) => sw.fdb.set_port_limit(h.id, spec.max_learned),
+            Err(e) => tracing::warn!(listener = %name, error = %e, "cannot attach connection"),
+        }
+    }
+}
+
+/// Builds the switch and attaches every configured port; on any failure, what was opened is
+/// closed again (nothing half-created stays behind). Receive loops run on `frame_rt` if given;
+/// listeners' accept tasks on the caller's runtime.
+pub fn build(
+    cfg: &Config,
+    frame_rt: Option<tokio::runtime::Handle>,
+) -> Result<Arc<Switch>, AttachError> {
+    let sw = Switch::new(&cfg.name, cfg.settings, cfg.fdb_max);
+    if let Some(rt) = frame_rt {
+        sw.set_runtime(rt);
+    }
+    for spec in &cfg.ports {
+        if let Err(e) = attach(&sw, spec) {
+            sw.remove_all_ports();
+            return Err(e);
+        }
+    }
+    Ok(sw)
+}
+
+/// Applies a re-read configuration to a running switch (SIGHUP): settings change in place;
+/// ports the old configuration declared and the new one does not are detached; new ones are
+/// attached; ports in both get the new flags and limits (or are re-opened if their kind,
+/// interface, MTU or offload changed); declared TAP and packet ports that are gone or were
+/// detached are attached again. Ports attached through the API are left alone.
+/// Returns the ports now declared. Runs on the control thread.
+pub fn reload(sw: &Arc<Switch>, old: &[PortSpec], new: &Config) -> Vec<PortSpec> {
+    if let Some(ms) = std::env::var("TAPSWITCH_TEST_SLOW_RELOAD_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        // test hook: a reload that takes a while, to check signals during one
+        tracing::info!(ms, "reload: slowed down for a test");
+        std::thread::sleep(Duration::from_millis(ms.min(30_000)));
+    }
+    let mut s = sw.settings.load();
+    if new.settings.mode != s.mode {
+        tracing::warn!("reload: the mode cannot change at run time; restart to change it");
+    }
+    s.ageing_ms = new.settings.ageing_ms;
+    s.group_fwd_mask = new.settings.group_fwd_mask;
+    s.vepa_flood_unknown = new.settings.vepa_flood_unknown;
+    sw.settings.store(s);
+    sw.fdb.set_max_learned(new.fdb_max);
+    let same_port = |a: &PortSpec, b: &PortSpec| {
+        (
+            a.kind,
+            &a.arg,
+            a.mtu,
+            a.offload,
+            a.sock_mode,
+            a.sock_owner,
+            a.max_conns,
+        ) == (
+            b.kind,
+            &b.arg,
+            b.mtu,
+            b.offload,
+            b.sock_mode,
+            b.sock_owner,
+            b.max_conns,
+        )
+    };
+    let mut declared = Vec::new();
+    for p in old {
+        let keep = new
+            .ports
+            .iter()
+            .any(|n| n.name == p.name && same_port(n, p));
+        if !keep && !sw.remove_listener(&p.name) {
+            sw.remove_port(&p.name);
+        }
+    }
+    for n in &new.ports {
+        // A declared TAP or packet port that is gone (interface deleted) or was detached through
+        // the API is attached again: after a reload the configuration file is the truth.
+        let listener = matches!(n.kind, PortKind::Stream | PortKind::Dgram);
+        let missing = !listener
+            && match sw.ports().by_name(&n.name) {
+                None => true,
+                Some(h) if h.state() == dataplane::LinkState::Gone => {
+                    sw.remove_port(&n.name);
+                    true
+                }
+                Some(_) => false,
+            };
+        if !missing && old.iter().any(|p| p.name == n.name && same_port(n, p)) {
+            if let Some(h) = sw.ports().by_name(&n.name) {
+                if let Err(e) = sw.set_port_flags(h, n.flags) {
+                    tracing::error!(port = %n.name, error = %e, "reload: flags not changed");
+                }
+                sw.fdb.set_port_limit(h.id, n.max_learned);
+            }
+            for h in sw.listener_ports(&n.name, n.kind) {
+                let _ = sw.set_port_flags(&h, n.flags);
+                sw.fdb.set_port_limit(h.id, n.max_learned);
+            }
+            declared.push(n.clone());
+            continue;
+        }
+        match attach(sw, n) {
+            Ok(_) => declared.push(n.clone()),
+            Err(e) => tracing::error!(port = %n.name, error = %e, "reload: cannot attach"),
+        }
+    }
+    tracing::info!(ports = declared.len(), "configuration reloaded");
+    declared
+}
+
+/// The control thread is gone (the switch is stopping).
+#[derive(Debug, thiserror::Error)]
+#[error("the switch is stopping")]
+pub struct ControlGone;
+
+/// Runs closures on the control thread.
+#[derive(Clone, Debug)]
+pub struct ControlHandle {
+    rt: tokio::runtime::Handle,
+}
+
+impl ControlHandle {
+    /// Work on the runtime of the caller (tests and tools that run no control thread).
+    pub fn current() -> ControlHandle {
+        ControlHandle {
+            rt: tokio::runtime::Handle::current(),
+        }
+    }
+
+    /// Runs `f` on the control thread and returns its result. `f` may block that thread (a
+    /// table walk, an ioctl); it runs inside the control runtime, so it may spawn tasks there.
+    pub async fn run<R: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> R + Send + 'static,
+    ) -> Result<R, ControlGone> {
+        self.rt
+            .spawn(async move { f() })
+            .await
+            .map_err(|_| ControlGone)
+    }
+
+    /// The control runtime's handle.
+    pub fn runtime(&self) -> &tokio::runtime::Handle {
+        &self.rt
+    }
+}
+
+/// The control thread: ageing on a timer, the frame path's requests (flushes, detaching gone
+/// ports), listeners' accept tasks, and every closure handed over with
+/// [`ControlHandle::run`]. Stopped and joined on drop.
+pub struct Control {
+    handle: ControlHandle,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Control {
+    /// Starts the thread (`tapswitch-ctl`) for `sw`.
+    pub fn start(sw: Arc<Switch>) -> std::io::Result<Control> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let handle = ControlHandle {
+            rt: rt.handle().clone(),
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("tapswitch-ctl".into())
+            .spawn(move || {
+                rt.block_on(async move {
+                    tokio::select! {
+                        _ = stopped => {}
+                        _ = housekeeping(sw) => {}
+                    }
+                });
+                rt.shutdown_background();
+            })?;
+        Ok(Control {
+            handle,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+
+    /// A handle to give work to the thread.
+    pub fn handle(&self) -> ControlHandle {
+        self.handle.clone()
+    }
+}
+
+impl Drop for Control {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Ageing and housekeeping on a timer, and the frame path's requests as they come.
+async fn housekeeping(sw: Arc<Switch>) {
+    let mut next = tokio::time::Instant::now() + sw.tick_interval();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep_until(next) => {
+                sw.tick();
+                next = tokio::time::Instant::now() + sw.tick_interval();
+            }
+            _ = sw.control_wanted() => {
+                sw.control_work();
+            }
+        }
+    }
+}

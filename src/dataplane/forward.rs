@@ -1,0 +1,310 @@
+//! Forwarding of one frame: the decision, then every transmit, on the thread that read it.
+//!
+//! Counters are added up in a [`Scratch`] per receive loop and published to the shared
+//! atomics once per batch ([`Switch::publish`]), so dataplane threads that forward to the
+//! same ports do not bounce counter cache lines frame by frame. Drops are rare and are counted
+//! at once.
+
+use std::sync::atomic::Ordering::Relaxed;
+
+use super::registry::{LinkState, PortHandle, Registry, MAX_PORTS};
+use super::Switch;
+use crate::frame::EthernetFrame;
+use crate::offload::{self, VnetHdr, GSO_NONE, VNET_HDR_LEN};
+use crate::port::{classify, IoClass};
+use crate::switch::{decide, exceeds_mtu, flood_eligible, Decision, RxDrop, Settings, TxDrop};
+use crate::types::Timestamp;
+
+/// Room before each received frame for a virtio_net_hdr, so a frame from a plain port can go
+/// to an offload port with a zero header and no copy.
+pub(super) const HEADROOM: usize = VNET_HDR_LEN;
+
+/// Ports one batch adds counts for before it publishes early.
+const TALLY_PORTS: usize = 256;
+const NO_ENTRY: u16 = u16::MAX;
+
+/// Counts of one port within a batch.
+#[derive(Clone, Copy, Debug, Default)]
+struct PortTally {
+    slot: u16,
+    rx_frames: u64,
+    rx_bytes: u64,
+    rx_forwarded: u64,
+    rx_flooded: u64,
+    tx_frames: u64,
+    tx_bytes: u64,
+}
+
+/// The frame path's per-thread working space, allocated once: a scratch buffer for software
+/// segmentation and the counters of the current batch.
+pub struct Scratch {
+    pub(super) seg: Vec<u8>,
+    /// Index into `ports` by port slot, `NO_ENTRY` if the slot has no counts yet.
+    index: Box<[u16]>,
+    ports: Vec<PortTally>,
+    forwarded: u64,
+    flooded: [u64; 3],
+}
+
+impl Default for Scratch {
+    fn default() -> Self {
+        Scratch {
+            seg: vec![0; offload::SEG_BUF],
+            index: vec![NO_ENTRY; MAX_PORTS].into_boxed_slice(),
+            ports: Vec::with_capacity(TALLY_PORTS),
+            forwarded: 0,
+            flooded: [0; 3],
+        }
+    }
+}
+
+impl Scratch {
+    /// The tally of the port in `slot`, or `None` when the batch already counts
+    /// `TALLY_PORTS` ports (the caller then counts straight into the atomics).
+    fn port(&mut self, slot: usize) -> Option<&mut PortTally> {
+        let i = *self.index.get(slot)?;
+        if i != NO_ENTRY {
+            return self.ports.get_mut(i as usize);
+        }
+        if self.ports.len() == TALLY_PORTS {
+            return None;
+        }
+        self.index[slot] = self.ports.len() as u16;
+        self.ports.push(PortTally {
+            slot: slot as u16,
+            ..PortTally::default()
+        });
+        self.ports.last_mut()
+    }
+}
+
+/// One received frame on its way out: the virtio_net_hdr, header + frame as one slice (for
+/// offload ports), and the checked frame.
+struct Outgoing<'a> {
+    hdr: VnetHdr,
+    pkt: &'a [u8],
+    frame: EthernetFrame<&'a [u8]>,
+}
+
+impl Switch {
+    /// Handles one received frame to the end. `pkt` is a 10-byte virtio_net_hdr (all zero for
+    /// a plain port) followed by the frame. Counts go to `w` until [`Switch::publish`].
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the per-frame context, kept flat for speed"
+    )]
+    pub fn handle_frame(
+        &self,
+        reg: &Registry,
+        settings: &Settings,
+        ingress: &PortHandle,
+        pkt: &[u8],
+        truncated: bool,
+        now: Timestamp,
+        w: &mut Scratch,
+    ) {
+        let c = &ingress.counters;
+        let bytes = pkt.get(HEADROOM..).unwrap_or_default();
+        match w.port(Registry::slot(ingress.id)) {
+            Some(t) => {
+                t.rx_frames += 1;
+                t.rx_bytes += bytes.len() as u64;
+            }
+            None => {
+                c.rx_frames.fetch_add(1, Relaxed);
+                c.rx_bytes.fetch_add(bytes.len() as u64, Relaxed);
+            }
+        }
+        if ingress.state() == LinkState::Gone {
+            // read by a batch that began before the port was removed
+            return c.rx_drop(RxDrop::NoPort);
+        }
+        if truncated {
+            return c.rx_drop(RxDrop::Oversized);
+        }
+        let hdr = match VnetHdr::parse(pkt) {
+            Ok(h) if h.validate(bytes.len()).is_ok() => h,
+            _ => return c.rx_drop(RxDrop::BadVnetHdr),
+        };
+        let frame = match EthernetFrame::new_checked(bytes) {
+            Ok(f) => f,
+            Err(crate::frame::FrameError::TooShort) => return c.rx_drop(RxDrop::TooShort),
+            Err(crate::frame::FrameError::TruncatedVlan) => {
+                return c.rx_drop(RxDrop::TruncatedVlan)
+            }
+        };
+        let in_flags = ingress.flags.get();
+        let out = Outgoing { hdr, pkt, frame };
+        let in_slot = Registry::slot(ingress.id);
+        match decide(settings, &self.fdb, ingress.id, in_flags, &frame, reg, now) {
+            Decision::Forward(to) => match reg.get(to) {
+                Some(h) => {
+                    w.forwarded += 1;
+                    match w.port(in_slot) {
+                        Some(t) => t.rx_forwarded += 1,
+                        None => {
+                            c.rx_forwarded.fetch_add(1, Relaxed);
+                        }
+                    }
+                    self.transmit(h, &out, w);
+                }
+                None => c.rx_drop(RxDrop::NoPort),
+            },
+            Decision::Flood { kind, except } => {
+                w.flooded[kind as usize] += 1;
+                match w.port(in_slot) {
+                    Some(t) => t.rx_flooded += 1,
+                    None => {
+                        c.rx_flooded.fetch_add(1, Relaxed);
+                    }
+                }
+                for h in reg.iter() {
+                    if flood_eligible(
+                        settings.mode,
+                        ingress.id,
+                        in_flags,
+                        h.id,
+                        h.flags.get(),
+                        kind,
+                        except,
+                    ) {
+                        self.transmit(h, &out, w);
+                    }
+                }
+            }
+            Decision::Drop(r) => c.rx_drop(r),
+        }
+    }
+
+    /// Adds a batch's counts to the shared counters and clears `w`.
+    pub fn publish(&self, reg: &Registry, w: &mut Scratch) {
+        if w.forwarded > 0 {
+            self.stats.forwarded.fetch_add(w.forwarded, Relaxed);
+            w.forwarded = 0;
+        }
+        for (i, n) in w.flooded.iter_mut().enumerate() {
+            if *n > 0 {
+                self.stats.flooded[i].fetch_add(*n, Relaxed);
+                *n = 0;
+            }
+        }
+        for t in w.ports.drain(..) {
+            w.index[t.slot as usize] = NO_ENTRY;
+            // a port removed during the batch takes its last counts with it
+            let Some(h) = reg.by_slot(t.slot as usize) else {
+                continue;
+            };
+            let c = &h.counters;
+            let add = |a: &std::sync::atomic::AtomicU64, n: u64| {
+                if n > 0 {
+                    a.fetch_add(n, Relaxed);
+                }
+            };
+            add(&c.rx_frames, t.rx_frames);
+            add(&c.rx_bytes, t.rx_bytes);
+            add(&c.rx_forwarded, t.rx_forwarded);
+            add(&c.rx_flooded, t.rx_flooded);
+            add(&c.tx_frames, t.tx_frames);
+            add(&c.tx_bytes, t.tx_bytes);
+        }
+    }
+
+    fn transmit(&self, h: &PortHandle, out: &Outgoing<'_>, w: &mut Scratch) {
+        let c = &h.counters;
+        if h.state() == LinkState::Gone {
+            return c.tx_drop(TxDrop::PortDown);
+        }
+        let frame_len = out.frame.len();
+        if h.port.vnet_hdr_len() == VNET_HDR_LEN {
+            // Offload port: header and frame pass untouched; GSO frames are exempt from the
+            // MTU rule (as in Linux), the wire segments will fit.
+            if out.hdr.gso() == GSO_NONE && exceeds_mtu(&out.frame, h.port.mtu()) {
+                return c.tx_drop(TxDrop::Mtu);
+            }
+            self.sent(h, h.port.send(out.pkt), frame_len, w);
+        } else if out.hdr.is_plain() {
+            if exceeds_mtu(&out.frame, h.port.mtu()) {
+                return c.tx_drop(TxDrop::Mtu);
+            }
+            self.sent(h, h.port.send(out.frame.bytes_ref()), frame_len, w);
+        } else {
+            // A plain port gets the frame with its checksum done and cut to wire size.
+            let mtu = h.port.mtu();
+            let Scratch { seg, .. } = w;
+            let mut sent = 0u64;
+            let mut sent_bytes = 0u64;
+            let r = offload::finish(&out.hdr, out.frame.bytes_ref(), seg, |s| {
+                match EthernetFrame::new_checked(s) {
+                    Ok(f) if !exceeds_mtu(&f, mtu) => {}
+                    _ => {
+                        c.tx_drop(TxDrop::Mtu);
+                        return Ok(());
+                    }
+                }
+                match h.port.send(s) {
+                    Ok(()) => {
+                        sent += 1;
+                        sent_bytes += s.len() as u64;
+                        Ok(())
+                    }
+                    Err(e) => {
+                        self.send_failed(h, &e);
+                        Err(())
+                    }
+                }
+            });
+            if sent > 0 {
+                self.sent_ok(h, sent, sent_bytes, w);
+            }
+            if r.is_err() {
+                c.tx_drop(TxDrop::Offload);
+            }
+        }
+    }
+
+    /// Counts the outcome of one send; returns whether it succeeded.
+    fn sent(&self, h: &PortHandle, r: std::io::Result<()>, len: usize, w: &mut Scratch) -> bool {
+        match r {
+            Ok(()) => {
+                self.sent_ok(h, 1, len as u64, w);
+                true
+            }
+            Err(e) => {
+                self.send_failed(h, &e);
+                false
+            }
+        }
+    }
+
+    fn sent_ok(&self, h: &PortHandle, frames: u64, bytes: u64, w: &mut Scratch) {
+        match w.port(Registry::slot(h.id)) {
+            Some(t) => {
+                t.tx_frames += frames;
+                t.tx_bytes += bytes;
+            }
+            None => {
+                h.counters.tx_frames.fetch_add(frames, Relaxed);
+                h.counters.tx_bytes.fetch_add(bytes, Relaxed);
+            }
+        }
+        if h.state() == LinkState::Down {
+            self.set_state(h, LinkState::Up);
+        }
+    }
+
+    fn send_failed(&self, h: &PortHandle, e: &std::io::Error) {
+        let c = &h.counters;
+        match classify(e) {
+            IoClass::WouldBlock => c.tx_drop(TxDrop::QueueFull),
+            IoClass::Down => {
+                c.tx_drop(TxDrop::PortDown);
+                self.set_state(h, LinkState::Down);
+            }
+            IoClass::Gone => {
+                c.tx_drop(TxDrop::PortDown);
+                self.set_state(h, LinkState::Gone);
+            }
+            IoClass::FrameRefused | IoClass::Other => c.tx_drop(TxDrop::Error),
+        }
+    }
+}

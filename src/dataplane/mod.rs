@@ -1,0 +1,136 @@
+//! The switch at run time: its ports, counters and receive loops.
+//!
+//! This is the only module that calls `Port::recv`/`Port::send` on the frame path. Each port
+//! has one receive task; a frame is handled to the end (decision, every transmit) on the task
+//! that read it, with no channel hop and no allocation. One file per concern:
+//!
+//! - [`registry`]: the port set (copy-on-write [`Registry`]), attaching and detaching, link
+//!   state, and the signals the frame path sends the control thread;
+//! - [`forward`]: forwarding of one frame and the per-batch counters;
+//! - [`runtime`]: the frame-path threads, the receive loops and the busy poll;
+//! - [`hub`]: the datagram hub whose senders become ports.
+//!
+//! Whole-table work (flushes, ageing, snapshots) and per-port ioctls never run here: the frame
+//! path flips an atomic and wakes the control thread ([`crate::control`]).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
+
+use crate::fdb::Fdb;
+use crate::switch::{FloodKind, Settings, SharedSettings};
+use crate::types::Timestamp;
+
+pub mod forward;
+pub mod hub;
+pub mod registry;
+pub mod runtime;
+
+pub use forward::Scratch;
+pub use hub::dgram_loop;
+pub use registry::{
+    AddPortError, ControlWork, LinkState, Listener, PortCounters, PortHandle, Registry, MAX_PORTS,
+};
+pub use runtime::{Dataplane, DrainEnd, LogLimit, RxBuffers, RX_BATCH, RX_BUF};
+
+/// Switch-wide frame counters.
+#[derive(Debug, Default)]
+pub struct SwitchStats {
+    /// Frames sent to exactly one port (known unicast, VEPA relay).
+    pub forwarded: AtomicU64,
+    /// Frames flooded, by [`FloodKind`] in `FloodKind::ALL` order.
+    pub flooded: [AtomicU64; 3],
+}
+
+impl SwitchStats {
+    /// Flood counter for one kind.
+    pub fn flooded(&self, k: FloodKind) -> &AtomicU64 {
+        &self.flooded[k as usize]
+    }
+}
+
+/// The running switch; see the module documentation.
+pub struct Switch {
+    /// Shown as `master NAME` in `fdb show` output.
+    pub name: String,
+    /// The forwarding table.
+    pub fdb: Fdb,
+    /// Switch-wide settings, read once per batch.
+    pub settings: SharedSettings,
+    /// Switch-wide frame counters.
+    pub stats: SwitchStats,
+    registry: RwLock<Arc<Registry>>,
+    listeners: Mutex<Vec<Listener>>,
+    /// Microseconds since `origin` of the last frame handled (busy polling).
+    last_frame_us: AtomicU64,
+    busy: AtomicBool,
+    spin_us: AtomicU64,
+    wake_spinner: tokio::sync::Notify,
+    /// The frame path wants control work done (see [`Switch::control_work`]).
+    control_pending: AtomicBool,
+    control_wake: tokio::sync::Notify,
+    /// Where receive loops run (see [`Dataplane`]); the caller's runtime if unset.
+    runtime: std::sync::OnceLock<tokio::runtime::Handle>,
+    origin: Instant,
+}
+
+impl std::fmt::Debug for Switch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Switch")
+            .field("name", &self.name)
+            .field("fdb", &self.fdb)
+            .field("ports", &self.ports().len())
+            .finish()
+    }
+}
+
+impl Switch {
+    /// A switch with no ports.
+    pub fn new(name: &str, settings: Settings, max_learned: usize) -> Arc<Switch> {
+        Arc::new(Switch {
+            name: name.to_string(),
+            fdb: Fdb::new(max_learned),
+            settings: SharedSettings::new(settings),
+            stats: SwitchStats::default(),
+            registry: RwLock::new(Arc::default()),
+            listeners: Mutex::new(Vec::new()),
+            last_frame_us: AtomicU64::new(0),
+            busy: AtomicBool::new(false),
+            spin_us: AtomicU64::new(0),
+            wake_spinner: tokio::sync::Notify::new(),
+            control_pending: AtomicBool::new(false),
+            control_wake: tokio::sync::Notify::new(),
+            runtime: std::sync::OnceLock::new(),
+            origin: Instant::now(),
+        })
+    }
+
+    /// Milliseconds since the switch started; the only clock of the frame path.
+    pub fn now(&self) -> Timestamp {
+        Timestamp(self.origin.elapsed().as_millis() as u64)
+    }
+
+    /// Periodic work of the control thread: ageing, then port housekeeping (re-reading MTUs,
+    /// rebinding packet ports, detaching ports gone for good).
+    pub fn tick(&self) {
+        let s = self.settings.load();
+        self.fdb.age_out(self.now(), s.ageing_ms);
+        for h in self.ports().iter() {
+            if h.state() != LinkState::Gone {
+                h.port.refresh();
+            }
+        }
+        self.control_work();
+    }
+
+    /// How often [`Switch::tick`] should run.
+    pub fn tick_interval(&self) -> std::time::Duration {
+        let ageing = self.settings.load().ageing_ms;
+        std::time::Duration::from_millis((ageing / 10).clamp(100, 1000))
+    }
+
+    /// Whether control work is pending (for tests).
+    pub fn control_pending(&self) -> bool {
+        self.control_pending.load(Relaxed)
+    }
+}

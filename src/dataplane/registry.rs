@@ -1,0 +1,518 @@
+//! The port registry and link state: attaching and detaching ports, listeners, and the
+//! frame path's signals to the control thread.
+//!
+//! Ports live in a copy-on-write [`Registry`] that each batch of frames reads once. The frame
+//! path never does whole-table work: when a port leaves the `up` state it flips the state,
+//! marks the port's table entries for flushing and wakes the control thread, which flushes
+//! them, logs the change and detaches ports that are gone for good ([`Switch::control_work`]).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+
+use super::Switch;
+use crate::port::{Port, PortKind};
+use crate::switch::{AtomicPortFlags, PortDirectory, PortFlags, RxDrop, TxDrop};
+use crate::types::PortId;
+
+/// Most ports one switch holds.
+pub const MAX_PORTS: usize = 4096;
+
+/// Counters of one port, from the switch's point of view (rx = read from the port).
+///
+/// The frame path adds to them once per batch of frames, not once per frame, so two
+/// dataplane threads do not bounce their cache lines frame by frame.
+#[derive(Debug, Default)]
+pub struct PortCounters {
+    /// Frames read from the port.
+    pub rx_frames: AtomicU64,
+    /// Bytes read from the port (frames only, no virtio_net_hdr).
+    pub rx_bytes: AtomicU64,
+    /// Frames written to the port.
+    pub tx_frames: AtomicU64,
+    /// Bytes written to the port.
+    pub tx_bytes: AtomicU64,
+    /// By [`RxDrop::index`].
+    pub rx_dropped: [AtomicU64; RxDrop::COUNT],
+    /// By [`TxDrop::index`].
+    pub tx_dropped: [AtomicU64; TxDrop::COUNT],
+    /// Frames read from this port and sent to one port (`rx_frames` = `rx_forwarded` +
+    /// `rx_flooded` + the sum of `rx_dropped`).
+    pub rx_forwarded: AtomicU64,
+    /// Frames read from this port and flooded.
+    pub rx_flooded: AtomicU64,
+    /// Transitions between up and down.
+    pub link_changes: AtomicU64,
+}
+
+impl PortCounters {
+    /// Counts one receive drop.
+    pub fn rx_drop(&self, r: RxDrop) {
+        self.rx_dropped[r.index()].fetch_add(1, Relaxed);
+    }
+    /// Counts one transmit drop.
+    pub fn tx_drop(&self, r: TxDrop) {
+        self.tx_dropped[r.index()].fetch_add(1, Relaxed);
+    }
+    /// Sum of receive drops.
+    pub fn rx_dropped_total(&self) -> u64 {
+        self.rx_dropped.iter().map(|c| c.load(Relaxed)).sum()
+    }
+    /// Sum of transmit drops.
+    pub fn tx_dropped_total(&self) -> u64 {
+        self.tx_dropped.iter().map(|c| c.load(Relaxed)).sum()
+    }
+}
+
+/// Operational state of a port as the switch sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LinkState {
+    /// Frames pass.
+    Up,
+    /// The interface is down (a write returned EIO); it comes back on the next successful read
+    /// or write.
+    Down,
+    /// The interface or peer is gone; the port reads nothing more.
+    Gone,
+}
+
+impl LinkState {
+    pub(super) fn from_u8(v: u8) -> LinkState {
+        match v {
+            0 => LinkState::Up,
+            1 => LinkState::Down,
+            _ => LinkState::Gone,
+        }
+    }
+}
+
+/// One attached port.
+pub struct PortHandle {
+    /// Identity in the table and the registry.
+    pub id: PortId,
+    /// Name in the API, metrics and `fdb show`.
+    pub name: String,
+    /// The frame source and sink.
+    pub port: Box<dyn Port>,
+    /// Flags changeable at run time (see [`Switch::set_port_flags`]).
+    pub flags: AtomicPortFlags,
+    /// Frame counters.
+    pub counters: PortCounters,
+    pub(super) state: AtomicU8,
+    /// The state the control thread last saw (and logged).
+    reported: AtomicU8,
+    /// The frame path saw the port leave `up`: its dynamic entries await a flush.
+    flush_pending: AtomicBool,
+    tasks: Mutex<Vec<tokio::task::AbortHandle>>,
+    removed: AtomicBool,
+    /// The listener that made this port (stream connection, datagram peer).
+    pub owner: Option<Arc<str>>,
+}
+
+impl std::fmt::Debug for PortHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PortHandle")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("kind", &self.port.kind())
+            .field("flags", &self.flags.get())
+            .field("state", &self.state())
+            .finish()
+    }
+}
+
+impl PortHandle {
+    /// Current link state.
+    pub fn state(&self) -> LinkState {
+        LinkState::from_u8(self.state.load(Relaxed))
+    }
+    /// Whether frames pass.
+    pub fn is_up(&self) -> bool {
+        self.state() == LinkState::Up
+    }
+    /// The port kind.
+    pub fn kind(&self) -> PortKind {
+        self.port.kind()
+    }
+
+    /// Tracks a task of this port; one added after the port was removed is stopped at once.
+    pub(super) fn add_task(&self, t: tokio::task::AbortHandle) {
+        let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
+        if self.removed.load(Relaxed) {
+            t.abort();
+        } else {
+            tasks.push(t);
+        }
+    }
+}
+
+/// The ports at one moment; replaced as a whole when a port is added or removed, or when the
+/// uplink changes.
+#[derive(Clone, Default)]
+pub struct Registry {
+    pub(super) slots: Vec<Option<Arc<PortHandle>>>,
+    generations: Vec<u16>,
+    list: Vec<Arc<PortHandle>>,
+    /// The port with the `uplink` flag, looked up once here instead of once per frame.
+    uplink: Option<PortId>,
+}
+
+impl Registry {
+    pub(super) fn slot(id: PortId) -> usize {
+        (id.0 & 0xffff) as usize
+    }
+
+    /// The port with this id, if still attached.
+    pub fn get(&self, id: PortId) -> Option<&Arc<PortHandle>> {
+        self.slots
+            .get(Self::slot(id))?
+            .as_ref()
+            .filter(|h| h.id == id)
+    }
+
+    /// The port in a slot (see [`PortId`]), if any.
+    pub(super) fn by_slot(&self, slot: usize) -> Option<&Arc<PortHandle>> {
+        self.slots.get(slot)?.as_ref()
+    }
+
+    /// The port with this name.
+    pub fn by_name(&self, name: &str) -> Option<&Arc<PortHandle>> {
+        self.list.iter().find(|h| h.name == name)
+    }
+
+    /// Every port, in the order they were added.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<PortHandle>> {
+        self.list.iter()
+    }
+
+    /// Number of ports.
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    /// Whether there are no ports.
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    fn next_id(&mut self) -> Option<PortId> {
+        let slot = match self.slots.iter().position(Option::is_none) {
+            Some(s) => s,
+            None if self.slots.len() < MAX_PORTS => {
+                self.slots.push(None);
+                self.generations.push(0);
+                self.slots.len() - 1
+            }
+            None => return None,
+        };
+        self.generations[slot] = self.generations[slot].wrapping_add(1);
+        Some(PortId(
+            ((self.generations[slot] as u32) << 16) | slot as u32,
+        ))
+    }
+
+    fn find_uplink(&self) -> Option<PortId> {
+        self.list
+            .iter()
+            .find(|h| h.flags.get().contains(PortFlags::UPLINK))
+            .map(|h| h.id)
+    }
+}
+
+impl PortDirectory for Registry {
+    fn flags_of(&self, id: PortId) -> Option<PortFlags> {
+        self.get(id).map(|h| h.flags.get())
+    }
+    fn uplink(&self) -> Option<PortId> {
+        self.uplink
+    }
+}
+
+/// Why a port could not be added.
+#[derive(Debug, thiserror::Error)]
+pub enum AddPortError {
+    /// The name is taken (by a port or a listener).
+    #[error("a port named '{0}' already exists")]
+    Duplicate(String),
+    /// [`MAX_PORTS`] reached.
+    #[error("the switch already has {MAX_PORTS} ports")]
+    Full,
+    /// VEPA allows one uplink.
+    #[error("port '{new}' has the uplink flag but '{existing}' is already the uplink; a VEPA switch has exactly one")]
+    SecondUplink {
+        /// The port being added or changed.
+        new: String,
+        /// The current uplink.
+        existing: String,
+    },
+}
+
+/// A socket that creates ports (a `stream:` listener, a `dgram:` hub).
+#[derive(Debug)]
+pub struct Listener {
+    /// Its ports are named `NAME-N`.
+    pub name: String,
+    /// `stream` or `dgram`.
+    pub kind: PortKind,
+    /// The socket file.
+    pub path: std::path::PathBuf,
+    /// The task that accepts connections or reads the hub.
+    pub task: tokio::task::AbortHandle,
+}
+
+/// What one round of control work did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ControlWork {
+    /// Table entries flushed because their port left the `up` state.
+    pub flushed: usize,
+    /// Ports detached because they were gone for good (closed connections).
+    pub removed: usize,
+}
+
+impl Switch {
+    /// The current port set.
+    pub fn ports(&self) -> Arc<Registry> {
+        self.registry
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Attaches a port. Inside a tokio runtime its receive task starts at once; outside one
+    /// (tests), call [`Switch::pump`] to feed its frames.
+    pub fn add_port(
+        self: &Arc<Self>,
+        name: &str,
+        port: Box<dyn Port>,
+        flags: PortFlags,
+    ) -> Result<Arc<PortHandle>, AddPortError> {
+        self.add_port_owned(name, port, flags, None)
+    }
+
+    /// [`Switch::add_port`] for a port a listener made (`owner` is the listener's name).
+    pub fn add_port_owned(
+        self: &Arc<Self>,
+        name: &str,
+        port: Box<dyn Port>,
+        flags: PortFlags,
+        owner: Option<&str>,
+    ) -> Result<Arc<PortHandle>, AddPortError> {
+        let handle = {
+            let mut lock = self.registry.write().unwrap_or_else(|p| p.into_inner());
+            if lock.by_name(name).is_some() {
+                return Err(AddPortError::Duplicate(name.into()));
+            }
+            if flags.contains(PortFlags::UPLINK) {
+                if let Some(u) = lock.uplink.and_then(|u| lock.get(u)) {
+                    return Err(AddPortError::SecondUplink {
+                        new: name.into(),
+                        existing: u.name.clone(),
+                    });
+                }
+            }
+            let mut reg = (**lock).clone();
+            let id = reg.next_id().ok_or(AddPortError::Full)?;
+            let handle = Arc::new(PortHandle {
+                id,
+                name: name.to_string(),
+                port,
+                flags: AtomicPortFlags::new(flags),
+                counters: PortCounters::default(),
+                state: AtomicU8::new(LinkState::Up as u8),
+                reported: AtomicU8::new(LinkState::Up as u8),
+                flush_pending: AtomicBool::new(false),
+                tasks: Mutex::new(Vec::new()),
+                removed: AtomicBool::new(false),
+                owner: owner.map(Arc::from),
+            });
+            reg.slots[Registry::slot(id)] = Some(handle.clone());
+            reg.list.push(handle.clone());
+            reg.uplink = reg.find_uplink();
+            *lock = Arc::new(reg);
+            handle
+        };
+        self.start_port(&handle);
+        tracing::info!(port = %name, kind = handle.kind().as_str(), flags = ?flags, "port attached");
+        Ok(handle)
+    }
+
+    /// Changes a port's flags. Setting `uplink` fails if another port has it.
+    pub fn set_port_flags(&self, h: &PortHandle, flags: PortFlags) -> Result<(), AddPortError> {
+        let mut lock = self.registry.write().unwrap_or_else(|p| p.into_inner());
+        let had = h.flags.get().contains(PortFlags::UPLINK);
+        let wants = flags.contains(PortFlags::UPLINK);
+        if wants && !had {
+            if let Some(u) = lock.uplink.and_then(|u| lock.get(u)) {
+                if u.id != h.id {
+                    return Err(AddPortError::SecondUplink {
+                        new: h.name.clone(),
+                        existing: u.name.clone(),
+                    });
+                }
+            }
+        }
+        h.flags.set(flags);
+        if had != wants {
+            let mut reg = (**lock).clone();
+            reg.uplink = reg.find_uplink();
+            *lock = Arc::new(reg);
+        }
+        Ok(())
+    }
+
+    /// Detaches a port: stops its receive task and removes all its table entries. Whole-table
+    /// work: call it from the control thread, not the frame path.
+    pub fn remove_port(&self, name: &str) -> Option<Arc<PortHandle>> {
+        let handle = {
+            let mut lock = self.registry.write().unwrap_or_else(|p| p.into_inner());
+            let h = lock.by_name(name)?.clone();
+            let mut reg = (**lock).clone();
+            reg.slots[Registry::slot(h.id)] = None;
+            reg.list.retain(|x| x.id != h.id);
+            reg.uplink = reg.find_uplink();
+            *lock = Arc::new(reg);
+            h
+        };
+        // Gone first: a batch still running with the old port set neither learns onto it nor
+        // keeps a datagram peer's stale handle alive.
+        handle.state.store(LinkState::Gone as u8, Relaxed);
+        {
+            let mut tasks = handle.tasks.lock().unwrap_or_else(|p| p.into_inner());
+            tasks.iter().for_each(|t| t.abort());
+            tasks.clear();
+            handle.removed.store(true, Relaxed);
+        }
+        self.fdb.flush_port(handle.id);
+        self.fdb.forget_port(handle.id);
+        tracing::info!(port = %name, "port detached");
+        Some(handle)
+    }
+
+    /// Detaches every port and closes every listener (shutdown).
+    pub fn remove_all_ports(&self) {
+        let names: Vec<String> = self.listeners().into_iter().map(|l| l.0).collect();
+        for n in names {
+            self.remove_listener(&n);
+        }
+        for h in self.ports().iter() {
+            self.remove_port(&h.name);
+        }
+    }
+
+    /// Registers a listener; its name must not clash with a port or another listener.
+    pub fn add_listener(&self, l: Listener) -> Result<(), AddPortError> {
+        let mut ls = self.listeners.lock().unwrap_or_else(|p| p.into_inner());
+        if ls.iter().any(|x| x.name == l.name) || self.ports().by_name(&l.name).is_some() {
+            l.task.abort();
+            return Err(AddPortError::Duplicate(l.name));
+        }
+        tracing::info!(listener = %l.name, kind = l.kind.as_str(), path = %l.path.display(), "listening");
+        ls.push(l);
+        Ok(())
+    }
+
+    /// `(name, kind, path)` of every listener.
+    pub fn listeners(&self) -> Vec<(String, PortKind, std::path::PathBuf)> {
+        self.listeners
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|l| (l.name.clone(), l.kind, l.path.clone()))
+            .collect()
+    }
+
+    /// The ports a listener created.
+    pub fn listener_ports(&self, name: &str, kind: PortKind) -> Vec<Arc<PortHandle>> {
+        self.ports()
+            .iter()
+            .filter(|h| h.kind() == kind && h.owner.as_deref() == Some(name))
+            .cloned()
+            .collect()
+    }
+
+    /// How many ports a listener created (no allocation: the frame path's datagram hub asks).
+    pub fn listener_port_count(&self, name: &str, kind: PortKind) -> usize {
+        self.ports()
+            .iter()
+            .filter(|h| h.kind() == kind && h.owner.as_deref() == Some(name))
+            .count()
+    }
+
+    /// Stops a listener, removes its socket file and detaches its ports.
+    pub fn remove_listener(&self, name: &str) -> bool {
+        let l = {
+            let mut ls = self.listeners.lock().unwrap_or_else(|p| p.into_inner());
+            match ls.iter().position(|l| l.name == name) {
+                Some(i) => ls.remove(i),
+                None => return false,
+            }
+        };
+        l.task.abort();
+        let _ = std::fs::remove_file(&l.path);
+        for h in self.listener_ports(&l.name, l.kind) {
+            self.remove_port(&h.name);
+        }
+        tracing::info!(listener = %name, "listener closed");
+        true
+    }
+
+    /// Moves a port to a new link state (`Gone` is final). Cheap enough for the frame path:
+    /// leaving `up` only marks the port's dynamic entries for a flush (Linux L8) and wakes the
+    /// control thread, which does the flush and the logging ([`Switch::control_work`]).
+    pub fn set_state(&self, h: &PortHandle, new: LinkState) {
+        let changed = h.state.fetch_update(Relaxed, Relaxed, |cur| {
+            let cur = LinkState::from_u8(cur);
+            (cur != new && cur != LinkState::Gone).then_some(new as u8)
+        });
+        let Ok(old) = changed else { return };
+        h.counters.link_changes.fetch_add(1, Relaxed);
+        if LinkState::from_u8(old) == LinkState::Up {
+            h.flush_pending.store(true, Relaxed);
+        }
+        self.wake_control();
+    }
+
+    /// Asks the control thread to look at the ports (a state changed, a port is gone).
+    pub fn wake_control(&self) {
+        self.control_pending.store(true, Relaxed);
+        self.control_wake.notify_one();
+    }
+
+    /// Waits until the frame path asks for control work.
+    pub async fn control_wanted(&self) {
+        if !self.control_pending.load(Relaxed) {
+            self.control_wake.notified().await;
+        }
+    }
+
+    /// The control thread's work the frame path asked for: flushes the entries of ports that
+    /// left `up`, logs state changes, detaches ports that are gone for good. Run it off the
+    /// frame path (the control thread does; tests without a runtime call it themselves).
+    pub fn control_work(&self) -> ControlWork {
+        self.control_pending.store(false, Relaxed);
+        let mut work = ControlWork::default();
+        for h in self.ports().iter() {
+            let flushed = if h.flush_pending.swap(false, Relaxed) {
+                self.fdb.flush_port_dynamic(h.id)
+            } else {
+                0
+            };
+            work.flushed += flushed;
+            let now = h.state.load(Relaxed);
+            if h.reported.swap(now, Relaxed) != now || flushed > 0 {
+                tracing::info!(
+                    port = %h.name,
+                    state = ?LinkState::from_u8(now),
+                    flushed,
+                    thread = std::thread::current().name().unwrap_or("?"),
+                    "port state changed"
+                );
+            }
+            if LinkState::from_u8(now) == LinkState::Gone && h.port.ephemeral() {
+                self.remove_port(&h.name);
+                work.removed += 1;
+            }
+        }
+        work
+    }
+}
