@@ -15,8 +15,18 @@ use crate::switch::Mode;
     about = "A userspace MAC-learning Ethernet switch over TAP interfaces"
 )]
 struct Cli {
+    /// Log lines as text (coloured only when stderr is a terminal) or as JSON, one object per
+    /// line, for log shippers.
+    #[arg(long, value_enum, default_value = "text", global = true)]
+    log_format: LogFormat,
     #[command(subcommand)]
     cmd: Cmd,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand, Debug)]
@@ -37,7 +47,7 @@ enum Cmd {
 }
 
 #[derive(Args, Debug)]
-pub struct FdbArgs {
+pub(crate) struct FdbArgs {
     #[command(flatten)]
     pub client: ClientArgs,
     /// Token for changes (or TAPSWITCH_API_TOKEN).
@@ -53,7 +63,7 @@ pub struct FdbArgs {
 }
 
 #[derive(Subcommand, Debug)]
-pub enum FdbAction {
+pub(crate) enum FdbAction {
     /// Print every entry (the default).
     Show,
     /// Add an entry; fails if it exists: `fdb add MAC dev PORT [vlan N] [static|sticky|dynamic]`.
@@ -79,7 +89,7 @@ pub enum FdbAction {
 }
 
 #[derive(Args, Debug)]
-pub struct PortArgs {
+pub(crate) struct PortArgs {
     #[command(flatten)]
     pub client: ClientArgs,
     /// Token for changes (or TAPSWITCH_API_TOKEN).
@@ -95,7 +105,7 @@ pub struct PortArgs {
 }
 
 #[derive(Subcommand, Debug)]
-pub enum PortAction {
+pub(crate) enum PortAction {
     /// Attach a port: `port add SPEC` (e.g. `packet:veth3,hairpin`).
     Add { spec: String },
     /// Detach a port (its table entries are flushed).
@@ -109,7 +119,7 @@ pub enum PortAction {
 }
 
 #[derive(Args, Debug)]
-pub struct ConfigArgs {
+pub(crate) struct ConfigArgs {
     #[command(flatten)]
     pub client: ClientArgs,
     /// Token for changes (or TAPSWITCH_API_TOKEN).
@@ -200,7 +210,7 @@ impl From<ModeArg> for Mode {
 }
 
 #[derive(Args, Debug)]
-pub struct DemoArgs {
+pub(crate) struct DemoArgs {
     /// Keep the hosts and the switch running until Ctrl-C.
     #[arg(long)]
     pub hold: bool,
@@ -237,14 +247,20 @@ impl ClientArgs {
     }
 }
 
-fn init_logging() {
+/// Logs to stderr at `default_level` (or `RUST_LOG`): colour escapes only when stderr is a
+/// terminal, so a file or journald gets plain text; or JSON lines.
+fn init_logging(format: LogFormat, default_level: &str) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_target(false)
-        .try_init();
+        .with_target(false);
+    let _ = match format {
+        LogFormat::Json => b.json().with_current_span(false).try_init(),
+        LogFormat::Text => b.with_ansi(std::io::stderr().is_terminal()).try_init(),
+    };
 }
 
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
@@ -257,9 +273,10 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.cmd {
-        Cmd::Run(a) => run(a),
+        Cmd::Run(a) => run(a, cli.log_format),
         Cmd::Demo(a) => {
-            init_logging();
+            // the demo tells its own story on stdout; only problems go to the log
+            init_logging(cli.log_format, "warn");
             runtime()
                 .map_err(anyhow::Error::from)
                 .and_then(|rt| rt.block_on(crate::demo::demo(a)))
@@ -278,8 +295,8 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn run(a: RunArgs) -> anyhow::Result<()> {
-    init_logging();
+fn run(a: RunArgs, log_format: LogFormat) -> anyhow::Result<()> {
+    init_logging(log_format, "info");
     let o = Overrides {
         config: a.config,
         ports: a.ports,

@@ -275,7 +275,7 @@ pub fn parse_fdb_words(words: &[String], need_dev: bool) -> Result<Value> {
 }
 
 /// `tapswitch fdb [show|add|replace|del|flush]`.
-pub fn fdb_cmd(a: crate::cli::FdbArgs) -> Result<()> {
+pub(crate) fn fdb_cmd(a: crate::cli::FdbArgs) -> Result<()> {
     use crate::cli::FdbAction;
     let api = &a.client.endpoint();
     let tok = a.token.as_deref();
@@ -328,7 +328,7 @@ pub fn fdb_cmd(a: crate::cli::FdbArgs) -> Result<()> {
 }
 
 /// `tapswitch port add|del|set`.
-pub fn port_cmd(a: crate::cli::PortArgs) -> Result<()> {
+pub(crate) fn port_cmd(a: crate::cli::PortArgs) -> Result<()> {
     use crate::cli::PortAction;
     let api = &a.client.endpoint();
     let tok = a.token.as_deref();
@@ -372,7 +372,7 @@ pub fn port_cmd(a: crate::cli::PortArgs) -> Result<()> {
 }
 
 /// `tapswitch config [KEY VALUE]...`.
-pub fn config_cmd(a: crate::cli::ConfigArgs) -> Result<()> {
+pub(crate) fn config_cmd(a: crate::cli::ConfigArgs) -> Result<()> {
     let api = &a.client.endpoint();
     let v = if a.set.is_empty() {
         get_json(api, "/api/v1/config")?

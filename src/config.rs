@@ -36,9 +36,11 @@ pub const DEFAULT_BUSY_POLL_US: u64 = 50;
 pub struct PortSpec {
     /// The port's name in the API, metrics and `fdb show`.
     pub name: String,
+    /// What kind of port.
     pub kind: PortKind,
     /// For a TAP: the interface name.
     pub arg: String,
+    /// Flags at attach time.
     pub flags: PortFlags,
     /// Overrides the interface MTU for the egress size check.
     pub mtu: Option<u32>,

@@ -173,7 +173,7 @@ fn check_tools() -> Result<()> {
 }
 
 /// Runs the demo.
-pub async fn demo(a: DemoArgs) -> Result<()> {
+pub(crate) async fn demo(a: DemoArgs) -> Result<()> {
     // The demo creates namespaces and TAPs: say so plainly rather than fail half-way.
     if crate::port::sys::euid() != 0 {
         bail!("the demo needs root: it creates TAP interfaces and network namespaces (try sudo)");

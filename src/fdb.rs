@@ -22,11 +22,14 @@ pub use crate::types::{PortId, Timestamp};
 /// Table key: MAC and VLAN ID (0 = untagged / VLAN-unaware, as Linux with vlan_filtering off).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FdbKey {
+    /// The address.
     pub mac: MacAddr,
+    /// The VLAN (0 when VLAN filtering is off).
     pub vlan: u16,
 }
 
 impl FdbKey {
+    /// A key.
     pub fn new(mac: MacAddr, vlan: u16) -> Self {
         FdbKey { mac, vlan }
     }
@@ -115,10 +118,18 @@ pub enum LearnOutcome {
 /// Why a user operation on the table failed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum FdbError {
+    /// `add` of an entry that exists.
     #[error("entry {mac} vlan {vlan} already exists")]
-    Exists { mac: MacAddr, vlan: u16 },
+    Exists {
+        /// The address.
+        mac: MacAddr,
+        /// The VLAN.
+        vlan: u16,
+    },
+    /// [`MAX_USER_ENTRIES`] reached.
     #[error("the table holds {0} user entries, its limit")]
     UserLimit(usize),
+    /// User entries are for unicast addresses.
     #[error("'{0}' is not a unicast MAC address")]
     NotUnicast(MacAddr),
 }
@@ -126,9 +137,13 @@ pub enum FdbError {
 /// One entry as seen by the API and CLI.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct FdbRecord {
+    /// The address.
     pub mac: MacAddr,
+    /// The VLAN.
     pub vlan: u16,
+    /// Where frames to it go.
     pub port: PortId,
+    /// How it got there.
     pub kind: EntryKind,
     /// Milliseconds since the entry was last refreshed by its source.
     pub updated_ms_ago: u64,
@@ -139,7 +154,9 @@ pub struct FdbRecord {
 /// Which entries a flush removes.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct FlushFilter {
+    /// Only this port's entries.
     pub port: Option<PortId>,
+    /// Only this VLAN's entries.
     pub vlan: Option<u16>,
     /// Keep static and sticky entries (Linux on port down).
     pub dynamic_only: bool,
@@ -168,6 +185,7 @@ pub struct Fdb {
     max_learned: AtomicUsize,
     n_learned: AtomicUsize,
     n_user: AtomicUsize,
+    /// What the table did.
     pub stats: FdbStats,
 }
 

@@ -121,8 +121,11 @@ impl<'de> serde::Deserialize<'de> for MacAddr {
 /// An EtherType; unknown values stay representable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EtherType {
+    /// IPv4 (0x0800)
     Ipv4,
+    /// ARP (0x0806)
     Arp,
+    /// IPv6 (0x86dd)
     Ipv6,
     /// 802.1Q customer tag (0x8100)
     Vlan,
@@ -169,8 +172,10 @@ impl From<EtherType> for u16 {
 /// Why bytes are not an Ethernet frame the switch can handle.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum FrameError {
+    /// Under 14 bytes.
     #[error("frame shorter than the 14-byte Ethernet header")]
     TooShort,
+    /// A tag EtherType without the 4 tag bytes.
     #[error("802.1Q/802.1ad tag truncated")]
     TruncatedVlan,
 }

@@ -19,34 +19,50 @@ pub const F_NEEDS_CSUM: u8 = 1;
 pub const F_DATA_VALID: u8 = 2;
 
 /// `gso_type` values.
+/// Not a GSO frame.
 pub const GSO_NONE: u8 = 0;
+/// TCP over IPv4 (TSO).
 pub const GSO_TCPV4: u8 = 1;
+/// UDP fragmentation offload (never enabled on tapswitch ports).
 pub const GSO_UDP: u8 = 3;
+/// TCP over IPv6 (TSO).
 pub const GSO_TCPV6: u8 = 4;
+/// UDP segmentation (USO).
 pub const GSO_UDP_L4: u8 = 5;
+/// Flag: the TCP stream uses ECN (CWR may be set on the first segment).
 pub const GSO_ECN: u8 = 0x80;
 
 /// A parsed virtio_net_hdr (little-endian fields, as the kernel uses for tap and packet
 /// sockets on little-endian hosts with virtio 1.0 semantics).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct VnetHdr {
+    /// `F_NEEDS_CSUM`, `F_DATA_VALID`.
     pub flags: u8,
+    /// One of the `GSO_*` values, with `GSO_ECN`.
     pub gso_type: u8,
+    /// Length of the headers (Ethernet to L4) of a GSO frame.
     pub hdr_len: u16,
+    /// Payload bytes per segment.
     pub gso_size: u16,
+    /// Where the partial checksum's coverage starts.
     pub csum_start: u16,
+    /// Where the checksum field is, from `csum_start`.
     pub csum_offset: u16,
 }
 
 /// Why a virtio_net_hdr or the frame it describes cannot be handled.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum OffloadError {
+    /// Fewer than 10 bytes.
     #[error("frame shorter than its virtio_net_hdr")]
     Short,
+    /// Bad flags, offsets or GSO values.
     #[error("virtio_net_hdr has invalid values")]
     BadHeader,
+    /// A GSO type tapswitch cannot segment (UFO).
     #[error("GSO type not supported in software")]
     Unsupported,
+    /// The frame's headers contradict the virtio_net_hdr.
     #[error("frame headers do not match the GSO type")]
     BadFrame,
 }

@@ -33,14 +33,23 @@ pub use crate::types::{PortId, Timestamp};
 pub struct PortFlags(pub u32);
 
 impl PortFlags {
+    /// Learn source addresses from this port.
     pub const LEARNING: PortFlags = PortFlags(1 << 0);
+    /// Receive unknown unicast floods.
     pub const FLOOD: PortFlags = PortFlags(1 << 1);
+    /// Receive multicast floods.
     pub const MCAST_FLOOD: PortFlags = PortFlags(1 << 2);
+    /// Receive broadcast floods.
     pub const BCAST_FLOOD: PortFlags = PortFlags(1 << 3);
+    /// Frames may leave through the port they came in on (reflective relay).
     pub const HAIRPIN: PortFlags = PortFlags(1 << 4);
+    /// Never reaches another isolated port.
     pub const ISOLATED: PortFlags = PortFlags(1 << 5);
+    /// Admits only sources already in the table for this port.
     pub const LOCKED: PortFlags = PortFlags(1 << 6);
+    /// The VEPA uplink.
     pub const UPLINK: PortFlags = PortFlags(1 << 7);
+    /// No flag.
     pub const NONE: PortFlags = PortFlags(0);
 
     /// Every flag with its API name, in display order.
@@ -99,12 +108,15 @@ impl fmt::Debug for PortFlags {
 pub struct AtomicPortFlags(AtomicU32);
 
 impl AtomicPortFlags {
+    /// Flags starting at `f`.
     pub fn new(f: PortFlags) -> Self {
         AtomicPortFlags(AtomicU32::new(f.0))
     }
+    /// The current flags.
     pub fn get(&self) -> PortFlags {
         PortFlags(self.0.load(Relaxed))
     }
+    /// Replaces the flags.
     pub fn set(&self, f: PortFlags) {
         self.0.store(f.0, Relaxed)
     }
@@ -161,6 +173,7 @@ pub struct Settings {
     pub ageing_ms: u64,
     /// Bit X forwards frames to 01:80:c2:00:00:0X.
     pub group_fwd_mask: u16,
+    /// Bridge or edge relay.
     pub mode: Mode,
     /// In VEPA mode, flood unknown unicast from the uplink to downlinks instead of dropping it.
     pub vepa_flood_unknown: bool,
@@ -181,6 +194,7 @@ impl Default for Settings {
 }
 
 impl SharedSettings {
+    /// Settings starting at `s`.
     pub fn new(s: Settings) -> Self {
         let out = SharedSettings {
             ageing_ms: AtomicU64::new(0),
@@ -191,6 +205,7 @@ impl SharedSettings {
         out.store(s);
         out
     }
+    /// A copy of the current settings.
     pub fn load(&self) -> Settings {
         Settings {
             ageing_ms: self.ageing_ms.load(Relaxed),
@@ -199,6 +214,7 @@ impl SharedSettings {
             vepa_flood_unknown: self.vepa_flood_unknown.load(Relaxed),
         }
     }
+    /// Replaces the settings.
     pub fn store(&self, s: Settings) {
         self.ageing_ms.store(s.ageing_ms, Relaxed);
         self.group_fwd_mask.store(s.group_fwd_mask as u32, Relaxed);
@@ -210,12 +226,16 @@ impl SharedSettings {
 /// Which kind of flood; selects the per-port flood flag.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum FloodKind {
+    /// To ff:ff:ff:ff:ff:ff.
     Broadcast,
+    /// To a group address.
     Multicast,
+    /// To a unicast address not in the table.
     UnknownUnicast,
 }
 
 impl FloodKind {
+    /// Every kind, in counter order.
     pub const ALL: [FloodKind; 3] = [
         FloodKind::Broadcast,
         FloodKind::Multicast,
@@ -316,7 +336,9 @@ pub enum Decision {
     Forward(PortId),
     /// Send out of every port for which [`flood_eligible`] holds; `except` never gets it.
     Flood {
+        /// Which flood flag selects the egress ports.
         kind: FloodKind,
+        /// A port left out (the VEPA reflection filter).
         except: Option<PortId>,
     },
     /// Send nowhere.

@@ -59,7 +59,7 @@ fn demo_hosts_reach_each_other_and_everything_is_removed() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("master tapswitch"),
+        stdout.contains(" master demo-"),
         "no table shown:\n{stdout}"
     );
     let hosts = announced(&stdout);
@@ -127,4 +127,51 @@ fn demo_hold_is_cleaned_up_on_ctrl_c() {
         panic!("the demo did not exit within 15 s of Ctrl-C");
     }
     assert_cleaned(&hosts);
+}
+
+/// The demo needs nothing but `ip` (iproute2): it pings by itself. Run with a PATH that has
+/// `ip` and nothing else (no `ping`), it still reaches every pair, and tells its story without
+/// log lines (no INFO on stdout, no WARN on stderr).
+#[test]
+fn demo_needs_no_ping_and_prints_no_log_lines() {
+    if !common::root_or_skip() {
+        return;
+    }
+    let dir = common::TempDir::new("demo-path");
+    let ip = ["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect("iproute2's ip");
+    std::os::unix::fs::symlink(ip, dir.path.join("ip")).unwrap();
+    let out = Command::new(TAPSWITCH)
+        .args(["demo", "--hosts", "2"])
+        .env("PATH", &dir.path)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run the demo");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{}\n{stdout}\n{stderr}", out.status);
+    assert!(
+        stdout.contains("2 of 2 host pairs reached each other"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("INFO") && !stderr.contains("INFO"),
+        "{stdout}\n{stderr}"
+    );
+    assert!(!stderr.contains("WARN"), "{stderr}");
+    assert_cleaned(&announced(&stdout));
+    // and without `ip` it names the package instead of blaming the switch
+    let empty = common::TempDir::new("demo-nopath");
+    let out = Command::new(TAPSWITCH)
+        .args(["demo", "--hosts", "2"])
+        .env("PATH", &empty.path)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run the demo");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("iproute2"), "{stderr}");
 }

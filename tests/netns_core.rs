@@ -346,6 +346,28 @@ fn a_downed_port_counts_port_down_and_recovers() {
         t.sw.metric("tapswitch_port_up", &[("port", h3.ifname.as_str())]),
         0.0
     );
+    // Its learned entry was flushed, by the control thread, not by the frame path that saw
+    // the EIO: the log line of the change names the thread that did the flush.
+    assert!(
+        wait_until(Duration::from_secs(3), Duration::from_millis(50), || {
+            t.sw.fdb_port(&h3.mac).is_none()
+        }),
+        "{:?}",
+        t.sw.fdb()
+    );
+    let log = t.sw.log.text();
+    let line = log
+        .lines()
+        .find(|l| l.contains("port state changed") && l.contains(&h3.ifname) && l.contains("Down"))
+        .unwrap_or_else(|| panic!("no state change logged:\n{log}"));
+    let flushed: u64 = line
+        .split("flushed=")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(flushed >= 1, "{line}");
+    assert!(line.contains("thread=\"tapswitch-ctl\""), "{line}");
     // The others are not affected.
     h1.ping_ok(&h2.ip, 3);
     h2.ping_ok(&h1.ip, 3);

@@ -524,21 +524,26 @@ fn two_veth_hosts_ping_and_tcp() {
     eprintln!("first ping answered after {t:?}");
 
     let _srv = Proc::spawn({
-        let mut c = h2.cmd(&["iperf3", "-s", "-1", "-B", "198.18.1.2", "-p", "5201"]);
+        let mut c = h2.cmd(&["iperf3", "-s", "-B", "198.18.1.2", "-p", "5201"]);
         c.stdout(Stdio::null());
         c
     });
     let mut bps = None;
+    let mut last = String::new();
     for _ in 0..50 {
         let o = h1.run(&["iperf3", "-c", "198.18.1.2", "-p", "5201", "-t", "2", "-J"]);
+        // a run that connected before the server was ready can end without a summary
         if o.status.success() {
-            let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+            let v: Value = serde_json::from_slice(&o.stdout).unwrap_or(Value::Null);
             bps = v["end"]["sum_received"]["bits_per_second"].as_f64();
-            break;
+            if bps.is_some() {
+                break;
+            }
         }
+        last = String::from_utf8_lossy(&o.stdout).into_owned();
         std::thread::sleep(Duration::from_millis(100));
     }
-    let bps = bps.expect("iperf3 ran");
+    let bps = bps.unwrap_or_else(|| panic!("iperf3 never completed a run; last output:\n{last}"));
     eprintln!("iperf3 packet->packet: {:.2} Gbit/s", bps / 1e9);
     assert!(bps > 1e6, "iperf3 {bps} bit/s");
 

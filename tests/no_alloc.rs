@@ -26,7 +26,10 @@ fn count() {
 }
 
 // SAFETY: forwards every call to the system allocator unchanged; only counts.
-#[allow(unsafe_code)]
+#[allow(
+    unsafe_code,
+    reason = "a counting global allocator needs an unsafe impl"
+)]
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
         count();

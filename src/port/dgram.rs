@@ -62,6 +62,7 @@ impl Port for DgramPeer {
 /// The bound hub socket.
 #[derive(Debug)]
 pub struct DgramHub {
+    /// The socket every guest sends to.
     pub sock: UnixDatagram,
 }
 

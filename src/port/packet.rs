@@ -37,14 +37,24 @@ const RECV_TRIES: usize = 4;
 /// Why an interface could not be attached; the text is what the user sees.
 #[derive(Debug, thiserror::Error)]
 pub enum PacketError {
+    /// The interface name is not valid.
     #[error(transparent)]
     BadName(#[from] super::IfnameError),
+    /// No such interface.
     #[error("no interface '{0}' in this namespace")]
     NoInterface(String),
+    /// Enslaved to a bridge or bond already.
     #[error("interface '{name}' is already a port of '{master}' (a bridge or bond); attaching it too would forward frames twice: detach it first (ip link set {name} nomaster)")]
-    HasMaster { name: String, master: String },
+    HasMaster {
+        /// The interface.
+        name: String,
+        /// Its bridge or bond.
+        master: String,
+    },
+    /// Not root, or no CAP_NET_RAW/CAP_NET_ADMIN.
     #[error("no permission to attach interface '{0}': packet ports need CAP_NET_RAW and CAP_NET_ADMIN (run as root)")]
     Permission(String),
+    /// Any other error of the kernel.
     #[error("interface '{0}'")]
     Io(String, #[source] io::Error),
 }

@@ -9,10 +9,13 @@ use std::path::Path;
 /// Why a socket path cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum SockError {
+    /// A live socket: another process listens on it.
     #[error("{0}: another process is listening on this socket")]
     InUse(String),
+    /// Something else is at that path.
     #[error("{0}: exists and is not a socket; refusing to replace it")]
     NotASocket(String),
+    /// Any other error.
     #[error("{0}")]
     Io(String, #[source] io::Error),
 }

@@ -16,18 +16,30 @@ use super::{check_ifname, sys, Port, PortKind};
 /// Why a TAP could not be opened; the text is what the user sees.
 #[derive(Debug, thiserror::Error)]
 pub enum TapError {
+    /// The interface name is not valid.
     #[error(transparent)]
     BadName(#[from] super::IfnameError),
+    /// Another process holds the TAP open.
     #[error("TAP '{0}' is held by another process (EBUSY); to attach an interface that another program owns, use a packet: port")]
     InUse(String),
+    /// The name belongs to an interface that is not a TAP.
     #[error("interface '{0}' exists and is not a TAP (or is a TUN, or multi-queue)")]
     NotATap(String),
+    /// Not root, or no CAP_NET_ADMIN.
     #[error("no permission to open TAP '{0}': run as root or with CAP_NET_ADMIN")]
     Permission(String),
+    /// /dev/net/tun is missing.
     #[error("cannot open /dev/net/tun for '{0}' (is the tun module loaded?)")]
     NoTunDevice(String, #[source] io::Error),
+    /// The kernel chose another name.
     #[error("the kernel named the TAP '{got}' instead of '{want}'")]
-    Renamed { want: String, got: String },
+    Renamed {
+        /// The name asked for.
+        want: String,
+        /// The name the kernel gave.
+        got: String,
+    },
+    /// Any other error of the kernel.
     #[error("TAP '{0}'")]
     Io(String, #[source] io::Error),
 }

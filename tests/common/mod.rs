@@ -6,7 +6,10 @@
 //! stops first so that its TAPs go before their namespaces), [`TapGuard`] (a persistent TAP) and
 //! [`Sniffer`] (a `pkt.py sniff` process). Hosts get addresses from 198.18.0.0/15 only, and
 //! every command that could wait runs under `timeout`.
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    reason = "each test binary uses a part of the shared harness"
+)]
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
@@ -236,6 +239,11 @@ fn collect_lines(r: impl Read + Send + 'static, log: Log, ready: Option<mpsc::Se
             }
         }
     });
+}
+
+/// Collects a child's stderr into `log`, line by line, in a thread.
+pub fn collect_stderr(r: impl Read + Send + 'static, log: Log) {
+    collect_lines(r, log, None);
 }
 
 fn sigterm(pid: u32) {

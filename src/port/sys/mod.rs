@@ -1,6 +1,9 @@
 //! The only `unsafe` code in tapswitch: interface ioctls and fd registration with tokio.
 //! Every block says why it is sound.
-#![allow(unsafe_code)]
+#![allow(
+    unsafe_code,
+    reason = "the syscall wrappers: every unsafe block of the crate, each with its SAFETY comment"
+)]
 
 pub mod icmp;
 

@@ -1,6 +1,9 @@
 //! AF_PACKET socket calls for `packet:` ports: socket, options, bind, promiscuous membership,
 //! `recvmsg` with `PACKET_AUXDATA`, `send`. Every block says why it is sound.
-#![allow(unsafe_code)]
+#![allow(
+    unsafe_code,
+    reason = "the syscall wrappers: every unsafe block of the crate, each with its SAFETY comment"
+)]
 
 use std::io;
 use std::mem::size_of;

@@ -1,0 +1,274 @@
+//! Who may change the switch, and signals during a reload.
+//!
+//! Rootless: the TCP listener serves reads to anyone and refuses changes without the token,
+//! loopback included; SIGTERM during a slow SIGHUP reload still stops the switch.
+//! Root: the control socket (mode 0660, `--control-group`) refuses a user outside its group
+//! and serves one inside it, and logs the peer's uid with every change.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{wait_until, Log, TempDir, TAPSWITCH};
+use tapswitch::client::request;
+
+/// A `tapswitch run` whose stderr is collected; killed on drop.
+struct Proc {
+    child: Child,
+    log: Log,
+}
+
+impl Proc {
+    fn start(args: &[&str], env: &[(&str, &str)]) -> Proc {
+        let mut c = Command::new(TAPSWITCH);
+        c.arg("run")
+            .args(args)
+            .env("RUST_LOG", "info")
+            .env_remove("TAPSWITCH_API_TOKEN")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let mut child = c.spawn().expect("spawn tapswitch");
+        let log = Log::default();
+        common::collect_stderr(child.stderr.take().expect("stderr"), log.clone());
+        let p = Proc { child, log };
+        assert!(
+            wait_until(Duration::from_secs(10), Duration::from_millis(20), || p
+                .log
+                .text()
+                .contains(" ready")),
+            "not ready:\n{}",
+            p.log.text()
+        );
+        p
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn tcp_changes_need_the_token_even_on_loopback() {
+    let api = common::free_addr();
+    let sw = Proc::start(
+        &["--no-default-ports", "--control", "none", "--listen", &api],
+        &[],
+    );
+    let r = |m: &str, p: &str, b: Option<&str>, t: Option<&str>| {
+        request(&api, m, p, b, t).unwrap_or_else(|e| panic!("{m} {p}: {e:#}"))
+    };
+    // reads pass
+    assert_eq!(r("GET", "/api/v1/ports", None, None).0, 200);
+    assert_eq!(r("GET", "/api/v1/config", None, None).0, 200);
+    assert_eq!(r("GET", "/metrics", None, None).0, 200);
+    // changes are refused on loopback without a configured token, whatever is sent
+    for (m, p, b) in [
+        ("PATCH", "/api/v1/config", Some(r#"{"ageing_secs": 5}"#)),
+        ("POST", "/api/v1/ports", Some(r#"{"spec": "packet:lo"}"#)),
+        ("DELETE", "/api/v1/fdb", None),
+        (
+            "PUT",
+            "/api/v1/fdb/02:00:00:00:00:01",
+            Some(r#"{"port": "x"}"#),
+        ),
+    ] {
+        let (st, body) = r(m, p, b, Some("guess"));
+        assert_eq!(st, 403, "{m} {p}: {body}");
+        assert!(body.contains("--api-token"), "{body}");
+    }
+    assert_eq!(
+        r("GET", "/api/v1/config", None, None)
+            .1
+            .contains("\"ageing_secs\":300"),
+        true,
+        "nothing changed"
+    );
+    // the CLI says what to do
+    let out = common::tapswitch_cmd(&["config", "--api", &api, "ageing_secs", "5"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("HTTP 403"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        sw.log.text().contains("api change refused"),
+        "refusals are logged"
+    );
+
+    // with a token: missing or wrong is 401, right is 200
+    let api2 = common::free_addr();
+    let _sw2 = Proc::start(
+        &[
+            "--no-default-ports",
+            "--control",
+            "none",
+            "--listen",
+            &api2,
+            "--api-token",
+            "s3cret-token",
+        ],
+        &[],
+    );
+    let r2 = |t: Option<&str>| {
+        request(
+            &api2,
+            "PATCH",
+            "/api/v1/config",
+            Some(r#"{"ageing_secs": 7}"#),
+            t,
+        )
+        .expect("request")
+    };
+    assert_eq!(r2(None).0, 401);
+    assert_eq!(r2(Some("s3cret-tokeX")).0, 401);
+    assert_eq!(r2(Some("s3cret-token-longer")).0, 401);
+    let (st, body) = r2(Some("s3cret-token"));
+    assert_eq!(st, 200, "{body}");
+    assert!(body.contains("\"ageing_secs\":7"), "{body}");
+    assert_eq!(
+        request(&api2, "GET", "/api/v1/ports", None, None)
+            .unwrap()
+            .0,
+        200
+    );
+}
+
+#[test]
+fn sigterm_during_a_reload_stops_the_switch() {
+    let dir = TempDir::new("reload");
+    let cfg = dir.path.join("sw.toml");
+    let sock = dir.path.join("a.sock");
+    std::fs::write(
+        &cfg,
+        format!(
+            "listen = \"none\"\ncontrol = \"none\"\n[[port]]\nspec = \"a=stream:{}\"\n",
+            sock.display()
+        ),
+    )
+    .unwrap();
+    let cfg_s = cfg.display().to_string();
+    let mut sw = Proc::start(
+        &["--config", &cfg_s],
+        &[("TAPSWITCH_TEST_SLOW_RELOAD_MS", "3000")],
+    );
+    let pid = sw.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    assert!(
+        wait_until(Duration::from_secs(10), Duration::from_millis(10), || sw
+            .log
+            .text()
+            .contains("reload: slowed down")),
+        "{}",
+        sw.log.text()
+    );
+    // the reload is running on the control thread now
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let t = Instant::now();
+    let status = loop {
+        if let Some(s) = sw.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(15),
+            "SIGTERM during a reload was lost:\n{}",
+            sw.log.text()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status}:\n{}", sw.log.text());
+    let log = sw.log.text();
+    assert!(log.contains("SIGTERM"), "{log}");
+    assert!(!sock.exists(), "the listener's socket file is removed");
+}
+
+#[test]
+fn control_socket_admits_only_its_group() {
+    if !common::root_or_skip() {
+        return;
+    }
+    let dir = TempDir::new("ctlgrp");
+    // nobody must be able to reach the socket's directory and run the binary
+    std::fs::set_permissions(
+        &dir.path,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let bin = dir.path.join("tapswitch");
+    std::fs::copy(TAPSWITCH, &bin).unwrap();
+    let ctl = dir.path.join("ctl.sock").display().to_string();
+    let gid = "47911";
+    let sw = Proc::start(
+        &[
+            "--no-default-ports",
+            "--listen",
+            "none",
+            "--control",
+            &ctl,
+            "--control-group",
+            gid,
+        ],
+        &[],
+    );
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(&ctl).unwrap();
+    assert_eq!(meta.mode() & 0o777, 0o660, "socket mode");
+    assert_eq!(meta.gid().to_string(), gid, "socket group");
+    let bin_s = bin.display().to_string();
+    let as_nobody = |groups: &str, args: &[&str]| {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid", "65534", "--regid", "65534"]);
+        if groups.is_empty() {
+            c.arg("--clear-groups");
+        } else {
+            c.args(["--groups", groups]);
+        }
+        c.arg(&bin_s).args(args).env_remove("TAPSWITCH_CONTROL");
+        c.output().expect("setpriv")
+    };
+    // outside the group: refused, with a message saying why
+    let out = as_nobody("", &["config", "--control", &ctl, "ageing_secs", "5"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "nobody changed the switch: {err}");
+    assert!(err.contains("permission denied"), "{err}");
+    let out = as_nobody("", &["ports", "--control", &ctl]);
+    assert!(
+        !out.status.success(),
+        "reads on the control socket need the group too"
+    );
+    // inside the group: served, and the change is logged with the peer's uid
+    let out = as_nobody(gid, &["config", "--control", &ctl, "ageing_secs", "5"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cfg = tapswitch::client::get_json(&ctl, "/api/v1/config").unwrap();
+    assert_eq!(cfg["ageing_secs"], 5);
+    assert!(
+        wait_until(Duration::from_secs(5), Duration::from_millis(20), || {
+            sw.log
+                .text()
+                .lines()
+                .any(|l| l.contains("api change") && l.contains("uid=Some(65534)"))
+        }),
+        "{}",
+        sw.log.text()
+    );
+}
