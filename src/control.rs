@@ -134,6 +134,12 @@ pub enum Attached {
 /// Opens a port (or a listener) and attaches it to the switch. Listeners need a tokio runtime
 /// (their accept task runs on the caller's runtime: the control thread's, in the daemon).
 pub fn attach(sw: &Arc<Switch>, spec: &PortSpec) -> Result<Attached, AttachError> {
+    // A taken name is a conflict, whatever opening the port would say (a TAP already held by
+    // this very port answers EBUSY).
+    if sw.ports().by_name(&spec.name).is_some() || sw.listeners().iter().any(|l| l.0 == spec.name)
+    {
+        return Err(AddPortError::Duplicate(spec.name.clone()).into());
+    }
     match spec.kind {
         PortKind::Stream | PortKind::Dgram => {
             listen(sw, spec)?;
