@@ -1,21 +1,38 @@
 #!/usr/bin/env python3
-"""Side-by-side system benchmark: tapswitch vs the Linux bridge, interleaved rounds.
+"""Side-by-side system benchmark: the Linux bridge, tapswitch and a bare TAP relay, interleaved rounds.
 
-Two namespace hosts talk through (a) tapswitch with two TAP ports and (b) a Linux bridge over
-veth pairs, alternately, for several rounds. Printed: medians per metric and the ratio
-tapswitch / bridge.
+Two namespace hosts (198.18.1.1 and .2) talk through, one setup after the other in each round:
+  bridge     a Linux bridge over two veth pairs (forwarding inside the sender's system call);
+  tapswitch  tapswitch with two TAP ports;
+  relay      benches/relay.c, compiled here with gcc -O2: one thread, epoll, two TAPs opened as
+             tapswitch opens them (vnet_hdr, 10-byte header, CSUM/TSO offloads), read -> write,
+             no table: the physical reference for a userspace TAP switch;
+  tapswitch mq  (only with --multiqueue N) tapswitch with ports NAME,queues=N and
+             --dataplane-threads N; if this tapswitch refuses the option the column is dropped.
+The order of the setups rotates from round to round. Printed: each round's numbers, then the
+median of the rounds per metric and setup, and the ratios tapswitch/bridge and tapswitch/relay
+(and tapswitch mq/tapswitch).
 
-Metrics: TCP goodput with 1 and 4 streams (iperf3), 60-byte frame forwarding rate (trafgen from
-netsniff-ng, counted at the receiving interface), round-trip latency p50/p99 (ping at 5 ms
-intervals), and tapswitch's CPU (seconds of CPU per second during TCP, microseconds per frame
-during the 60-byte test).
+Metrics: TCP goodput with 1 and 4 streams (iperf3); 60-byte frame forwarding rate (trafgen from
+netsniff-ng, one generator, counted at the receiving interface); ICMP round trip p50/p99 with a
+ping every 5 ms, every 1 ms and flood (`ping -i 0`: the next request as soon as the reply is
+back, one in flight, i.e. ping -f's pacing, but with a line per reply so p99 can be taken;
+`ping -f` itself prints no per-packet times); request/response round trip p50/p99 with sockperf
+ping-pong over UDP and TCP (back to back, 14-byte messages, --full-rtt); the switch process's
+CPU (cores during 1 TCP stream, microseconds per 60-byte frame; none for the bridge). Every
+test lasts about --seconds (sockperf: at least 2 s, its first second is warm-up).
 
-Run as root: python3 benches/system.py [--rounds 5] [--seconds 5] [--binary PATH] [--switch-arg=ARG]...
-Addresses come from 198.18.0.0/15; every namespace and link is removed on exit.
+Run as root: python3 benches/system.py [--rounds 5] [--seconds 5] [--binary PATH]
+             [--switch-arg=ARG]... [--multiqueue N] [--json FILE]
+--json writes {setup: {metric: [one value per round, null where none]}}.
+Addresses come from 198.18.0.0/15; names carry this process's pid; every namespace, link and
+process is removed on exit, on an exception, on Ctrl-C and on SIGTERM.
 """
 import argparse
 import atexit
+import collections
 import json
+import math
 import os
 import re
 import shutil
@@ -24,45 +41,93 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 PID = os.getpid()
+NS_PREFIX = f"tsbench-{PID}-"
+LINK_PREFIX = f"ts{PID}"  # + kind letter + round + index: at most 14 characters
 CREATED_NS = []
 CREATED_LINKS = []
 PROCS = []
+TMPDIRS = []
+H1, H2 = "198.18.1.1", "198.18.1.2"
 
 
 def sh(cmd, check=True, capture=True, timeout=120):
     r = subprocess.run(cmd, shell=True, capture_output=capture, text=True, timeout=timeout)
     if check and r.returncode != 0:
-        raise RuntimeError(f"{cmd}: {r.stderr.strip()}")
+        raise RuntimeError(f"{cmd}: {(r.stderr or '').strip()}")
     return r.stdout if capture else ""
+
+
+def quiet(cmd):
+    try:
+        sh(cmd, check=False, timeout=30)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+def stop_proc(p, sig=signal.SIGTERM):
+    if p.poll() is None:
+        try:
+            p.send_signal(sig)
+            p.wait(5)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(5)
+        except ProcessLookupError:
+            pass
 
 
 def cleanup():
     for p in PROCS:
-        if p.poll() is None:
-            p.terminate()
-            try:
-                p.wait(5)
-            except subprocess.TimeoutExpired:
-                p.kill()
-    for ns in CREATED_NS:
-        sh(f"ip netns del {ns}", check=False)
-    for link in CREATED_LINKS:
-        sh(f"ip link del {link}", check=False)
+        try:
+            stop_proc(p)
+        except Exception:
+            pass
+    for ns in list(CREATED_NS):
+        quiet(f"ip netns del {ns}")
+    for link in list(CREATED_LINKS):
+        quiet(f"ip link del {link}")
+    # anything with this run's prefix that escaped the lists (e.g. a signal between two steps)
+    try:
+        for ns in sh("ip netns list", check=False, timeout=30).split():
+            if ns.startswith(NS_PREFIX):
+                quiet(f"ip netns del {ns}")
+        for m in re.finditer(r"^\d+: ([^:@\s]+)", sh("ip -o link show", check=False, timeout=30), re.M):
+            if m.group(1).startswith(LINK_PREFIX):
+                quiet(f"ip link del {m.group(1)}")
+    except Exception:
+        pass
+    for d in TMPDIRS:
+        shutil.rmtree(d, ignore_errors=True)
 
 
 atexit.register(cleanup)
 
 
+def on_signal(sig, _frame):
+    # SystemExit unwinds through the `finally` blocks, then atexit runs cleanup()
+    sys.exit(128 + sig)
+
+
 def ensure_tools():
-    need = {"iperf3": "iperf3", "trafgen": "netsniff-ng", "ping": "iputils-ping", "ip": "iproute2"}
-    missing = [pkg for tool, pkg in need.items() if shutil.which(tool) is None]
+    need = {"iperf3": "iperf3", "trafgen": "netsniff-ng", "ping": "iputils-ping", "ip": "iproute2",
+            "ss": "iproute2", "sockperf": "sockperf", "gcc": "gcc"}
+    missing = sorted({pkg for tool, pkg in need.items() if shutil.which(tool) is None})
     if missing:
         sh("apt-get update -qq", capture=False)
         sh("DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "
-           + " ".join(missing), capture=False)
+           + " ".join(missing), capture=False, timeout=900)
+
+
+def build_relay(root):
+    d = tempfile.mkdtemp(prefix=f"tsbench-{PID}-")
+    TMPDIRS.append(d)
+    out = os.path.join(d, "relay")
+    sh(f"gcc -O2 -Wall -o {out} {os.path.join(root, 'benches', 'relay.c')}")
+    return out
 
 
 def netns(name):
@@ -77,67 +142,90 @@ def host(ns, ifname, addr):
     sh(f"ip -n {ns} link set {ifname} up")
 
 
-class Bridge:
-    label = "bridge"
+def drop_ns(ns_list):
+    for ns in ns_list:
+        quiet(f"ip netns del {ns}")
+        if ns in CREATED_NS:
+            CREATED_NS.remove(ns)
+    ns_list.clear()
 
+
+class StartError(RuntimeError):
+    pass
+
+
+class Bridge:
     def __init__(self, tag):
-        self.br = f"tsbb{tag}"
-        sh(f"ip link add {self.br} type bridge")
-        CREATED_LINKS.append(self.br)
-        sh(f"ip link set {self.br} up")
         self.ns = []
         self.ifs = []
-        for i in range(2):
-            ns = netns(f"tsbench-{PID}-b{tag}{i}")
-            a, b = f"tsbv{tag}{i}", f"tsbp{tag}{i}"
-            sh(f"ip link add {a} type veth peer name {b}")
-            CREATED_LINKS.append(b)
-            sh(f"ip link set {a} netns {ns}")
-            sh(f"ip link set {b} master {self.br} up")
-            host(ns, a, f"198.18.1.{i + 1}")
-            self.ns.append(ns)
-            self.ifs.append(a)
-        self.proc = None
+        self.links = []
+        try:
+            br = f"{LINK_PREFIX}B{tag}"
+            self._link(br, f"ip link add {br} type bridge")
+            sh(f"ip link set {br} up")
+            for i in range(2):
+                ns = netns(f"{NS_PREFIX}b{tag}{i}")
+                self.ns.append(ns)
+                a, b = f"{LINK_PREFIX}v{tag}{i}", f"{LINK_PREFIX}p{tag}{i}"
+                self._link(b, f"ip link add {a} type veth peer name {b}")
+                sh(f"ip link set {a} netns {ns}")
+                sh(f"ip link set {b} master {br} up")
+                host(ns, a, f"198.18.1.{i + 1}")
+                self.ifs.append(a)
+        except BaseException:
+            self.close()
+            raise
+
+    def _link(self, name, cmd):
+        CREATED_LINKS.append(name)
+        self.links.append(name)
+        sh(cmd)
 
     def cpu(self):
         return None
 
     def close(self):
-        for ns in self.ns:
-            sh(f"ip netns del {ns}", check=False)
-            CREATED_NS.remove(ns)
-        sh(f"ip link del {self.br}", check=False)
-        CREATED_LINKS.remove(self.br)
+        drop_ns(self.ns)  # takes the veth pairs with it
+        for link in self.links:
+            quiet(f"ip link del {link}")  # the bridge (the veth ends are gone already)
+            CREATED_LINKS.remove(link)
+        self.links.clear()
 
 
-class Tapswitch:
-    label = "tapswitch"
+class TapProcess:
+    """A process that creates two TAPs, says `ready` on stderr, and forwards between them."""
 
-    def __init__(self, tag, binary, extra=()):
-        self.taps = [f"tsbt{tag}{i}" for i in range(2)]
-        args = [binary, "run", "--listen", "none", "--control", "none", *extra]
-        for t in self.taps:
-            args += ["--port", t]
-        self.proc = subprocess.Popen(args, stderr=subprocess.PIPE, text=True)
-        PROCS.append(self.proc)
-        deadline = time.time() + 10
-        while True:
-            line = self.proc.stderr.readline()
-            if "ready" in line:
-                break
-            if not line or time.time() > deadline:
-                raise RuntimeError("tapswitch did not start")
-        # keep stderr drained
-        import threading
-        threading.Thread(target=lambda: [None for _ in self.proc.stderr], daemon=True).start()
+    def __init__(self, tag, letter, argv, taps):
         self.ns = []
         self.ifs = []
-        for i, t in enumerate(self.taps):
-            ns = netns(f"tsbench-{PID}-t{tag}{i}")
-            sh(f"ip link set {t} netns {ns}")
-            host(ns, t, f"198.18.1.{i + 1}")
-            self.ns.append(ns)
-            self.ifs.append(t)
+        self.tail = collections.deque(maxlen=20)
+        self.proc = None
+        try:
+            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                         stderr=subprocess.PIPE, text=True)
+            PROCS.append(self.proc)
+            ready = threading.Event()
+
+            def drain():  # keeps stderr drained for the process's whole life
+                for line in self.proc.stderr:
+                    self.tail.append(line.rstrip())
+                    if re.search(r"\bready\b", line):
+                        ready.set()
+                ready.set()
+
+            threading.Thread(target=drain, daemon=True).start()
+            if not ready.wait(10) or self.proc.poll() is not None:
+                time.sleep(0.2)
+                raise StartError(f"{os.path.basename(argv[0])} did not start: " + " | ".join(self.tail))
+            for i, t in enumerate(taps):
+                ns = netns(f"{NS_PREFIX}{letter}{tag}{i}")
+                self.ns.append(ns)
+                sh(f"ip link set {t} netns {ns}")
+                host(ns, t, f"198.18.1.{i + 1}")
+                self.ifs.append(t)
+        except BaseException:
+            self.close()
+            raise
 
     def cpu(self):
         with open(f"/proc/{self.proc.pid}/stat") as f:
@@ -145,29 +233,61 @@ class Tapswitch:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def close(self):
-        self.proc.terminate()
-        self.proc.wait(10)
-        for ns in self.ns:
-            sh(f"ip netns del {ns}", check=False)
-            CREATED_NS.remove(ns)
+        if self.proc is not None:
+            stop_proc(self.proc)  # its TAPs go with its fds
+        drop_ns(self.ns)
+
+
+def tapswitch(tag, binary, extra, queues=None):
+    letter = "t" if queues is None else "m"
+    taps = [f"{LINK_PREFIX}{letter}{tag}{i}" for i in range(2)]
+    argv = [binary, "run", "--listen", "none", "--control", "none", *extra]
+    if queues is not None:
+        argv += ["--dataplane-threads", str(queues)]
+    for t in taps:
+        argv += ["--port", t if queues is None else f"{t},queues={queues}"]
+    return TapProcess(tag, letter, argv, taps)
+
+
+def relay(tag, relay_bin):
+    taps = [f"{LINK_PREFIX}r{tag}{i}" for i in range(2)]
+    return TapProcess(tag, "r", [relay_bin, *taps], taps)
+
+
+def wait_listen(ns, proto, port, timeout=5):
+    flag = "t" if proto == "tcp" else "u"
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if sh(f"ip netns exec {ns} ss -Hln{flag} 'sport = :{port}'", check=False).strip():
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {proto} port {port} in {ns}")
+
+
+def server(ns, argv, proto, port):
+    p = subprocess.Popen(["ip", "netns", "exec", ns, *argv], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    PROCS.append(p)
+    wait_listen(ns, proto, port)
+    return p
 
 
 def warm(net):
-    sh(f"ip netns exec {net.ns[0]} ping -c 3 -i 0.2 -W 1 198.18.1.2")
+    sh(f"ip netns exec {net.ns[0]} ping -n -c 3 -i 0.2 -W 1 {H2}")
 
 
 def iperf(net, streams, seconds):
-    srv = subprocess.Popen(["ip", "netns", "exec", net.ns[1], "iperf3", "-s", "-1", "-B", "198.18.1.2"],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    PROCS.append(srv)
-    time.sleep(0.3)
-    c0 = net.cpu()
-    t0 = time.time()
-    out = sh(f"ip netns exec {net.ns[0]} iperf3 -c 198.18.1.2 -J -t {seconds} -P {streams}",
-             timeout=seconds + 30)
-    wall = time.time() - t0
-    c1 = net.cpu()
-    srv.wait(10)
+    srv = server(net.ns[1], ["iperf3", "-s", "-1", "-B", H2], "tcp", 5201)
+    try:
+        c0 = net.cpu()
+        t0 = time.time()
+        out = sh(f"ip netns exec {net.ns[0]} iperf3 -c {H2} -J -t {seconds} -P {streams}",
+                 timeout=seconds + 30)
+        wall = time.time() - t0
+        c1 = net.cpu()
+        srv.wait(10)
+    finally:
+        stop_proc(srv)
     gbps = json.loads(out)["end"]["sum_received"]["bits_per_second"] / 1e9
     cpu = (c1 - c0) / wall if c0 is not None else None
     return gbps, cpu
@@ -206,13 +326,17 @@ def small_frames(net, seconds):
                                 "-q", "-P", "1", "-n", "100000000"], stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL, start_new_session=True)
         PROCS.append(gen)
-        time.sleep(seconds)
-        os.killpg(gen.pid, signal.SIGINT)
         try:
-            gen.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(gen.pid, signal.SIGKILL)
-            gen.wait(10)
+            time.sleep(seconds)
+        finally:
+            try:
+                os.killpg(gen.pid, signal.SIGINT)
+                gen.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(gen.pid, signal.SIGKILL)
+                gen.wait(10)
+            except ProcessLookupError:
+                pass
         time.sleep(0.5)
         wall = time.time() - t0 - 0.5
         c1 = net.cpu()
@@ -224,66 +348,173 @@ def small_frames(net, seconds):
     return fps, us_per_frame
 
 
-def latency(net, count=400):
-    out = sh(f"ip netns exec {net.ns[0]} ping -c {count} -i 0.005 -W 1 -q -D 198.18.1.2 2>&1; "
-             f"ip netns exec {net.ns[0]} ping -c {count} -i 0.005 -W 1 198.18.1.2", timeout=60)
-    rtts = sorted(float(m) for m in re.findall(r"time=([0-9.]+) ms", out))
-    if not rtts:
-        return None, None
-    p = lambda q: rtts[min(len(rtts) - 1, int(q * len(rtts)))]
-    return p(0.50) * 1000, p(0.99) * 1000
+def pct(sorted_values, q):
+    """Nearest-rank percentile of an ascending list."""
+    n = len(sorted_values)
+    return sorted_values[min(n - 1, max(0, math.ceil(q * n) - 1))]
+
+
+def ping_rtts(net, interval, seconds):
+    """p50 and p99 (µs) of the per-reply RTTs of pings every `interval` s (0: flood pacing)."""
+    if interval > 0:
+        count = max(20, int(seconds / interval))
+    else:
+        count = 10_000_000  # the deadline ends it
+    out = sh(f"ip netns exec {net.ns[0]} ping -n -c {count} -i {interval} -W 1 -w {seconds + 2 if interval else seconds} {H2}",
+             check=False, timeout=seconds + 30)
+    rtts = sorted(float(m) * 1000 for m in re.findall(r"time[=<]([0-9.]+) ms", out))
+    if len(rtts) < 10:
+        return None, None, len(rtts)
+    return pct(rtts, 0.50), pct(rtts, 0.99), len(rtts)
+
+
+def sockperf(net, proto, seconds):
+    """sockperf ping-pong, back to back: p50 and p99 round trip (µs)."""
+    port = 11111
+    extra = ["--tcp"] if proto == "tcp" else []
+    srv = server(net.ns[1], ["sockperf", "sr", "-i", H2, "-p", str(port), *extra], proto, port)
+    try:
+        t = max(2, seconds)
+        out = sh(f"ip netns exec {net.ns[0]} sockperf pp -i {H2} -p {port} {' '.join(extra)} "
+                 f"-t {t} --full-rtt --no-rdtsc 2>&1", check=False, timeout=t + 30)
+    finally:
+        stop_proc(srv)
+    p = {m.group(1): float(m.group(2)) for m in re.finditer(r"percentile (\d+\.\d+) =\s*([0-9.]+)", out)}
+    obs = re.search(r"Total (\d+) observations", out)
+    return p.get("50.000"), p.get("99.000"), int(obs.group(1)) if obs else 0
+
+
+METRICS = [
+    ("tcp1_gbps", "TCP, 1 stream (Gbit/s)"),
+    ("tcp4_gbps", "TCP, 4 streams (Gbit/s)"),
+    ("fps_60B", "60-byte frames (frames/s)"),
+    ("ping5ms_p50_us", "ping every 5 ms, RTT p50 (µs)"),
+    ("ping5ms_p99_us", "ping every 5 ms, RTT p99 (µs)"),
+    ("ping1ms_p50_us", "ping every 1 ms, RTT p50 (µs)"),
+    ("ping1ms_p99_us", "ping every 1 ms, RTT p99 (µs)"),
+    ("pingflood_p50_us", "flood ping, RTT p50 (µs)"),
+    ("pingflood_p99_us", "flood ping, RTT p99 (µs)"),
+    ("udp_rr_p50_us", "UDP request/response, RTT p50 (µs)"),
+    ("udp_rr_p99_us", "UDP request/response, RTT p99 (µs)"),
+    ("tcp_rr_p50_us", "TCP request/response, RTT p50 (µs)"),
+    ("tcp_rr_p99_us", "TCP request/response, RTT p99 (µs)"),
+    ("cpu_tcp1", "switch CPU during 1 TCP stream (cores)"),
+    ("us_per_frame", "switch CPU per 60-byte frame (µs)"),
+]
+
+
+def measure(net, seconds):
+    warm(net)
+    row = {}
+    row["tcp1_gbps"], row["cpu_tcp1"] = iperf(net, 1, seconds)
+    row["tcp4_gbps"], _ = iperf(net, 4, seconds)
+    row["fps_60B"], row["us_per_frame"] = small_frames(net, seconds)
+    for name, interval in (("ping5ms", 0.005), ("ping1ms", 0.001), ("pingflood", 0)):
+        row[f"{name}_p50_us"], row[f"{name}_p99_us"], _ = ping_rtts(net, interval, seconds)
+    for proto in ("udp", "tcp"):
+        row[f"{proto}_rr_p50_us"], row[f"{proto}_rr_p99_us"], _ = sockperf(net, proto, seconds)
+    return row
+
+
+def median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def fmt(v):
+    if v is None:
+        return "-"
+    return f"{v:,.0f}" if abs(v) >= 10000 else f"{v:.3g}"
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--seconds", type=int, default=5)
-    ap.add_argument("--binary", default=None)
+    ap.add_argument("--seconds", type=int, default=5, help="length of each test (default 5)")
+    ap.add_argument("--binary", default=None, help="tapswitch to test (default: cargo build --release)")
     ap.add_argument("--json", help="also write the raw results here")
     ap.add_argument("--switch-arg", action="append", default=[], metavar="ARG",
                     help="extra argument for `tapswitch run`, e.g. --switch-arg=--busy-poll-us=50")
+    ap.add_argument("--multiqueue", type=int, default=None, metavar="N",
+                    help="add a column: tapswitch with ports NAME,queues=N and --dataplane-threads N")
     a = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("run as root: the benchmark builds network namespaces, TAPs and a bridge")
+    if a.rounds < 1 or a.seconds < 1 or (a.multiqueue is not None and a.multiqueue < 1):
+        sys.exit("--rounds, --seconds and --multiqueue must be at least 1")
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGHUP, on_signal)
     ensure_tools()
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     binary = a.binary
     if binary is None:
         sh(f"cd {root} && cargo build --release -q", capture=False, timeout=1800)
         binary = os.path.join(root, "target", "release", "tapswitch")
-    metrics = ["tcp1_gbps", "tcp4_gbps", "fps_60B", "rtt_p50_us", "rtt_p99_us", "cpu_tcp1", "us_per_frame"]
-    res = {"bridge": {m: [] for m in metrics}, "tapswitch": {m: [] for m in metrics}}
+    relay_bin = build_relay(root)
+
+    factories = {
+        "bridge": lambda r: Bridge(r),
+        "tapswitch": lambda r: tapswitch(r, binary, a.switch_arg),
+        "relay": lambda r: relay(r, relay_bin),
+    }
+    if a.multiqueue is not None:
+        factories["tapswitch mq"] = lambda r: tapswitch(r, binary, a.switch_arg, a.multiqueue)
+    setups = list(factories)
+    res = {k: {m: [] for m, _ in METRICS} for k in setups}
+    started = time.time()
     for r in range(a.rounds):
-        for kind in (["bridge", "tapswitch"] if r % 2 == 0 else ["tapswitch", "bridge"]):
-            net = Bridge(r) if kind == "bridge" else Tapswitch(r, binary, a.switch_arg)
-            try:
-                warm(net)
-                g1, cpu1 = iperf(net, 1, a.seconds)
-                g4, _ = iperf(net, 4, a.seconds)
-                fps, upf = small_frames(net, a.seconds)
-                p50, p99 = latency(net)
-            finally:
-                net.close()
-            row = dict(tcp1_gbps=g1, tcp4_gbps=g4, fps_60B=fps, rtt_p50_us=p50, rtt_p99_us=p99,
-                       cpu_tcp1=cpu1, us_per_frame=upf)
-            for m, v in row.items():
-                if v is not None:
-                    res[kind][m].append(v)
-            print(f"round {r + 1} {kind:9}: " + ", ".join(
-                f"{m}={v:.3g}" for m, v in row.items() if v is not None), flush=True)
+        order = setups[r % len(setups):] + setups[:r % len(setups)]
+        for kind in order:
+            if kind not in factories:
+                row = {}
+            else:
+                try:
+                    net = factories[kind](r)
+                except StartError as e:
+                    if kind != "tapswitch mq":
+                        raise
+                    print(f"round {r + 1} {kind}: {e}", flush=True)
+                    if not any(v is not None for v in res[kind]["tcp1_gbps"]):
+                        print(f"  ({kind} column dropped: this tapswitch does not take queues=)", flush=True)
+                        del factories[kind]
+                    row = {}
+                else:
+                    try:
+                        row = measure(net, a.seconds)
+                    finally:
+                        net.close()
+            for m, _ in METRICS:
+                res[kind][m].append(row.get(m))
+            if row:
+                print(f"round {r + 1} {kind:12}: " + ", ".join(
+                    f"{m}={v:.3g}" for m, v in row.items() if v is not None), flush=True)
+    elapsed = time.time() - started
+    shown = [k for k in setups if any(v is not None for vs in res[k].values() for v in vs)]
+    med = {k: {m: median(res[k][m]) for m, _ in METRICS} for k in shown}
+    names = {"bridge": "Linux bridge", "tapswitch": "tapswitch", "relay": "epoll relay",
+             "tapswitch mq": f"tapswitch mq ({a.multiqueue} queues)"}
+    ratios = [("tapswitch", "bridge"), ("tapswitch", "relay"), ("tapswitch mq", "tapswitch")]
+    ratios = [(x, y) for x, y in ratios if x in med and y in med]
     print()
-    print(f"| metric (median of {a.rounds} rounds) | Linux bridge | tapswitch | ratio |")
-    print("|---|---|---|---|")
-    for m in metrics:
-        b = statistics.median(res["bridge"][m]) if res["bridge"][m] else None
-        t = statistics.median(res["tapswitch"][m]) if res["tapswitch"][m] else None
-        ratio = f"{t / b:.2f}x" if b and t else "-"
-        fmt = lambda v: "-" if v is None else f"{v:.3g}"
-        print(f"| {m} | {fmt(b)} | {fmt(t)} | {ratio} |")
+    print(f"| metric (median of {a.rounds} rounds of {a.seconds} s) | "
+          + " | ".join(names[k] for k in shown) + " | "
+          + " | ".join(f"{x} / {y}" for x, y in ratios) + " |")
+    print("|---" * (1 + len(shown) + len(ratios)) + "|")
+    for m, label in METRICS:
+        cells = [fmt(med[k][m]) for k in shown]
+        for x, y in ratios:
+            vx, vy = med[x][m], med[y][m]
+            cells.append(f"{vx / vy:.2f}x" if vx and vy else "-")
+        print(f"| {label} | " + " | ".join(cells) + " |")
+    print(f"\n({elapsed / 60:.1f} min; switch arguments: {' '.join(a.switch_arg) or 'defaults'})")
     if a.json:
         with open(a.json, "w") as f:
             json.dump(res, f, indent=1)
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:
+        print("\ninterrupted; removing namespaces, links and processes", file=sys.stderr)
+        sys.exit(130)
