@@ -76,6 +76,7 @@ fn parse_decide(c: &mut Criterion) {
                     PortId(7),
                     PortFlags::default(),
                     &f,
+                    0,
                     &AllPorts,
                     Timestamp(1),
                 ))

@@ -234,7 +234,12 @@ pub fn router(sw: Arc<Switch>, ctl: ControlHandle, access: Access) -> Router {
             axum::routing::put(put_fdb).delete(del_fdb),
         )
         .route("/api/v1/config", get(get_config).patch(patch_config))
-        .route("/api/v1/listeners", get(list_listeners));
+        .route("/api/v1/listeners", get(list_listeners))
+        .route("/api/v1/vlans", get(list_vlans))
+        .route(
+            "/api/v1/ports/{name}/vlans/{vid}",
+            axum::routing::put(put_port_vlan).delete(del_port_vlan),
+        );
     match st.access {
         Access::Control => r
             .layer(axum::middleware::from_fn(log_control))
@@ -428,6 +433,8 @@ pub fn port_json(sw: &Switch, h: &PortHandle, fdb_entries: usize) -> Value {
         "mtu": h.port.mtu(),
         "created": h.port.created(),
         "fdb_entries": fdb_entries,
+        "pvid": h.vlans().pvid(),
+        "vlans": vlans_json(&h.vlans()),
         "learned": sw.fdb.port_learned(h.id).0,
         "max_learned": sw.fdb.port_learned(h.id).1,
         "counters": {
@@ -444,6 +451,103 @@ pub fn port_json(sw: &Switch, h: &PortHandle, fdb_entries: usize) -> Value {
             "tx_dropped_by_reason": tx_by,
         }
     })
+}
+
+/// A port's VLANs as `bridge -j vlan show` lists them: `[{"vlan": 10, "flags": ["PVID",
+/// "Egress Untagged"]}]`.
+pub fn vlans_json(v: &crate::vlan::PortVlans) -> Value {
+    Value::Array(
+        v.members()
+            .iter()
+            .map(|vid| {
+                let mut flags = Vec::new();
+                if v.pvid() == Some(vid) {
+                    flags.push("PVID");
+                }
+                if v.is_untagged(vid) {
+                    flags.push("Egress Untagged");
+                }
+                if flags.is_empty() {
+                    json!({ "vlan": vid })
+                } else {
+                    json!({ "vlan": vid, "flags": flags })
+                }
+            })
+            .collect(),
+    )
+}
+
+async fn list_vlans(State(st): State<AppState>) -> Json<Value> {
+    Json(Value::Array(
+        st.sw
+            .ports()
+            .iter()
+            .map(|h| json!({ "ifname": h.name, "vlans": vlans_json(&h.vlans()) }))
+            .collect(),
+    ))
+}
+
+/// `N` or `N-M` in a path.
+fn parse_vid_range(s: &str) -> ApiResult<crate::vlan::VidRange> {
+    let n = |t: &str| {
+        t.parse::<u16>()
+            .map_err(|_| bad(format!("'{s}' is not a VID or a range like 10-20")))
+            .and_then(|v| crate::vlan::check_vid(v).map_err(|e| bad(e.to_string())))
+    };
+    let (a, b) = match s.split_once('-') {
+        Some((a, b)) => (n(a)?, n(b)?),
+        None => {
+            let v = n(s)?;
+            (v, v)
+        }
+    };
+    if b < a {
+        return Err(bad(format!("VID range {s} ends below its start")));
+    }
+    Ok(crate::vlan::VidRange { start: a, end: b })
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct VlanBody {
+    #[serde(default)]
+    pvid: bool,
+    #[serde(default)]
+    untagged: bool,
+}
+
+async fn put_port_vlan(
+    State(st): State<AppState>,
+    Path((name, vid)): Path<(String, String)>,
+    body: Option<Json<VlanBody>>,
+) -> ApiResult<Json<Value>> {
+    let h = find_port(&st.sw, &name)?;
+    let range = parse_vid_range(&vid)?;
+    let b = body.map(|Json(b)| b).unwrap_or_default();
+    st.sw
+        .update_port_vlans(&h, |p| p.add(range, b.pvid, b.untagged))
+        .map_err(|e| bad(e.to_string()))?;
+    tracing::info!(port = %name, vid, pvid = b.pvid, untagged = b.untagged, "port VLAN added");
+    Ok(Json(vlans_json(&h.vlans())))
+}
+
+async fn del_port_vlan(
+    State(st): State<AppState>,
+    Path((name, vid)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let h = find_port(&st.sw, &name)?;
+    let range = parse_vid_range(&vid)?;
+    let mut v = h.vlans();
+    if !v.del(range).map_err(|e| bad(e.to_string()))? {
+        return Err(not_found(format!("port '{name}' has no VLAN in {vid}")));
+    }
+    let (sw, h2) = (st.sw.clone(), h.clone());
+    // the port's entries in those VLANs go too: a table walk, on the control thread
+    st.ctl
+        .run(move || crate::control::set_port_vlans(&sw, &h2, v))
+        .await?;
+    tracing::info!(port = %name, vid, "port VLAN deleted");
+    Ok(Json(vlans_json(&h.vlans())))
 }
 
 fn find_port(sw: &Switch, name: &str) -> ApiResult<Arc<PortHandle>> {
@@ -777,6 +881,9 @@ fn config_json(sw: &Switch) -> Value {
         "fdb_entries": sw.fdb.len(),
         "group_fwd_mask": s.group_fwd_mask,
         "vepa_flood_unknown": s.vepa_flood_unknown,
+        "vlan_filtering": s.vlan_filtering,
+        "vlan_protocol": s.vlan_protocol,
+        "default_pvid": s.default_pvid,
     })
 }
 
@@ -791,6 +898,9 @@ struct ConfigPatch {
     fdb_max_learned: Option<u64>,
     group_fwd_mask: Option<Value>,
     vepa_flood_unknown: Option<bool>,
+    vlan_filtering: Option<bool>,
+    vlan_protocol: Option<String>,
+    default_pvid: Option<u16>,
 }
 
 async fn patch_config(
@@ -800,7 +910,21 @@ async fn patch_config(
     let Json(p) = body?;
     let mut s = st.sw.settings.load();
     if let Some(a) = p.ageing_secs {
-        s.ageing_ms = a.saturating_mul(1000);
+        s.ageing_ms = crate::validate::AGEING_SECS
+            .check("ageing_secs", a)
+            .map_err(|e| bad(e.to_string()))?
+            * 1000;
+    }
+    if let Some(v) = p.vlan_filtering {
+        s.vlan_filtering = v;
+    }
+    if let Some(v) = &p.vlan_protocol {
+        s.vlan_protocol = v
+            .parse()
+            .map_err(|e: crate::vlan::ParseProtocolError| bad(e.to_string()))?;
+    }
+    if let Some(d) = p.default_pvid {
+        s.default_pvid = crate::config::check_default_pvid(d).map_err(|e| bad(e.to_string()))?;
     }
     if let Some(g) = &p.group_fwd_mask {
         s.group_fwd_mask = match g {
@@ -827,7 +951,11 @@ async fn patch_config(
         }
         st.sw.fdb.set_max_learned(m as usize);
     }
-    st.sw.settings.store(s);
+    let sw = st.sw.clone();
+    // a VLAN change flushes the table and edits ports: the control thread does it
+    st.ctl
+        .run(move || crate::control::set_settings(&sw, s))
+        .await?;
     tracing::info!(settings = ?s, "switch settings changed");
     Ok(Json(config_json(&st.sw)))
 }

@@ -44,6 +44,47 @@ enum Cmd {
     Port(PortArgs),
     /// Show or change switch settings of a running switch.
     Config(ConfigArgs),
+    /// Show or change ports' VLANs (like `bridge vlan`).
+    Vlan(VlanArgs),
+}
+
+/// `tapswitch vlan`.
+#[derive(Args, Debug)]
+pub(crate) struct VlanArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// Token for changes over TCP (or TAPSWITCH_API_TOKEN).
+    #[arg(
+        long,
+        env = "TAPSWITCH_API_TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
+    pub token: Option<String>,
+    #[command(subcommand)]
+    pub action: Option<VlanAction>,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum VlanAction {
+    /// Print every port's VLANs (the default): `vlan show [dev PORT]`.
+    Show {
+        /// `dev PORT`.
+        #[arg(num_args = 0..)]
+        words: Vec<String>,
+    },
+    /// Add VLANs to a port: `vlan add dev PORT vid N[-M] [pvid] [untagged]`.
+    Add {
+        /// The words, as for `bridge vlan add`.
+        #[arg(num_args = 1..)]
+        words: Vec<String>,
+    },
+    /// Remove VLANs from a port: `vlan del dev PORT vid N[-M]`.
+    Del {
+        /// The words, as for `bridge vlan del`.
+        #[arg(num_args = 1..)]
+        words: Vec<String>,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -164,6 +205,16 @@ struct RunArgs {
     /// VEPA: flood unknown unicast from the uplink to the downlinks instead of dropping it.
     #[arg(long)]
     vepa_flood_unknown: bool,
+    /// VLAN filtering (Linux vlan_filtering 1): ports' VLANs, PVIDs and egress tagging apply.
+    #[arg(long)]
+    vlan_filtering: bool,
+    /// The tag VLAN filtering works on: 802.1Q (TPID 0x8100) or 802.1ad (0x88a8)
+    /// [default: 802.1Q].
+    #[arg(long, value_name = "PROTO")]
+    vlan_protocol: Option<String>,
+    /// VLAN given to new ports as PVID and egress untagged; 0: none [default: 1].
+    #[arg(long, value_name = "N")]
+    default_pvid: Option<u16>,
     /// Switch name, shown as `master NAME` [default: tapswitch].
     #[arg(long)]
     name: Option<String>,
@@ -285,6 +336,7 @@ pub fn main() -> ExitCode {
         Cmd::Fdb(a) => crate::client::fdb_cmd(a),
         Cmd::Port(a) => crate::client::port_cmd(a),
         Cmd::Config(a) => crate::client::config_cmd(a),
+        Cmd::Vlan(a) => crate::client::vlan_cmd(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -308,6 +360,9 @@ fn run(a: RunArgs, log_format: LogFormat) -> anyhow::Result<()> {
         group_fwd_mask: a.group_fwd_mask,
         mode: a.mode.map(Mode::from),
         vepa_flood_unknown: a.vepa_flood_unknown,
+        vlan_filtering: a.vlan_filtering,
+        vlan_protocol: a.vlan_protocol,
+        default_pvid: a.default_pvid,
         name: a.name,
         api_token: a.api_token,
         no_default_ports: a.no_default_ports,

@@ -18,6 +18,7 @@ use crate::fdb::DEFAULT_MAX_LEARNED;
 use crate::port::{check_ifname, IfnameError, PortKind};
 use crate::switch::{Mode, PortFlags, Settings};
 use crate::validate::{self, OutOfRange};
+use crate::vlan::{check_vid, ParseVlanSetError, PortVlans, Protocol, VlanError, VlanSet};
 
 /// Default HTTP listen address: loopback only.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9479";
@@ -54,6 +55,78 @@ pub struct PortSpec {
     pub max_conns: Option<usize>,
     /// Most learned entries on this port (port security); 0 = only the switch-wide limit.
     pub max_learned: usize,
+    /// VLAN membership from `access=`, `trunk=`/`native=`, `vlans=`/`untagged=`/`pvid=`;
+    /// `None`: the switch's `default_pvid` (Linux: a new port gets VID 1 as PVID, untagged).
+    pub vlans: Option<PortVlans>,
+}
+
+/// The VLAN keys of one spec or port table, before they are combined.
+#[derive(Clone, Debug, Default)]
+pub struct VlanKeys {
+    /// `access=N`.
+    pub access: Option<u16>,
+    /// `trunk=LIST`.
+    pub trunk: Option<VlanSet>,
+    /// `native=N` (with `trunk=`).
+    pub native: Option<u16>,
+    /// `vlans=LIST` (tagged members).
+    pub vlans: Option<VlanSet>,
+    /// `untagged=LIST` (untagged members).
+    pub untagged: Option<VlanSet>,
+    /// `pvid=N`.
+    pub pvid: Option<u16>,
+}
+
+impl VlanKeys {
+    fn is_empty(&self) -> bool {
+        self.access.is_none()
+            && self.trunk.is_none()
+            && self.native.is_none()
+            && self.vlans.is_none()
+            && self.untagged.is_none()
+            && self.pvid.is_none()
+    }
+
+    /// The port's VLANs: `access=N` alone; or `trunk=LIST` (tagged) with `native=N` (PVID,
+    /// untagged); or `vlans=` (tagged), `untagged=` (untagged) and `pvid=N` (made a member,
+    /// untagged unless listed in `vlans=`). `None` when no key was given.
+    pub fn build(&self) -> Result<Option<PortVlans>, SpecProblem> {
+        if self.is_empty() {
+            return Ok(None);
+        }
+        let plain = self.vlans.is_some() || self.untagged.is_some() || self.pvid.is_some();
+        if let Some(a) = self.access {
+            if self.trunk.is_some() || self.native.is_some() || plain {
+                return Err(SpecProblem::VlanKeys(
+                    "access= cannot be combined with other VLAN keys",
+                ));
+            }
+            return Ok(Some(PortVlans::access(a)?));
+        }
+        if self.native.is_some() && self.trunk.is_none() {
+            return Err(SpecProblem::VlanKeys("native= needs trunk="));
+        }
+        if let Some(t) = &self.trunk {
+            if plain {
+                return Err(SpecProblem::VlanKeys(
+                    "trunk= cannot be combined with vlans=, untagged= or pvid= (use native=)",
+                ));
+            }
+            return Ok(Some(PortVlans::trunk(t, self.native)?));
+        }
+        let mut p = PortVlans::none();
+        for v in self.vlans.iter().flat_map(|s| s.iter()) {
+            p.add(v, false, false)?;
+        }
+        for v in self.untagged.iter().flat_map(|s| s.iter()) {
+            p.add(v, false, true)?;
+        }
+        if let Some(v) = self.pvid {
+            let untagged = !p.is_member(v) || p.is_untagged(v);
+            p.add(v, true, untagged)?;
+        }
+        Ok(Some(p))
+    }
 }
 
 impl serde::Serialize for PortFlags {
@@ -116,6 +189,15 @@ pub enum SpecProblem {
     /// A word that is not a flag or a key.
     #[error(transparent)]
     Flag(#[from] UnknownFlag),
+    /// A VLAN list that does not parse.
+    #[error(transparent)]
+    VlanList(#[from] ParseVlanSetError),
+    /// A VLAN setting Linux would refuse.
+    #[error(transparent)]
+    Vlan(#[from] VlanError),
+    /// VLAN keys that do not go together.
+    #[error("{0}")]
+    VlanKeys(&'static str),
 }
 
 /// A port spec that cannot be parsed: the spec and what is wrong with it.
@@ -188,9 +270,27 @@ fn parse_spec_inner(spec: &str) -> Result<PortSpec, SpecProblem> {
         sock_owner: None,
         max_conns: None,
         max_learned: 0,
+        vlans: None,
+    };
+    let mut vk = VlanKeys::default();
+    let vid = |v: &str| -> Result<u16, SpecProblem> {
+        let n: u16 = v.trim().parse().map_err(|_| VlanError::InvalidVid(0))?;
+        Ok(check_vid(n)?)
     };
     for word in parts.map(str::trim).filter(|w| !w.is_empty()) {
-        if let Some(v) = word.strip_prefix("mtu=") {
+        if let Some(v) = word.strip_prefix("access=") {
+            vk.access = Some(vid(v)?);
+        } else if let Some(v) = word.strip_prefix("trunk=") {
+            vk.trunk = Some(v.parse()?);
+        } else if let Some(v) = word.strip_prefix("native=") {
+            vk.native = Some(vid(v)?);
+        } else if let Some(v) = word.strip_prefix("vlans=") {
+            vk.vlans = Some(v.parse()?);
+        } else if let Some(v) = word.strip_prefix("untagged=") {
+            vk.untagged = Some(v.parse()?);
+        } else if let Some(v) = word.strip_prefix("pvid=") {
+            vk.pvid = Some(vid(v)?);
+        } else if let Some(v) = word.strip_prefix("mtu=") {
             out.mtu = Some(validate::MTU.parse("mtu", v)? as u32);
         } else if let Some(v) = word.strip_prefix("mode=") {
             out.sock_mode = Some(
@@ -220,6 +320,7 @@ fn parse_spec_inner(spec: &str) -> Result<PortSpec, SpecProblem> {
             apply_flag(&mut out.flags, word)?;
         }
     }
+    out.vlans = vk.build()?;
     Ok(out)
 }
 
@@ -356,6 +457,12 @@ pub struct Overrides {
     pub dataplane_threads: Option<usize>,
     /// Busy polling after each frame, in microseconds.
     pub busy_poll_us: Option<u64>,
+    /// `--vlan-filtering`.
+    pub vlan_filtering: bool,
+    /// `--vlan-protocol`.
+    pub vlan_protocol: Option<String>,
+    /// `--default-pvid`.
+    pub default_pvid: Option<u16>,
 }
 
 /// A configuration error; the text names where.
@@ -407,6 +514,9 @@ struct FileConfig {
     api_token: Option<String>,
     dataplane_threads: Option<Spanned<u64>>,
     busy_poll_us: Option<Spanned<u64>>,
+    vlan_filtering: Option<bool>,
+    vlan_protocol: Option<Spanned<String>>,
+    default_pvid: Option<Spanned<u16>>,
     #[serde(default, rename = "port")]
     ports: Vec<Spanned<FilePort>>,
 }
@@ -432,6 +542,12 @@ struct FilePort {
     mtu: Option<Spanned<u32>>,
     offload: Option<bool>,
     max_learned: Option<Spanned<u64>>,
+    access: Option<u16>,
+    trunk: Option<VlanSet>,
+    native: Option<u16>,
+    vlans: Option<VlanSet>,
+    untagged: Option<VlanSet>,
+    pvid: Option<u16>,
 }
 
 struct Src<'a> {
@@ -456,6 +572,15 @@ impl Src<'_> {
             key: key.to_string(),
             msg: msg.into(),
         })
+    }
+}
+
+/// Checks a `default_pvid`: 0 (no PVID for new ports) or a usable VID.
+pub fn check_default_pvid(v: u16) -> Result<u16, VlanError> {
+    if v == 0 {
+        Ok(0)
+    } else {
+        check_vid(v)
     }
 }
 
@@ -549,6 +674,21 @@ fn load_file(path: &Path, cfg: &mut Config, pending: &mut Pending) -> Result<(),
             Err(e) => return src.err(b.span(), "busy_poll_us", e.to_string()),
         }
     }
+    if let Some(v) = fc.vlan_filtering {
+        cfg.settings.vlan_filtering = v;
+    }
+    if let Some(p) = fc.vlan_protocol {
+        match p.get_ref().parse::<Protocol>() {
+            Ok(v) => cfg.settings.vlan_protocol = v,
+            Err(e) => return src.err(p.span(), "vlan_protocol", e.to_string()),
+        }
+    }
+    if let Some(d) = fc.default_pvid {
+        match check_default_pvid(*d.get_ref()) {
+            Ok(v) => cfg.settings.default_pvid = v,
+            Err(e) => return src.err(d.span(), "default_pvid", e.to_string()),
+        }
+    }
     for (i, p) in fc.ports.into_iter().enumerate() {
         let pspan = p.span();
         let p = p.into_inner();
@@ -585,6 +725,7 @@ fn load_file(path: &Path, cfg: &mut Config, pending: &mut Pending) -> Result<(),
                 sock_owner: None,
                 max_conns: None,
                 max_learned: 0,
+                vlans: None,
             }
         };
         if p.spec.is_some() {
@@ -611,6 +752,19 @@ fn load_file(path: &Path, cfg: &mut Config, pending: &mut Pending) -> Result<(),
                 Ok(v) => spec.max_learned = v as usize,
                 Err(e) => return src.err(m.span(), &key("max_learned"), e.to_string()),
             }
+        }
+        let vk = VlanKeys {
+            access: p.access,
+            trunk: p.trunk,
+            native: p.native,
+            vlans: p.vlans,
+            untagged: p.untagged,
+            pvid: p.pvid,
+        };
+        match vk.build() {
+            Ok(Some(v)) => spec.vlans = Some(v),
+            Ok(None) => {}
+            Err(e) => return src.err(pspan.clone(), &key("vlans"), e.to_string()),
         }
         if cfg.ports.iter().any(|q| q.name == spec.name) {
             return src.err(
@@ -688,6 +842,15 @@ impl Config {
         }
         if o.vepa_flood_unknown {
             cfg.settings.vepa_flood_unknown = true;
+        }
+        if o.vlan_filtering {
+            cfg.settings.vlan_filtering = true;
+        }
+        if let Some(p) = &o.vlan_protocol {
+            cfg.settings.vlan_protocol = p.parse().map_err(flag("--vlan-protocol"))?;
+        }
+        if let Some(d) = o.default_pvid {
+            cfg.settings.default_pvid = check_default_pvid(d).map_err(flag("--default-pvid"))?;
         }
         if let Some(b) = o.busy_poll_us {
             cfg.busy_poll_us = validate::BUSY_POLL_US
@@ -818,6 +981,59 @@ mod tests {
             .contains("unknown port kind"));
         assert!(parse_spec("tsw0,mtu=12").is_err());
         assert!(parse_spec("=tsw0").is_err());
+    }
+
+    #[test]
+    fn vlan_keys() {
+        let v = |s: &str| parse_spec(s).unwrap().vlans.unwrap();
+        let a = v("tsw0,access=10");
+        assert_eq!(a.pvid(), Some(10));
+        assert!(a.is_untagged(10) && a.members().len() == 1);
+        let t = v("tsw3,trunk=10;20-29,native=1");
+        assert_eq!(t.pvid(), Some(1));
+        assert!(t.is_untagged(1) && t.is_member(25) && !t.is_untagged(25));
+        assert_eq!(t.members().len(), 12);
+        let p = v("tsw4,vlans=10;20,untagged=30,pvid=30");
+        assert_eq!(p.pvid(), Some(30));
+        assert!(p.is_untagged(30) && !p.is_untagged(10) && p.is_member(20));
+        let p = v("tsw4,vlans=10,pvid=10");
+        assert!(!p.is_untagged(10), "pvid on a tagged member stays tagged");
+        assert!(parse_spec("tsw0").unwrap().vlans.is_none());
+        for bad in [
+            "tsw0,access=0",
+            "tsw0,access=4095",
+            "tsw0,trunk=10;x",
+            "tsw0,native=5",
+            "tsw0,access=10,trunk=20",
+            "tsw0,trunk=10,pvid=10",
+            "tsw0,vlans=4095",
+        ] {
+            assert!(parse_spec(bad).is_err(), "{bad}");
+        }
+        let e = parse_spec("tsw0,trunk=10;0").unwrap_err().to_string();
+        assert!(e.contains("VID 0"), "{e}");
+        let c = load(
+            "vlan_filtering = true\nvlan_protocol = \"802.1ad\"\ndefault_pvid = 0\n[[port]]\nname = \"tsw0\"\ntrunk = [10, \"20-21\"]\nnative = 10\n",
+            Overrides::default(),
+        )
+        .unwrap();
+        assert!(c.settings.vlan_filtering);
+        assert_eq!(c.settings.vlan_protocol, Protocol::Dot1ad);
+        assert_eq!(c.settings.default_pvid, 0);
+        let pv = c.ports[0].vlans.as_ref().unwrap();
+        assert_eq!(pv.pvid(), Some(10));
+        assert_eq!(pv.members().len(), 3);
+        let e = load("default_pvid = 4095\n", Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(":1: key 'default_pvid'"), "{e}");
+        let e = load(
+            "[[port]]\nname = \"a\"\naccess = 5\ntrunk = \"6\"\n",
+            Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("port[0].vlans") && e.contains("access="), "{e}");
     }
 
     #[test]

@@ -136,8 +136,7 @@ pub enum Attached {
 pub fn attach(sw: &Arc<Switch>, spec: &PortSpec) -> Result<Attached, AttachError> {
     // A taken name is a conflict, whatever opening the port would say (a TAP already held by
     // this very port answers EBUSY).
-    if sw.ports().by_name(&spec.name).is_some() || sw.listeners().iter().any(|l| l.0 == spec.name)
-    {
+    if sw.ports().by_name(&spec.name).is_some() || sw.listeners().iter().any(|l| l.0 == spec.name) {
         return Err(AddPortError::Duplicate(spec.name.clone()).into());
     }
     match spec.kind {
@@ -149,6 +148,9 @@ pub fn attach(sw: &Arc<Switch>, spec: &PortSpec) -> Result<Attached, AttachError
             let port = open_port(spec)?;
             let h = sw.add_port(&spec.name, port, spec.flags)?;
             sw.fdb.set_port_limit(h.id, spec.max_learned);
+            if let Some(v) = &spec.vlans {
+                sw.update_port_vlans(&h, |p| *p = v.clone());
+            }
             Ok(Attached::Port(h))
         }
     }
@@ -244,7 +246,12 @@ async fn accept_loop(
         let pname = format!("{name}-{next}");
         next += 1;
         match sw.add_port_owned(&pname, Box::new(conn), spec.flags, Some(&name)) {
-            Ok(h) => sw.fdb.set_port_limit(h.id, spec.max_learned),
+            Ok(h) => {
+                sw.fdb.set_port_limit(h.id, spec.max_learned);
+                if let Some(v) = &spec.vlans {
+                    sw.update_port_vlans(&h, |p| *p = v.clone());
+                }
+            }
             Err(e) => tracing::warn!(listener = %name, error = %e, "cannot attach connection"),
         }
     }
@@ -292,7 +299,10 @@ pub fn reload(sw: &Arc<Switch>, old: &[PortSpec], new: &Config) -> Vec<PortSpec>
     s.ageing_ms = new.settings.ageing_ms;
     s.group_fwd_mask = new.settings.group_fwd_mask;
     s.vepa_flood_unknown = new.settings.vepa_flood_unknown;
-    sw.settings.store(s);
+    s.vlan_filtering = new.settings.vlan_filtering;
+    s.vlan_protocol = new.settings.vlan_protocol;
+    s.default_pvid = new.settings.default_pvid;
+    set_settings(sw, s);
     sw.fdb.set_max_learned(new.fdb_max);
     let same_port = |a: &PortSpec, b: &PortSpec| {
         (
@@ -342,6 +352,16 @@ pub fn reload(sw: &Arc<Switch>, old: &[PortSpec], new: &Config) -> Vec<PortSpec>
                     tracing::error!(port = %n.name, error = %e, "reload: flags not changed");
                 }
                 sw.fdb.set_port_limit(h.id, n.max_learned);
+                let old_v = old
+                    .iter()
+                    .find(|p| p.name == n.name)
+                    .and_then(|p| p.vlans.clone());
+                if n.vlans != old_v {
+                    let v = n.vlans.clone().unwrap_or_else(|| {
+                        crate::vlan::PortVlans::new_default(sw.settings.load().default_pvid)
+                    });
+                    set_port_vlans(sw, h, v);
+                }
             }
             for h in sw.listener_ports(&n.name, n.kind) {
                 let _ = sw.set_port_flags(&h, n.flags);
@@ -357,6 +377,53 @@ pub fn reload(sw: &Arc<Switch>, old: &[PortSpec], new: &Config) -> Vec<PortSpec>
     }
     tracing::info!(ports = declared.len(), "configuration reloaded");
     declared
+}
+
+/// Applies new switch settings. Turning VLAN filtering on or off, or changing its protocol,
+/// flushes the learned entries (they were keyed by another VLAN scheme); a new `default_pvid`
+/// moves the ports that still have the old default as PVID, as Linux does.
+pub fn set_settings(sw: &Switch, new: crate::switch::Settings) {
+    let old = sw.settings.load();
+    if old.default_pvid != new.default_pvid {
+        for h in sw.ports().iter() {
+            let r = sw.update_port_vlans(h, |p| {
+                p.apply_default_pvid(old.default_pvid, new.default_pvid)
+            });
+            if let Err(e) = r {
+                tracing::warn!(port = %h.name, error = %e, "default_pvid not applied");
+            }
+        }
+    }
+    sw.settings.store(new);
+    if old.vlan_filtering != new.vlan_filtering || old.vlan_protocol != new.vlan_protocol {
+        let n = sw.fdb.flush(crate::fdb::FlushFilter {
+            dynamic_only: true,
+            ..Default::default()
+        });
+        tracing::info!(
+            vlan_filtering = new.vlan_filtering,
+            protocol = %new.vlan_protocol,
+            flushed = n,
+            "VLAN filtering changed"
+        );
+    }
+}
+
+/// Replaces a port's VLANs; the entries of the port in VLANs it leaves are flushed (Linux
+/// `nbp_vlan_delete`). Whole-table work: run on the control thread.
+pub fn set_port_vlans(sw: &Switch, h: &PortHandle, v: crate::vlan::PortVlans) {
+    let mut gone = crate::vlan::VlanSet::new();
+    sw.update_port_vlans(h, |p| {
+        for vid in p.members().iter() {
+            if !v.is_member(vid) {
+                let _ = gone.insert(vid);
+            }
+        }
+        *p = v;
+    });
+    if !gone.is_empty() {
+        sw.fdb.flush_port_vlans(h.id, &gone);
+    }
 }
 
 /// The control thread is gone (the switch is stopping).

@@ -437,6 +437,22 @@ impl Fdb {
         n
     }
 
+    /// Removes every entry of `port` in the VLANs of `vids` (a VLAN deleted from a port, Linux
+    /// `nbp_vlan_delete`), in one pass.
+    pub fn flush_port_vlans(&self, port: PortId, vids: &crate::vlan::VlanSet) -> usize {
+        let mut n = 0;
+        self.map.retain(|k, e| {
+            let hit = e.port() == port && vids.contains(k.vlan);
+            if hit {
+                self.uncount(e);
+                n += 1;
+            }
+            !hit
+        });
+        self.stats.flushed_total.fetch_add(n as u64, Relaxed);
+        n
+    }
+
     /// Removes the dynamic entries (learned and user-dynamic) of a port, as Linux does when
     /// a port goes down.
     pub fn flush_port_dynamic(&self, port: PortId) -> usize {

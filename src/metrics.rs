@@ -27,6 +27,8 @@
 //! | `tapswitch_fdb_learn_limit_hits_total` | counter | | sources not learned: limit reached |
 //! | `tapswitch_frames_forwarded_total` | counter | | frames sent to one port |
 //! | `tapswitch_frames_flooded_total` | counter | kind | frames flooded (broadcast, multicast, unknown_unicast) |
+//! | `tapswitch_vlan_rx_frames_total` | counter | vlan | frames classified into the VLAN (VLAN filtering on), for VLANs some port is a member of |
+//! | `tapswitch_vlan_rx_bytes_total` | counter | vlan | bytes of those frames |
 //! | `tapswitch_build_info` | gauge | version | always 1 |
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -61,6 +63,8 @@ pub const METRIC_NAMES: &[&str] = &[
     "tapswitch_fdb_learn_limit_hits_total",
     "tapswitch_frames_forwarded_total",
     "tapswitch_frames_flooded_total",
+    "tapswitch_vlan_rx_frames_total",
+    "tapswitch_vlan_rx_bytes_total",
     "tapswitch_build_info",
 ];
 
@@ -259,6 +263,27 @@ pub fn gather(sw: &Switch) -> Vec<MetricFamily> {
         fl.push(&[("kind", k.label())], v(sw.stats.flooded(k)));
     }
     out.push(fl);
+    // per-VLAN series only for VLANs some port is a member of
+    let mut configured = crate::vlan::VlanSet::new();
+    for h in ports.iter() {
+        configured = configured.union(h.vlans().members());
+    }
+    let mut vf = Family::new(
+        "tapswitch_vlan_rx_frames_total",
+        "Frames classified into the VLAN by ingress filtering.",
+        COUNTER,
+    );
+    let mut vb = Family::new(
+        "tapswitch_vlan_rx_bytes_total",
+        "Bytes of the frames classified into the VLAN.",
+        COUNTER,
+    );
+    for vid in configured.iter() {
+        let l = vid.to_string();
+        vf.push(&[("vlan", &l)], v(&sw.stats.vlan_rx_frames[vid as usize]));
+        vb.push(&[("vlan", &l)], v(&sw.stats.vlan_rx_bytes[vid as usize]));
+    }
+    out.extend([vf, vb]);
     let mut b = Family::new(
         "tapswitch_build_info",
         "Build information; always 1.",

@@ -27,6 +27,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering::Re
 use crate::fdb::{Fdb, FdbKey};
 use crate::frame::{EthernetFrame, MacAddr};
 pub use crate::types::{PortId, Timestamp};
+use crate::vlan::Protocol;
 
 /// Per-port behaviour flags, named as in `bridge link set`.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -164,6 +165,9 @@ pub struct SharedSettings {
     group_fwd_mask: AtomicU32,
     mode: AtomicU8,
     vepa_flood_unknown: AtomicBool,
+    vlan_filtering: AtomicBool,
+    vlan_protocol: AtomicU8,
+    default_pvid: AtomicU32,
 }
 
 /// A copy of the settings for one decision.
@@ -177,6 +181,13 @@ pub struct Settings {
     pub mode: Mode,
     /// In VEPA mode, flood unknown unicast from the uplink to downlinks instead of dropping it.
     pub vepa_flood_unknown: bool,
+    /// VLAN filtering (Linux `vlan_filtering 1`): ports' VLAN membership, PVIDs and egress
+    /// tagging apply and the table is per (MAC, VID); off, tags pass untouched in VID 0.
+    pub vlan_filtering: bool,
+    /// The tag the switch filters on (802.1Q or 802.1ad).
+    pub vlan_protocol: Protocol,
+    /// The VLAN a new port gets as PVID and egress untagged (0: none), Linux `default_pvid`.
+    pub default_pvid: u16,
 }
 
 /// Linux default ageing time.
@@ -189,6 +200,9 @@ impl Default for Settings {
             group_fwd_mask: 0,
             mode: Mode::Veb,
             vepa_flood_unknown: false,
+            vlan_filtering: false,
+            vlan_protocol: Protocol::Dot1Q,
+            default_pvid: 1,
         }
     }
 }
@@ -201,6 +215,9 @@ impl SharedSettings {
             group_fwd_mask: AtomicU32::new(0),
             mode: AtomicU8::new(0),
             vepa_flood_unknown: AtomicBool::new(false),
+            vlan_filtering: AtomicBool::new(false),
+            vlan_protocol: AtomicU8::new(0),
+            default_pvid: AtomicU32::new(1),
         };
         out.store(s);
         out
@@ -212,6 +229,13 @@ impl SharedSettings {
             group_fwd_mask: self.group_fwd_mask.load(Relaxed) as u16,
             mode: Mode::from_u8(self.mode.load(Relaxed)),
             vepa_flood_unknown: self.vepa_flood_unknown.load(Relaxed),
+            vlan_filtering: self.vlan_filtering.load(Relaxed),
+            vlan_protocol: if self.vlan_protocol.load(Relaxed) == 1 {
+                Protocol::Dot1ad
+            } else {
+                Protocol::Dot1Q
+            },
+            default_pvid: self.default_pvid.load(Relaxed) as u16,
         }
     }
     /// Replaces the settings.
@@ -220,6 +244,10 @@ impl SharedSettings {
         self.group_fwd_mask.store(s.group_fwd_mask as u32, Relaxed);
         self.mode.store(s.mode.to_u8(), Relaxed);
         self.vepa_flood_unknown.store(s.vepa_flood_unknown, Relaxed);
+        self.vlan_filtering.store(s.vlan_filtering, Relaxed);
+        self.vlan_protocol
+            .store((s.vlan_protocol == Protocol::Dot1ad) as u8, Relaxed);
+        self.default_pvid.store(s.default_pvid as u32, Relaxed);
     }
 }
 
@@ -310,6 +338,10 @@ labelled_enum!(
         NoUplink => "no_uplink",
         /// The destination port went away between lookup and send.
         NoPort => "no_port",
+        /// VLAN filtering: tagged with a VLAN the port is not a member of.
+        VlanFiltered => "vlan_filtered",
+        /// VLAN filtering: untagged or priority-tagged on a port without PVID.
+        VlanNoPvid => "vlan_no_pvid",
     }
 );
 
@@ -326,6 +358,8 @@ labelled_enum!(
         Offload => "offload",
         /// Any other send error.
         Error => "error",
+        /// VLAN filtering: known unicast toward a port that is not a member of its VLAN.
+        VlanNotMember => "vlan_not_member",
     }
 );
 
@@ -353,13 +387,19 @@ pub trait PortDirectory {
     fn uplink(&self) -> Option<PortId>;
 }
 
-/// Decides what to do with one frame received on `ingress`, learning its source first.
+/// Decides what to do with one frame received on `ingress` in VLAN `vid` (0 when VLAN
+/// filtering is off; ingress filtering has already passed), learning its source first.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the per-frame context, kept flat for speed"
+)]
 pub fn decide<D: PortDirectory + ?Sized>(
     settings: &Settings,
     fdb: &Fdb,
     ingress: PortId,
     in_flags: PortFlags,
     frame: &EthernetFrame<&[u8]>,
+    vid: u16,
     ports: &D,
     now: Timestamp,
 ) -> Decision {
@@ -368,8 +408,9 @@ pub fn decide<D: PortDirectory + ?Sized>(
     if !src.is_valid_source() {
         return Decision::Drop(RxDrop::InvalidSource);
     }
-    // VLAN-unaware: every frame uses VLAN 0, tags pass unchanged (Linux vlan_filtering 0).
-    let src_key = FdbKey::new(src, 0);
+    // VLAN-unaware: every frame uses VLAN 0, tags pass unchanged (Linux vlan_filtering 0);
+    // with filtering, the VLAN ingress classified it into.
+    let src_key = FdbKey::new(src, vid);
 
     let link_local_drop = match dst.link_local_group() {
         Some(1) if settings.group_fwd_mask & (1 << 1) == 0 => {
@@ -421,7 +462,7 @@ pub fn decide<D: PortDirectory + ?Sized>(
         };
     }
     // With ageing 0 nothing is learned, but user entries still forward (as in Linux).
-    let dst_key = FdbKey::new(dst, 0);
+    let dst_key = FdbKey::new(dst, vid);
     if let Some(out) = fdb.lookup(&dst_key, now) {
         if out == ingress && !in_flags.contains(PortFlags::HAIRPIN) {
             return Decision::Drop(RxDrop::SamePort);
@@ -473,7 +514,7 @@ fn decide_vepa<D: PortDirectory + ?Sized>(
     } else if dst.is_multicast() {
         FloodKind::Multicast
     } else {
-        match fdb.lookup(&FdbKey::new(dst, 0), now) {
+        match fdb.lookup(&FdbKey::new(dst, src_key.vlan), now) {
             Some(out) if out != ingress => return Decision::Forward(out),
             _ if settings.vepa_flood_unknown => FloodKind::UnknownUnicast,
             _ => return Decision::Drop(RxDrop::VepaUnknown),

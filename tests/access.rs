@@ -84,11 +84,10 @@ fn tcp_changes_need_the_token_even_on_loopback() {
         assert_eq!(st, 403, "{m} {p}: {body}");
         assert!(body.contains("--api-token"), "{body}");
     }
-    assert_eq!(
+    assert!(
         r("GET", "/api/v1/config", None, None)
             .1
             .contains("\"ageing_secs\":300"),
-        true,
         "nothing changed"
     );
     // the CLI says what to do

@@ -48,6 +48,30 @@ fn seed_corpus_stream_decoder() {
 }
 
 #[test]
+fn seed_corpus_vlan_frame() {
+    replay("vlan_frame", harness::check_vlan_frame);
+}
+
+/// Random inputs through the VLAN target without libFuzzer (a deterministic generator), so
+/// its checks run in every `cargo test`.
+#[test]
+fn vlan_frame_random_inputs() {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for _ in 0..300 {
+        let n = 16 + (x % 600) as usize;
+        let input: Vec<u8> = (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        harness::check_vlan_frame(&input);
+    }
+}
+
+#[test]
 fn seed_corpus_offload() {
     replay("offload", harness::check_offload);
 }

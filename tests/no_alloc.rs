@@ -25,11 +25,11 @@ fn count() {
     let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
 }
 
-// SAFETY: forwards every call to the system allocator unchanged; only counts.
 #[allow(
     unsafe_code,
     reason = "a counting global allocator needs an unsafe impl"
 )]
+// SAFETY: forwards every call to the system allocator unchanged; only counts.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
         count();
@@ -134,4 +134,87 @@ fn forwarding_allocates_nothing_per_frame() {
         .map(|p| p.counters.rx_frames.load(Relaxed))
         .sum();
     assert_eq!(rx, 10_000 + 2 * frames.len() as u64);
+}
+
+/// With VLAN filtering: classification, per-VLAN counting, and tag push, pop and rewrite toward
+/// access and trunk ports allocate nothing either.
+#[test]
+fn vlan_filtering_allocates_nothing_per_frame() {
+    use tapswitch::vlan::{PortVlans, VlanSet};
+    let s = Settings {
+        vlan_filtering: true,
+        ..Settings::default()
+    };
+    let sw = Switch::new("t", s, 1024);
+    let ports: Vec<_> = (0..4)
+        .map(|i| {
+            sw.add_port(&format!("p{i}"), Box::new(Sink), PortFlags::default())
+                .unwrap()
+        })
+        .collect();
+    let trunk = PortVlans::trunk(&"10;20".parse::<VlanSet>().unwrap(), Some(1)).unwrap();
+    sw.update_port_vlans(&ports[0], |p| *p = PortVlans::access(10).unwrap());
+    sw.update_port_vlans(&ports[1], |p| *p = PortVlans::access(20).unwrap());
+    sw.update_port_vlans(&ports[2], |p| *p = trunk.clone());
+    sw.update_port_vlans(&ports[3], |p| *p = trunk);
+    let reg = sw.ports();
+    let mut scratch = tapswitch::dataplane::Scratch::default();
+    let hdr = |f: Vec<u8>| {
+        let mut v = vec![0u8; 10];
+        v.extend(f);
+        v
+    };
+    let tagged = |dst: MacAddr, src: MacAddr, tci: u16| {
+        let mut p = tci.to_be_bytes().to_vec();
+        p.extend_from_slice(&[0x08, 0x00]);
+        p.extend_from_slice(&[0; 46]);
+        build_frame(dst, src, 0x8100, &p)
+    };
+    // (ingress, frame): untagged on access (push on trunks), tagged on a trunk (pop on access),
+    // priority-tagged (rewrite/pop), filtered, known unicast
+    let frames = [
+        (
+            0,
+            hdr(build_frame(MacAddr::BROADCAST, mac(1), 0x0800, &[0; 46])),
+        ),
+        (2, hdr(tagged(MacAddr::BROADCAST, mac(2), 20))),
+        (1, hdr(tagged(MacAddr::BROADCAST, mac(3), 5 << 13))),
+        (2, hdr(tagged(MacAddr::BROADCAST, mac(4), 30))),
+        (2, hdr(tagged(mac(1), mac(2), 10))),
+        (0, hdr(build_frame(mac(2), mac(1), 0x0800, &[0; 46]))),
+    ];
+    for (i, f) in &frames {
+        sw.handle_frame(
+            &reg,
+            &sw.settings.load(),
+            &ports[*i],
+            f,
+            false,
+            sw.now(),
+            &mut scratch,
+        );
+    }
+    sw.publish(&reg, &mut scratch);
+    let settings = sw.settings.load();
+    let before = ALLOCS.with(Cell::get);
+    for n in 0..10_000 {
+        let (i, f) = &frames[n % frames.len()];
+        sw.handle_frame(
+            &reg,
+            &settings,
+            &ports[*i],
+            f,
+            false,
+            tapswitch::fdb::Timestamp(5),
+            &mut scratch,
+        );
+        if n % 64 == 63 {
+            sw.publish(&reg, &mut scratch);
+        }
+    }
+    sw.publish(&reg, &mut scratch);
+    let after = ALLOCS.with(Cell::get);
+    assert_eq!(after - before, 0, "allocations on the VLAN frame path");
+    assert!(sw.stats.vlan_rx_frames[10].load(Relaxed) > 0);
+    assert!(sw.stats.vlan_rx_frames[20].load(Relaxed) > 0);
 }

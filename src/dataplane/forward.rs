@@ -10,10 +10,12 @@ use std::sync::atomic::Ordering::Relaxed;
 use super::registry::{LinkState, PortHandle, Registry, MAX_PORTS};
 use super::Switch;
 use crate::frame::EthernetFrame;
+use crate::frame::VLAN_TAG_LEN;
 use crate::offload::{self, VnetHdr, GSO_NONE, VNET_HDR_LEN};
 use crate::port::{classify, IoClass};
 use crate::switch::{decide, exceeds_mtu, flood_eligible, Decision, RxDrop, Settings, TxDrop};
 use crate::types::Timestamp;
+use crate::vlan::{self, Classified, Protocol, TagAction, VlanDrop};
 
 /// Room before each received frame for a virtio_net_hdr, so a frame from a plain port can go
 /// to an offload port with a zero header and no copy.
@@ -35,10 +37,58 @@ struct PortTally {
     tx_bytes: u64,
 }
 
+/// A copy of the frame being forwarded with its VLAN tag changed for egress ports that want
+/// another form than the one received (built at most once per frame and form).
+struct Variant {
+    /// Room for a pushed tag, the virtio_net_hdr, then the frame.
+    buf: Vec<u8>,
+    /// What `buf` holds: the action applied, and where the header + frame are.
+    built: Option<(TagAction, usize, usize, VnetHdr)>,
+}
+
+impl Default for Variant {
+    fn default() -> Self {
+        Variant {
+            buf: vec![0; VLAN_TAG_LEN + HEADROOM + super::RX_BUF],
+            built: None,
+        }
+    }
+}
+
+impl Variant {
+    /// The frame of `out` changed by `action` (header + frame, and the adjusted header), built
+    /// on first use for this frame.
+    fn get(
+        &mut self,
+        out: &Outgoing<'_>,
+        action: TagAction,
+        proto: Protocol,
+    ) -> Option<(&[u8], VnetHdr)> {
+        if !matches!(self.built, Some((a, ..)) if a == action) {
+            let n = out.pkt.len();
+            let start = VLAN_TAG_LEN + HEADROOM;
+            self.buf
+                .get_mut(VLAN_TAG_LEN..VLAN_TAG_LEN + n)?
+                .copy_from_slice(out.pkt);
+            let mut hdr = out.hdr;
+            let (s, l) =
+                vlan::apply_tag_action(&mut self.buf, start, n - HEADROOM, proto, action, &mut hdr)
+                    .ok()?;
+            hdr.write(&mut self.buf[s - HEADROOM..s]);
+            self.built = Some((action, s, l, hdr));
+        }
+        let (_, s, l, hdr) = self.built?;
+        Some((&self.buf[s - HEADROOM..s + l], hdr))
+    }
+}
+
 /// The frame path's per-thread working space, allocated once: a scratch buffer for software
-/// segmentation and the counters of the current batch.
+/// segmentation, VLAN tag changes, and the counters of the current batch.
 pub struct Scratch {
     pub(super) seg: Vec<u8>,
+    variant: Variant,
+    /// Frames and bytes of the VLAN last classified, not yet published.
+    vlan_tally: (u16, u64, u64),
     /// Index into `ports` by port slot, `NO_ENTRY` if the slot has no counts yet.
     index: Box<[u16]>,
     ports: Vec<PortTally>,
@@ -50,6 +100,8 @@ impl Default for Scratch {
     fn default() -> Self {
         Scratch {
             seg: vec![0; offload::SEG_BUF],
+            variant: Variant::default(),
+            vlan_tally: (0, 0, 0),
             index: vec![NO_ENTRY; MAX_PORTS].into_boxed_slice(),
             ports: Vec::with_capacity(TALLY_PORTS),
             forwarded: 0,
@@ -79,11 +131,13 @@ impl Scratch {
 }
 
 /// One received frame on its way out: the virtio_net_hdr, header + frame as one slice (for
-/// offload ports), and the checked frame.
+/// offload ports), the checked frame, and its VLAN (with filtering on).
+#[derive(Clone, Copy)]
 struct Outgoing<'a> {
     hdr: VnetHdr,
     pkt: &'a [u8],
     frame: EthernetFrame<&'a [u8]>,
+    vlan: Option<Classified>,
 }
 
 impl Switch {
@@ -133,10 +187,32 @@ impl Switch {
                 return c.rx_drop(RxDrop::TruncatedVlan)
             }
         };
+        let vlan = if settings.vlan_filtering {
+            match vlan::classify(bytes, settings.vlan_protocol, reg.vlans(ingress.id)) {
+                Ok(cl) => {
+                    self.count_vlan(w, cl.vid, bytes.len());
+                    Some(cl)
+                }
+                Err(VlanDrop::Filtered) => return c.rx_drop(RxDrop::VlanFiltered),
+                Err(VlanDrop::NoPvid) => return c.rx_drop(RxDrop::VlanNoPvid),
+                Err(VlanDrop::Truncated) => return c.rx_drop(RxDrop::TruncatedVlan),
+            }
+        } else {
+            None
+        };
+        let vid = vlan.map_or(0, |cl| cl.vid);
         let in_flags = ingress.flags.get();
-        let out = Outgoing { hdr, pkt, frame };
+        let out = Outgoing {
+            hdr,
+            pkt,
+            frame,
+            vlan,
+        };
         let in_slot = Registry::slot(ingress.id);
-        match decide(settings, &self.fdb, ingress.id, in_flags, &frame, reg, now) {
+        w.variant.built = None;
+        match decide(
+            settings, &self.fdb, ingress.id, in_flags, &frame, vid, reg, now,
+        ) {
             Decision::Forward(to) => match reg.get(to) {
                 Some(h) => {
                     w.forwarded += 1;
@@ -146,7 +222,12 @@ impl Switch {
                             c.rx_forwarded.fetch_add(1, Relaxed);
                         }
                     }
-                    self.transmit(h, &out, w);
+                    if vlan.is_some_and(|cl| !reg.vlans(to).is_member(cl.vid)) {
+                        // br_allowed_egress: known unicast to a port outside the VLAN
+                        h.counters.tx_drop(TxDrop::VlanNotMember);
+                    } else {
+                        self.transmit(reg, settings, h, &out, w);
+                    }
                 }
                 None => c.rx_drop(RxDrop::NoPort),
             },
@@ -167,8 +248,9 @@ impl Switch {
                         h.flags.get(),
                         kind,
                         except,
-                    ) {
-                        self.transmit(h, &out, w);
+                    ) && vlan.is_none_or(|cl| reg.vlans(h.id).is_member(cl.vid))
+                    {
+                        self.transmit(reg, settings, h, &out, w);
                     }
                 }
             }
@@ -176,8 +258,34 @@ impl Switch {
         }
     }
 
+    /// Counts a frame into its VLAN (published with the batch, or when the VLAN changes).
+    fn count_vlan(&self, w: &mut Scratch, vid: u16, bytes: usize) {
+        if w.vlan_tally.0 != vid {
+            self.publish_vlan(w.vlan_tally);
+            w.vlan_tally = (vid, 0, 0);
+        }
+        let (_, frames, b) = &mut w.vlan_tally;
+        *frames += 1;
+        *b += bytes as u64;
+    }
+
+    fn publish_vlan(&self, (vid, frames, bytes): (u16, u64, u64)) {
+        if frames > 0 {
+            if let (Some(f), Some(b)) = (
+                self.stats.vlan_rx_frames.get(vid as usize),
+                self.stats.vlan_rx_bytes.get(vid as usize),
+            ) {
+                f.fetch_add(frames, Relaxed);
+                b.fetch_add(bytes, Relaxed);
+            }
+        }
+    }
+
     /// Adds a batch's counts to the shared counters and clears `w`.
     pub fn publish(&self, reg: &Registry, w: &mut Scratch) {
+        self.publish_vlan(w.vlan_tally);
+        w.vlan_tally.1 = 0;
+        w.vlan_tally.2 = 0;
         if w.forwarded > 0 {
             self.stats.forwarded.fetch_add(w.forwarded, Relaxed);
             w.forwarded = 0;
@@ -209,7 +317,51 @@ impl Switch {
         }
     }
 
-    fn transmit(&self, h: &PortHandle, out: &Outgoing<'_>, w: &mut Scratch) {
+    /// Sends a frame out of `h` in the VLAN form `h` wants (tag pushed, popped or rewritten in
+    /// a copy when it differs from the form received).
+    fn transmit(
+        &self,
+        reg: &Registry,
+        settings: &Settings,
+        h: &PortHandle,
+        out: &Outgoing<'_>,
+        w: &mut Scratch,
+    ) {
+        if let Some(cl) = out.vlan {
+            let form = vlan::egress_form(reg.vlans(h.id), cl.vid);
+            let action = vlan::egress_action(&cl, form);
+            if action != TagAction::None {
+                // (an empty Variant holds no allocation: the buffer comes back below)
+                let mut variant = std::mem::replace(
+                    &mut w.variant,
+                    Variant {
+                        buf: Vec::new(),
+                        built: None,
+                    },
+                );
+                match variant.get(out, action, settings.vlan_protocol) {
+                    Some((pkt, hdr)) => match EthernetFrame::new_checked(&pkt[HEADROOM..]) {
+                        Ok(frame) => {
+                            let v = Outgoing {
+                                hdr,
+                                pkt,
+                                frame,
+                                vlan: out.vlan,
+                            };
+                            self.transmit_as_is(h, &v, w);
+                        }
+                        Err(_) => h.counters.tx_drop(TxDrop::Error),
+                    },
+                    None => h.counters.tx_drop(TxDrop::Error),
+                }
+                w.variant = variant;
+                return;
+            }
+        }
+        self.transmit_as_is(h, out, w);
+    }
+
+    fn transmit_as_is(&self, h: &PortHandle, out: &Outgoing<'_>, w: &mut Scratch) {
         let c = &h.counters;
         if h.state() == LinkState::Gone {
             return c.tx_drop(TxDrop::PortDown);

@@ -34,12 +34,27 @@ pub use registry::{
 pub use runtime::{Dataplane, DrainEnd, LogLimit, RxBuffers, RX_BATCH, RX_BUF};
 
 /// Switch-wide frame counters.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SwitchStats {
     /// Frames sent to exactly one port (known unicast, VEPA relay).
     pub forwarded: AtomicU64,
     /// Frames flooded, by [`FloodKind`] in `FloodKind::ALL` order.
     pub flooded: [AtomicU64; 3],
+    /// Frames classified into each VLAN (by VID) with VLAN filtering on.
+    pub vlan_rx_frames: Box<[AtomicU64]>,
+    /// Bytes classified into each VLAN.
+    pub vlan_rx_bytes: Box<[AtomicU64]>,
+}
+
+impl Default for SwitchStats {
+    fn default() -> Self {
+        SwitchStats {
+            forwarded: AtomicU64::new(0),
+            flooded: Default::default(),
+            vlan_rx_frames: (0..4096).map(|_| AtomicU64::new(0)).collect(),
+            vlan_rx_bytes: (0..4096).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
 }
 
 impl SwitchStats {

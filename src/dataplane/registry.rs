@@ -13,6 +13,7 @@ use super::Switch;
 use crate::port::{Port, PortKind};
 use crate::switch::{AtomicPortFlags, PortDirectory, PortFlags, RxDrop, TxDrop};
 use crate::types::PortId;
+use crate::vlan::PortVlans;
 
 /// Most ports one switch holds.
 pub const MAX_PORTS: usize = 4096;
@@ -107,6 +108,8 @@ pub struct PortHandle {
     removed: AtomicBool,
     /// The listener that made this port (stream connection, datagram peer).
     pub owner: Option<Arc<str>>,
+    /// VLAN membership, PVID and egress tagging (the frame path reads the registry's copy).
+    vlans: Mutex<PortVlans>,
 }
 
 impl std::fmt::Debug for PortHandle {
@@ -135,6 +138,11 @@ impl PortHandle {
         self.port.kind()
     }
 
+    /// The port's VLAN configuration.
+    pub fn vlans(&self) -> PortVlans {
+        self.vlans.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
     /// Tracks a task of this port; one added after the port was removed is stopped at once.
     pub(super) fn add_task(&self, t: tokio::task::AbortHandle) {
         let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
@@ -151,6 +159,8 @@ impl PortHandle {
 #[derive(Clone, Default)]
 pub struct Registry {
     pub(super) slots: Vec<Option<Arc<PortHandle>>>,
+    /// Each slot's VLAN configuration, as the frame path reads it.
+    vlans: Vec<Arc<PortVlans>>,
     generations: Vec<u16>,
     list: Vec<Arc<PortHandle>>,
     /// The port with the `uplink` flag, looked up once here instead of once per frame.
@@ -168,6 +178,15 @@ impl Registry {
             .get(Self::slot(id))?
             .as_ref()
             .filter(|h| h.id == id)
+    }
+
+    /// The VLAN configuration of a port (none for a port that is not attached).
+    pub fn vlans(&self, id: PortId) -> &PortVlans {
+        static NONE: PortVlans = PortVlans::none();
+        match self.vlans.get(Self::slot(id)) {
+            Some(v) if self.get(id).is_some() => v,
+            _ => &NONE,
+        }
     }
 
     /// The port in a slot (see [`PortId`]), if any.
@@ -200,6 +219,7 @@ impl Registry {
             Some(s) => s,
             None if self.slots.len() < MAX_PORTS => {
                 self.slots.push(None);
+                self.vlans.push(Arc::new(PortVlans::none()));
                 self.generations.push(0);
                 self.slots.len() - 1
             }
@@ -312,6 +332,8 @@ impl Switch {
             }
             let mut reg = (**lock).clone();
             let id = reg.next_id().ok_or(AddPortError::Full)?;
+            let vlans = PortVlans::new_default(self.settings.load().default_pvid);
+            reg.vlans[Registry::slot(id)] = Arc::new(vlans.clone());
             let handle = Arc::new(PortHandle {
                 id,
                 name: name.to_string(),
@@ -324,6 +346,7 @@ impl Switch {
                 tasks: Mutex::new(Vec::new()),
                 removed: AtomicBool::new(false),
                 owner: owner.map(Arc::from),
+                vlans: Mutex::new(vlans),
             });
             reg.slots[Registry::slot(id)] = Some(handle.clone());
             reg.list.push(handle.clone());
@@ -358,6 +381,20 @@ impl Switch {
             *lock = Arc::new(reg);
         }
         Ok(())
+    }
+
+    /// Changes a port's VLAN configuration with `f` (which may refuse); the frame path sees
+    /// the result from its next batch. Returns what `f` returned.
+    pub fn update_port_vlans<R>(&self, h: &PortHandle, f: impl FnOnce(&mut PortVlans) -> R) -> R {
+        let mut lock = self.registry.write().unwrap_or_else(|p| p.into_inner());
+        let mut v = h.vlans.lock().unwrap_or_else(|p| p.into_inner());
+        let r = f(&mut v);
+        let mut reg = (**lock).clone();
+        if reg.get(h.id).is_some() {
+            reg.vlans[Registry::slot(h.id)] = Arc::new(v.clone());
+            *lock = Arc::new(reg);
+        }
+        r
     }
 
     /// Detaches a port: stops its receive task and removes all its table entries. Whole-table

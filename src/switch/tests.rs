@@ -53,6 +53,7 @@ impl Rig {
             ingress,
             self.flags[&ingress],
             &frame,
+            0,
             self,
             self.now,
         )
