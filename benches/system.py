@@ -238,15 +238,66 @@ class TapProcess:
         drop_ns(self.ns)
 
 
-def tapswitch(tag, binary, extra, queues=None):
-    letter = "t" if queues is None else "m"
+def tapswitch(tag, binary, extra, queues=None, port_suffix="", letter=None):
+    letter = letter or ("t" if queues is None else "m")
     taps = [f"{LINK_PREFIX}{letter}{tag}{i}" for i in range(2)]
     argv = [binary, "run", "--listen", "none", "--control", "none", *extra]
     if queues is not None:
         argv += ["--dataplane-threads", str(queues)]
     for t in taps:
-        argv += ["--port", t if queues is None else f"{t},queues={queues}"]
+        argv += ["--port", (t if queues is None else f"{t},queues={queues}") + port_suffix]
     return TapProcess(tag, letter, argv, taps)
+
+
+class TwoSwitches:
+    """Host A - tapswitch 1 - veth pair (packet: ports) - tapswitch 2 - host B. With `vlan`, both
+    switches filter VLANs: the hosts are on access ports of VLAN 10 and the veth link is a trunk
+    carrying VLAN 10 tagged, so every frame is tagged and untagged once on its way."""
+
+    def __init__(self, tag, binary, extra, vlan):
+        self.ns = []
+        self.ifs = []
+        self.procs = []
+        self.links = []
+        letter = "q" if vlan else "w"
+        try:
+            a, b = f"{LINK_PREFIX}{letter}{tag}x", f"{LINK_PREFIX}{letter}{tag}y"
+            CREATED_LINKS.append(a)
+            self.links.append(a)
+            sh(f"ip link add {a} type veth peer name {b}")
+            for v in (a, b):
+                sh(f"ip link set {v} up")
+            access = ",access=10" if vlan else ""
+            trunk = ",trunk=10" if vlan else ""
+            taps = [f"{LINK_PREFIX}{letter}{tag}{i}" for i in range(2)]
+            for i, (t, v) in enumerate(zip(taps, (a, b))):
+                argv = [binary, "run", "--listen", "none", "--control", "none", "--name", f"b{tag}{letter}{i}",
+                        *extra, "--port", t + access, "--port", f"packet:{v}{trunk}"]
+                if vlan:
+                    argv.append("--vlan-filtering")
+                tp = TapProcess(f"{tag}{i}", letter, argv, [])
+                self.procs.append(tp)
+                ns = netns(f"{NS_PREFIX}{letter}{tag}{i}")
+                self.ns.append(ns)
+                sh(f"ip link set {t} netns {ns}")
+                host(ns, t, f"198.18.1.{i + 1}")
+                self.ifs.append(t)
+        except BaseException:
+            self.close()
+            raise
+
+    def cpu(self):
+        return sum(p.cpu() for p in self.procs)
+
+    def close(self):
+        for p in self.procs:
+            p.close()
+        self.procs.clear()
+        drop_ns(self.ns)
+        for link in self.links:
+            quiet(f"ip link del {link}")
+            CREATED_LINKS.remove(link)
+        self.links.clear()
 
 
 def relay(tag, relay_bin):
@@ -437,6 +488,9 @@ def main():
                     help="extra argument for `tapswitch run`, e.g. --switch-arg=--busy-poll-us=50")
     ap.add_argument("--multiqueue", type=int, default=None, metavar="N",
                     help="add a column: tapswitch with ports NAME,queues=N and --dataplane-threads N")
+    ap.add_argument("--vlan", action="store_true",
+                    help="add VLAN columns: access ports of one VLAN, and two switches joined by a "
+                         "trunk (against the same two switches without VLANs)")
     a = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("run as root: the benchmark builds network namespaces, TAPs and a bridge")
@@ -459,6 +513,11 @@ def main():
     }
     if a.multiqueue is not None:
         factories["tapswitch mq"] = lambda r: tapswitch(r, binary, a.switch_arg, a.multiqueue)
+    if a.vlan:
+        factories["tapswitch vlan"] = lambda r: tapswitch(
+            r, binary, [*a.switch_arg, "--vlan-filtering"], port_suffix=",access=10", letter="a")
+        factories["2 switches"] = lambda r: TwoSwitches(r, binary, a.switch_arg, False)
+        factories["2 switches trunk"] = lambda r: TwoSwitches(r, binary, a.switch_arg, True)
     setups = list(factories)
     res = {k: {m: [] for m, _ in METRICS} for k in setups}
     started = time.time()
@@ -492,8 +551,11 @@ def main():
     shown = [k for k in setups if any(v is not None for vs in res[k].values() for v in vs)]
     med = {k: {m: median(res[k][m]) for m, _ in METRICS} for k in shown}
     names = {"bridge": "Linux bridge", "tapswitch": "tapswitch", "relay": "epoll relay",
-             "tapswitch mq": f"tapswitch mq ({a.multiqueue} queues)"}
-    ratios = [("tapswitch", "bridge"), ("tapswitch", "relay"), ("tapswitch mq", "tapswitch")]
+             "tapswitch mq": f"tapswitch mq ({a.multiqueue} queues)",
+             "tapswitch vlan": "tapswitch, access VLAN", "2 switches": "2 tapswitches",
+             "2 switches trunk": "2 tapswitches, VLAN trunk"}
+    ratios = [("tapswitch", "bridge"), ("tapswitch", "relay"), ("tapswitch mq", "tapswitch"),
+              ("tapswitch vlan", "tapswitch"), ("2 switches trunk", "2 switches")]
     ratios = [(x, y) for x, y in ratios if x in med and y in med]
     print()
     print(f"| metric (median of {a.rounds} rounds of {a.seconds} s) | "

@@ -38,37 +38,6 @@ fn three_hosts_ping_each_other() {
     }
 }
 
-const TCP_SERVER: &str = r#"
-import hashlib, socket, sys
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind((sys.argv[1], 5001))
-s.listen(1)
-s.settimeout(20)
-print("ready", flush=True)
-c, _ = s.accept()
-c.settimeout(20)
-h, n = hashlib.sha256(), 0
-while True:
-    b = c.recv(1 << 16)
-    if not b:
-        break
-    h.update(b)
-    n += len(b)
-c.close()
-print(n, h.hexdigest(), flush=True)
-"#;
-
-const TCP_CLIENT: &str = r#"
-import hashlib, random, socket, sys
-data = random.Random(20240613).randbytes(int(sys.argv[2]))
-s = socket.create_connection((sys.argv[1], 5001), timeout=20)
-s.sendall(data)
-s.shutdown(socket.SHUT_WR)
-s.recv(1)  # the server closes after reading everything
-print(len(data), hashlib.sha256(data).hexdigest(), flush=True)
-"#;
-
 #[test]
 fn tcp_transfer_of_8_mib_arrives_intact() {
     if !common::root_or_skip() {
@@ -78,7 +47,7 @@ fn tcp_transfer_of_8_mib_arrives_intact() {
     let t = Topo::new(2, &[]);
     let (a, b) = (t.h(0), t.h(1));
     a.ping_ok(&b.ip, 1);
-    let mut server = common::ChildGuard(b.ns.spawn(&["python3", "-c", TCP_SERVER, &b.ip]));
+    let mut server = common::ChildGuard(b.ns.spawn(&["python3", "-c", common::TCP_SERVER, &b.ip]));
     let (tx, rx) = mpsc::channel();
     let out = server.0.stdout.take().expect("stdout");
     std::thread::spawn(move || {
@@ -95,8 +64,13 @@ fn tcp_transfer_of_8_mib_arrives_intact() {
         "TCP server did not start"
     );
     let started = std::time::Instant::now();
-    let client =
-        a.ns.ok(&["python3", "-c", TCP_CLIENT, &b.ip, &SIZE.to_string()]);
+    let client = a.ns.ok(&[
+        "python3",
+        "-c",
+        common::TCP_CLIENT,
+        &b.ip,
+        &SIZE.to_string(),
+    ]);
     let got = rx
         .recv_timeout(Duration::from_secs(20))
         .expect("server result");

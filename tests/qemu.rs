@@ -250,3 +250,153 @@ fn guests_on_qemu_taps_attached_as_packet_ports() {
     ));
     check(&mut g, &s, &c);
 }
+
+/// Namespaces made for a test; deleted on drop (after the guard's processes stop).
+struct Namespaces(Vec<String>);
+
+impl Drop for Namespaces {
+    fn drop(&mut self) {
+        for ns in &self.0 {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+fn sh(args: &[&str]) {
+    let st = Command::new(args[0])
+        .args(&args[1..])
+        .status()
+        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+    assert!(st.success(), "{args:?}: {st}");
+}
+
+/// The better VLAN peer: a Linux guest whose 8021q module makes VLAN sub-interfaces eth0.10
+/// and eth0.20 on a trunk port (`packet:` on QEMU's tap, `trunk=10;20`) pings a namespace host
+/// on an access port of each VLAN.
+#[test]
+fn guest_with_vlan_subinterfaces_on_a_trunk() {
+    if !enabled(true) {
+        return;
+    }
+    let img = guest_image();
+    let dir = tmpdir();
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let pid = std::process::id() % 100000;
+    let tap = format!("tv{pid}{n}");
+    let (a10, a20) = (format!("tva{pid}{n}"), format!("tvb{pid}{n}"));
+    let nss = Namespaces(vec![
+        format!("tsq-{pid}-{n}-10"),
+        format!("tsq-{pid}-{n}-20"),
+    ]);
+    let mut g = Guard {
+        children: vec![],
+        dir: dir.clone(),
+    };
+    let log = dir.join("guest.log");
+    let append = "console=ttyS0 quiet panic=-1 ts_ip=0.0.0.0 ts_role=trunk \
+                  ts_vlans=10:198.18.40.1:198.18.40.2,20:198.18.41.1:198.18.41.2";
+    g.children.push(
+        Command::new("qemu-system-x86_64")
+            .args([
+                "-accel",
+                "tcg",
+                "-m",
+                "256",
+                "-nodefaults",
+                "-display",
+                "none",
+            ])
+            .args(["-no-reboot", "-serial"])
+            .arg(format!("file:{}", log.display()))
+            .args(["-kernel", &img.0, "-initrd", &img.1, "-append", append])
+            .args([
+                "-netdev",
+                &format!("tap,id=n0,ifname={tap},script=no,downscript=no"),
+            ])
+            .args(["-device", "virtio-net-pci,netdev=n0,mac=52:54:00:7a:01:01"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start qemu-system-x86_64"),
+    );
+    let t0 = Instant::now();
+    while !Path::new("/sys/class/net").join(&tap).exists() {
+        assert!(t0.elapsed() < Duration::from_secs(10), "QEMU made no tap");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut args = vec![
+        "run".to_string(),
+        "--control".into(),
+        "none".into(),
+        "--listen".into(),
+        "none".into(),
+        "--vlan-filtering".into(),
+    ];
+    for p in [
+        format!("{a10},access=10"),
+        format!("{a20},access=20"),
+        format!("packet:{tap},trunk=10;20"),
+    ] {
+        args.push("--port".into());
+        args.push(p);
+    }
+    g.children.push(
+        Command::new(env!("CARGO_BIN_EXE_tapswitch"))
+            .args(&args)
+            .stderr(std::fs::File::create(dir.join("switch.log")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let t0 = Instant::now();
+    while ![&a10, &a20]
+        .iter()
+        .all(|t| Path::new("/sys/class/net").join(t).exists())
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "switch made no taps"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for ((ns, t), addr) in nss
+        .0
+        .iter()
+        .zip([&a10, &a20])
+        .zip(["198.18.40.2", "198.18.41.2"])
+    {
+        sh(&["ip", "netns", "add", ns]);
+        sh(&["ip", "link", "set", t, "netns", ns]);
+        sh(&[
+            "ip",
+            "-n",
+            ns,
+            "addr",
+            "add",
+            &format!("{addr}/24"),
+            "dev",
+            t,
+        ]);
+        sh(&["ip", "-n", ns, "link", "set", t, "up"]);
+    }
+    let t = Instant::now();
+    while marker(&log, "TS_DONE").is_none() && t.elapsed() < Duration::from_secs(150) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let show = || {
+        format!(
+            "guest:\n{text}\nswitch:\n{}",
+            std::fs::read_to_string(dir.join("switch.log")).unwrap_or_default()
+        )
+    };
+    for vid in ["10", "20"] {
+        assert!(
+            text.lines()
+                .any(|l| l.trim() == format!("TS_PING_VLAN_OK {vid}")),
+            "the guest's eth0.{vid} did not reach the access host of VLAN {vid}\n{}",
+            show()
+        );
+    }
+    drop(g);
+    drop(nss);
+}

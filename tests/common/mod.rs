@@ -732,3 +732,63 @@ impl Drop for ChildGuard {
         }
     }
 }
+
+/// A TCP sink on port 5001 of `argv[1]`: prints "ready", then "BYTES SHA256" of what it got.
+pub const TCP_SERVER: &str = r#"
+import hashlib, socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], 5001))
+s.listen(1)
+s.settimeout(20)
+print("ready", flush=True)
+c, _ = s.accept()
+c.settimeout(20)
+h, n = hashlib.sha256(), 0
+while True:
+    b = c.recv(1 << 16)
+    if not b:
+        break
+    h.update(b)
+    n += len(b)
+c.close()
+print(n, h.hexdigest(), flush=True)
+"#;
+
+/// Sends `argv[2]` pseudo-random bytes to `argv[1]`:5001; prints "BYTES SHA256".
+pub const TCP_CLIENT: &str = r#"
+import hashlib, random, socket, sys
+data = random.Random(20240613).randbytes(int(sys.argv[2]))
+s = socket.create_connection((sys.argv[1], 5001), timeout=20)
+s.sendall(data)
+s.shutdown(socket.SHUT_WR)
+s.recv(1)  # the server closes after reading everything
+print(len(data), hashlib.sha256(data).hexdigest(), flush=True)
+"#;
+
+/// Sends `size` bytes over TCP from `a` to `b` (port 5001) and returns (sent, received) as
+/// "BYTES SHA256" lines; they must be equal.
+pub fn tcp_transfer(a: &Host, b: &Host, size: usize) -> (String, String) {
+    let mut server = ChildGuard(b.ns.spawn(&["python3", "-c", TCP_SERVER, &b.ip]));
+    let (tx, rx) = mpsc::channel();
+    let out = server.0.stdout.take().expect("stdout");
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(10)).as_deref(),
+        Ok("ready"),
+        "TCP server did not start"
+    );
+    let client =
+        a.ns.ok(&["python3", "-c", TCP_CLIENT, &b.ip, &size.to_string()]);
+    let got = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("server result");
+    (client.trim().to_string(), got.trim().to_string())
+}

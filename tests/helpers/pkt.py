@@ -8,13 +8,17 @@ Run it inside a network namespace (``ip netns exec NS python3 pkt.py ...``):
       on an AF_PACKET SOCK_RAW socket bound to IFACE. Frames shorter than 60 bytes are
       zero-padded to 60. Prints "sent N".
 
-  sniff IFACE SECONDS [--src MAC] [--dst MAC] [--ethertype 0xNNNN]
+  sniff IFACE SECONDS [--src MAC] [--dst MAC] [--ethertype 0xNNNN] [--vlan N|none]
       Counts frames *received* on IFACE (outgoing ones, pkttype PACKET_OUTGOING, are ignored)
       that match every given filter, for SECONDS. Prints "ready" once the socket is bound,
-      then the count on a line of its own when the time is up.
+      then the count on a line of its own when the time is up. --vlan N matches frames that
+      arrived with an 802.1Q/802.1ad tag of VID N, --vlan none frames that arrived untagged (the
+      kernel moves the outer tag to the packet auxdata; --ethertype then matches the EtherType
+      after it).
 """
 
 import socket
+import struct
 import sys
 import time
 
@@ -67,7 +71,7 @@ def sniff(args):
     if len(args) < 2:
         usage("sniff needs IFACE SECONDS")
     iface, secs = args[0], float(args[1])
-    src = dst = etype = None
+    src = dst = etype = vlan = None
     rest = args[2:]
     while rest:
         opt = rest.pop(0)
@@ -80,9 +84,13 @@ def sniff(args):
             dst = parse_mac(val)
         elif opt == "--ethertype":
             etype = int(val, 0).to_bytes(2, "big")
+        elif opt == "--vlan":
+            vlan = -1 if val == "none" else int(val)
         else:
             usage("unknown option %s" % opt)
     s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+    # the outer VLAN tag comes back in the auxdata (SOL_PACKET 263, PACKET_AUXDATA 8)
+    s.setsockopt(263, 8, 1)
     # Python converts the protocol of the address to network order itself.
     s.bind((iface, ETH_P_ALL))
     print("ready", flush=True)
@@ -94,9 +102,15 @@ def sniff(args):
             break
         s.settimeout(left)
         try:
-            data, addr = s.recvfrom(65536)
+            data, anc, _flags, addr = s.recvmsg(65536, 64)
         except socket.timeout:
             break
+        vid = -1
+        for level, typ, cdata in anc:
+            if level == 263 and typ == 8 and len(cdata) >= 20:
+                status, _l, _sl, _mac, _net, tci, _tpid = struct.unpack("IIIHHHH", cdata[:20])
+                if status & 0x10:  # TP_STATUS_VLAN_VALID
+                    vid = tci & 0xFFF
         # addr = (ifname, proto, pkttype, hatype, hwaddr)
         if addr[0] != iface or addr[2] == PACKET_OUTGOING or len(data) < 14:
             continue
@@ -105,6 +119,8 @@ def sniff(args):
         if src is not None and data[6:12] != src:
             continue
         if etype is not None and data[12:14] != etype:
+            continue
+        if vlan is not None and vid != vlan:
             continue
         count += 1
     s.close()

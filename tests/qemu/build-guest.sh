@@ -26,7 +26,7 @@ if [ ! -s "$out" ] || [ "$out" -ot "$0" ]; then
   trap 'rm -rf "$work"' EXIT
   mkdir -p "$work"/{bin,sbin,proc,sys,dev,tmp,lib/modules}
   cp "$(command -v busybox)" "$work/bin/busybox"
-  for m in virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci failover net_failover virtio_net; do
+  for m in virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci failover net_failover virtio_net llc stp garp mrp 8021q; do
     f=$(find "/lib/modules/$kver" -name "$m.ko*" | head -n 1)
     case "$f" in
       *.xz) xz -dc "$f" > "$work/lib/modules/$m.ko" ;;
@@ -40,14 +40,33 @@ if [ ! -s "$out" ] || [ "$out" -ot "$0" ]; then
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev 2>/dev/null
-for m in virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci failover net_failover virtio_net; do
+for m in virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci failover net_failover virtio_net llc stp garp mrp 8021q; do
   insmod /lib/modules/$m.ko 2>/dev/null
 done
 ip link set lo up
 ip link set eth0 up
-ip addr add "$ts_ip/24" dev eth0
+if [ "$ts_role" != trunk ]; then
+  ip addr add "$ts_ip/24" dev eth0
+fi
 echo "TS_BOOTED $ts_ip"
-if [ "$ts_role" = server ]; then
+if [ "$ts_role" = trunk ]; then
+  # VLAN sub-interfaces (the 8021q module): ts_vlans="VID:ADDR:PEER ..." (kernel arguments
+  # cannot hold spaces: ',' separates the entries)
+  for e in $(echo "$ts_vlans" | tr , ' '); do
+    vid=${e%%:*}; rest=${e#*:}; addr=${rest%%:*}; peer=${rest#*:}
+    vconfig add eth0 "$vid" >/dev/null 2>&1 || ip link add link eth0 name "eth0.$vid" type vlan id "$vid"
+    ip link set "eth0.$vid" up
+    ip addr add "$addr/24" dev "eth0.$vid"
+  done
+  for e in $(echo "$ts_vlans" | tr , ' '); do
+    vid=${e%%:*}; peer=${e##*:}
+    ok=0
+    for i in $(seq 1 60); do
+      if ping -c 1 -W 1 "$peer" >/dev/null 2>&1; then ok=1; break; fi
+    done
+    [ $ok = 1 ] && ping -c 3 -W 2 "$peer" >/dev/null 2>&1 && echo "TS_PING_VLAN_OK $vid"
+  done
+elif [ "$ts_role" = server ]; then
   nc -l -p 5001 | sha256sum | { read h _; echo "TS_RX_SHA $h"; }
 else
   ok=0
