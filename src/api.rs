@@ -236,6 +236,7 @@ pub fn router(sw: Arc<Switch>, ctl: ControlHandle, access: Access) -> Router {
         .route("/api/v1/config", get(get_config).patch(patch_config))
         .route("/api/v1/listeners", get(list_listeners))
         .route("/api/v1/vlans", get(list_vlans))
+        .route("/api/v1/stp", get(get_stp))
         .route(
             "/api/v1/ports/{name}/vlans/{vid}",
             axum::routing::put(put_port_vlan).delete(del_port_vlan),
@@ -428,13 +429,23 @@ pub fn port_json(sw: &Switch, h: &PortHandle, fdb_entries: usize) -> Value {
         "id": h.id.0,
         "kind": h.kind().as_str(),
         "flags": h.flags.get(),
-        "state": h.state(),
+        "state": if sw.bpdu_guard_tripped(h.id) {
+            json!("bpdu_guard")
+        } else {
+            json!(h.state())
+        },
         "up": h.is_up(),
         "mtu": h.port.mtu(),
         "created": h.port.created(),
         "fdb_entries": fdb_entries,
         "pvid": h.vlans().pvid(),
         "vlans": vlans_json(&h.vlans()),
+        "stp": stp_json(sw, h),
+        "storm": {
+            "broadcast": h.storm.bucket(crate::switch::FloodKind::Broadcast).rate(),
+            "multicast": h.storm.bucket(crate::switch::FloodKind::Multicast).rate(),
+            "unknown_unicast": h.storm.bucket(crate::switch::FloodKind::UnknownUnicast).rate(),
+        },
         "learned": sw.fdb.port_learned(h.id).0,
         "max_learned": sw.fdb.port_learned(h.id).1,
         "counters": {
@@ -451,6 +462,46 @@ pub fn port_json(sw: &Switch, h: &PortHandle, fdb_entries: usize) -> Value {
             "tx_dropped_by_reason": tx_by,
         }
     })
+}
+
+/// A port's spanning tree view: its settings, and its status while STP runs.
+fn stp_json(sw: &Switch, h: &PortHandle) -> Value {
+    let cfg = sw.port_stp_config(h);
+    let mut v = json!({
+        "config": cfg,
+        "state": h.stp_gate.get(),
+    });
+    if let Some(s) = sw.port_stp_status(h.id) {
+        v["status"] = json!(s);
+        v["role"] = json!(s.role);
+    }
+    v
+}
+
+async fn get_stp(State(st): State<AppState>) -> Json<Value> {
+    let cfg = st.sw.stp_bridge();
+    let names: std::collections::HashMap<crate::types::PortId, String> = st
+        .sw
+        .ports()
+        .iter()
+        .map(|h| (h.id, h.name.clone()))
+        .collect();
+    match st.sw.stp_status() {
+        Some((b, ports)) => {
+            let ports: Vec<Value> = ports
+                .iter()
+                .map(|p| {
+                    let mut v = json!(p);
+                    v["name"] = json!(names.get(&p.port).cloned().unwrap_or_default());
+                    v
+                })
+                .collect();
+            let mut bridge = json!(b);
+            bridge["root_port_name"] = json!(b.root_port.and_then(|p| names.get(&p).cloned()));
+            Json(json!({ "stp": "rstp", "config": cfg, "bridge": bridge, "ports": ports }))
+        }
+        None => Json(json!({ "stp": "off", "config": cfg })),
+    }
 }
 
 /// A port's VLANs as `bridge -j vlan show` lists them: `[{"vlan": 10, "flags": ["PVID",
@@ -662,7 +713,83 @@ async fn patch_port(
     let h = find_port(&st.sw, &name)?;
     let mut flags = h.flags.get();
     let mut max_learned = None;
+    let mut stp = st.sw.port_stp_config(&h);
+    let mut stp_changed = false;
+    let mut enable = false;
+    let mut storm: [Option<u64>; 3] = [None; 3];
+    let boolean = |k: &str, v: &Value| {
+        v.as_bool()
+            .ok_or_else(|| bad(format!("'{k}' needs true or false, got {v}")))
+    };
+    let number = |k: &str, v: &Value, r: crate::validate::Range| -> ApiResult<u64> {
+        let n = v
+            .as_u64()
+            .ok_or_else(|| bad(format!("'{k}' needs a number, got {v}")))?;
+        r.check(k, n).map_err(|e| bad(e.to_string()))
+    };
     for (k, v) in &body {
+        match k.as_str() {
+            "stp_cost" => {
+                stp.path_cost = Some(number(k, v, crate::validate::STP_PORT_COST)? as u32);
+                stp_changed = true;
+                continue;
+            }
+            "stp_priority" => {
+                stp.priority = number(k, v, crate::validate::STP_PORT_PRIORITY)? as u8;
+                stp_changed = true;
+                continue;
+            }
+            "edge" => {
+                stp.admin_edge = boolean(k, v)?;
+                stp_changed = true;
+                continue;
+            }
+            "auto_edge" => {
+                stp.auto_edge = boolean(k, v)?;
+                stp_changed = true;
+                continue;
+            }
+            "bpdu_guard" => {
+                stp.bpdu_guard = boolean(k, v)?;
+                stp_changed = true;
+                continue;
+            }
+            "root_guard" => {
+                stp.root_guard = boolean(k, v)?;
+                stp_changed = true;
+                continue;
+            }
+            "p2p" => {
+                let t = v
+                    .as_str()
+                    .ok_or_else(|| bad(format!("'p2p' needs auto, yes or no, got {v}")))?;
+                stp.p2p = crate::config::parse_p2p(t).map_err(|e| bad(e.to_string()))?;
+                stp_changed = true;
+                continue;
+            }
+            "enabled" => {
+                if !boolean(k, v)? {
+                    return Err(bad(
+                        "'enabled' re-enables a port BPDU guard disabled; to take a port out, detach it or set its link down",
+                    ));
+                }
+                enable = true;
+                continue;
+            }
+            "storm_broadcast" | "storm_multicast" | "storm_unknown_unicast" => {
+                let i = [
+                    "storm_broadcast",
+                    "storm_multicast",
+                    "storm_unknown_unicast",
+                ]
+                .iter()
+                .position(|x| x == k)
+                .unwrap_or(0);
+                storm[i] = Some(number(k, v, crate::validate::STORM_PPS)?);
+                continue;
+            }
+            _ => {}
+        }
         if k == "max_learned" {
             let n = v
                 .as_u64()
@@ -687,11 +814,27 @@ async fn patch_port(
             .ok_or_else(|| bad(format!("flag '{k}' needs true or false, got {v}")))?;
         flags = flags.with(f, on);
     }
+    if stp_changed {
+        stp.validate().map_err(|e| bad(e.to_string()))?;
+    }
     st.sw.set_port_flags(&h, flags)?;
     if let Some(n) = max_learned {
         st.sw.fdb.set_port_limit(h.id, n);
     }
-    tracing::info!(port = %name, flags = ?flags, ?max_learned, "port flags changed");
+    if stp_changed {
+        st.sw
+            .set_port_stp(&h, stp)
+            .map_err(|e| bad(e.to_string()))?;
+    }
+    if enable {
+        st.sw.enable_port_stp(&h);
+    }
+    for (k, pps) in crate::switch::FloodKind::ALL.iter().zip(storm) {
+        if let Some(pps) = pps {
+            h.storm.bucket(*k).set_rate(pps);
+        }
+    }
+    tracing::info!(port = %name, flags = ?flags, ?max_learned, "port changed");
     Ok(Json(port_reply(&st, &h).await?))
 }
 
@@ -884,6 +1027,12 @@ fn config_json(sw: &Switch) -> Value {
         "vlan_filtering": s.vlan_filtering,
         "vlan_protocol": s.vlan_protocol,
         "default_pvid": s.default_pvid,
+        "stp": if s.stp { "rstp" } else { "off" },
+        "stp_priority": sw.stp_bridge().priority,
+        "stp_hello_time": sw.stp_bridge().hello_time,
+        "stp_forward_delay": sw.stp_bridge().forward_delay,
+        "stp_max_age": sw.stp_bridge().max_age,
+        "stp_mac": sw.stp_bridge().mac,
     })
 }
 
@@ -901,6 +1050,12 @@ struct ConfigPatch {
     vlan_filtering: Option<bool>,
     vlan_protocol: Option<String>,
     default_pvid: Option<u16>,
+    stp: Option<String>,
+    stp_priority: Option<u16>,
+    stp_hello_time: Option<u8>,
+    stp_forward_delay: Option<u8>,
+    stp_max_age: Option<u8>,
+    stp_mac: Option<String>,
 }
 
 async fn patch_config(
@@ -925,6 +1080,31 @@ async fn patch_config(
     }
     if let Some(d) = p.default_pvid {
         s.default_pvid = crate::config::check_default_pvid(d).map_err(|e| bad(e.to_string()))?;
+    }
+    if let Some(v) = &p.stp {
+        s.stp = crate::config::parse_stp(v).map_err(|e| bad(e.to_string()))?;
+    }
+    let mut b = st.sw.stp_bridge();
+    let b0 = b;
+    if let Some(v) = p.stp_priority {
+        b.priority = v;
+    }
+    if let Some(v) = p.stp_hello_time {
+        b.hello_time = v;
+    }
+    if let Some(v) = p.stp_forward_delay {
+        b.forward_delay = v;
+    }
+    if let Some(v) = p.stp_max_age {
+        b.max_age = v;
+    }
+    if let Some(m) = &p.stp_mac {
+        b.mac = m
+            .parse()
+            .map_err(|e: crate::frame::ParseMacError| bad(e.to_string()))?;
+    }
+    if b != b0 {
+        st.sw.set_stp_bridge(b).map_err(|e| bad(e.to_string()))?;
     }
     if let Some(g) = &p.group_fwd_mask {
         s.group_fwd_mask = match g {

@@ -32,7 +32,7 @@ enum LogFormat {
 #[derive(Subcommand, Debug)]
 enum Cmd {
     /// Run the switch (with no port and no config: TAP ports tsw0 and tsw1).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Build namespace hosts on a switch, show them ping each other, and clean up.
     Demo(DemoArgs),
     /// Show the ports of a running switch (like `ip -s link`).
@@ -46,6 +46,9 @@ enum Cmd {
     Config(ConfigArgs),
     /// Show or change ports' VLANs (like `bridge vlan`).
     Vlan(VlanArgs),
+    /// Show the spanning tree: the bridge and each port's role and state (like `mstpctl
+    /// showbridge` and `showport`).
+    Stp(ClientArgs),
 }
 
 /// `tapswitch vlan`.
@@ -151,7 +154,8 @@ pub(crate) enum PortAction {
     Add { spec: String },
     /// Detach a port (its table entries are flushed).
     Del { name: String },
-    /// Change flags: `port set NAME hairpin on learning off ...`.
+    /// Change flags and settings: `port set NAME hairpin on learning off stp_cost 100 ...`
+    /// (`enabled on` re-enables a port BPDU guard disabled).
     Set {
         name: String,
         #[arg(num_args = 2..)]
@@ -215,6 +219,24 @@ struct RunArgs {
     /// VLAN given to new ports as PVID and egress untagged; 0: none [default: 1].
     #[arg(long, value_name = "N")]
     default_pvid: Option<u16>,
+    /// Spanning tree: off or rstp (RSTP, speaking 802.1D to 802.1D peers) [default: off].
+    #[arg(long, value_name = "MODE")]
+    stp: Option<String>,
+    /// Bridge priority, a multiple of 4096 in 0..=61440 [default: 32768].
+    #[arg(long, value_name = "N")]
+    stp_priority: Option<u16>,
+    /// Hello time in seconds, 1..=10 [default: 2].
+    #[arg(long, value_name = "S")]
+    stp_hello_time: Option<u8>,
+    /// Forward delay in seconds, 4..=30 [default: 15].
+    #[arg(long, value_name = "S")]
+    stp_forward_delay: Option<u8>,
+    /// Max age in seconds, 6..=40 [default: 20].
+    #[arg(long, value_name = "S")]
+    stp_max_age: Option<u8>,
+    /// Bridge address [default: derived from --name, see README].
+    #[arg(long, value_name = "MAC")]
+    stp_mac: Option<String>,
     /// Switch name, shown as `master NAME` [default: tapswitch].
     #[arg(long)]
     name: Option<String>,
@@ -324,7 +346,7 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.cmd {
-        Cmd::Run(a) => run(a, cli.log_format),
+        Cmd::Run(a) => run(*a, cli.log_format),
         Cmd::Demo(a) => {
             // the demo tells its own story on stdout; only problems go to the log
             init_logging(cli.log_format, "warn");
@@ -337,6 +359,7 @@ pub fn main() -> ExitCode {
         Cmd::Port(a) => crate::client::port_cmd(a),
         Cmd::Config(a) => crate::client::config_cmd(a),
         Cmd::Vlan(a) => crate::client::vlan_cmd(a),
+        Cmd::Stp(a) => crate::client::stp(&a.endpoint(), a.json),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -363,6 +386,12 @@ fn run(a: RunArgs, log_format: LogFormat) -> anyhow::Result<()> {
         vlan_filtering: a.vlan_filtering,
         vlan_protocol: a.vlan_protocol,
         default_pvid: a.default_pvid,
+        stp: a.stp,
+        stp_priority: a.stp_priority,
+        stp_hello_time: a.stp_hello_time,
+        stp_forward_delay: a.stp_forward_delay,
+        stp_max_age: a.stp_max_age,
+        stp_mac: a.stp_mac,
         name: a.name,
         api_token: a.api_token,
         no_default_ports: a.no_default_ports,

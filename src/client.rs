@@ -241,6 +241,96 @@ fn change(
     Ok(serde_json::from_str(&resp).unwrap_or(Value::Null))
 }
 
+/// Which `port set` keys are on/off flags (so `1`/`0` mean on/off there).
+struct PortFlagsNames;
+
+impl PortFlagsNames {
+    fn is_flag(k: &str) -> bool {
+        crate::switch::PortFlags::by_name(k).is_some()
+            || matches!(
+                k,
+                "edge" | "auto_edge" | "bpdu_guard" | "root_guard" | "enabled"
+            )
+    }
+}
+
+/// `tapswitch stp`: the bridge, then one line per port (role, state, cost, edge...).
+pub fn stp(api: &str, json: bool) -> Result<()> {
+    let v = get_json(api, "/api/v1/stp")?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    print!("{}", stp_text(&v));
+    Ok(())
+}
+
+/// The text of `tapswitch stp` for `GET /api/v1/stp`.
+pub fn stp_text(v: &Value) -> String {
+    let mut out = String::new();
+    if v["stp"] != "rstp" {
+        out.push_str(
+            "spanning tree: off (tapswitch run --stp rstp, or tapswitch config stp rstp)\n",
+        );
+        return out;
+    }
+    let b = &v["bridge"];
+    let s = |x: &Value| {
+        x.as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| x.to_string())
+    };
+    out.push_str(&format!(
+        "bridge id         {}\ndesignated root   {}{}\nroot port         {}\nroot path cost    {}\n\
+         max age {} s, hello time {} s, forward delay {} s (bridge: {} / {} / {})\n\
+         topology change   {} (count {}, {} s ago)\nroot changes      {}\n",
+        s(&b["bridge_id"]),
+        s(&b["designated_root"]),
+        if b["is_root"] == true { " (this bridge)" } else { "" },
+        b["root_port_name"].as_str().unwrap_or("none"),
+        b["root_path_cost"],
+        b["max_age"],
+        b["hello_time"],
+        b["forward_delay"],
+        b["bridge_max_age"],
+        b["bridge_hello_time"],
+        b["bridge_forward_delay"],
+        if b["topology_change"] == true { "yes" } else { "no" },
+        b["topology_change_count"],
+        s(&b["time_since_topology_change"]),
+        b["root_changes"],
+    ));
+    out.push_str(&format!(
+        "\n{:<16} {:<6} {:<11} {:<11} {:>9} {:<5} {:<5} {:<18} {}\n",
+        "port", "id", "role", "state", "cost", "edge", "proto", "designated bridge", "bpdus in/out"
+    ));
+    for p in v["ports"].as_array().into_iter().flatten() {
+        let c = &p["counters"];
+        let n = |k: &str| c[k].as_u64().unwrap_or(0);
+        let rx = n("rx_config") + n("rx_rst") + n("rx_tcn");
+        let tx = n("tx_config") + n("tx_rst") + n("tx_tcn");
+        let mut role = s(&p["role"]);
+        if p["root_inconsistent"] == true {
+            role.push('*');
+        }
+        if p["bpdu_guard_tripped"] == true {
+            role = "bpdu-guard".into();
+        }
+        out.push_str(&format!(
+            "{:<16} {:<6} {:<11} {:<11} {:>9} {:<5} {:<5} {:<18} {rx}/{tx}\n",
+            s(&p["name"]),
+            s(&p["port_id"]),
+            role,
+            s(&p["state"]),
+            p["path_cost"],
+            if p["oper_edge"] == true { "yes" } else { "no" },
+            s(&p["protocol"]),
+            s(&p["designated_bridge"]),
+        ));
+    }
+    out
+}
+
 /// Parses `bridge fdb`-style words: `MAC dev PORT [vlan N] [static|sticky|dynamic]`.
 pub fn parse_fdb_words(words: &[String], need_dev: bool) -> Result<Value> {
     let mut it = words.iter().map(String::as_str);
@@ -349,12 +439,19 @@ pub(crate) fn port_cmd(a: crate::cli::PortArgs) -> Result<()> {
                 let [k, v] = pair else {
                     bail!("flags come in pairs: FLAG on|off")
                 };
-                let on = match v.as_str() {
-                    "on" | "true" | "1" => true,
-                    "off" | "false" | "0" => false,
-                    other => bail!("'{k}' needs on or off, got '{other}'"),
+                let k = k.replace('-', "_");
+                // flags and switches take on/off; numbers and words (p2p) pass as they are
+                let val: Value = match v.as_str() {
+                    "on" | "true" => true.into(),
+                    "off" | "false" => false.into(),
+                    n if n.parse::<u64>().is_ok() && !PortFlagsNames::is_flag(&k) => {
+                        n.parse::<u64>().unwrap_or(0).into()
+                    }
+                    "1" => true.into(),
+                    "0" => false.into(),
+                    other => other.into(),
                 };
-                body.insert(k.replace('-', "_"), on.into());
+                body.insert(k, val);
             }
             change(
                 api,

@@ -16,6 +16,7 @@ use toml::Spanned;
 
 use crate::fdb::DEFAULT_MAX_LEARNED;
 use crate::port::{check_ifname, IfnameError, PortKind};
+use crate::stp::{BridgeConfig, P2p, PortConfig as StpPortConfig};
 use crate::switch::{Mode, PortFlags, Settings};
 use crate::validate::{self, OutOfRange};
 use crate::vlan::{check_vid, ParseVlanSetError, PortVlans, Protocol, VlanError, VlanSet};
@@ -58,6 +59,11 @@ pub struct PortSpec {
     /// VLAN membership from `access=`, `trunk=`/`native=`, `vlans=`/`untagged=`/`pvid=`;
     /// `None`: the switch's `default_pvid` (Linux: a new port gets VID 1 as PVID, untagged).
     pub vlans: Option<PortVlans>,
+    /// Spanning tree settings: `stp-cost=`, `stp-priority=`, `edge`, `no-auto-edge`,
+    /// `p2p=auto|yes|no`, `bpdu-guard`, `root-guard`.
+    pub stp: StpPortConfig,
+    /// Storm control, frames/s by kind (broadcast, multicast, unknown unicast); 0 = none.
+    pub storm: [u64; 3],
 }
 
 /// The VLAN keys of one spec or port table, before they are combined.
@@ -189,6 +195,12 @@ pub enum SpecProblem {
     /// A word that is not a flag or a key.
     #[error(transparent)]
     Flag(#[from] UnknownFlag),
+    /// A spanning tree port setting out of range.
+    #[error(transparent)]
+    Stp(#[from] crate::stp::StpPortError),
+    /// `p2p=` is not auto/yes/no.
+    #[error("p2p must be auto, yes or no, got '{0}'")]
+    P2p(String),
     /// A VLAN list that does not parse.
     #[error(transparent)]
     VlanList(#[from] ParseVlanSetError),
@@ -271,6 +283,8 @@ fn parse_spec_inner(spec: &str) -> Result<PortSpec, SpecProblem> {
         max_conns: None,
         max_learned: 0,
         vlans: None,
+        stp: StpPortConfig::default(),
+        storm: [0; 3],
     };
     let mut vk = VlanKeys::default();
     let vid = |v: &str| -> Result<u16, SpecProblem> {
@@ -290,6 +304,26 @@ fn parse_spec_inner(spec: &str) -> Result<PortSpec, SpecProblem> {
             vk.untagged = Some(v.parse()?);
         } else if let Some(v) = word.strip_prefix("pvid=") {
             vk.pvid = Some(vid(v)?);
+        } else if let Some(v) = word.strip_prefix("stp-cost=") {
+            out.stp.path_cost = Some(validate::STP_PORT_COST.parse("stp-cost", v)? as u32);
+        } else if let Some(v) = word.strip_prefix("stp-priority=") {
+            out.stp.priority = validate::STP_PORT_PRIORITY.parse("stp-priority", v)? as u8;
+        } else if let Some(v) = word.strip_prefix("p2p=") {
+            out.stp.p2p = parse_p2p(v)?;
+        } else if word == "edge" || word == "no-edge" {
+            out.stp.admin_edge = word == "edge";
+        } else if word == "auto-edge" || word == "no-auto-edge" {
+            out.stp.auto_edge = word == "auto-edge";
+        } else if word == "bpdu-guard" || word == "no-bpdu-guard" {
+            out.stp.bpdu_guard = word == "bpdu-guard";
+        } else if word == "root-guard" || word == "no-root-guard" {
+            out.stp.root_guard = word == "root-guard";
+        } else if let Some(v) = word.strip_prefix("storm-broadcast=") {
+            out.storm[0] = validate::STORM_PPS.parse("storm-broadcast", v)?;
+        } else if let Some(v) = word.strip_prefix("storm-multicast=") {
+            out.storm[1] = validate::STORM_PPS.parse("storm-multicast", v)?;
+        } else if let Some(v) = word.strip_prefix("storm-unknown-unicast=") {
+            out.storm[2] = validate::STORM_PPS.parse("storm-unknown-unicast", v)?;
         } else if let Some(v) = word.strip_prefix("mtu=") {
             out.mtu = Some(validate::MTU.parse("mtu", v)? as u32);
         } else if let Some(v) = word.strip_prefix("mode=") {
@@ -321,7 +355,18 @@ fn parse_spec_inner(spec: &str) -> Result<PortSpec, SpecProblem> {
         }
     }
     out.vlans = vk.build()?;
+    out.stp.validate()?;
     Ok(out)
+}
+
+/// Parses `p2p=auto|yes|no`.
+pub fn parse_p2p(v: &str) -> Result<P2p, SpecProblem> {
+    match v {
+        "auto" => Ok(P2p::Auto),
+        "yes" | "on" | "true" => Ok(P2p::Yes),
+        "no" | "off" | "false" => Ok(P2p::No),
+        _ => Err(SpecProblem::P2p(v.to_string())),
+    }
 }
 
 /// Named groups for `group_fwd_mask` (bit X forwards 01:80:c2:00:00:0X).
@@ -420,6 +465,9 @@ pub struct Config {
     /// Microseconds the frame path keeps polling after a frame instead of sleeping, once
     /// frames come closer together than that (0: off).
     pub busy_poll_us: u64,
+    /// Spanning tree bridge settings (used when `settings.stp` is on); its address is the
+    /// one given, or derived from the name.
+    pub stp_bridge: BridgeConfig,
 }
 
 /// Command-line values that override the file.
@@ -463,7 +511,33 @@ pub struct Overrides {
     pub vlan_protocol: Option<String>,
     /// `--default-pvid`.
     pub default_pvid: Option<u16>,
+    /// `--stp off|rstp`.
+    pub stp: Option<String>,
+    /// `--stp-priority`.
+    pub stp_priority: Option<u16>,
+    /// `--stp-hello-time`.
+    pub stp_hello_time: Option<u8>,
+    /// `--stp-forward-delay`.
+    pub stp_forward_delay: Option<u8>,
+    /// `--stp-max-age`.
+    pub stp_max_age: Option<u8>,
+    /// `--stp-mac`.
+    pub stp_mac: Option<String>,
 }
+
+/// Parses `--stp`: `off` or `rstp` (`on` accepted for rstp).
+pub fn parse_stp(v: &str) -> Result<bool, BadStp> {
+    match v {
+        "off" | "none" => Ok(false),
+        "rstp" | "on" => Ok(true),
+        _ => Err(BadStp(v.to_string())),
+    }
+}
+
+/// An `--stp` value that is neither off nor rstp.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("'{0}' is not a spanning tree mode: use off or rstp")]
+pub struct BadStp(pub String);
 
 /// A configuration error; the text names where.
 #[derive(Debug, thiserror::Error)]
@@ -517,6 +591,12 @@ struct FileConfig {
     vlan_filtering: Option<bool>,
     vlan_protocol: Option<Spanned<String>>,
     default_pvid: Option<Spanned<u16>>,
+    stp: Option<Spanned<String>>,
+    stp_priority: Option<u16>,
+    stp_hello_time: Option<u8>,
+    stp_forward_delay: Option<u8>,
+    stp_max_age: Option<u8>,
+    stp_mac: Option<Spanned<String>>,
     #[serde(default, rename = "port")]
     ports: Vec<Spanned<FilePort>>,
 }
@@ -548,6 +628,16 @@ struct FilePort {
     vlans: Option<VlanSet>,
     untagged: Option<VlanSet>,
     pvid: Option<u16>,
+    stp_cost: Option<u32>,
+    stp_priority: Option<u8>,
+    edge: Option<bool>,
+    auto_edge: Option<bool>,
+    p2p: Option<Spanned<String>>,
+    bpdu_guard: Option<bool>,
+    root_guard: Option<bool>,
+    storm_broadcast: Option<u64>,
+    storm_multicast: Option<u64>,
+    storm_unknown_unicast: Option<u64>,
 }
 
 struct Src<'a> {
@@ -590,6 +680,11 @@ struct Pending {
     /// `control`: `Some(None)` is `"none"`.
     control: Option<Option<PathBuf>>,
     control_gid: Option<u32>,
+    stp_mac: Option<crate::frame::MacAddr>,
+    stp_priority: Option<u16>,
+    stp_hello_time: Option<u8>,
+    stp_forward_delay: Option<u8>,
+    stp_max_age: Option<u8>,
 }
 
 fn load_file(path: &Path, cfg: &mut Config, pending: &mut Pending) -> Result<(), ConfigError> {
@@ -683,6 +778,22 @@ fn load_file(path: &Path, cfg: &mut Config, pending: &mut Pending) -> Result<(),
             Err(e) => return src.err(p.span(), "vlan_protocol", e.to_string()),
         }
     }
+    if let Some(v) = fc.stp {
+        match parse_stp(v.get_ref()) {
+            Ok(on) => cfg.settings.stp = on,
+            Err(e) => return src.err(v.span(), "stp", e.to_string()),
+        }
+    }
+    if let Some(m) = fc.stp_mac {
+        match m.get_ref().parse::<crate::frame::MacAddr>() {
+            Ok(mac) => pending.stp_mac = Some(mac),
+            Err(e) => return src.err(m.span(), "stp_mac", e.to_string()),
+        }
+    }
+    pending.stp_priority = fc.stp_priority;
+    pending.stp_hello_time = fc.stp_hello_time;
+    pending.stp_forward_delay = fc.stp_forward_delay;
+    pending.stp_max_age = fc.stp_max_age;
     if let Some(d) = fc.default_pvid {
         match check_default_pvid(*d.get_ref()) {
             Ok(v) => cfg.settings.default_pvid = v,
@@ -726,6 +837,8 @@ fn load_file(path: &Path, cfg: &mut Config, pending: &mut Pending) -> Result<(),
                 max_conns: None,
                 max_learned: 0,
                 vlans: None,
+                stp: StpPortConfig::default(),
+                storm: [0; 3],
             }
         };
         if p.spec.is_some() {
@@ -766,6 +879,45 @@ fn load_file(path: &Path, cfg: &mut Config, pending: &mut Pending) -> Result<(),
             Ok(None) => {}
             Err(e) => return src.err(pspan.clone(), &key("vlans"), e.to_string()),
         }
+        if let Some(v) = p.stp_cost {
+            spec.stp.path_cost = Some(v);
+        }
+        if let Some(v) = p.stp_priority {
+            spec.stp.priority = v;
+        }
+        if let Some(v) = p.edge {
+            spec.stp.admin_edge = v;
+        }
+        if let Some(v) = p.auto_edge {
+            spec.stp.auto_edge = v;
+        }
+        if let Some(v) = &p.p2p {
+            match parse_p2p(v.get_ref()) {
+                Ok(x) => spec.stp.p2p = x,
+                Err(e) => return src.err(v.span(), &key("p2p"), e.to_string()),
+            }
+        }
+        if let Some(v) = p.bpdu_guard {
+            spec.stp.bpdu_guard = v;
+        }
+        if let Some(v) = p.root_guard {
+            spec.stp.root_guard = v;
+        }
+        for (i, v) in [
+            p.storm_broadcast,
+            p.storm_multicast,
+            p.storm_unknown_unicast,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            if let Some(v) = v {
+                spec.storm[i] = v;
+            }
+        }
+        if let Err(e) = spec.stp.validate() {
+            return src.err(pspan.clone(), &key("stp"), e.to_string());
+        }
         if cfg.ports.iter().any(|q| q.name == spec.name) {
             return src.err(
                 pspan,
@@ -793,6 +945,7 @@ impl Config {
             default_ports: false,
             dataplane_threads: 1,
             busy_poll_us: DEFAULT_BUSY_POLL_US,
+            stp_bridge: BridgeConfig::new(crate::frame::MacAddr([2, 0, 0, 0, 0, 1])),
         };
         let mut pending = Pending::default();
         if let Some(path) = &o.config {
@@ -852,6 +1005,35 @@ impl Config {
         if let Some(d) = o.default_pvid {
             cfg.settings.default_pvid = check_default_pvid(d).map_err(flag("--default-pvid"))?;
         }
+        if let Some(v) = &o.stp {
+            cfg.settings.stp = parse_stp(v).map_err(flag("--stp"))?;
+        }
+        let mac = match &o.stp_mac {
+            Some(m) => m
+                .parse::<crate::frame::MacAddr>()
+                .map_err(flag("--stp-mac"))?,
+            None => pending
+                .stp_mac
+                .unwrap_or_else(|| crate::dataplane::spanning::derived_mac(&cfg.name)),
+        };
+        let mut b = BridgeConfig::new(mac);
+        b.priority = o
+            .stp_priority
+            .or(pending.stp_priority)
+            .unwrap_or(b.priority);
+        b.hello_time = o
+            .stp_hello_time
+            .or(pending.stp_hello_time)
+            .unwrap_or(b.hello_time);
+        b.forward_delay = o
+            .stp_forward_delay
+            .or(pending.stp_forward_delay)
+            .unwrap_or(b.forward_delay);
+        b.max_age = o.stp_max_age.or(pending.stp_max_age).unwrap_or(b.max_age);
+        b.validate().map_err(flag(
+            "--stp-priority/--stp-hello-time/--stp-forward-delay/--stp-max-age/--stp-mac",
+        ))?;
+        cfg.stp_bridge = b;
         if let Some(b) = o.busy_poll_us {
             cfg.busy_poll_us = validate::BUSY_POLL_US
                 .check("--busy-poll-us", b)

@@ -148,9 +148,7 @@ pub fn attach(sw: &Arc<Switch>, spec: &PortSpec) -> Result<Attached, AttachError
             let port = open_port(spec)?;
             let h = sw.add_port(&spec.name, port, spec.flags)?;
             sw.fdb.set_port_limit(h.id, spec.max_learned);
-            if let Some(v) = &spec.vlans {
-                sw.update_port_vlans(&h, |p| *p = v.clone());
-            }
+            apply_port_settings(sw, &h, spec);
             Ok(Attached::Port(h))
         }
     }
@@ -207,6 +205,23 @@ fn listen(sw: &Arc<Switch>, spec: &PortSpec) -> Result<(), AttachError> {
     Ok(())
 }
 
+fn apply_stp_storm(sw: &Switch, h: &PortHandle, spec: &PortSpec) {
+    if let Err(e) = sw.set_port_stp(h, spec.stp) {
+        tracing::warn!(port = %h.name, error = %e, "spanning tree settings not applied");
+    }
+    for (k, pps) in crate::switch::FloodKind::ALL.iter().zip(spec.storm) {
+        h.storm.bucket(*k).set_rate(pps);
+    }
+}
+
+/// The settings of a spec beyond flags: VLANs, spanning tree, storm control.
+fn apply_port_settings(sw: &Switch, h: &PortHandle, spec: &PortSpec) {
+    if let Some(v) = &spec.vlans {
+        sw.update_port_vlans(h, |p| *p = v.clone());
+    }
+    apply_stp_storm(sw, h, spec);
+}
+
 /// Accepts stream connections; each becomes a port `NAME-N` until it closes.
 async fn accept_loop(
     sw: Arc<Switch>,
@@ -248,9 +263,7 @@ async fn accept_loop(
         match sw.add_port_owned(&pname, Box::new(conn), spec.flags, Some(&name)) {
             Ok(h) => {
                 sw.fdb.set_port_limit(h.id, spec.max_learned);
-                if let Some(v) = &spec.vlans {
-                    sw.update_port_vlans(&h, |p| *p = v.clone());
-                }
+                apply_port_settings(&sw, &h, &spec);
             }
             Err(e) => tracing::warn!(listener = %name, error = %e, "cannot attach connection"),
         }
@@ -302,6 +315,10 @@ pub fn reload(sw: &Arc<Switch>, old: &[PortSpec], new: &Config) -> Vec<PortSpec>
     s.vlan_filtering = new.settings.vlan_filtering;
     s.vlan_protocol = new.settings.vlan_protocol;
     s.default_pvid = new.settings.default_pvid;
+    s.stp = new.settings.stp;
+    if let Err(e) = sw.set_stp_bridge(new.stp_bridge) {
+        tracing::error!(error = %e, "reload: spanning tree bridge settings not applied");
+    }
     set_settings(sw, s);
     sw.fdb.set_max_learned(new.fdb_max);
     let same_port = |a: &PortSpec, b: &PortSpec| {
@@ -352,6 +369,7 @@ pub fn reload(sw: &Arc<Switch>, old: &[PortSpec], new: &Config) -> Vec<PortSpec>
                     tracing::error!(port = %n.name, error = %e, "reload: flags not changed");
                 }
                 sw.fdb.set_port_limit(h.id, n.max_learned);
+                apply_stp_storm(sw, h, n);
                 let old_v = old
                     .iter()
                     .find(|p| p.name == n.name)
@@ -384,6 +402,11 @@ pub fn reload(sw: &Arc<Switch>, old: &[PortSpec], new: &Config) -> Vec<PortSpec>
 /// moves the ports that still have the old default as PVID, as Linux does.
 pub fn set_settings(sw: &Switch, new: crate::switch::Settings) {
     let old = sw.settings.load();
+    if old.stp != new.stp {
+        if let Err(e) = sw.set_stp(new.stp) {
+            tracing::error!(error = %e, "spanning tree not started");
+        }
+    }
     if old.default_pvid != new.default_pvid {
         for h in sw.ports().iter() {
             let r = sw.update_port_vlans(h, |p| {

@@ -26,8 +26,17 @@ pub async fn run(cfg: Config, o: Overrides) -> Result<()> {
 
     let dp = dataplane::Dataplane::start(cfg.dataplane_threads, cfg.busy_poll_us)
         .context("cannot start the dataplane thread")?;
-    let sw = Switch::new(&cfg.name, cfg.settings, cfg.fdb_max);
+    let sw = Switch::new(
+        &cfg.name,
+        crate::switch::Settings {
+            stp: false,
+            ..cfg.settings
+        },
+        cfg.fdb_max,
+    );
     sw.set_runtime(dp.handle());
+    sw.set_stp_bridge(cfg.stp_bridge)?;
+    sw.set_stp(cfg.settings.stp)?;
     let ctl = Control::start(sw.clone()).context("cannot start the control thread")?;
     let ch = ctl.handle();
     let attached = {

@@ -28,6 +28,7 @@ pub mod frame;
 pub mod metrics;
 pub mod offload;
 pub mod port;
+pub mod stp;
 pub mod switch;
 pub mod types;
 pub mod validate;

@@ -29,6 +29,11 @@
 //! | `tapswitch_frames_flooded_total` | counter | kind | frames flooded (broadcast, multicast, unknown_unicast) |
 //! | `tapswitch_vlan_rx_frames_total` | counter | vlan | frames classified into the VLAN (VLAN filtering on), for VLANs some port is a member of |
 //! | `tapswitch_vlan_rx_bytes_total` | counter | vlan | bytes of those frames |
+//! | `tapswitch_stp_port_state` | gauge | port, state | 1 for the port's spanning tree state (discarding, learning, forwarding), while STP runs |
+//! | `tapswitch_stp_port_role` | gauge | port, role | 1 for the port's role (root, designated, alternate, backup, disabled) |
+//! | `tapswitch_stp_bpdus_total` | counter | port, direction | BPDUs received (`rx`) and sent (`tx`) |
+//! | `tapswitch_stp_topology_changes_total` | counter | | topology changes seen by the bridge |
+//! | `tapswitch_stp_root_changes_total` | counter | | times the root bridge changed |
 //! | `tapswitch_build_info` | gauge | version | always 1 |
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -65,6 +70,11 @@ pub const METRIC_NAMES: &[&str] = &[
     "tapswitch_frames_flooded_total",
     "tapswitch_vlan_rx_frames_total",
     "tapswitch_vlan_rx_bytes_total",
+    "tapswitch_stp_port_state",
+    "tapswitch_stp_port_role",
+    "tapswitch_stp_bpdus_total",
+    "tapswitch_stp_topology_changes_total",
+    "tapswitch_stp_root_changes_total",
     "tapswitch_build_info",
 ];
 
@@ -284,6 +294,68 @@ pub fn gather(sw: &Switch) -> Vec<MetricFamily> {
         vb.push(&[("vlan", &l)], v(&sw.stats.vlan_rx_bytes[vid as usize]));
     }
     out.extend([vf, vb]);
+    let mut ps = Family::new(
+        "tapswitch_stp_port_state",
+        "Spanning tree state of the port (1 for the current state).",
+        GAUGE,
+    );
+    let mut pr = Family::new(
+        "tapswitch_stp_port_role",
+        "Spanning tree role of the port (1 for the current role).",
+        GAUGE,
+    );
+    let mut pb = Family::new(
+        "tapswitch_stp_bpdus_total",
+        "BPDUs received and sent on the port.",
+        COUNTER,
+    );
+    let mut tc = Family::new(
+        "tapswitch_stp_topology_changes_total",
+        "Topology changes seen by the bridge.",
+        COUNTER,
+    );
+    let mut rc = Family::new(
+        "tapswitch_stp_root_changes_total",
+        "Times the root bridge changed.",
+        COUNTER,
+    );
+    let (tcn, rcn) = match sw.stp_status() {
+        Some((b, statuses)) => {
+            for st in &statuses {
+                let Some(h) = ports.get(st.port) else {
+                    continue;
+                };
+                for s in [
+                    crate::stp::PortState::Discarding,
+                    crate::stp::PortState::Learning,
+                    crate::stp::PortState::Forwarding,
+                ] {
+                    let on = if st.state == s { 1.0 } else { 0.0 };
+                    ps.push(&[("port", &h.name), ("state", s.as_str())], on);
+                }
+                for r in [
+                    crate::stp::PortRole::Root,
+                    crate::stp::PortRole::Designated,
+                    crate::stp::PortRole::Alternate,
+                    crate::stp::PortRole::Backup,
+                    crate::stp::PortRole::Disabled,
+                ] {
+                    let on = if st.role == r { 1.0 } else { 0.0 };
+                    pr.push(&[("port", &h.name), ("role", r.as_str())], on);
+                }
+                let c = &st.counters;
+                let rx = c.rx_config + c.rx_rst + c.rx_tcn + c.rx_invalid + c.rx_ignored;
+                let tx = c.tx_config + c.tx_rst + c.tx_tcn;
+                pb.push(&[("port", &h.name), ("direction", "rx")], rx as f64);
+                pb.push(&[("port", &h.name), ("direction", "tx")], tx as f64);
+            }
+            (b.topology_change_count, b.root_changes)
+        }
+        None => (0, 0),
+    };
+    tc.push(&[], tcn as f64);
+    rc.push(&[], rcn as f64);
+    out.extend([ps, pr, pb, tc, rc]);
     let mut b = Family::new(
         "tapswitch_build_info",
         "Build information; always 1.",

@@ -168,6 +168,7 @@ pub struct SharedSettings {
     vlan_filtering: AtomicBool,
     vlan_protocol: AtomicU8,
     default_pvid: AtomicU32,
+    stp: AtomicBool,
 }
 
 /// A copy of the settings for one decision.
@@ -188,6 +189,9 @@ pub struct Settings {
     pub vlan_protocol: Protocol,
     /// The VLAN a new port gets as PVID and egress untagged (0: none), Linux `default_pvid`.
     pub default_pvid: u16,
+    /// The Rapid Spanning Tree runs: ports forward only in its forwarding state and BPDUs
+    /// are consumed (Linux `stp_state` != 0); off, BPDUs follow `group_fwd_mask`.
+    pub stp: bool,
 }
 
 /// Linux default ageing time.
@@ -203,6 +207,7 @@ impl Default for Settings {
             vlan_filtering: false,
             vlan_protocol: Protocol::Dot1Q,
             default_pvid: 1,
+            stp: false,
         }
     }
 }
@@ -218,6 +223,7 @@ impl SharedSettings {
             vlan_filtering: AtomicBool::new(false),
             vlan_protocol: AtomicU8::new(0),
             default_pvid: AtomicU32::new(1),
+            stp: AtomicBool::new(false),
         };
         out.store(s);
         out
@@ -236,6 +242,7 @@ impl SharedSettings {
                 Protocol::Dot1Q
             },
             default_pvid: self.default_pvid.load(Relaxed) as u16,
+            stp: self.stp.load(Relaxed),
         }
     }
     /// Replaces the settings.
@@ -248,6 +255,7 @@ impl SharedSettings {
         self.vlan_protocol
             .store((s.vlan_protocol == Protocol::Dot1ad) as u8, Relaxed);
         self.default_pvid.store(s.default_pvid as u32, Relaxed);
+        self.stp.store(s.stp, Relaxed);
     }
 }
 
@@ -342,6 +350,12 @@ labelled_enum!(
         VlanFiltered => "vlan_filtered",
         /// VLAN filtering: untagged or priority-tagged on a port without PVID.
         VlanNoPvid => "vlan_no_pvid",
+        /// Spanning tree: the port is not forwarding (discarding or learning).
+        StpDiscarding => "stp_discarding",
+        /// A BPDU, consumed by the spanning tree (not forwarded while it runs).
+        Bpdu => "bpdu",
+        /// Storm control: over the port's rate for this kind of flood.
+        Storm => "storm",
     }
 );
 
@@ -360,6 +374,8 @@ labelled_enum!(
         Error => "error",
         /// VLAN filtering: known unicast toward a port that is not a member of its VLAN.
         VlanNotMember => "vlan_not_member",
+        /// Spanning tree: known unicast toward a port that is not forwarding.
+        StpDiscarding => "stp_discarding",
     }
 );
 

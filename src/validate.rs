@@ -87,6 +87,19 @@ pub const AGEING_SECS: Range = Range {
     max: 1_000_000,
 };
 
+/// A port's spanning tree path cost (`stp-cost=`).
+pub const STP_PORT_COST: Range = Range {
+    min: 1,
+    max: 200_000_000,
+};
+/// A port's spanning tree priority (`stp-priority=`; the standard wants a multiple of 16).
+pub const STP_PORT_PRIORITY: Range = Range { min: 0, max: 240 };
+/// Storm control rate in frames per second (0: no limit).
+pub const STORM_PPS: Range = Range {
+    min: 0,
+    max: 100_000_000,
+};
+
 /// Why a switch name is refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("switch name '{0}': use 1 to 64 letters, digits, '.', '-' or '_' (it names the control socket file)")]

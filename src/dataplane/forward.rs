@@ -13,6 +13,7 @@ use crate::frame::EthernetFrame;
 use crate::frame::VLAN_TAG_LEN;
 use crate::offload::{self, VnetHdr, GSO_NONE, VNET_HDR_LEN};
 use crate::port::{classify, IoClass};
+use crate::stp::PortState;
 use crate::switch::{decide, exceeds_mtu, flood_eligible, Decision, RxDrop, Settings, TxDrop};
 use crate::types::Timestamp;
 use crate::vlan::{self, Classified, Protocol, TagAction, VlanDrop};
@@ -187,6 +188,20 @@ impl Switch {
                 return c.rx_drop(RxDrop::TruncatedVlan)
             }
         };
+        // The spanning tree: BPDUs are its own (consumed, whatever the port's state); a port
+        // that is not forwarding forwards nothing, and learns only in the learning state.
+        let mut learn_only = false;
+        if settings.stp {
+            if frame.dst().link_local_group() == Some(0) {
+                self.queue_bpdu(ingress.id, bytes);
+                return c.rx_drop(RxDrop::Bpdu);
+            }
+            match ingress.stp_gate.get() {
+                PortState::Forwarding => {}
+                PortState::Learning => learn_only = true,
+                PortState::Discarding => return c.rx_drop(RxDrop::StpDiscarding),
+            }
+        }
         let vlan = if settings.vlan_filtering {
             match vlan::classify(bytes, settings.vlan_protocol, reg.vlans(ingress.id)) {
                 Ok(cl) => {
@@ -210,9 +225,14 @@ impl Switch {
         };
         let in_slot = Registry::slot(ingress.id);
         w.variant.built = None;
-        match decide(
+        let decision = decide(
             settings, &self.fdb, ingress.id, in_flags, &frame, vid, reg, now,
-        ) {
+        );
+        if learn_only {
+            // learned above; a port in the learning state forwards nothing
+            return c.rx_drop(RxDrop::StpDiscarding);
+        }
+        match decision {
             Decision::Forward(to) => match reg.get(to) {
                 Some(h) => {
                     w.forwarded += 1;
@@ -225,6 +245,8 @@ impl Switch {
                     if vlan.is_some_and(|cl| !reg.vlans(to).is_member(cl.vid)) {
                         // br_allowed_egress: known unicast to a port outside the VLAN
                         h.counters.tx_drop(TxDrop::VlanNotMember);
+                    } else if settings.stp && !h.stp_gate.forwards() {
+                        h.counters.tx_drop(TxDrop::StpDiscarding);
                     } else {
                         self.transmit(reg, settings, h, &out, w);
                     }
@@ -232,6 +254,9 @@ impl Switch {
                 None => c.rx_drop(RxDrop::NoPort),
             },
             Decision::Flood { kind, except } => {
+                if !ingress.storm.bucket(kind).admit(now.millis()) {
+                    return c.rx_drop(RxDrop::Storm);
+                }
                 w.flooded[kind as usize] += 1;
                 match w.port(in_slot) {
                     Some(t) => t.rx_flooded += 1,
@@ -249,6 +274,7 @@ impl Switch {
                         kind,
                         except,
                     ) && vlan.is_none_or(|cl| reg.vlans(h.id).is_member(cl.vid))
+                        && (!settings.stp || h.stp_gate.forwards())
                     {
                         self.transmit(reg, settings, h, &out, w);
                     }

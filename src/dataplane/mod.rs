@@ -25,6 +25,8 @@ pub mod forward;
 pub mod hub;
 pub mod registry;
 pub mod runtime;
+pub mod spanning;
+pub mod storm;
 
 pub use forward::Scratch;
 pub use hub::dgram_loop;
@@ -74,6 +76,8 @@ pub struct Switch {
     pub settings: SharedSettings,
     /// Switch-wide frame counters.
     pub stats: SwitchStats,
+    /// The spanning tree (off unless turned on).
+    pub stp: spanning::Spanning,
     registry: RwLock<Arc<Registry>>,
     listeners: Mutex<Vec<Listener>>,
     /// Microseconds since `origin` of the last frame handled (busy polling).
@@ -107,6 +111,7 @@ impl Switch {
             fdb: Fdb::new(max_learned),
             settings: SharedSettings::new(settings),
             stats: SwitchStats::default(),
+            stp: spanning::Spanning::new(spanning::derived_mac(name)),
             registry: RwLock::new(Arc::default()),
             listeners: Mutex::new(Vec::new()),
             last_frame_us: AtomicU64::new(0),
@@ -138,10 +143,12 @@ impl Switch {
         self.control_work();
     }
 
-    /// How often [`Switch::tick`] should run.
+    /// How often [`Switch::tick`] should run (at least every 200 ms while the spanning tree
+    /// runs: its timers count seconds and its handshakes should not wait).
     pub fn tick_interval(&self) -> std::time::Duration {
-        let ageing = self.settings.load().ageing_ms;
-        std::time::Duration::from_millis((ageing / 10).clamp(100, 1000))
+        let s = self.settings.load();
+        let max = if s.stp { 200 } else { 1000 };
+        std::time::Duration::from_millis((s.ageing_ms / 10).clamp(100, max))
     }
 
     /// Whether control work is pending (for tests).

@@ -110,6 +110,12 @@ pub struct PortHandle {
     pub owner: Option<Arc<str>>,
     /// VLAN membership, PVID and egress tagging (the frame path reads the registry's copy).
     vlans: Mutex<PortVlans>,
+    /// The spanning tree's state of the port, as the frame path reads it.
+    pub stp_gate: super::spanning::StpGate,
+    /// The port's spanning tree settings.
+    pub(super) stp_cfg: Mutex<crate::stp::PortConfig>,
+    /// Storm control limits.
+    pub storm: super::storm::Storm,
 }
 
 impl std::fmt::Debug for PortHandle {
@@ -347,6 +353,15 @@ impl Switch {
                 removed: AtomicBool::new(false),
                 owner: owner.map(Arc::from),
                 vlans: Mutex::new(vlans),
+                stp_gate: {
+                    let g = super::spanning::StpGate::forwarding();
+                    if self.settings.load().stp {
+                        g.set(crate::stp::PortState::Discarding);
+                    }
+                    g
+                },
+                stp_cfg: Mutex::new(crate::stp::PortConfig::default()),
+                storm: super::storm::Storm::default(),
             });
             reg.slots[Registry::slot(id)] = Some(handle.clone());
             reg.list.push(handle.clone());
@@ -528,6 +543,7 @@ impl Switch {
     pub fn control_work(&self) -> ControlWork {
         self.control_pending.store(false, Relaxed);
         let mut work = ControlWork::default();
+        self.stp_work();
         for h in self.ports().iter() {
             let flushed = if h.flush_pending.swap(false, Relaxed) {
                 self.fdb.flush_port_dynamic(h.id)

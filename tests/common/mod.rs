@@ -510,6 +510,11 @@ impl Host {
     /// and `lo` up.
     pub fn attach(ns: Netns, ifname: &str, cidr: &str, mac: Option<&str>) -> Host {
         run_ok("ip", &["link", "set", "dev", ifname, "netns", &ns.name]);
+        Host::attach_here(ns, ifname, cidr, mac)
+    }
+
+    /// As [`Host::attach`] for an interface already in `ns`.
+    pub fn attach_here(ns: Netns, ifname: &str, cidr: &str, mac: Option<&str>) -> Host {
         if let Some(m) = mac {
             ns.ip(&["link", "set", "dev", ifname, "address", m]);
         }
@@ -554,6 +559,18 @@ impl Host {
         let c = count.to_string();
         self.ns
             .ok(&["python3", PKT_PY, "send", &self.ifname, hex, &c]);
+    }
+
+    /// Sends a raw frame COUNT times at PPS frames a second; returns the seconds it took.
+    pub fn send_paced(&self, hex: &str, count: u32, pps: u32) -> f64 {
+        let (c, r) = (count.to_string(), pps.to_string());
+        let out = self
+            .ns
+            .ok(&["python3", PKT_PY, "send", &self.ifname, hex, &c, &r]);
+        out.split_whitespace()
+            .nth(2)
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(0.0)
     }
 
     /// Starts pkt.py sniff on this host's interface and waits until it listens.

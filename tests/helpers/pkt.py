@@ -3,10 +3,11 @@
 
 Run it inside a network namespace (``ip netns exec NS python3 pkt.py ...``):
 
-  send IFACE HEXFRAME [COUNT]
+  send IFACE HEXFRAME [COUNT [PPS]]
       Sends the frame (hex, separators ':' '-' ' ' '.' allowed) COUNT times (default 1)
-      on an AF_PACKET SOCK_RAW socket bound to IFACE. Frames shorter than 60 bytes are
-      zero-padded to 60. Prints "sent N".
+      on an AF_PACKET SOCK_RAW socket bound to IFACE, at PPS frames a second if given (else
+      as fast as it can). Frames shorter than 60 bytes are zero-padded to 60. Prints
+      "sent N SECONDS".
 
   sniff IFACE SECONDS [--src MAC] [--dst MAC] [--ethertype 0xNNNN] [--vlan N|none]
       Counts frames *received* on IFACE (outgoing ones, pkttype PACKET_OUTGOING, are ignored)
@@ -51,20 +52,29 @@ def parse_hex(s):
 
 
 def send(args):
-    if len(args) not in (2, 3):
-        usage("send needs IFACE HEXFRAME [COUNT]")
+    if len(args) not in (2, 3, 4):
+        usage("send needs IFACE HEXFRAME [COUNT [PPS]]")
     iface, frame = args[0], parse_hex(args[1])
-    count = int(args[2]) if len(args) == 3 else 1
+    count = int(args[2]) if len(args) >= 3 else 1
+    pps = float(args[3]) if len(args) == 4 else 0.0
     if len(frame) < 14:
         usage("a frame needs at least 14 bytes")
     if len(frame) < 60:
         frame = frame + bytes(60 - len(frame))
     s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
     s.bind((iface, 0))
-    for _ in range(count):
+    start = time.monotonic()
+    for i in range(count):
+        if pps > 0:
+            due = start + i / pps
+            while True:
+                left = due - time.monotonic()
+                if left <= 0:
+                    break
+                time.sleep(min(left, 0.01))
         s.send(frame)
     s.close()
-    print("sent %d" % count, flush=True)
+    print("sent %d %.3f" % (count, time.monotonic() - start), flush=True)
 
 
 def sniff(args):

@@ -1,0 +1,290 @@
+//! The spanning tree's glue: the frame path hands BPDUs to a bounded inbox and reads each
+//! port's forwarding state from an atomic; the control thread runs [`crate::stp::Stp`] (BPDUs,
+//! ticks, ports coming and going) and applies its actions (states, flushes, BPDUs to send).
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
+use std::sync::Mutex;
+
+use super::registry::{LinkState, PortHandle};
+use super::Switch;
+use crate::frame::MacAddr;
+use crate::stp::{self, Action, BridgeConfig, PortConfig, PortState, Stp};
+use crate::types::PortId;
+
+/// BPDUs waiting for the control thread; more are dropped (and counted as `bpdu`).
+pub const BPDU_INBOX: usize = 256;
+/// Bytes of a BPDU frame kept (a BPDU is 35-36 bytes after a 17-byte 802.3/LLC header).
+const BPDU_KEEP: usize = 64;
+
+/// The frame path's view of a port's spanning tree state.
+#[derive(Debug)]
+pub struct StpGate(AtomicU8);
+
+impl StpGate {
+    /// A port that forwards (the state of every port while STP is off).
+    pub fn forwarding() -> StpGate {
+        StpGate(AtomicU8::new(2))
+    }
+    /// The state.
+    pub fn get(&self) -> PortState {
+        match self.0.load(Relaxed) {
+            0 => PortState::Discarding,
+            1 => PortState::Learning,
+            _ => PortState::Forwarding,
+        }
+    }
+    /// Sets the state.
+    pub fn set(&self, s: PortState) {
+        self.0.store(
+            match s {
+                PortState::Discarding => 0,
+                PortState::Learning => 1,
+                PortState::Forwarding => 2,
+            },
+            Relaxed,
+        );
+    }
+    /// Whether frames are forwarded to and from the port.
+    pub fn forwards(&self) -> bool {
+        self.0.load(Relaxed) == 2
+    }
+}
+
+/// The spanning tree of a switch: the bridge settings wanted, and the running tree (when on).
+#[derive(Debug)]
+pub struct Spanning {
+    /// Bridge settings (kept while STP is off, applied when it is turned on).
+    pub bridge: Mutex<BridgeConfig>,
+    /// The running tree; `None` while STP is off.
+    pub tree: Mutex<Option<Stp>>,
+    /// BPDUs from the frame path: (port, bytes, length).
+    inbox: Mutex<VecDeque<(PortId, [u8; BPDU_KEEP], u8)>>,
+}
+
+impl Spanning {
+    /// Off, with this bridge address.
+    pub fn new(mac: MacAddr) -> Spanning {
+        Spanning {
+            bridge: Mutex::new(BridgeConfig::new(mac)),
+            tree: Mutex::new(None),
+            inbox: Mutex::new(VecDeque::with_capacity(BPDU_INBOX)),
+        }
+    }
+}
+
+/// A stable bridge address derived from the switch name when `--stp-mac` is not given: a
+/// locally administered unicast address 02:xx:xx:xx:xx:xx whose last five bytes are the
+/// first five of the 64-bit FNV-1a hash of the name.
+pub fn derived_mac(name: &str) -> MacAddr {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in name.bytes() {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    let b = h.to_be_bytes();
+    MacAddr([0x02, b[0], b[1], b[2], b[3], b[4]])
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Switch {
+    /// Frame path: keeps a BPDU for the control thread; false if the inbox is full.
+    pub(super) fn queue_bpdu(&self, port: PortId, frame: &[u8]) -> bool {
+        let mut keep = [0u8; BPDU_KEEP];
+        let n = frame.len().min(BPDU_KEEP);
+        keep[..n].copy_from_slice(&frame[..n]);
+        let queued = {
+            let mut q = lock(&self.stp.inbox);
+            if q.len() < BPDU_INBOX {
+                q.push_back((port, keep, n as u8));
+                true
+            } else {
+                false
+            }
+        };
+        if queued {
+            self.wake_control();
+        }
+        queued
+    }
+
+    /// Turns the spanning tree on (with the bridge settings kept) or off. On: every port
+    /// starts discarding and the tree decides; off: every port forwards again.
+    pub fn set_stp(&self, on: bool) -> Result<(), stp::StpConfigError> {
+        let mut tree = lock(&self.stp.tree);
+        if on == tree.is_some() {
+            return Ok(());
+        }
+        if on {
+            let cfg = *lock(&self.stp.bridge);
+            *tree = Some(Stp::new(cfg, self.now())?);
+            for h in self.ports().iter() {
+                h.stp_gate.set(PortState::Discarding);
+            }
+        } else {
+            *tree = None;
+            for h in self.ports().iter() {
+                h.stp_gate.set(PortState::Forwarding);
+            }
+            lock(&self.stp.inbox).clear();
+        }
+        let mut s = self.settings.load();
+        s.stp = on;
+        self.settings.store(s);
+        drop(tree);
+        tracing::info!(
+            stp = if on { "rstp" } else { "off" },
+            "spanning tree changed"
+        );
+        self.wake_control();
+        Ok(())
+    }
+
+    /// Changes the bridge settings (priority, timers, address), at once if STP runs.
+    pub fn set_stp_bridge(&self, cfg: BridgeConfig) -> Result<(), stp::StpConfigError> {
+        cfg.validate()?;
+        *lock(&self.stp.bridge) = cfg;
+        if let Some(t) = lock(&self.stp.tree).as_mut() {
+            t.set_config(cfg, self.now())?;
+        }
+        self.wake_control();
+        Ok(())
+    }
+
+    /// The bridge settings.
+    pub fn stp_bridge(&self) -> BridgeConfig {
+        *lock(&self.stp.bridge)
+    }
+
+    /// Changes a port's spanning tree settings (cost, priority, edge, guards).
+    pub fn set_port_stp(&self, h: &PortHandle, cfg: PortConfig) -> Result<(), stp::StpPortError> {
+        cfg.validate()?;
+        *lock(&h.stp_cfg) = cfg;
+        if let Some(t) = lock(&self.stp.tree).as_mut() {
+            if t.port_status(h.id).is_some() {
+                t.set_port_config(h.id, cfg, self.now())?;
+            }
+        }
+        self.wake_control();
+        Ok(())
+    }
+
+    /// Re-enables a port that BPDU guard (or an admin) disabled.
+    pub fn enable_port_stp(&self, h: &PortHandle) {
+        if let Some(t) = lock(&self.stp.tree).as_mut() {
+            let _ = t.set_port_enabled(h.id, h.is_up(), self.now());
+        }
+        self.wake_control();
+    }
+
+    /// A port's spanning tree status, if STP runs.
+    pub fn port_stp_status(&self, id: PortId) -> Option<stp::PortStatus> {
+        lock(&self.stp.tree).as_ref()?.port_status(id)
+    }
+
+    /// The bridge's and every port's spanning tree status, if STP runs.
+    pub fn stp_status(&self) -> Option<(stp::BridgeStatus, Vec<stp::PortStatus>)> {
+        let t = lock(&self.stp.tree);
+        let t = t.as_ref()?;
+        Some((t.status(), t.port_statuses()))
+    }
+
+    /// Control thread: keeps the tree's ports in step with the switch's, feeds it the BPDUs
+    /// and the time, and applies what it decides. Returns whether the tree runs.
+    pub(super) fn stp_work(&self) -> bool {
+        let mut actions = Vec::new();
+        {
+            let mut guard = lock(&self.stp.tree);
+            let Some(t) = guard.as_mut() else {
+                return false;
+            };
+            let now = self.now();
+            let reg = self.ports();
+            // ports gone from the switch leave the tree
+            let gone: Vec<PortId> = t.port_ids().filter(|id| reg.get(*id).is_none()).collect();
+            for id in gone {
+                let _ = t.remove_port(id, now);
+            }
+            for h in reg.iter() {
+                let up = h.state() == LinkState::Up;
+                if t.port_status(h.id).is_none() {
+                    let no = (super::Registry::slot(h.id) + 1) as u16;
+                    let cfg = *lock(&h.stp_cfg);
+                    if let Err(e) = t.add_port(h.id, no, cfg, None, now) {
+                        tracing::warn!(port = %h.name, error = %e, "not in the spanning tree");
+                        continue;
+                    }
+                    if !up {
+                        let _ = t.set_port_enabled(h.id, false, now);
+                    }
+                } else if t.port_status(h.id).is_some_and(|s| s.enabled != up)
+                    && !t.port_status(h.id).is_some_and(|s| s.bpdu_guard_tripped)
+                {
+                    let _ = t.set_port_enabled(h.id, up, now);
+                }
+            }
+            let inbox: Vec<(PortId, [u8; BPDU_KEEP], u8)> =
+                lock(&self.stp.inbox).drain(..).collect();
+            for (port, bytes, n) in inbox {
+                let frame = &bytes[..n as usize];
+                if let Some(payload) = stp::bpdu::bpdu_payload(frame) {
+                    if let Err(e) = t.receive(port, payload, now) {
+                        tracing::debug!(error = %e, "BPDU not processed");
+                    }
+                }
+            }
+            t.tick(now);
+            t.take_actions(&mut actions);
+        }
+        let reg = self.ports();
+        for a in actions {
+            match a {
+                Action::SetState { port, state } => {
+                    if let Some(h) = reg.get(port) {
+                        if h.stp_gate.get() != state {
+                            tracing::info!(port = %h.name, state = state.as_str(), "spanning tree state");
+                        }
+                        h.stp_gate.set(state);
+                    }
+                }
+                Action::Flush { port } => {
+                    self.fdb.flush_port_dynamic(port);
+                }
+                Action::Transmit { port, frame } => {
+                    if let Some(h) = reg.get(port) {
+                        // an offload port takes a virtio_net_hdr first (all zero: a plain frame)
+                        let vlen = h.port.vnet_hdr_len();
+                        let mut buf = vec![0u8; vlen + frame.len()];
+                        buf[vlen..].copy_from_slice(&frame);
+                        if h.port.send(&buf).is_ok() {
+                            h.counters.tx_frames.fetch_add(1, Relaxed);
+                            h.counters.tx_bytes.fetch_add(frame.len() as u64, Relaxed);
+                        }
+                    }
+                }
+                Action::BpduGuard { port } => {
+                    if let Some(h) = reg.get(port) {
+                        tracing::warn!(port = %h.name, "BPDU guard: a BPDU arrived; the port is disabled until re-enabled");
+                    }
+                }
+                Action::RootChanged => tracing::info!("spanning tree: new root"),
+                Action::TopologyChange => tracing::info!("spanning tree: topology change"),
+            }
+        }
+        true
+    }
+
+    /// Whether a port's spanning tree settings say BPDU guard tripped (for the port's state).
+    pub fn bpdu_guard_tripped(&self, id: PortId) -> bool {
+        self.port_stp_status(id)
+            .is_some_and(|s| s.bpdu_guard_tripped)
+    }
+
+    /// The spanning tree settings of a port.
+    pub fn port_stp_config(&self, h: &PortHandle) -> PortConfig {
+        *lock(&h.stp_cfg)
+    }
+}
