@@ -72,6 +72,11 @@ fn vlan_frame_random_inputs() {
 }
 
 #[test]
+fn seed_corpus_bpdu() {
+    replay("bpdu", harness::check_bpdu);
+}
+
+#[test]
 fn seed_corpus_offload() {
     replay("offload", harness::check_offload);
 }
