@@ -1,5 +1,6 @@
 //! Mininet (Debian's package, system python3) with the contrib TapSwitch class: pingall without
-//! loss and iperf3 between hosts on single, linear and tree topologies. Root only.
+//! loss and iperf3 between hosts on single, linear and tree topologies, and on a ring of four
+//! switches with the spanning tree on. Root only.
 
 use std::path::Path;
 use std::process::Command;
@@ -45,7 +46,7 @@ fn mininet_topologies_ping_and_iperf() {
         out.status.success(),
         "Mininet run failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
     );
-    for topo in ["single", "linear", "tree"] {
+    for topo in ["single", "linear", "tree", "ring"] {
         let line = stdout
             .lines()
             .find(|l| l.starts_with(&format!("RESULT {topo} ")))

@@ -11,9 +11,16 @@ bridge enslaves them. No OpenFlow: use it with `--controller none`.
 The binary is `tapswitch` on PATH, or the path in $TAPSWITCH_BIN. Options (as `--switch
 tapswitch,listen=127.0.0.1:9500,args=--ageing-secs 60` or keyword arguments): `listen` (the
 switch's HTTP endpoint; default none, so several switches can run side by side), `args` (extra
-command-line arguments). Each switch logs to /tmp/tapswitch-<name>.log.
+command-line arguments), `control` (the control socket; default tapswitch's own for the
+switch's name, /run/tapswitch/NAME.sock), `stp` (1: run RSTP; `net.waitConnected()` then waits,
+as it does for `lxbr,stp=1`, until every port of the switch is forwarding or discarding, root
+and designated ports forwarding). Each switch logs to /tmp/tapswitch-<name>.log.
+
+    mn --custom contrib/mininet/tapswitch.py --switch tapswitch,stp=1 --controller none --topo torus,3,3
 """
+import json
 import os
+import subprocess
 import shlex
 import time
 
@@ -23,9 +30,10 @@ from mininet.node import Switch
 class TapSwitch(Switch):
     """An emulated switch backed by a tapswitch process (Linux-bridge semantics)."""
 
-    def __init__(self, name, listen="none", control=None, args="", **params):
+    def __init__(self, name, listen="none", control=None, stp=False, args="", **params):
         Switch.__init__(self, name, **params)
         self.listen = listen
+        self.stp = str(stp).lower() not in ("", "0", "false", "no", "off")
         # the control socket: tapswitch's default for --name (/run/tapswitch/NAME.sock), a
         # path, or "none"
         self.control = control
@@ -39,6 +47,9 @@ class TapSwitch(Switch):
                 "--no-default-ports"]
         if self.control:
             argv += ["--control", str(self.control)]
+        if self.stp:
+            # host-facing ports forward at once as edge ports once auto-edge sees no BPDU
+            argv += ["--stp", "rstp"]
         for intf in self.intfList():
             if intf.name != "lo" and self.ports.get(intf) is not None:
                 argv += ["--port", "packet:%s" % intf.name]
@@ -59,6 +70,34 @@ class TapSwitch(Switch):
                 break
             time.sleep(0.05)
         raise RuntimeError("tapswitch %s did not start: %s" % (self.name, text))
+
+    def stp_roles(self):
+        """[(port, role, state)] from the switch's control socket, or None if unreachable."""
+        argv = [self.binary, "stp", "--json"]
+        if self.control:
+            argv += ["--control", str(self.control)]
+        else:
+            argv += ["--control", "/run/tapswitch/%s.sock" % self.name]
+        try:
+            out = subprocess.run(argv, capture_output=True, text=True, timeout=5).stdout
+            v = json.loads(out)
+        except (OSError, ValueError, subprocess.TimeoutExpired):
+            return None
+        return [(p.get("name"), p.get("role"), p.get("state")) for p in v.get("ports", [])]
+
+    def connected(self):
+        """Ready for traffic: without STP at once; with STP once the tree has settled."""
+        if not self.stp:
+            return True
+        roles = self.stp_roles()
+        if not roles:
+            return False
+        for _name, role, state in roles:
+            if role in ("root", "designated") and state != "forwarding":
+                return False
+            if role in ("alternate", "backup") and state != "discarding":
+                return False
+        return True
 
     def stop(self, deleteIntfs=True):
         if self.tspid:
