@@ -64,6 +64,8 @@ pub struct PortSpec {
     pub stp: StpPortConfig,
     /// Storm control, frames/s by kind (broadcast, multicast, unknown unicast); 0 = none.
     pub storm: [u64; 3],
+    /// Queues of a multiqueue TAP (`queues=N`), each read by a dataplane worker.
+    pub queues: usize,
 }
 
 /// The VLAN keys of one spec or port table, before they are combined.
@@ -198,6 +200,11 @@ pub enum SpecProblem {
     /// A spanning tree port setting out of range.
     #[error(transparent)]
     Stp(#[from] crate::stp::StpPortError),
+    /// `queues=N` on a port that cannot have several queues.
+    #[error(
+        "queues= needs a tap port with offload on (multiqueue TAPs are opened with IFF_VNET_HDR)"
+    )]
+    Queues,
     /// `p2p=` is not auto/yes/no.
     #[error("p2p must be auto, yes or no, got '{0}'")]
     P2p(String),
@@ -285,6 +292,7 @@ fn parse_spec_inner(spec: &str) -> Result<PortSpec, SpecProblem> {
         vlans: None,
         stp: StpPortConfig::default(),
         storm: [0; 3],
+        queues: 1,
     };
     let mut vk = VlanKeys::default();
     let vid = |v: &str| -> Result<u16, SpecProblem> {
@@ -304,6 +312,8 @@ fn parse_spec_inner(spec: &str) -> Result<PortSpec, SpecProblem> {
             vk.untagged = Some(v.parse()?);
         } else if let Some(v) = word.strip_prefix("pvid=") {
             vk.pvid = Some(vid(v)?);
+        } else if let Some(v) = word.strip_prefix("queues=") {
+            out.queues = validate::QUEUES.parse("queues", v)? as usize;
         } else if let Some(v) = word.strip_prefix("stp-cost=") {
             out.stp.path_cost = Some(validate::STP_PORT_COST.parse("stp-cost", v)? as u32);
         } else if let Some(v) = word.strip_prefix("stp-priority=") {
@@ -356,6 +366,9 @@ fn parse_spec_inner(spec: &str) -> Result<PortSpec, SpecProblem> {
     }
     out.vlans = vk.build()?;
     out.stp.validate()?;
+    if out.queues > 1 && !(out.kind == PortKind::Tap && out.offload) {
+        return Err(SpecProblem::Queues);
+    }
     Ok(out)
 }
 
@@ -638,6 +651,7 @@ struct FilePort {
     storm_broadcast: Option<u64>,
     storm_multicast: Option<u64>,
     storm_unknown_unicast: Option<u64>,
+    queues: Option<Spanned<u64>>,
 }
 
 struct Src<'a> {
@@ -839,6 +853,7 @@ fn load_file(path: &Path, cfg: &mut Config, pending: &mut Pending) -> Result<(),
                 vlans: None,
                 stp: StpPortConfig::default(),
                 storm: [0; 3],
+                queues: 1,
             }
         };
         if p.spec.is_some() {
@@ -913,6 +928,15 @@ fn load_file(path: &Path, cfg: &mut Config, pending: &mut Pending) -> Result<(),
         {
             if let Some(v) = v {
                 spec.storm[i] = v;
+            }
+        }
+        if let Some(q) = &p.queues {
+            match validate::QUEUES.check("queues", *q.get_ref()) {
+                Ok(v) if v == 1 || (spec.kind == PortKind::Tap && spec.offload) => {
+                    spec.queues = v as usize
+                }
+                Ok(_) => return src.err(q.span(), &key("queues"), SpecProblem::Queues.to_string()),
+                Err(e) => return src.err(q.span(), &key("queues"), e.to_string()),
             }
         }
         if let Err(e) = spec.stp.validate() {

@@ -104,7 +104,7 @@ impl AttachError {
 pub fn open_port(spec: &PortSpec) -> Result<Box<dyn Port>, AttachError> {
     let name = || spec.name.clone();
     match spec.kind {
-        PortKind::Tap => TapPort::open(&spec.arg, spec.mtu, spec.offload)
+        PortKind::Tap => TapPort::open_queues(&spec.arg, spec.mtu, spec.offload, spec.queues)
             .map(|p| Box::new(p) as Box<dyn Port>)
             .map_err(|source| AttachError::Tap {
                 name: name(),
@@ -330,6 +330,7 @@ pub fn reload(sw: &Arc<Switch>, old: &[PortSpec], new: &Config) -> Vec<PortSpec>
             a.sock_mode,
             a.sock_owner,
             a.max_conns,
+            a.queues,
         ) == (
             b.kind,
             &b.arg,
@@ -338,6 +339,7 @@ pub fn reload(sw: &Arc<Switch>, old: &[PortSpec], new: &Config) -> Vec<PortSpec>
             b.sock_mode,
             b.sock_owner,
             b.max_conns,
+            b.queues,
         )
     };
     let mut declared = Vec::new();

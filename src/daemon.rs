@@ -34,7 +34,7 @@ pub async fn run(cfg: Config, o: Overrides) -> Result<()> {
         },
         cfg.fdb_max,
     );
-    sw.set_runtime(dp.handle());
+    sw.set_dataplane(&dp);
     sw.set_stp_bridge(cfg.stp_bridge)?;
     sw.set_stp(cfg.settings.stp)?;
     let ctl = Control::start(sw.clone()).context("cannot start the control thread")?;
@@ -59,9 +59,6 @@ pub async fn run(cfg: Config, o: Overrides) -> Result<()> {
             let _ = ch.run(move || sw.remove_all_ports()).await;
         }
     };
-    if cfg.busy_poll_us > 0 {
-        dp.handle().spawn(sw.clone().busy_poll(cfg.busy_poll_us));
-    }
     let control_sock = match &cfg.control {
         Some(path) => {
             match crate::api::serve_control(sw.clone(), ch.clone(), path, cfg.control_gid) {

@@ -193,6 +193,8 @@ pub(crate) async fn demo(a: DemoArgs) -> Result<()> {
         .map(|t| parse_spec(t))
         .collect::<std::result::Result<_, _>>()?;
     let sw = Switch::new(&cfg.name, cfg.settings, cfg.fdb_max);
+    let dp = crate::dataplane::Dataplane::start(1, 0)?;
+    sw.set_dataplane(&dp);
     let ctl = Control::start(sw.clone())?;
     for spec in &cfg.ports {
         if let Err(e) = crate::control::attach(&sw, spec) {
@@ -247,6 +249,7 @@ pub(crate) async fn demo(a: DemoArgs) -> Result<()> {
     let sw2 = sw.clone();
     let _ = ctl.handle().run(move || sw2.remove_all_ports()).await;
     drop(ctl);
+    drop(dp);
     drop(hosts);
     println!("removed the demo's namespaces and TAP interfaces");
     result

@@ -100,6 +100,9 @@ pub const STORM_PPS: Range = Range {
     max: 100_000_000,
 };
 
+/// Queues of a multiqueue TAP.
+pub const QUEUES: Range = Range { min: 1, max: 16 };
+
 /// Why a switch name is refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("switch name '{0}': use 1 to 64 letters, digits, '.', '-' or '_' (it names the control socket file)")]

@@ -80,11 +80,8 @@ pub struct Switch {
     pub stp: spanning::Spanning,
     registry: RwLock<Arc<Registry>>,
     listeners: Mutex<Vec<Listener>>,
-    /// Microseconds since `origin` of the last frame handled (busy polling).
-    last_frame_us: AtomicU64,
-    busy: AtomicBool,
-    spin_us: AtomicU64,
-    wake_spinner: tokio::sync::Notify,
+    /// The dataplane's workers, which read the ports (unset in tests that pump).
+    workers: std::sync::OnceLock<Arc<runtime::Workers>>,
     /// The frame path wants control work done (see [`Switch::control_work`]).
     control_pending: AtomicBool,
     control_wake: tokio::sync::Notify,
@@ -114,10 +111,7 @@ impl Switch {
             stp: spanning::Spanning::new(spanning::derived_mac(name)),
             registry: RwLock::new(Arc::default()),
             listeners: Mutex::new(Vec::new()),
-            last_frame_us: AtomicU64::new(0),
-            busy: AtomicBool::new(false),
-            spin_us: AtomicU64::new(0),
-            wake_spinner: tokio::sync::Notify::new(),
+            workers: std::sync::OnceLock::new(),
             control_pending: AtomicBool::new(false),
             control_wake: tokio::sync::Notify::new(),
             runtime: std::sync::OnceLock::new(),

@@ -104,8 +104,6 @@ pub struct PortHandle {
     reported: AtomicU8,
     /// The frame path saw the port leave `up`: its dynamic entries await a flush.
     flush_pending: AtomicBool,
-    tasks: Mutex<Vec<tokio::task::AbortHandle>>,
-    removed: AtomicBool,
     /// The listener that made this port (stream connection, datagram peer).
     pub owner: Option<Arc<str>>,
     /// VLAN membership, PVID and egress tagging (the frame path reads the registry's copy).
@@ -147,16 +145,6 @@ impl PortHandle {
     /// The port's VLAN configuration.
     pub fn vlans(&self) -> PortVlans {
         self.vlans.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    /// Tracks a task of this port; one added after the port was removed is stopped at once.
-    pub(super) fn add_task(&self, t: tokio::task::AbortHandle) {
-        let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
-        if self.removed.load(Relaxed) {
-            t.abort();
-        } else {
-            tasks.push(t);
-        }
     }
 }
 
@@ -349,8 +337,6 @@ impl Switch {
                 state: AtomicU8::new(LinkState::Up as u8),
                 reported: AtomicU8::new(LinkState::Up as u8),
                 flush_pending: AtomicBool::new(false),
-                tasks: Mutex::new(Vec::new()),
-                removed: AtomicBool::new(false),
                 owner: owner.map(Arc::from),
                 vlans: Mutex::new(vlans),
                 stp_gate: {
@@ -428,12 +414,7 @@ impl Switch {
         // Gone first: a batch still running with the old port set neither learns onto it nor
         // keeps a datagram peer's stale handle alive.
         handle.state.store(LinkState::Gone as u8, Relaxed);
-        {
-            let mut tasks = handle.tasks.lock().unwrap_or_else(|p| p.into_inner());
-            tasks.iter().for_each(|t| t.abort());
-            tasks.clear();
-            handle.removed.store(true, Relaxed);
-        }
+        self.stop_port(&handle);
         self.fdb.flush_port(handle.id);
         self.fdb.forget_port(handle.id);
         tracing::info!(port = %name, "port detached");

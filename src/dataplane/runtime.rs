@@ -1,16 +1,14 @@
-//! The frame path's runtime and receive loops: dedicated threads, one receive task per port
-//! that drains it in bounded batches, and the adaptive busy poll.
+//! The frame path's threads: epoll workers that drain their port queues in bounded batches and
+//! handle each frame on the spot, with adaptive busy polling; a small runtime for socket hubs.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::Arc;
-
-use tokio::io::unix::AsyncFd;
-use tokio::io::Interest;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 
 use super::forward::{Scratch, HEADROOM};
 use super::registry::{LinkState, PortHandle};
 use super::Switch;
-use crate::port::{classify, sys, IoClass};
+use crate::port::sys::epoll::{self, Epoll, EventFd};
+use crate::port::{classify, IoClass};
 
 /// Frames read from one port before other ports get a turn.
 pub const RX_BATCH: usize = 64;
@@ -85,36 +83,119 @@ impl LogLimit {
 /// Read errors that stop a port: one line a second at most, whatever the number of ports.
 static READ_FAILED: LogLimit = LogLimit::new(1000);
 
-/// The runtime of the frame path: `threads` dedicated threads, apart from the API and control
-/// threads, so HTTP and table work never delays a frame and, with one thread, every frame is
-/// handled on the thread that polled it without cross-thread wake-ups.
+/// Where a port's queue is read: by one of the dataplane's worker threads.
+enum Cmd {
+    Add {
+        sw: Arc<Switch>,
+        h: Arc<PortHandle>,
+        q: usize,
+    },
+    Remove(crate::types::PortId),
+}
+
+/// One worker thread's shared state: its epoll set and its command queue.
+struct WorkerShared {
+    epoll: Epoll,
+    wake: EventFd,
+    cmds: Mutex<Vec<Cmd>>,
+    stop: AtomicBool,
+}
+
+/// The dataplane's worker threads, as the switch reaches them to add and remove ports.
+pub struct Workers {
+    list: Vec<WorkerShared>,
+    next: AtomicUsize,
+}
+
+impl std::fmt::Debug for Workers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Workers")
+            .field("threads", &self.list.len())
+            .finish()
+    }
+}
+
+impl Workers {
+    fn send(&self, i: usize, c: Cmd) {
+        let w = &self.list[i];
+        w.cmds.lock().unwrap_or_else(|p| p.into_inner()).push(c);
+        w.wake.notify();
+    }
+
+    /// Spreads the queues of a port over the workers (queue q of the n-th port on worker
+    /// (n + q) mod threads).
+    fn add(&self, sw: &Arc<Switch>, h: &Arc<PortHandle>) {
+        let n = self.list.len();
+        let first = self.next.fetch_add(1, Relaxed);
+        for q in 0..h.port.queues() {
+            self.send(
+                (first + q) % n,
+                Cmd::Add {
+                    sw: sw.clone(),
+                    h: h.clone(),
+                    q,
+                },
+            );
+        }
+    }
+
+    /// Stops reading a port on every worker.
+    fn remove(&self, id: crate::types::PortId) {
+        for i in 0..self.list.len() {
+            self.send(i, Cmd::Remove(id));
+        }
+    }
+}
+
+/// The frame path's threads: `threads` workers, each an epoll loop that reads the port queues
+/// given to it and handles every frame to the end on the spot (decision, every transmit), as a
+/// bare epoll relay does; plus one small tokio runtime for the socket hubs (datagram). Apart
+/// from the API and control threads, so HTTP and table work never delay a frame.
 pub struct Dataplane {
-    handle: tokio::runtime::Handle,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    workers: Arc<Workers>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+    hub: tokio::runtime::Handle,
+    hub_stop: Option<tokio::sync::oneshot::Sender<()>>,
+    hub_thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Dataplane {
-    /// Starts the frame-path runtime on `threads` threads (1 = a single event loop). With
-    /// `busy_poll_us > 0` the loop polls its ports without sleeping for that long after the
-    /// last frame (see [`Switch::busy_poll`]).
+    /// Starts `threads` workers (1 = a single event loop). With `busy_poll_us > 0` a worker
+    /// that sees frames come closer together than that keeps polling for that long after the
+    /// last one instead of sleeping (adaptive busy polling: no CPU while idle).
     pub fn start(threads: usize, busy_poll_us: u64) -> std::io::Result<Dataplane> {
-        let mut b = if threads <= 1 {
-            tokio::runtime::Builder::new_current_thread()
-        } else {
-            let mut b = tokio::runtime::Builder::new_multi_thread();
-            b.worker_threads(threads).thread_name("tapswitch-dp");
-            b
-        };
-        if busy_poll_us > 0 {
-            // look at the ports after every task poll, so a spinning loop sees frames at once
-            b.event_interval(1);
+        let mut list = Vec::new();
+        for _ in 0..threads.max(1) {
+            let epoll = Epoll::new()?;
+            let wake = EventFd::new()?;
+            epoll.add(wake.fd(), epoll::IN, WAKE_TOKEN)?;
+            list.push(WorkerShared {
+                epoll,
+                wake,
+                cmds: Mutex::new(Vec::new()),
+                stop: AtomicBool::new(false),
+            });
         }
-        let rt = b.enable_all().build()?;
-        let handle = rt.handle().clone();
+        let workers = Arc::new(Workers {
+            list,
+            next: AtomicUsize::new(0),
+        });
+        let mut handles = Vec::new();
+        for i in 0..workers.list.len() {
+            let w = workers.clone();
+            handles.push(
+                std::thread::Builder::new()
+                    .name("tapswitch-dp".into())
+                    .spawn(move || worker(i, &w, busy_poll_us))?,
+            );
+        }
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let hub = rt.handle().clone();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name("tapswitch-dp".into())
+        let hub_thread = std::thread::Builder::new()
+            .name("tapswitch-hub".into())
             .spawn(move || {
                 rt.block_on(async {
                     let _ = stopped.await;
@@ -122,82 +203,224 @@ impl Dataplane {
                 rt.shutdown_background();
             })?;
         Ok(Dataplane {
-            handle,
-            stop: Some(stop),
-            thread: Some(thread),
+            workers,
+            threads: handles,
+            hub,
+            hub_stop: Some(stop),
+            hub_thread: Some(hub_thread),
         })
     }
 
-    /// The runtime's handle.
+    /// The runtime of the socket hubs (datagram listeners).
     pub fn handle(&self) -> tokio::runtime::Handle {
-        self.handle.clone()
+        self.hub.clone()
     }
 }
 
 impl Drop for Dataplane {
     fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
+        for w in &self.workers.list {
+            w.stop.store(true, Relaxed);
+            w.wake.notify();
+        }
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        if let Some(s) = self.hub_stop.take() {
             let _ = s.send(());
         }
-        if let Some(t) = self.thread.take() {
+        if let Some(t) = self.hub_thread.take() {
             let _ = t.join();
         }
     }
 }
 
-impl Switch {
-    /// Starts the receive task of a new port, if there is a runtime and the port has an fd.
-    pub(super) fn start_port(self: &Arc<Self>, handle: &Arc<PortHandle>) {
-        if let Some(rt) = self.frame_runtime() {
-            if handle.port.poll_fd().is_some() {
-                let task = rt.spawn(rx_loop(self.clone(), handle.clone()));
-                handle.add_task(task.abort_handle());
-            }
-        }
-    }
+const WAKE_TOKEN: u64 = u64::MAX;
+/// Ready fds taken from one epoll_wait.
+const EVENTS: usize = 64;
 
-    /// Busy polling: once frames come less than `spin_us` apart, keeps the frame-path runtime
-    /// from sleeping for `spin_us` microseconds after each one, so the next frame (a reply,
-    /// the next of a burst) is picked up without the wake-up of a sleeping thread (tens of
-    /// microseconds on a virtual machine). Costs a CPU while it spins, nothing while idle.
-    /// Run it as a task on the frame-path runtime.
-    pub async fn busy_poll(self: Arc<Self>, spin_us: u64) {
-        self.spin_us.store(spin_us, Relaxed);
-        loop {
-            self.wake_spinner.notified().await;
-            self.busy.store(true, Relaxed);
-            loop {
-                let now = self.origin.elapsed().as_micros() as u64;
-                if now.saturating_sub(self.last_frame_us.load(Relaxed)) >= spin_us {
-                    break;
+/// One queue a worker reads.
+struct Entry {
+    sw: Arc<Switch>,
+    h: Arc<PortHandle>,
+    q: usize,
+    fd: std::os::fd::RawFd,
+    /// Edge-triggered (a port that queues writes: EPOLLOUT tells when to flush it).
+    edge: bool,
+}
+
+/// A worker: epoll_wait, then drain each ready queue in bounded batches, handling each frame
+/// to the end on this thread.
+fn worker(index: usize, workers: &Workers, busy_poll_us: u64) {
+    crate::port::set_worker_index(index);
+    let me = &workers.list[index];
+    let mut entries: Vec<Option<Entry>> = Vec::new();
+    let mut events = vec![epoll::empty_event(); EVENTS];
+    let mut bufs = RxBuffers::default();
+    // edge-triggered queues whose last batch was full: they are drained again without waiting
+    let mut again: Vec<usize> = Vec::with_capacity(EVENTS);
+    let mut again_next: Vec<usize> = Vec::with_capacity(EVENTS);
+    let spin = std::time::Duration::from_micros(busy_poll_us);
+    let mut last_frame = std::time::Instant::now();
+    let mut spin_until: Option<std::time::Instant> = None;
+    loop {
+        let spinning = spin_until.is_some_and(|t| std::time::Instant::now() < t);
+        let timeout = if spinning || !again.is_empty() { 0 } else { -1 };
+        let n = match me.epoll.wait(&mut events, timeout) {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::error!(error = %e, "epoll_wait failed; worker stops");
+                return;
+            }
+        };
+        let mut frames = 0;
+        for ev in &events[..n] {
+            let token = ev.u64;
+            let flags = ev.events;
+            if token == WAKE_TOKEN {
+                me.wake.drain();
+                if me.stop.load(Relaxed) {
+                    return;
                 }
-                tokio::task::yield_now().await;
+                let cmds = std::mem::take(&mut *me.cmds.lock().unwrap_or_else(|p| p.into_inner()));
+                for c in cmds {
+                    apply(me, &mut entries, c);
+                }
+                continue;
             }
-            self.busy.store(false, Relaxed);
+            let slot = token as usize;
+            let Some(Some(e)) = entries.get(slot) else {
+                continue;
+            };
+            if flags & epoll::OUT != 0 && e.edge {
+                if let Err(err) = e.h.port.flush() {
+                    if let Some(held) = READ_FAILED.allow(e.sw.now().millis() + 1000) {
+                        tracing::warn!(port = %e.h.name, error = %err, held, "write failed; port stops");
+                    }
+                    e.sw.set_state(&e.h, LinkState::Gone);
+                }
+            }
+            if flags & (epoll::IN | epoll::ERR | epoll::HUP) != 0 {
+                frames += serve(me, &mut entries, slot, &mut bufs, &mut again_next);
+            }
+        }
+        for slot in again.drain(..) {
+            frames += serve(me, &mut entries, slot, &mut bufs, &mut again_next);
+        }
+        std::mem::swap(&mut again, &mut again_next);
+        if frames > 0 && busy_poll_us > 0 {
+            let now = std::time::Instant::now();
+            // spin only once frames come closer together than the spin: a lone frame after a
+            // quiet spell would buy a spin that catches nothing
+            if now.duration_since(last_frame) < spin {
+                spin_until = Some(now + spin);
+            }
+            last_frame = now;
+        }
+    }
+}
+
+/// Drains one queue; returns the frames handled. A queue that is gone is dropped.
+fn serve(
+    me: &WorkerShared,
+    entries: &mut [Option<Entry>],
+    slot: usize,
+    bufs: &mut RxBuffers,
+    again: &mut Vec<usize>,
+) -> usize {
+    let Some(Some(e)) = entries.get(slot) else {
+        return 0;
+    };
+    let (n, end) = e.sw.drain_queue(&e.h, e.q, bufs, RX_BATCH);
+    match end {
+        DrainEnd::BatchFull if e.edge => {
+            if !again.contains(&slot) {
+                again.push(slot);
+            }
+        }
+        DrainEnd::Gone => {
+            let _ = me.epoll.delete(e.fd);
+            // a closed connection is detached by the control thread (its entries flushed)
+            e.sw.wake_control();
+            entries[slot] = None;
+        }
+        _ => {}
+    }
+    n
+}
+
+fn apply(me: &WorkerShared, entries: &mut Vec<Option<Entry>>, c: Cmd) {
+    match c {
+        Cmd::Add { sw, h, q } => {
+            let Some(fd) = h.port.queue_fd(q) else { return };
+            if h.state() == LinkState::Gone {
+                return;
+            }
+            let edge = h.port.backlog().is_some();
+            let ev = if edge {
+                epoll::IN | epoll::OUT | epoll::ET
+            } else {
+                epoll::IN
+            };
+            let slot = match entries.iter().position(Option::is_none) {
+                Some(s) => s,
+                None => {
+                    entries.push(None);
+                    entries.len() - 1
+                }
+            };
+            if let Err(e) = me.epoll.add(fd, ev, slot as u64) {
+                tracing::error!(port = %h.name, error = %e, "cannot poll port");
+                sw.set_state(&h, LinkState::Gone);
+                return;
+            }
+            entries[slot] = Some(Entry { sw, h, q, fd, edge });
+            // an edge-triggered fd may already hold data: look once
+            if edge {
+                me.wake.notify();
+            }
+        }
+        Cmd::Remove(id) => {
+            for e in entries.iter_mut() {
+                if e.as_ref().is_some_and(|x| x.h.id == id) {
+                    if let Some(x) = e.take() {
+                        let _ = me.epoll.delete(x.fd);
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Switch {
+    /// Reads ports on these workers from now on (set once, before ports are added).
+    pub fn set_dataplane(&self, dp: &Dataplane) {
+        let _ = self.workers.set(dp.workers.clone());
+        let _ = self.runtime.set(dp.handle());
+    }
+
+    /// Starts reading a new port's queues, if there is a dataplane and the port has fds.
+    pub(super) fn start_port(self: &Arc<Self>, handle: &Arc<PortHandle>) {
+        if let Some(w) = self.workers.get() {
+            if handle.port.poll_fd().is_some() {
+                w.add(self, handle);
+            }
         }
     }
 
-    fn frame_seen(&self) {
-        let spin_us = self.spin_us.load(Relaxed);
-        if spin_us == 0 {
-            return;
-        }
-        let now = self.origin.elapsed().as_micros() as u64;
-        let prev = self.last_frame_us.swap(now, Relaxed);
-        // Spin only once frames come closer together than the spin: a lone frame after a
-        // quiet spell would buy a spin that catches nothing, so a light load (ARP, a ping a
-        // second) costs no CPU beyond the frames themselves.
-        if !self.busy.load(Relaxed) && now.saturating_sub(prev) < spin_us {
-            self.wake_spinner.notify_one();
+    /// Stops reading a port (it is being detached).
+    pub(super) fn stop_port(&self, handle: &PortHandle) {
+        if let Some(w) = self.workers.get() {
+            w.remove(handle.id);
         }
     }
 
-    /// Runs receive loops on this runtime from now on (set once, before ports are added).
+    /// Runs socket hubs on this runtime from now on (set once, before ports are added).
     pub fn set_runtime(&self, h: tokio::runtime::Handle) {
         let _ = self.runtime.set(h);
     }
 
-    /// The runtime receive loops run on: the one set, else the caller's, if any.
+    /// The runtime socket hubs run on: the one set, else the caller's, if any.
     pub fn frame_runtime(&self) -> Option<tokio::runtime::Handle> {
         self.runtime
             .get()
@@ -205,9 +428,20 @@ impl Switch {
             .or_else(|| tokio::runtime::Handle::try_current().ok())
     }
 
-    /// Reads up to `max` frames from `h` and handles each; the batch's counts are published
-    /// at its end.
+    /// Reads up to `max` frames from `h` (queue 0) and handles each; the batch's counts are
+    /// published at its end.
     pub fn drain(&self, h: &PortHandle, bufs: &mut RxBuffers, max: usize) -> (usize, DrainEnd) {
+        self.drain_queue(h, 0, bufs, max)
+    }
+
+    /// [`Switch::drain`] for receive queue `q` of a multiqueue port.
+    pub fn drain_queue(
+        &self,
+        h: &PortHandle,
+        q: usize,
+        bufs: &mut RxBuffers,
+        max: usize,
+    ) -> (usize, DrainEnd) {
         let reg = self.ports();
         let settings = self.settings.load();
         let now = self.now();
@@ -221,7 +455,7 @@ impl Switch {
             }
             let area = &mut bufs.buf[HEADROOM - vlen..];
             let cap = area.len();
-            match h.port.recv(area) {
+            match h.port.recv_queue(q, area) {
                 Ok(n) => {
                     if h.state() == LinkState::Down {
                         self.set_state(h, LinkState::Up);
@@ -255,15 +489,12 @@ impl Switch {
             }
         }
         self.publish(&reg, &mut bufs.work);
-        if end.0 > 0 {
-            self.frame_seen();
-        }
         end
     }
 
     /// Drains every port without an fd (in-memory ports) until none has a frame left, then
     /// does the control work they caused (flushes of ports that went down); returns how many
-    /// frames were handled. For tests and benches without a runtime.
+    /// frames were handled. For tests and benches without a dataplane.
     pub fn pump(&self) -> usize {
         let mut buf = RxBuffers::default();
         let mut total = 0;
@@ -281,81 +512,6 @@ impl Switch {
                 return total;
             }
             total += round;
-        }
-    }
-}
-
-/// Holds the port alive (and so its fd open) for the reactor registration.
-struct PortFd(Arc<PortHandle>);
-
-impl std::os::fd::AsRawFd for PortFd {
-    fn as_raw_fd(&self) -> std::os::fd::RawFd {
-        self.0.port.poll_fd().unwrap_or(-1)
-    }
-}
-
-async fn rx_loop(sw: Arc<Switch>, h: Arc<PortHandle>) {
-    let queued = h.port.backlog().is_some();
-    let afd = match sys::register(PortFd(h.clone()), queued) {
-        Ok(a) => Arc::new(a),
-        Err(e) => {
-            tracing::error!(port = %h.name, error = %e, "cannot poll port");
-            sw.set_state(&h, LinkState::Gone);
-            return;
-        }
-    };
-    if queued {
-        let t = tokio::spawn(tx_loop(sw.clone(), h.clone(), afd.clone()));
-        h.add_task(t.abort_handle());
-    }
-    let mut bufs = RxBuffers::default();
-    loop {
-        // Error readiness too: a deleted TAP reports only EPOLLERR, and the read that follows
-        // (EBADFD) marks the port gone without waiting for traffic to it.
-        let mut guard = match afd.ready(Interest::READABLE | Interest::ERROR).await {
-            Ok(g) => g,
-            Err(e) => {
-                tracing::warn!(port = %h.name, error = %e, "poll failed; port stops");
-                sw.set_state(&h, LinkState::Gone);
-                break;
-            }
-        };
-        match sw.drain(&h, &mut bufs, RX_BATCH).1 {
-            DrainEnd::Empty => guard.clear_ready(),
-            DrainEnd::BatchFull => {
-                drop(guard);
-                tokio::task::yield_now().await;
-            }
-            DrainEnd::Gone => break,
-        }
-    }
-    // a closed connection is detached by the control thread (its entries are flushed there)
-    sw.wake_control();
-}
-
-/// Writes what a queueing port (a stream) could not write at once, as its peer reads.
-async fn tx_loop(sw: Arc<Switch>, h: Arc<PortHandle>, afd: Arc<AsyncFd<PortFd>>) {
-    let Some(backlog) = h.port.backlog() else {
-        return;
-    };
-    loop {
-        backlog.notified().await;
-        loop {
-            let mut guard = match afd.writable().await {
-                Ok(g) => g,
-                Err(_) => return,
-            };
-            match h.port.flush() {
-                Ok(true) => break,
-                Ok(false) => guard.clear_ready(),
-                Err(e) => {
-                    if let Some(held) = READ_FAILED.allow(sw.now().millis() + 1000) {
-                        tracing::warn!(port = %h.name, error = %e, held, "write failed; port stops");
-                    }
-                    sw.set_state(&h, LinkState::Gone);
-                    return;
-                }
-            }
         }
     }
 }

@@ -90,6 +90,38 @@ pub trait Port: Send + Sync + 'static {
     fn ephemeral(&self) -> bool {
         false
     }
+    /// Receive queues (a multiqueue TAP has several, each read by its own thread).
+    fn queues(&self) -> usize {
+        1
+    }
+    /// The fd of receive queue `q` (queue 0 is [`Port::poll_fd`]).
+    fn queue_fd(&self, q: usize) -> Option<RawFd> {
+        if q == 0 {
+            self.poll_fd()
+        } else {
+            None
+        }
+    }
+    /// Reads one frame from queue `q` (queue 0 is [`Port::recv`]).
+    fn recv_queue(&self, q: usize, buf: &mut [u8]) -> io::Result<usize> {
+        let _ = q;
+        self.recv(buf)
+    }
+}
+
+thread_local! {
+    static WORKER: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// The index of the dataplane worker this thread is (0 elsewhere): a multiqueue port writes
+/// to the queue of that index, so threads do not share a queue.
+pub fn worker_index() -> usize {
+    WORKER.with(|w| w.get())
+}
+
+/// Marks this thread as dataplane worker `i`.
+pub fn set_worker_index(i: usize) {
+    WORKER.with(|w| w.set(i));
 }
 
 /// A shared port (tests keep one handle to inject frames and read what was sent).
@@ -126,6 +158,15 @@ impl<P: Port> Port for std::sync::Arc<P> {
     }
     fn ephemeral(&self) -> bool {
         (**self).ephemeral()
+    }
+    fn queues(&self) -> usize {
+        (**self).queues()
+    }
+    fn queue_fd(&self, q: usize) -> Option<RawFd> {
+        (**self).queue_fd(q)
+    }
+    fn recv_queue(&self, q: usize, buf: &mut [u8]) -> io::Result<usize> {
+        (**self).recv_queue(q, buf)
     }
 }
 

@@ -193,6 +193,10 @@ impl Port for StreamConn {
             // Keep the rest of this frame: a half-written frame must be finished.
             let rest = hdr.iter().chain(frame.iter()).skip(done);
             q.extend(rest);
+            // Once more now that the bytes are queued: the peer may have read in between, and
+            // the dataplane learns of writability from an edge (EPOLLOUT) that only comes after
+            // a write finds the socket full.
+            self.write_queue(&mut q)?;
         } else {
             if q.len() + 4 + frame.len() > self.tx_limit {
                 return Err(io::ErrorKind::WouldBlock.into());

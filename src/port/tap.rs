@@ -48,7 +48,8 @@ pub enum TapError {
 #[derive(Debug)]
 enum TapFd {
     Plain(tun_tap::Iface),
-    Vnet(OwnedFd),
+    /// One fd per queue (one unless `queues=N`).
+    Vnet(Vec<OwnedFd>),
 }
 
 /// A TAP interface; see the module documentation.
@@ -66,6 +67,16 @@ impl TapPort {
     /// Opens (creating if absent) the TAP `name`, non-blocking and up. `mtu` overrides the
     /// interface MTU for the egress size check; `offload` selects the virtio_net_hdr mode.
     pub fn open(name: &str, mtu: Option<u32>, offload: bool) -> Result<TapPort, TapError> {
+        Self::open_queues(name, mtu, offload, 1)
+    }
+
+    /// [`TapPort::open`] with `queues` queues (`IFF_MULTI_QUEUE`; needs `offload`).
+    pub fn open_queues(
+        name: &str,
+        mtu: Option<u32>,
+        offload: bool,
+        queues: usize,
+    ) -> Result<TapPort, TapError> {
         check_ifname(name).map_err(TapError::BadName)?;
         let existed = sys::if_index(name).is_some();
         let map_open = |e: io::Error| match e.raw_os_error() {
@@ -76,9 +87,9 @@ impl TapPort {
             _ => TapError::Io(name.into(), e),
         };
         let (fd, got) = if offload {
-            let fd = sys::open_tap_vnet(name).map_err(map_open)?;
-            let got = sys::tap_name(&fd).map_err(|e| TapError::Io(name.into(), e))?;
-            (TapFd::Vnet(fd), got)
+            let fds = sys::open_tap_vnet_queues(name, queues).map_err(map_open)?;
+            let got = sys::tap_name(&fds[0]).map_err(|e| TapError::Io(name.into(), e))?;
+            (TapFd::Vnet(fds), got)
         } else {
             let iface =
                 tun_tap::Iface::without_packet_info(name, tun_tap::Mode::Tap).map_err(map_open)?;
@@ -124,22 +135,49 @@ impl Port for TapPort {
     fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
         match &self.fd {
             TapFd::Plain(i) => i.recv(buf),
-            TapFd::Vnet(fd) => sys::fd_read(fd, buf),
+            TapFd::Vnet(fds) => sys::fd_read(&fds[0], buf),
         }
     }
 
     fn send(&self, frame: &[u8]) -> io::Result<()> {
         match &self.fd {
             TapFd::Plain(i) => i.send(frame).map(|_| ()),
-            TapFd::Vnet(fd) => sys::fd_write(fd, frame).map(|_| ()),
+            // each worker thread writes to its own queue
+            TapFd::Vnet(fds) => {
+                sys::fd_write(&fds[super::worker_index() % fds.len()], frame).map(|_| ())
+            }
         }
     }
 
     fn poll_fd(&self) -> Option<RawFd> {
         Some(match &self.fd {
             TapFd::Plain(i) => i.as_raw_fd(),
-            TapFd::Vnet(fd) => fd.as_raw_fd(),
+            TapFd::Vnet(fds) => fds[0].as_raw_fd(),
         })
+    }
+
+    fn queues(&self) -> usize {
+        match &self.fd {
+            TapFd::Plain(_) => 1,
+            TapFd::Vnet(fds) => fds.len(),
+        }
+    }
+
+    fn queue_fd(&self, q: usize) -> Option<RawFd> {
+        match &self.fd {
+            TapFd::Plain(i) => (q == 0).then(|| i.as_raw_fd()),
+            TapFd::Vnet(fds) => fds.get(q).map(|f| f.as_raw_fd()),
+        }
+    }
+
+    fn recv_queue(&self, q: usize, buf: &mut [u8]) -> io::Result<usize> {
+        match &self.fd {
+            TapFd::Plain(i) => i.recv(buf),
+            TapFd::Vnet(fds) => match fds.get(q) {
+                Some(fd) => sys::fd_read(fd, buf),
+                None => Err(io::ErrorKind::InvalidInput.into()),
+            },
+        }
     }
 
     fn vnet_hdr_len(&self) -> usize {

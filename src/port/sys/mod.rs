@@ -5,6 +5,7 @@
     reason = "the syscall wrappers: every unsafe block of the crate, each with its SAFETY comment"
 )]
 
+pub mod epoll;
 pub mod icmp;
 
 use std::ffi::CString;
@@ -88,10 +89,19 @@ pub fn if_mtu(name: &str) -> io::Result<u32> {
     Ok(unsafe { r.ifr_ifru.ifru_mtu }.max(0) as u32)
 }
 
+/// Opens the TAP `name` with `queues` queues (`IFF_MULTI_QUEUE` when more than one): one fd
+/// per queue, each as [`open_tap_vnet`] describes. The kernel spreads the host's flows over the
+/// queues by flow hash.
+pub fn open_tap_vnet_queues(name: &str, queues: usize) -> io::Result<Vec<OwnedFd>> {
+    (0..queues.max(1))
+        .map(|_| open_tap_vnet_flags(name, queues > 1))
+        .collect()
+}
+
 /// Opens `/dev/net/tun` as the TAP `name` with `IFF_VNET_HDR`, a 10-byte header and TSO/checksum
 /// offloads on (what tun-tap cannot do: the kernel takes these flags only at `TUNSETIFF`).
 /// The fd is non-blocking and close-on-exec.
-pub fn open_tap_vnet(name: &str) -> io::Result<OwnedFd> {
+fn open_tap_vnet_flags(name: &str, multi_queue: bool) -> io::Result<OwnedFd> {
     // SAFETY: open(2) of a constant NUL-terminated path; the result is checked.
     let fd = unsafe {
         libc::open(
@@ -105,8 +115,13 @@ pub fn open_tap_vnet(name: &str) -> io::Result<OwnedFd> {
     // SAFETY: `fd` is fresh and owned by nothing else.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
     let mut req = ifreq(name)?;
+    let mq = if multi_queue {
+        libc::IFF_MULTI_QUEUE
+    } else {
+        0
+    };
     req.ifr_ifru.ifru_flags =
-        (libc::IFF_TAP | libc::IFF_NO_PI | libc::IFF_VNET_HDR) as libc::c_short;
+        (libc::IFF_TAP | libc::IFF_NO_PI | libc::IFF_VNET_HDR | mq) as libc::c_short;
     // SAFETY: TUNSETIFF reads and writes one `struct ifreq`, which lives across the call.
     if unsafe {
         libc::ioctl(
