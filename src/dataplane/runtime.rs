@@ -333,11 +333,7 @@ fn serve(
     };
     let (n, end) = e.sw.drain_queue(&e.h, e.q, bufs, RX_BATCH);
     match end {
-        DrainEnd::BatchFull if e.edge => {
-            if !again.contains(&slot) {
-                again.push(slot);
-            }
-        }
+        DrainEnd::BatchFull if e.edge && !again.contains(&slot) => again.push(slot),
         DrainEnd::Gone => {
             let _ = me.epoll.delete(e.fd);
             // a closed connection is detached by the control thread (its entries flushed)
