@@ -171,7 +171,7 @@ pub fn apply_flag(flags: &mut PortFlags, word: &str) -> Result<(), UnknownFlag> 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum SpecProblem {
     /// KIND is not one of the known kinds.
-    #[error("unknown port kind '{0}' (known: tap, packet, stream, dgram)")]
+    #[error("unknown port kind '{0}' (known: tap, packet, stream, dgram, vhost)")]
     UnknownKind(String),
     /// Socket kinds take an absolute path.
     #[error("{0} needs an absolute socket path")]
@@ -202,7 +202,7 @@ pub enum SpecProblem {
     Stp(#[from] crate::stp::StpPortError),
     /// `queues=N` on a port that cannot have several queues.
     #[error(
-        "queues= needs a tap port with offload on (multiqueue TAPs are opened with IFF_VNET_HDR)"
+        "queues= needs a tap port with offload on (multiqueue TAPs are opened with IFF_VNET_HDR) or a vhost port (1..=8 queue pairs)"
     )]
     Queues,
     /// `p2p=` is not auto/yes/no.
@@ -251,6 +251,7 @@ fn parse_spec_inner(spec: &str) -> Result<PortSpec, SpecProblem> {
                 "packet" => PortKind::Packet,
                 "stream" => PortKind::Stream,
                 "dgram" => PortKind::Dgram,
+                "vhost" => PortKind::Vhost,
                 other => return Err(SpecProblem::UnknownKind(other.to_string())),
             };
             (kind, a)
@@ -258,7 +259,7 @@ fn parse_spec_inner(spec: &str) -> Result<PortSpec, SpecProblem> {
         None => (PortKind::Tap, rest),
     };
     let name = match kind {
-        PortKind::Stream | PortKind::Dgram => {
+        PortKind::Stream | PortKind::Dgram | PortKind::Vhost => {
             if !arg.starts_with('/') {
                 return Err(SpecProblem::RelativePath(kind.as_str()));
             }
@@ -366,7 +367,9 @@ fn parse_spec_inner(spec: &str) -> Result<PortSpec, SpecProblem> {
     }
     out.vlans = vk.build()?;
     out.stp.validate()?;
-    if out.queues > 1 && !(out.kind == PortKind::Tap && out.offload) {
+    let multi = (out.kind == PortKind::Tap && out.offload)
+        || (out.kind == PortKind::Vhost && out.queues <= 8);
+    if out.queues > 1 && !multi {
         return Err(SpecProblem::Queues);
     }
     Ok(out)

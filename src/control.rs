@@ -61,6 +61,15 @@ pub enum AttachError {
         #[source]
         source: std::io::Error,
     },
+    /// The vhost-user socket could not be set up.
+    #[error("port '{name}'")]
+    Vhost {
+        /// Port name.
+        name: String,
+        /// Why.
+        #[source]
+        source: crate::port::vhost::VhostError,
+    },
     /// The switch refused the port (name taken, second uplink, full).
     #[error(transparent)]
     Add(#[from] AddPortError),
@@ -116,10 +125,60 @@ pub fn open_port(spec: &PortSpec) -> Result<Box<dyn Port>, AttachError> {
                 name: name(),
                 source,
             }),
-        PortKind::Stream | PortKind::Dgram | PortKind::Mem => {
+        PortKind::Stream | PortKind::Dgram | PortKind::Vhost | PortKind::Mem => {
             Err(AttachError::NotAttachable(name()))
         }
     }
+}
+
+/// Attaches a vhost-user port: binds its socket, adds it, and makes the back-end's thread
+/// drain the guest's TX ring through the switch when the guest kicks it.
+fn attach_vhost(sw: &Arc<Switch>, spec: &PortSpec) -> Result<Attached, AttachError> {
+    use crate::port::vhost::{VhostConfig, VhostEvent, VhostPort};
+    let mut cfg = VhostConfig::new(&spec.arg);
+    cfg.mode = spec.sock_mode;
+    cfg.owner = spec.sock_owner;
+    cfg.queue_pairs = spec.queues.clamp(1, 8) as u16;
+    cfg.offload = spec.offload;
+    if let Some(m) = spec.mtu {
+        cfg.mtu = m;
+    }
+    let port = Arc::new(
+        VhostPort::bind(&spec.name, cfg).map_err(|source| AttachError::Vhost {
+            name: spec.name.clone(),
+            source,
+        })?,
+    );
+    let h = match sw.add_port(&spec.name, Box::new(port.clone()), spec.flags) {
+        Ok(h) => h,
+        Err(e) => {
+            port.stop();
+            return Err(e.into());
+        }
+    };
+    sw.fdb.set_port_limit(h.id, spec.max_learned);
+    apply_port_settings(sw, &h, spec);
+    // no guest yet: down until QEMU connects
+    sw.set_state(&h, dataplane::LinkState::Down);
+    let (sw_w, h_w) = (Arc::downgrade(sw), Arc::downgrade(&h));
+    let bufs = std::sync::Mutex::new(dataplane::RxBuffers::default());
+    port.set_handler(Some(Arc::new(move |ev| {
+        let (Some(sw), Some(h)) = (sw_w.upgrade(), h_w.upgrade()) else {
+            return;
+        };
+        match ev {
+            VhostEvent::TxReady => {
+                let mut b = bufs.lock().unwrap_or_else(|p| p.into_inner());
+                sw.drain(&h, &mut b, dataplane::RX_BATCH);
+            }
+            VhostEvent::LinkUp => sw.set_state(&h, dataplane::LinkState::Up),
+            VhostEvent::LinkDown => sw.set_state(&h, dataplane::LinkState::Down),
+        }
+    })));
+    if port.is_up() {
+        sw.set_state(&h, dataplane::LinkState::Up);
+    }
+    Ok(Attached::Port(h))
 }
 
 /// What attaching a spec made.
@@ -144,6 +203,7 @@ pub fn attach(sw: &Arc<Switch>, spec: &PortSpec) -> Result<Attached, AttachError
             listen(sw, spec)?;
             Ok(Attached::Listener(spec.name.clone()))
         }
+        PortKind::Vhost => attach_vhost(sw, spec),
         _ => {
             let port = open_port(spec)?;
             let h = sw.add_port(&spec.name, port, spec.flags)?;

@@ -415,6 +415,7 @@ impl Switch {
         // keeps a datagram peer's stale handle alive.
         handle.state.store(LinkState::Gone as u8, Relaxed);
         self.stop_port(&handle);
+        handle.port.shutdown();
         self.fdb.flush_port(handle.id);
         self.fdb.forget_port(handle.id);
         tracing::info!(port = %name, "port detached");

@@ -15,6 +15,7 @@ pub mod sockfile;
 pub mod stream;
 pub(crate) mod sys;
 pub mod tap;
+pub mod vhost;
 
 /// Interface names are at most 15 bytes (IFNAMSIZ - 1).
 pub const IFNAMSIZ_MAX: usize = 15;
@@ -34,6 +35,8 @@ pub enum PortKind {
     Stream,
     /// One sender on a unix datagram socket (QEMU `-netdev dgram`).
     Dgram,
+    /// A vhost-user-net back-end on a unix socket (QEMU `-netdev vhost-user`).
+    Vhost,
     /// An in-memory port (tests); not accepted in a configuration file.
     #[serde(skip_deserializing)]
     Mem,
@@ -47,6 +50,7 @@ impl PortKind {
             PortKind::Packet => "packet",
             PortKind::Stream => "stream",
             PortKind::Dgram => "dgram",
+            PortKind::Vhost => "vhost",
             PortKind::Mem => "mem",
         }
     }
@@ -106,6 +110,14 @@ pub trait Port: Send + Sync + 'static {
     fn recv_queue(&self, q: usize, buf: &mut [u8]) -> io::Result<usize> {
         let _ = q;
         self.recv(buf)
+    }
+    /// The port is being detached: release what outlives a plain close (a vhost-user
+    /// listener's threads and socket file).
+    fn shutdown(&self) {}
+    /// Drops the port counts by reasons of its own (a vhost port's descriptor errors):
+    /// `(reason, count)`.
+    fn own_drops(&self) -> Vec<(&'static str, u64)> {
+        Vec::new()
     }
 }
 
@@ -167,6 +179,12 @@ impl<P: Port> Port for std::sync::Arc<P> {
     }
     fn recv_queue(&self, q: usize, buf: &mut [u8]) -> io::Result<usize> {
         (**self).recv_queue(q, buf)
+    }
+    fn shutdown(&self) {
+        (**self).shutdown()
+    }
+    fn own_drops(&self) -> Vec<(&'static str, u64)> {
+        (**self).own_drops()
     }
 }
 
