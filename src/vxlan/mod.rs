@@ -1,0 +1,3 @@
+//! VXLAN overlay: wire format.
+
+pub mod wire;
