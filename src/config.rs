@@ -7,6 +7,8 @@
 //! FLAG is a port flag (`hairpin`, `isolated`, `locked`, `uplink`, `learning`, `flood`,
 //! `mcast-flood`, `bcast-flood`), a flag prefixed with `no-` to turn it off, `mtu=N`, or
 //! `offload=on|off` (virtio_net_hdr offloads; on by default where the port kind has them).
+//! A `vxlan:VNI` port takes the keys of [`crate::vxlan::spec`] (`local=`, `remote=`, ...);
+//! there `learning`/`no-learning` is the VTEP's learning, not the bridge port's.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -18,6 +20,7 @@ use crate::fdb::DEFAULT_MAX_LEARNED;
 use crate::port::{check_ifname, IfnameError, PortKind};
 use crate::switch::{Mode, PortFlags, Settings};
 use crate::validate::{self, OutOfRange};
+use crate::vxlan::spec::{VxlanSpec, VxlanSpecError};
 
 /// Default HTTP listen address: loopback only.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9479";
@@ -54,6 +57,8 @@ pub struct PortSpec {
     pub max_conns: Option<usize>,
     /// Most learned entries on this port (port security); 0 = only the switch-wide limit.
     pub max_learned: usize,
+    /// `vxlan` ports: the tunnel (VNI, addresses, flood list, ...).
+    pub vxlan: Option<VxlanSpec>,
 }
 
 impl serde::Serialize for PortFlags {
@@ -90,7 +95,7 @@ pub fn apply_flag(flags: &mut PortFlags, word: &str) -> Result<(), UnknownFlag> 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum SpecProblem {
     /// KIND is not one of the known kinds.
-    #[error("unknown port kind '{0}' (known: tap, packet, stream, dgram)")]
+    #[error("unknown port kind '{0}' (known: tap, packet, stream, dgram, vxlan)")]
     UnknownKind(String),
     /// Socket kinds take an absolute path.
     #[error("{0} needs an absolute socket path")]
@@ -116,6 +121,9 @@ pub enum SpecProblem {
     /// A word that is not a flag or a key.
     #[error(transparent)]
     Flag(#[from] UnknownFlag),
+    /// A `vxlan` key or value is wrong.
+    #[error(transparent)]
+    Vxlan(#[from] VxlanSpecError),
 }
 
 /// A port spec that cannot be parsed: the spec and what is wrong with it.
@@ -150,13 +158,22 @@ fn parse_spec_inner(spec: &str) -> Result<PortSpec, SpecProblem> {
                 "packet" => PortKind::Packet,
                 "stream" => PortKind::Stream,
                 "dgram" => PortKind::Dgram,
+                "vxlan" => PortKind::Vxlan,
                 other => return Err(SpecProblem::UnknownKind(other.to_string())),
             };
             (kind, a)
         }
         None => (PortKind::Tap, rest),
     };
+    let mut vxlan = None;
+    let default_name;
     let name = match kind {
+        PortKind::Vxlan => {
+            let v = VxlanSpec::new(crate::vxlan::spec::parse_vni(arg)?);
+            default_name = format!("vxlan{}", v.vni);
+            vxlan = Some(v);
+            name.unwrap_or(&default_name)
+        }
         PortKind::Stream | PortKind::Dgram => {
             if !arg.starts_with('/') {
                 return Err(SpecProblem::RelativePath(kind.as_str()));
@@ -188,8 +205,16 @@ fn parse_spec_inner(spec: &str) -> Result<PortSpec, SpecProblem> {
         sock_owner: None,
         max_conns: None,
         max_learned: 0,
+        vxlan: None,
     };
     for word in parts.map(str::trim).filter(|w| !w.is_empty()) {
+        if let Some(v) = vxlan.as_mut() {
+            if v.apply(word)? {
+                continue;
+            }
+        } else if is_vxlan_key(word) {
+            return Err(VxlanSpecError::NotVxlan(word.to_string()).into());
+        }
         if let Some(v) = word.strip_prefix("mtu=") {
             out.mtu = Some(validate::MTU.parse("mtu", v)? as u32);
         } else if let Some(v) = word.strip_prefix("mode=") {
@@ -220,7 +245,28 @@ fn parse_spec_inner(spec: &str) -> Result<PortSpec, SpecProblem> {
             apply_flag(&mut out.flags, word)?;
         }
     }
+    if let Some(v) = vxlan {
+        v.check()?;
+        if let Some(m) = out.mtu {
+            let max = crate::vxlan::spec::MAX_MTU;
+            validate::Range {
+                min: 68,
+                max: max.into(),
+            }
+            .check("mtu", m.into())?;
+        }
+        out.vxlan = Some(v);
+    }
     Ok(out)
+}
+
+/// Whether a spec word is one of the `vxlan` keys (refused on other kinds).
+fn is_vxlan_key(word: &str) -> bool {
+    let key = word.split_once('=').map_or(word, |(k, _)| k);
+    matches!(
+        key,
+        "local" | "remote" | "dstport" | "ttl" | "tos" | "srcport" | "accept"
+    )
 }
 
 /// Named groups for `group_fwd_mask` (bit X forwards 01:80:c2:00:00:0X).
@@ -432,6 +478,18 @@ struct FilePort {
     mtu: Option<Spanned<u32>>,
     offload: Option<bool>,
     max_learned: Option<Spanned<u64>>,
+    /// `vxlan` ports (with `kind = "vxlan"`): the spec keys as table keys.
+    vni: Option<Spanned<u32>>,
+    local: Option<Spanned<String>>,
+    #[serde(default, alias = "remotes")]
+    remote: Vec<Spanned<String>>,
+    dstport: Option<Spanned<u32>>,
+    ttl: Option<Spanned<u32>>,
+    tos: Option<Spanned<u32>>,
+    srcport: Option<Spanned<String>>,
+    #[serde(default)]
+    accept: Vec<Spanned<String>>,
+    learning: Option<bool>,
 }
 
 struct Src<'a> {
@@ -465,6 +523,79 @@ struct Pending {
     /// `control`: `Some(None)` is `"none"`.
     control: Option<Option<PathBuf>>,
     control_gid: Option<u32>,
+}
+
+/// The `vxlan` keys of a port table (`vni`, `local`, `remote`, ...): with `kind = "vxlan"` they
+/// make the tunnel, with a `vxlan:` spec they add to it; on another kind they are an error.
+fn file_vxlan(
+    p: &FilePort,
+    spec: &mut PortSpec,
+    src: &Src<'_>,
+    key: &dyn Fn(&str) -> String,
+    pspan: std::ops::Range<usize>,
+) -> Result<(), ConfigError> {
+    let mut words: Vec<(&str, std::ops::Range<usize>, String)> = Vec::new();
+    let mut one = |k: &'static str, span: std::ops::Range<usize>, v: String| {
+        words.push((k, span, format!("{k}={v}")));
+    };
+    if let Some(v) = &p.local {
+        one("local", v.span(), v.get_ref().clone());
+    }
+    for v in &p.remote {
+        one("remote", v.span(), v.get_ref().clone());
+    }
+    for (k, v) in [("dstport", &p.dstport), ("ttl", &p.ttl), ("tos", &p.tos)] {
+        if let Some(v) = v {
+            one(k, v.span(), v.get_ref().to_string());
+        }
+    }
+    if let Some(v) = &p.srcport {
+        one("srcport", v.span(), v.get_ref().clone());
+    }
+    for v in &p.accept {
+        one("accept", v.span(), v.get_ref().clone());
+    }
+    if let Some(l) = p.learning {
+        let w = if l { "learning" } else { "no-learning" };
+        words.push(("learning", pspan.clone(), w.to_string()));
+    }
+    if spec.kind == PortKind::Vxlan && spec.vxlan.is_none() {
+        let Some(vni) = &p.vni else {
+            return src.err(pspan, &key("vni"), "a vxlan port needs vni = N");
+        };
+        match crate::vxlan::spec::parse_vni(&vni.get_ref().to_string()) {
+            Ok(n) => {
+                spec.vxlan = Some(VxlanSpec::new(n));
+                spec.arg = n.to_string();
+            }
+            Err(e) => return src.err(vni.span(), &key("vni"), e.to_string()),
+        }
+    } else if let Some(vni) = &p.vni {
+        return src.err(
+            vni.span(),
+            &key("vni"),
+            "vni is for kind = \"vxlan\" (a spec string gives it as vxlan:VNI)",
+        );
+    }
+    let Some(v) = spec.vxlan.as_mut() else {
+        return match words.first() {
+            Some((k, span, _)) => src.err(
+                span.clone(),
+                &key(k),
+                "this key is for vxlan ports (kind = \"vxlan\")",
+            ),
+            None => Ok(()),
+        };
+    };
+    for (k, span, w) in words {
+        if let Err(e) = v.apply(&w) {
+            return src.err(span, &key(k), e.to_string());
+        }
+    }
+    if let Err(e) = v.check() {
+        return src.err(pspan, &key("local"), e.to_string());
+    }
+    Ok(())
 }
 
 fn load_file(path: &Path, cfg: &mut Config, pending: &mut Pending) -> Result<(), ConfigError> {
@@ -585,8 +716,10 @@ fn load_file(path: &Path, cfg: &mut Config, pending: &mut Pending) -> Result<(),
                 sock_owner: None,
                 max_conns: None,
                 max_learned: 0,
+                vxlan: None,
             }
         };
+        file_vxlan(&p, &mut spec, &src, &key, pspan.clone())?;
         if p.spec.is_some() {
             if let Some(n) = &p.name {
                 spec.name = n.get_ref().clone();
@@ -713,13 +846,39 @@ impl Config {
         }
         let mut seen = std::collections::HashSet::new();
         for p in &cfg.ports {
+            if let (Some(_), Some(m)) = (&p.vxlan, p.mtu) {
+                let max = crate::vxlan::spec::MAX_MTU;
+                validate::Range {
+                    min: 68,
+                    max: max.into(),
+                }
+                .check("mtu", m.into())
+                .map_err(|e| ConfigError::Flag {
+                    flag: "--port",
+                    msg: format!("port '{}': {e}", p.name),
+                })?;
+            }
             // tap and packet ports on one interface would loop frames back in
             let kind = if p.kind == PortKind::Packet {
                 PortKind::Tap
             } else {
                 p.kind
             };
-            if !seen.insert((kind, p.arg.clone())) {
+            let arg = match &p.vxlan {
+                // one VNI per local address and UDP port
+                Some(v) => format!("{} {:?} {}", v.vni, v.local, v.dstport),
+                None => p.arg.clone(),
+            };
+            if !seen.insert((kind, arg)) {
+                if let Some(v) = &p.vxlan {
+                    return Err(ConfigError::Flag {
+                        flag: "--port",
+                        msg: format!(
+                            "VNI {} is declared twice on the same local address and dstport",
+                            v.vni
+                        ),
+                    });
+                }
                 return Err(ConfigError::Flag {
                     flag: "--port",
                     msg: format!(

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::{Config, PortSpec};
+use crate::dataplane::vxlan::VxlanAttachError;
 use crate::dataplane::{self, AddPortError, PortHandle, Switch};
 use crate::port::dgram::DgramHub;
 use crate::port::packet::{PacketError, PacketPort};
@@ -64,6 +65,15 @@ pub enum AttachError {
     /// The switch refused the port (name taken, second uplink, full).
     #[error(transparent)]
     Add(#[from] AddPortError),
+    /// A `vxlan` port could not be opened (sockets, VNI taken).
+    #[error("port '{name}'")]
+    Vxlan {
+        /// Port name.
+        name: String,
+        /// The reason.
+        #[source]
+        source: dataplane::vxlan::VxlanAttachError,
+    },
     /// The kind cannot be attached this way (in-memory ports exist only in tests).
     #[error("port '{0}': mem ports exist only in tests")]
     NotAttachable(String),
@@ -91,6 +101,12 @@ impl AttachError {
                 FailureClass::Conflict
             }
             AttachError::Add(AddPortError::Full) => FailureClass::Full,
+            AttachError::Vxlan { source, .. } => match source {
+                VxlanAttachError::VniTaken { .. }
+                | VxlanAttachError::Add(AddPortError::Duplicate(_)) => FailureClass::Conflict,
+                VxlanAttachError::Add(AddPortError::Full) => FailureClass::Full,
+                _ => FailureClass::Unprocessable,
+            },
             AttachError::SockFile {
                 source: SockError::InUse(_),
                 ..
@@ -116,7 +132,7 @@ pub fn open_port(spec: &PortSpec) -> Result<Box<dyn Port>, AttachError> {
                 name: name(),
                 source,
             }),
-        PortKind::Stream | PortKind::Dgram | PortKind::Mem => {
+        PortKind::Stream | PortKind::Dgram | PortKind::Vxlan | PortKind::Mem => {
             Err(AttachError::NotAttachable(name()))
         }
     }
@@ -136,14 +152,22 @@ pub enum Attached {
 pub fn attach(sw: &Arc<Switch>, spec: &PortSpec) -> Result<Attached, AttachError> {
     // A taken name is a conflict, whatever opening the port would say (a TAP already held by
     // this very port answers EBUSY).
-    if sw.ports().by_name(&spec.name).is_some() || sw.listeners().iter().any(|l| l.0 == spec.name)
-    {
+    if sw.ports().by_name(&spec.name).is_some() || sw.listeners().iter().any(|l| l.0 == spec.name) {
         return Err(AddPortError::Duplicate(spec.name.clone()).into());
     }
     match spec.kind {
         PortKind::Stream | PortKind::Dgram => {
             listen(sw, spec)?;
             Ok(Attached::Listener(spec.name.clone()))
+        }
+        PortKind::Vxlan => {
+            let h =
+                dataplane::vxlan::attach_vxlan(sw, spec).map_err(|source| AttachError::Vxlan {
+                    name: spec.name.clone(),
+                    source,
+                })?;
+            sw.fdb.set_port_limit(h.id, spec.max_learned);
+            Ok(Attached::Port(h))
         }
         _ => {
             let port = open_port(spec)?;
@@ -303,6 +327,7 @@ pub fn reload(sw: &Arc<Switch>, old: &[PortSpec], new: &Config) -> Vec<PortSpec>
             a.sock_mode,
             a.sock_owner,
             a.max_conns,
+            &a.vxlan,
         ) == (
             b.kind,
             &b.arg,
@@ -311,6 +336,7 @@ pub fn reload(sw: &Arc<Switch>, old: &[PortSpec], new: &Config) -> Vec<PortSpec>
             b.sock_mode,
             b.sock_owner,
             b.max_conns,
+            &b.vxlan,
         )
     };
     let mut declared = Vec::new();

@@ -177,7 +177,7 @@ impl Switch {
         }
     }
 
-    fn frame_seen(&self) {
+    pub(super) fn frame_seen(&self) {
         let spin_us = self.spin_us.load(Relaxed);
         if spin_us == 0 {
             return;

@@ -15,6 +15,7 @@ pub mod sockfile;
 pub mod stream;
 pub(crate) mod sys;
 pub mod tap;
+pub mod vxlan;
 
 /// Interface names are at most 15 bytes (IFNAMSIZ - 1).
 pub const IFNAMSIZ_MAX: usize = 15;
@@ -34,6 +35,8 @@ pub enum PortKind {
     Stream,
     /// One sender on a unix datagram socket (QEMU `-netdev dgram`).
     Dgram,
+    /// One VNI of a VXLAN tunnel endpoint (RFC 7348).
+    Vxlan,
     /// An in-memory port (tests); not accepted in a configuration file.
     #[serde(skip_deserializing)]
     Mem,
@@ -47,6 +50,7 @@ impl PortKind {
             PortKind::Packet => "packet",
             PortKind::Stream => "stream",
             PortKind::Dgram => "dgram",
+            PortKind::Vxlan => "vxlan",
             PortKind::Mem => "mem",
         }
     }

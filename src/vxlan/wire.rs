@@ -100,6 +100,29 @@ pub fn write_header(vni: u32, out: &mut [u8]) {
     out[..VXLAN_HLEN].copy_from_slice(&[FLAG_I, 0, 0, 0, v[1], v[2], v[3], 0]);
 }
 
+/// Length of the UDP and VXLAN headers that go before an inner frame.
+pub const ENCAP_HLEN: usize = 8 + VXLAN_HLEN;
+
+/// Writes the outer UDP header and the VXLAN header for an inner frame of `frame_len` bytes:
+/// source port `sport`, destination port `dport`, UDP length 16 + `frame_len`, checksum 0 (over
+/// IPv4 RFC 7348 says it SHOULD be 0; over IPv6 the kernel fills it in), then
+/// [`write_header`]. `None` if the datagram would not fit a UDP length (over 65535 bytes).
+pub fn write_encap(
+    sport: u16,
+    dport: u16,
+    vni: u32,
+    frame_len: usize,
+    out: &mut [u8; ENCAP_HLEN],
+) -> Option<()> {
+    let len = u16::try_from(ENCAP_HLEN.checked_add(frame_len)?).ok()?;
+    out[0..2].copy_from_slice(&sport.to_be_bytes());
+    out[2..4].copy_from_slice(&dport.to_be_bytes());
+    out[4..6].copy_from_slice(&len.to_be_bytes());
+    out[6..8].copy_from_slice(&[0, 0]);
+    write_header(vni, &mut out[8..]);
+    Some(())
+}
+
 /// Parses a VXLAN UDP payload into its VNI and inner Ethernet frame, dropping what Linux drops.
 pub fn parse(packet: &[u8]) -> Result<(u32, &[u8]), VxlanError> {
     let Some((header, inner)) = packet.split_first_chunk::<VXLAN_HLEN>() else {
@@ -507,6 +530,22 @@ mod tests {
         assert_eq!(src_port(0x8000_0000, 32768, 60999), 32768 + 28231 / 2);
         // The whole range is reachable: the top hash lands on max - 1.
         assert_eq!(src_port(0xFFFF_0000, 0, 2), 1);
+    }
+
+    #[test]
+    fn encap_header() {
+        let mut h = [0xAAu8; ENCAP_HLEN];
+        write_encap(43867, DEFAULT_PORT, 100, 98, &mut h).unwrap();
+        // UDP: source 43867 (0xab5b), destination 4789 (0x12b5), length 8 + 8 + 98, checksum 0;
+        // then the VXLAN header Linux wrote for VNI 100.
+        assert_eq!(
+            h,
+            [0xab, 0x5b, 0x12, 0xb5, 0x00, 0x72, 0x00, 0x00, 0x08, 0, 0, 0, 0, 0, 0x64, 0]
+        );
+        assert_eq!(h[8..], hex(LINUX_V4_REQUEST)[..8]);
+        assert!(write_encap(1, 2, 3, 65535 - 16, &mut h).is_some());
+        assert!(write_encap(1, 2, 3, 65535 - 15, &mut h).is_none());
+        assert!(write_encap(1, 2, 3, usize::MAX, &mut h).is_none());
     }
 
     #[test]
