@@ -52,6 +52,11 @@ fn seed_corpus_offload() {
     replay("offload", harness::check_offload);
 }
 
+#[test]
+fn seed_corpus_vxlan_decap() {
+    replay("vxlan_decap", harness::check_vxlan_decap);
+}
+
 /// A virtio_net_hdr (TCPv4 GSO, NEEDS_CSUM at 34+16) and a TCP/IPv4 frame whose TCP data
 /// offset is `doff` (in 32-bit words) with `payload` bytes after the 20-byte TCP header.
 fn tcp4_doff(doff: u8, mss: u16, payload: usize) -> (Vec<u8>, Vec<u8>) {
