@@ -340,7 +340,8 @@ impl Fdb {
 
     /// An `extern_learn` entry seen on another port: local learning takes it over (Linux
     /// `br_fdb_update` clears `BR_FDB_ADDED_BY_EXT_LEARN`). It becomes a learned entry of the new
-    /// port, even above the learned limit (the entry exists already).
+    /// port; at the learned limit (the switch's or the port's) an ageing `dynamic` one, which
+    /// does not count (as Linux, whose taken-over entry ages without counting).
     fn take_over(&self, key: FdbKey, port: PortId, now: Timestamp) -> LearnOutcome {
         let Some(mut e) = self.map.get_mut(&key) else {
             return self.learn(key, port, now);
@@ -349,10 +350,19 @@ impl Fdb {
             return self.refresh(&e, port, now);
         }
         let old = e.port();
-        *e = Entry::new(port, EntryKind::Learned, now);
-        self.n_user.fetch_sub(1, Relaxed);
-        self.n_learned.fetch_add(1, Relaxed);
-        self.port_add(port, 1);
+        let max = self.max_learned();
+        let counted = !self.port_full(port)
+            && self
+                .n_learned
+                .fetch_update(Relaxed, Relaxed, |n| (n < max).then_some(n + 1))
+                .is_ok();
+        if counted {
+            *e = Entry::new(port, EntryKind::Learned, now);
+            self.n_user.fetch_sub(1, Relaxed);
+            self.port_add(port, 1);
+        } else {
+            *e = Entry::new(port, EntryKind::Dynamic, now);
+        }
         if old == port {
             return LearnOutcome::Refreshed;
         }
@@ -645,6 +655,14 @@ mod tests {
         assert_eq!(t.age_out(Timestamp::from_secs(10_000), 300_000), 1);
         assert!(t.is_empty());
         assert_eq!(t.learned_count(), 0);
+        // at the learned limit it becomes a dynamic entry: it ages and does not count
+        let t = Fdb::new(1);
+        t.learn(key(9), P1, Timestamp(0));
+        t.insert_user(key(1), P1, EntryKind::ExternLearn, false, Timestamp(0))
+            .unwrap();
+        assert_eq!(t.learn(key(1), P2, Timestamp(6)), LearnOutcome::Moved(P1));
+        assert_eq!(t.kind_of(&key(1)), Some(EntryKind::Dynamic));
+        assert_eq!(t.learned_count(), 1);
     }
 
     #[test]

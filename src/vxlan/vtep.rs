@@ -10,8 +10,9 @@
 //! Entry kinds, as `bridge fdb ... self`: `learned` (from traffic; ages; moves to the remote
 //! the MAC shows up behind), `dynamic` (user; ages; moves), `static` (user, shown `permanent`;
 //! never ages; with learning on, a frame from its MAC behind another remote is dropped, as Linux
-//! does), `extern_learn` (a controller's; never aged by the switch; moves like a learned entry
-//! and becomes one). No I/O and no clock: the time is an argument; the sending is done through
+//! does), `extern_learn` (a controller's; never aged by the switch; follows its MAC to another
+//! remote and stays `extern_learn`, as Linux's VXLAN driver does: the controller owns it). No
+//! I/O and no clock: the time is an argument; the sending is done through
 //! an [`Underlay`].
 
 use std::collections::HashMap;
@@ -440,15 +441,8 @@ impl Vtep {
                 if e.kind == EntryKind::Static {
                     return Err(VxlanDrop::StaticMac);
                 }
-                let kind = match e.kind {
-                    EntryKind::ExternLearn => {
-                        // local learning takes a controller's entry over
-                        self.n_user.fetch_sub(1, Relaxed);
-                        self.n_learned.fetch_add(1, Relaxed);
-                        EntryKind::Learned
-                    }
-                    k => k,
-                };
+                // an extern_learn entry moves and stays the controller's (Linux vxlan_snoop)
+                let kind = e.kind;
                 *e = Entry::new(remote, kind, now);
                 self.stats.moved_total.fetch_add(1, Relaxed);
             }
@@ -978,15 +972,20 @@ mod tests {
             Err(VxlanDrop::StaticMac)
         );
         assert_eq!(v.destination(&mac(3)).unwrap().ip, ip("198.18.0.2"));
-        // an extern_learn entry moves and becomes learned
+        // an extern_learn entry follows its MAC and stays the controller's (Linux)
         v.insert_user(mac(4), ip("198.18.0.2"), EntryKind::ExternLearn, false, t)
             .unwrap();
         assert_eq!(v.age_out(Timestamp::from_secs(1000), 300_000), 1, "mac 1");
         assert!(v.destination(&mac(4)).is_some(), "extern_learn never ages");
+        let learned = v.learned_count();
         v.receive(ip("198.18.0.3"), &from(mac(4)), true, t).unwrap();
         let s = v.snapshot(t);
         let e4 = s.iter().find(|r| r.mac == mac(4)).unwrap();
-        assert_eq!((e4.dst, e4.kind), (ip("198.18.0.3"), EntryKind::Learned));
+        assert_eq!(
+            (e4.dst, e4.kind),
+            (ip("198.18.0.3"), EntryKind::ExternLearn)
+        );
+        assert_eq!(v.learned_count(), learned, "not counted as learned");
         // with no-learning nothing is learned, and a static entry pins nothing
         let n = vtep(&["remote=198.18.0.2", "no-learning"]);
         n.receive(ip("198.18.0.2"), &from(mac(1)), true, t).unwrap();
