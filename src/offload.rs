@@ -152,6 +152,16 @@ fn sum16(acc: u32, data: &[u8]) -> u32 {
     sum as u32
 }
 
+/// The ones' complement sum of `data` added to `acc`, not yet folded (for [`csum_fold`]).
+pub fn csum_add(acc: u32, data: &[u8]) -> u32 {
+    sum16(acc, data)
+}
+
+/// Folds a sum of [`csum_add`] to 16 bits (not complemented).
+pub fn csum_fold(acc: u32) -> u16 {
+    fold(acc)
+}
+
 fn fold(mut acc: u32) -> u16 {
     while acc > 0xffff {
         acc = (acc & 0xffff) + (acc >> 16);

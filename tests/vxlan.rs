@@ -9,7 +9,9 @@
 //! - the flood list (head-end replication), learning across the tunnel, moves between
 //!   remotes and to a local port;
 //! - strangers, bad headers, unknown VNIs: dropped, counted, never learned;
-//! - the tunnel MTU, and GSO frames segmented before they are encapsulated.
+//! - the tunnel MTU, and GSO frames segmented before they are encapsulated;
+//! - a batch of TCP segments coalesced into one GSO frame for an offload port (and cut again
+//!   for a plain one).
 
 use std::collections::HashMap;
 use std::io;
@@ -734,4 +736,78 @@ fn linux_capture_decapsulates_and_encapsulates_byte_for_byte() {
         let learned = s.vtep(0).learned_count();
         assert!(learned >= 1, "VNI {vni} at {local}: nothing learned");
     }
+}
+
+/// A TCP/IPv4 segment from `src` to `dst` with valid checksums.
+fn tcp_segment(dst: MacAddr, src: MacAddr, seq: u32, payload: &[u8]) -> Vec<u8> {
+    use tapswitch::offload::{csum_add, csum_fold};
+    let mut ip = vec![0x45, 0];
+    ip.extend_from_slice(&((40 + payload.len()) as u16).to_be_bytes());
+    ip.extend_from_slice(&[0, 1, 0x40, 0, 64, 6, 0, 0, 198, 18, 40, 1, 198, 18, 40, 2]);
+    let c = !csum_fold(csum_add(0, &ip));
+    ip[10..12].copy_from_slice(&c.to_be_bytes());
+    let mut tcp = vec![0x9c, 0x40, 0, 80];
+    tcp.extend_from_slice(&seq.to_be_bytes());
+    tcp.extend_from_slice(&[0, 0, 0, 1, 0x50, 0x10, 0xff, 0xff, 0, 0, 0, 0]);
+    tcp.extend_from_slice(payload);
+    let mut ps = csum_add(0, &ip[12..20]) + 6 + tcp.len() as u32;
+    ps = csum_add(ps, &tcp);
+    let c = !csum_fold(ps);
+    tcp[16..18].copy_from_slice(&c.to_be_bytes());
+    ip.extend_from_slice(&tcp);
+    build_frame(dst, src, 0x0800, &ip)
+}
+
+#[test]
+fn a_batch_of_tcp_segments_reaches_an_offload_port_as_one_gso_frame() {
+    let wire = Arc::new(Wire::default());
+    let mut s = Site::new(0);
+    s.add_host(MemPort::new(1500).with_vnet_hdr(), "fast");
+    s.add_host(MemPort::new(1500), "plain");
+    s.vxlan(
+        &wire,
+        100,
+        &["local=198.18.35.1", "remote=198.18.35.2"],
+        1500,
+    );
+    let data: Vec<u8> = (0..14_480u32).map(|i| (i % 251) as u8).collect();
+    let segs: Vec<Vec<u8>> = data
+        .chunks(1448)
+        .enumerate()
+        .map(|(i, c)| tcp_segment(MacAddr::BROADCAST, mac(77), 5000 + (i * 1448) as u32, c))
+        .collect();
+    let pkts: Vec<Vec<u8>> = segs
+        .iter()
+        .map(|f| {
+            let mut p = vec![0u8; 8];
+            wire::write_header(100, &mut p);
+            p.extend_from_slice(f);
+            p
+        })
+        .collect();
+    let batch: Vec<(IpAddr, &[u8])> = pkts
+        .iter()
+        .map(|p| (ip("198.18.35.2"), p.as_slice()))
+        .collect();
+    s.sw.vxlan_deliver_batch(ip("198.18.35.1"), 4789, &batch);
+    // the offload port: one GSO frame, its payload the ten segments' in order
+    let got = s.hosts[0].take_sent();
+    assert_eq!(got.len(), 1, "coalesced");
+    let h = VnetHdr::parse(&got[0]).unwrap();
+    assert_eq!((h.gso_type, h.gso_size), (GSO_TCPV4, 1448));
+    assert_eq!(got[0][VNET_HDR_LEN + 54..], data[..]);
+    // the plain port: the ten segments again
+    let plain = s.hosts[1].take_sent();
+    assert_eq!(plain.len(), 10);
+    for (p, o) in plain.iter().zip(&segs) {
+        assert_eq!(p[34..], o[34..], "TCP header and payload as sent");
+    }
+    // counted once as a received frame; every packet counted by its remote
+    let vx = s.vx_handle(0);
+    assert_eq!(vx.counters.rx_frames.load(Relaxed), 1);
+    let r = s.vtep(0).remotes();
+    assert_eq!(
+        r.get(&ip("198.18.35.2")).unwrap().rx_frames.load(Relaxed),
+        10
+    );
 }

@@ -14,13 +14,14 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use super::forward::HEADROOM;
 use super::registry::{AddPortError, LinkState, PortHandle, Registry};
-use super::runtime::{DrainEnd, LogLimit, RxBuffers, RX_BATCH};
-use super::Switch;
+use super::runtime::{LogLimit, RX_BATCH, RX_BUF};
+use super::{Scratch, Switch};
 use crate::config::PortSpec;
 use crate::port::vxlan::{RawUnderlay, VxlanPort};
 use crate::port::{sys, Port};
 use crate::switch::{PortFlags, Settings};
 use crate::types::{PortId, Timestamp};
+use crate::vxlan::gro::Gro;
 use crate::vxlan::spec::VxlanSpecError;
 use crate::vxlan::vtep::{DropCounters, Vtep, VtepRecord, VxlanDrop};
 use crate::vxlan::wire::VXLAN_HLEN;
@@ -267,27 +268,29 @@ impl Switch {
         });
     }
 
-    /// Handles one packet a hub received from `src`: the UDP payload is in `bufs.buf` at
+    /// Handles one packet a hub received from `src`: the UDP payload is in `buf` at
     /// `HEADROOM - 8` (so that the inner frame starts at `HEADROOM`, where the frame path wants
-    /// it, with no copy), `len` bytes long.
+    /// it, with no copy), `len` bytes long. An accepted TCP segment may wait in `rx`'s
+    /// coalescing buffer for the next ones of its flow; [`Switch::vxlan_flush`] hands it on.
     #[expect(
         clippy::too_many_arguments,
         reason = "the per-packet context, kept flat for speed"
     )]
-    pub(super) fn vxlan_input(
+    fn vxlan_input(
         &self,
         reg: &Registry,
         settings: &Settings,
         hub: &Hub,
         members: &Members,
         src: IpAddr,
-        bufs: &mut RxBuffers,
+        buf: &mut [u8],
         len: usize,
         truncated: bool,
         now: Timestamp,
+        rx: &mut HubRx,
     ) {
         const AT: usize = HEADROOM - VXLAN_HLEN;
-        let Some(packet) = bufs.buf.get(AT..AT + len) else {
+        let Some(packet) = buf.get(AT..AT + len) else {
             return hub.dropped.count(VxlanDrop::Short);
         };
         if len < VXLAN_HLEN {
@@ -300,20 +303,46 @@ impl Switch {
         else {
             return hub.dropped.count(VxlanDrop::UnknownVni);
         };
-        match m.vtep.receive(src, packet, settings.ageing_ms != 0, now) {
-            Err(r) => m.vtep.stats.rx_dropped.count(r),
-            Ok(inner) => {
-                // the VXLAN header becomes the (all-zero) virtio_net_hdr of a plain frame
-                bufs.buf[..HEADROOM].fill(0);
-                let pkt = &bufs.buf[..HEADROOM + inner];
-                self.handle_frame(reg, settings, &m.port, pkt, truncated, now, &mut bufs.work);
+        let inner = match m.vtep.receive(src, packet, settings.ageing_ms != 0, now) {
+            Err(r) => return m.vtep.stats.rx_dropped.count(r),
+            Ok(inner) => inner,
+        };
+        let frame = &buf[HEADROOM..HEADROOM + inner];
+        let ctx = (u64::from(m.port.id.0) << 32) | u64::from(ip_key(src));
+        if !truncated {
+            if rx.gro.merge(ctx, frame) {
+                return;
             }
+            self.vxlan_flush(reg, settings, now, rx);
+            if rx.gro.start(ctx, frame) {
+                rx.pending = Some(m.port.clone());
+                return;
+            }
+        } else {
+            self.vxlan_flush(reg, settings, now, rx);
+        }
+        // the VXLAN header becomes the (all-zero) virtio_net_hdr of a plain frame
+        buf[..HEADROOM].fill(0);
+        let pkt = &buf[..HEADROOM + inner];
+        self.handle_frame(reg, settings, &m.port, pkt, truncated, now, &mut rx.work);
+    }
+
+    /// Hands on the frame waiting in `rx`'s coalescing buffer, if any: one GSO frame for the
+    /// segments merged, or the lone segment as it came.
+    fn vxlan_flush(&self, reg: &Registry, settings: &Settings, now: Timestamp, rx: &mut HubRx) {
+        let HubRx {
+            gro, pending, work, ..
+        } = rx;
+        let Some(port) = pending.take() else { return };
+        if let Some(pkt) = gro.take() {
+            self.handle_frame(reg, settings, &port, pkt, false, now, work);
         }
     }
 
-    /// Hands one UDP payload from `src` to the hub at `local`:`dstport` as if its socket had
-    /// read it, and publishes the counts (tests and fuzzing; allocates its buffers).
-    pub fn vxlan_deliver(&self, local: IpAddr, dstport: u16, src: IpAddr, payload: &[u8]) {
+    /// Hands UDP payloads to the hub at `local`:`dstport` as if its socket had read them in
+    /// one batch (so consecutive TCP segments coalesce), and publishes the counts (tests and
+    /// fuzzing; allocates its buffers).
+    pub fn vxlan_deliver_batch(&self, local: IpAddr, dstport: u16, batch: &[(IpAddr, &[u8])]) {
         let Some(hub) = self
             .vxlan_hubs()
             .into_iter()
@@ -321,26 +350,72 @@ impl Switch {
         else {
             return;
         };
-        let mut bufs = RxBuffers::default();
+        let mut rx = HubRx::new(1);
         let at = HEADROOM - VXLAN_HLEN;
-        let len = payload.len().min(bufs.buf.len() - at);
-        bufs.buf[at..at + len].copy_from_slice(&payload[..len]);
         let reg = self.ports();
         let settings = self.settings.load();
         let members = hub.members();
         let now = self.now();
-        self.vxlan_input(
-            &reg,
-            &settings,
-            &hub,
-            &members,
-            src,
-            &mut bufs,
-            len,
-            len < payload.len(),
-            now,
-        );
-        self.publish(&reg, &mut bufs.work);
+        for (src, payload) in batch {
+            let buf = &mut rx.bufs[0];
+            let len = payload.len().min(buf.len() - at);
+            buf[at..at + len].copy_from_slice(&payload[..len]);
+            let mut buf = std::mem::take(&mut rx.bufs[0]);
+            self.vxlan_input(
+                &reg,
+                &settings,
+                &hub,
+                &members,
+                *src,
+                &mut buf,
+                len,
+                len < payload.len(),
+                now,
+                &mut rx,
+            );
+            rx.bufs[0] = buf;
+        }
+        self.vxlan_flush(&reg, &settings, now, &mut rx);
+        self.publish(&reg, &mut rx.work);
+    }
+
+    /// [`Switch::vxlan_deliver_batch`] of one packet.
+    pub fn vxlan_deliver(&self, local: IpAddr, dstport: u16, src: IpAddr, payload: &[u8]) {
+        self.vxlan_deliver_batch(local, dstport, &[(src, payload)]);
+    }
+}
+
+/// A 32-bit key for a sender's address (part of the coalescing context).
+fn ip_key(ip: IpAddr) -> u32 {
+    match ip {
+        IpAddr::V4(a) => u32::from(a),
+        IpAddr::V6(a) => {
+            let x = u128::from(a);
+            (x as u32) ^ ((x >> 32) as u32) ^ ((x >> 64) as u32) ^ ((x >> 96) as u32)
+        }
+    }
+}
+
+/// The buffers of a hub's receive loop, allocated once: one per datagram of a batch, the
+/// batch's metadata, the frame path's scratch, and the coalescing buffer with the port its
+/// pending frame came in on.
+pub struct HubRx {
+    bufs: Vec<Vec<u8>>,
+    meta: Vec<sys::vxlan::Datagram>,
+    work: Scratch,
+    gro: Gro,
+    pending: Option<Arc<PortHandle>>,
+}
+
+impl HubRx {
+    fn new(batch: usize) -> HubRx {
+        HubRx {
+            bufs: vec![vec![0; HEADROOM + RX_BUF]; batch],
+            meta: vec![sys::vxlan::Datagram::default(); batch],
+            work: Scratch::default(),
+            gro: Gro::new(),
+            pending: None,
+        }
     }
 }
 
@@ -367,7 +442,8 @@ pub fn attach_vxlan(
     Ok(h)
 }
 
-/// Reads a hub's socket: each packet goes to the port of its VNI.
+/// Reads a hub's socket, a batch of datagrams (`recvmmsg`) at a time: each packet goes to the
+/// port of its VNI, consecutive TCP segments of a flow coalesced.
 async fn hub_loop(sw: Arc<Switch>, hub: Arc<Hub>, sock: UdpSocket) {
     let afd = match sys::register(sock, false) {
         Ok(a) => a,
@@ -376,7 +452,7 @@ async fn hub_loop(sw: Arc<Switch>, hub: Arc<Hub>, sock: UdpSocket) {
             return;
         }
     };
-    let mut bufs = RxBuffers::default();
+    let mut rx = HubRx::new(RX_BATCH.min(sys::vxlan::MAX_BATCH));
     const AT: usize = HEADROOM - VXLAN_HLEN;
     loop {
         let mut guard = match afd.readable().await {
@@ -387,46 +463,47 @@ async fn hub_loop(sw: Arc<Switch>, hub: Arc<Hub>, sock: UdpSocket) {
         let settings = sw.settings.load();
         let members = hub.members();
         let now = sw.now();
-        let mut n = 0;
-        let end = loop {
-            if n == RX_BATCH {
-                break DrainEnd::BatchFull;
-            }
-            let area = &mut bufs.buf[AT..];
-            let cap = area.len();
-            let (len, from) = match afd.get_ref().recv_from(area) {
-                Ok(x) => x,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break DrainEnd::Empty,
-                Err(e) => {
+        let mut bufs = std::mem::take(&mut rx.bufs);
+        let mut meta = std::mem::take(&mut rx.meta);
+        let got = sys::vxlan::recv_batch(afd.get_ref(), &mut bufs, AT, &mut meta);
+        let n = match got {
+            Ok(n) => n,
+            Err(e) => {
+                if e.kind() != io::ErrorKind::WouldBlock {
                     if let Some(held) = HUB_FAILED.allow(sw.now().millis() + 1000) {
                         tracing::debug!(hub = %hub.label(), error = %e, held, "vxlan receive failed");
                     }
-                    break DrainEnd::Empty;
                 }
-            };
-            n += 1;
+                0
+            }
+        };
+        for (buf, d) in bufs.iter_mut().zip(&meta).take(n) {
+            let Some(from) = d.from else { continue };
             sw.vxlan_input(
                 &reg,
                 &settings,
                 &hub,
                 &members,
-                from.ip(),
-                &mut bufs,
-                len,
-                len == cap,
+                from,
+                buf,
+                d.len,
+                d.truncated,
                 now,
+                &mut rx,
             );
-        };
-        sw.publish(&reg, &mut bufs.work);
+        }
+        sw.vxlan_flush(&reg, &settings, now, &mut rx);
+        rx.bufs = bufs;
+        rx.meta = meta;
+        sw.publish(&reg, &mut rx.work);
         if n > 0 {
             sw.frame_seen();
         }
-        match end {
-            DrainEnd::BatchFull => {
-                drop(guard);
-                tokio::task::yield_now().await;
-            }
-            _ => guard.clear_ready(),
+        if n == rx.bufs.len() {
+            drop(guard);
+            tokio::task::yield_now().await;
+        } else {
+            guard.clear_ready();
         }
     }
 }

@@ -3,6 +3,7 @@
 //! ([`vtep`]). No I/O here: the port and its sockets are in [`crate::port::vxlan`] and
 //! `port::sys`, the shared receive sockets (hubs) in [`crate::dataplane::vxlan`].
 
+pub mod gro;
 pub mod spec;
 pub mod vtep;
 pub mod wire;

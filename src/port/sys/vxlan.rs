@@ -188,6 +188,95 @@ pub fn send_to(fd: &OwnedFd, to: IpAddr, head: &[u8], frame: &[u8]) -> io::Resul
     }
 }
 
+/// Most datagrams one [`recv_batch`] reads.
+pub const MAX_BATCH: usize = 64;
+
+/// One datagram of a batch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Datagram {
+    /// Bytes written to its buffer.
+    pub len: usize,
+    /// It was longer than its buffer (`MSG_TRUNC`).
+    pub truncated: bool,
+    /// Its sender's address.
+    pub from: Option<IpAddr>,
+}
+
+/// Reads up to `min(bufs.len(), out.len(), MAX_BATCH)` datagrams with one `recvmmsg`, without
+/// blocking, each into `bufs[i][at..]`; fills `out` and returns how many it read (`WouldBlock`
+/// if none was waiting).
+pub fn recv_batch(
+    sock: &UdpSocket,
+    bufs: &mut [Vec<u8>],
+    at: usize,
+    out: &mut [Datagram],
+) -> io::Result<usize> {
+    let n = bufs.len().min(out.len()).min(MAX_BATCH);
+    // SAFETY: iovec, sockaddr_storage and mmsghdr are plain data; all-zero values are valid.
+    let mut iov: [libc::iovec; MAX_BATCH] = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    let mut names: [libc::sockaddr_storage; MAX_BATCH] = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    let mut msgs: [libc::mmsghdr; MAX_BATCH] = unsafe { std::mem::zeroed() };
+    for i in 0..n {
+        let area = bufs[i].get_mut(at..).unwrap_or_default();
+        iov[i] = libc::iovec {
+            iov_base: area.as_mut_ptr().cast(),
+            iov_len: area.len(),
+        };
+        let h = &mut msgs[i].msg_hdr;
+        h.msg_name = (&mut names[i] as *mut libc::sockaddr_storage).cast();
+        h.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        h.msg_iov = &mut iov[i];
+        h.msg_iovlen = 1;
+    }
+    // SAFETY: `msgs[..n]` point to `n` iovecs and addresses that live across the call, and each
+    // iovec to a distinct buffer area valid for writes of its length; the kernel writes at most
+    // that much and sets msg_len, msg_flags and msg_namelen.
+    let got = unsafe {
+        libc::recvmmsg(
+            sock.as_raw_fd(),
+            msgs.as_mut_ptr(),
+            n as libc::c_uint,
+            libc::MSG_DONTWAIT,
+            std::ptr::null_mut(),
+        )
+    };
+    if got < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let got = got as usize;
+    for i in 0..got {
+        let h = &msgs[i].msg_hdr;
+        out[i] = Datagram {
+            len: msgs[i].msg_len as usize,
+            truncated: h.msg_flags & libc::MSG_TRUNC != 0,
+            from: sockaddr_ip(&names[i]),
+        };
+    }
+    Ok(got)
+}
+
+/// The IP address in a socket address the kernel filled in.
+fn sockaddr_ip(ss: &libc::sockaddr_storage) -> Option<IpAddr> {
+    match i32::from(ss.ss_family) {
+        libc::AF_INET => {
+            // SAFETY: the family says the storage holds a sockaddr_in, which it is large and
+            // aligned enough for.
+            let sin =
+                unsafe { &*(ss as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            Some(IpAddr::from(sin.sin_addr.s_addr.to_ne_bytes()))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: as above, for sockaddr_in6.
+            let sin6 =
+                unsafe { &*(ss as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
+            Some(IpAddr::from(sin6.sin6_addr.s6_addr))
+        }
+        _ => None,
+    }
+}
+
 /// Asks for a receive buffer of `bytes` (beyond `rmem_max` when the process may, as root
 /// can), so a burst of tunnel packets is not dropped before the switch reads it.
 pub fn set_rcvbuf(sock: &UdpSocket, bytes: usize) -> io::Result<()> {
@@ -264,6 +353,41 @@ mod tests {
         assert_eq!(
             interface_of("198.51.100.77".parse().unwrap()).unwrap(),
             None
+        );
+    }
+
+    #[test]
+    fn a_batch_of_datagrams_with_their_senders() {
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        rx.set_nonblocking(true).unwrap();
+        let mut bufs = vec![vec![0u8; 64]; 4];
+        let mut out = [Datagram::default(); 4];
+        let e = recv_batch(&rx, &mut bufs, 2, &mut out).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        for p in [&b"one"[..], b"two!", &[7u8; 100]] {
+            tx.send_to(p, rx.local_addr().unwrap()).unwrap();
+        }
+        let n = recv_batch(&rx, &mut bufs, 2, &mut out).unwrap();
+        assert_eq!(n, 3);
+        let lo = Some("127.0.0.1".parse().unwrap());
+        assert_eq!(
+            out[0],
+            Datagram {
+                len: 3,
+                truncated: false,
+                from: lo
+            }
+        );
+        assert_eq!(&bufs[0][2..5], b"one");
+        assert_eq!(&bufs[1][2..6], b"two!");
+        assert_eq!(
+            out[2],
+            Datagram {
+                len: 62,
+                truncated: true,
+                from: lo
+            }
         );
     }
 
