@@ -980,6 +980,100 @@ mod tests {
     }
 
     #[test]
+    fn vxlan_specs() {
+        let s = parse_spec(
+            "vx0=vxlan:100,local=198.18.0.1,remote=198.18.0.2,remote=198.18.0.3,dstport=4790,no-learning,hairpin,accept=198.19.0.0/16;198.20.0.0/16,mtu=1400",
+        )
+        .unwrap();
+        assert_eq!(
+            (s.name.as_str(), s.kind, s.arg.as_str()),
+            ("vx0", PortKind::Vxlan, "100")
+        );
+        let v = s.vxlan.as_ref().unwrap();
+        assert_eq!(v.remotes.len(), 2);
+        assert_eq!((v.dstport, v.learning, v.accept.len()), (4790, false, 2));
+        assert!(s.flags.contains(PortFlags::HAIRPIN));
+        assert!(
+            s.flags.contains(PortFlags::LEARNING),
+            "no-learning is the VTEP's; the bridge port still learns"
+        );
+        assert_eq!(s.mtu, Some(1400));
+        let s = parse_spec("vxlan:7,local=2001:2::1").unwrap();
+        assert_eq!(s.name, "vxlan7");
+        for (bad, what) in [
+            ("vxlan:100", "local="),
+            ("vxlan:16777216,local=198.18.0.1", "24 bits"),
+            (
+                "vxlan:1,local=198.18.0.1,remote=2001:2::1",
+                "address family",
+            ),
+            ("vxlan:1,local=198.18.0.1,mtu=65500", "mtu"),
+            ("tsw0,remote=198.18.0.2", "vxlan key"),
+        ] {
+            let e = parse_spec(bad).unwrap_err().to_string();
+            assert!(e.contains(what), "{bad}: {e}");
+        }
+        // one VNI per local address and port
+        let e = Config::resolve(&Overrides {
+            ports: vec![
+                "a=vxlan:5,local=198.18.0.1".into(),
+                "b=vxlan:5,local=198.18.0.1".into(),
+            ],
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("VNI 5 is declared twice"), "{e}");
+        assert!(Config::resolve(&Overrides {
+            ports: vec![
+                "a=vxlan:5,local=198.18.0.1".into(),
+                "b=vxlan:5,local=198.18.0.1,dstport=4790".into(),
+            ],
+            ..Default::default()
+        })
+        .is_ok());
+    }
+
+    #[test]
+    fn vxlan_port_tables() {
+        let c = load(
+            "[[port]]\nname = \"vx0\"\nkind = \"vxlan\"\nvni = 100\nlocal = \"198.18.0.1\"\nremote = [\"198.18.0.2\"]\nsrcport = \"49152-65000\"\naccept = [\"198.18.0.0/15\"]\nlearning = false\nttl = 9\n\n[[port]]\nspec = \"vx1=vxlan:200,local=198.18.0.1\"\nremote = [\"198.18.0.9\"]\n",
+            Overrides::default(),
+        )
+        .unwrap();
+        let v = c.ports[0].vxlan.as_ref().unwrap();
+        assert_eq!(
+            (v.vni, v.srcport, v.ttl, v.learning),
+            (100, (49152, 65000), Some(9), false)
+        );
+        assert_eq!(c.ports[1].vxlan.as_ref().unwrap().remotes.len(), 1);
+        let e = load(
+            "[[port]]\nname = \"vx0\"\nkind = \"vxlan\"\nvni = 100\nlocal = \"198.18.0.1\"\nremote = [\"nowhere\"]\n",
+            Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains(":6: key 'port[0].remote'"), "{e}");
+        let e = load(
+            "[[port]]\nname = \"tsw0\"\nlocal = \"198.18.0.1\"\n",
+            Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("key 'port[0].local'") && e.contains("vxlan ports"),
+            "{e}"
+        );
+        let e = load(
+            "[[port]]\nname = \"vx0\"\nkind = \"vxlan\"\nlocal = \"198.18.0.1\"\n",
+            Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("needs vni"), "{e}");
+    }
+
+    #[test]
     fn group_masks() {
         assert_eq!(parse_group_mask("lldp").unwrap(), 0x4000);
         assert_eq!(parse_group_mask("lldp,lacp").unwrap(), 0x4004);
