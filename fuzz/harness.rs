@@ -1184,3 +1184,301 @@ pub fn check_bpdu(data: &[u8]) {
     }
     let _ = stp.status();
 }
+
+// ---------------------------------------------------------------------------------------------
+// VXLAN decapsulation.
+
+/// What a VTEP sent, for the `vxlan_decap` target (nothing leaves the process).
+#[derive(Default)]
+struct VxWire(std::sync::Mutex<Vec<(std::net::IpAddr, Vec<u8>)>>);
+
+struct VxEnd(Arc<VxWire>);
+
+impl tapswitch::vxlan::vtep::Underlay for VxEnd {
+    fn send(
+        &self,
+        to: std::net::IpAddr,
+        head: &[u8; tapswitch::vxlan::wire::ENCAP_HLEN],
+        frame: &[u8],
+    ) -> std::io::Result<()> {
+        let mut p = head.to_vec();
+        p.extend_from_slice(frame);
+        self.0 .0.lock().unwrap().push((to, p));
+        Ok(())
+    }
+    fn path_mtu(&self, _to: Option<std::net::IpAddr>) -> Option<u32> {
+        Some(1500)
+    }
+}
+
+/// Target `vxlan_decap`: a switch with two hosts and two `vxlan` ports on one socket (VNIs 100
+/// and 200, learning on or off, one with `accept=198.19.0.0/16`), then up to 128 steps: UDP
+/// payloads (raw bytes, or a header with fuzzed flags and VNI around a header-built inner frame)
+/// from a flood-list remote, an `accept=` sender or a stranger; frames from the hosts; flood
+/// list and table changes; ageing. After each packet: nothing panicked; a packet that is not a
+/// well-formed VXLAN packet for a served VNI from an admitted sender reaches no port and is
+/// counted exactly once, by the hub or the port, and teaches nothing; an admitted one reaches
+/// the switch as its port's received frame with its bytes unchanged (a host gets exactly the
+/// inner frame); a stranger never becomes a remote; the VTEP tables stay within their limits.
+pub fn check_vxlan_decap(data: &[u8]) {
+    use std::net::IpAddr;
+    use tapswitch::port::vxlan::VxlanPort;
+    use tapswitch::vxlan::spec::{VxlanSpec, MAX_REMOTES};
+    use tapswitch::vxlan::vtep::Vtep;
+    use tapswitch::vxlan::wire;
+
+    let mut r = Reader::new(data);
+    let cfg = r.u8();
+    let local: IpAddr = "198.18.60.1".parse().unwrap();
+    let remotes: [IpAddr; 2] = [
+        "198.18.60.2".parse().unwrap(),
+        "198.18.60.3".parse().unwrap(),
+    ];
+    let sw = Switch::new("fuzz", Settings::default(), 64);
+    let hosts: Vec<(Arc<MemPort>, Arc<PortHandle>)> = (0..2)
+        .map(|i| {
+            let m = Arc::new(MemPort::new(9000));
+            let h = sw
+                .add_port(&format!("h{i}"), Box::new(m.clone()), PortFlags::default())
+                .unwrap();
+            (m, h)
+        })
+        .collect();
+    let wire_out = Arc::new(VxWire::default());
+    let mut vx = Vec::new();
+    for (i, vni) in [100u32, 200].into_iter().enumerate() {
+        let mut s = VxlanSpec::new(vni);
+        s.apply("local=198.18.60.1").unwrap();
+        s.apply("remote=198.18.60.2").unwrap();
+        if i == 0 || cfg & 1 != 0 {
+            s.apply("remote=198.18.60.3").unwrap();
+        }
+        if cfg & (2 << i) != 0 {
+            s.apply("no-learning").unwrap();
+        }
+        if i == 1 {
+            s.apply("accept=198.19.0.0/16").unwrap();
+        }
+        s.check().unwrap();
+        let vtep = Arc::new(Vtep::new(s, 1450));
+        vtep.set_max_learned(1 + (cfg >> 4) as usize);
+        let port = VxlanPort::new(vtep.clone(), VxEnd(wire_out.clone()), None);
+        let h = sw
+            .add_vxlan_port(
+                &format!("vx{vni}"),
+                vtep.clone(),
+                Box::new(port),
+                PortFlags::default(),
+                false,
+            )
+            .unwrap();
+        vx.push((vni, vtep, h));
+    }
+    let mut now_ms = 0u64;
+    let mut steps = 0;
+    while !r.is_empty() && steps < 128 {
+        steps += 1;
+        let op = r.u8();
+        match op % 8 {
+            0..=4 => {
+                // One UDP payload to the hub.
+                let src: IpAddr = match r.u8() % 4 {
+                    0 | 1 => remotes[(op >> 3) as usize % 2],
+                    2 => IpAddr::V4([198, 19, r.u8(), r.u8()].into()),
+                    _ => IpAddr::V4([203, 0, 113, r.u8()].into()),
+                };
+                let payload = if op & 0x80 != 0 {
+                    let n = r.u8() as usize;
+                    r.bytes(n).to_vec()
+                } else {
+                    let mut p = vec![0u8; 8];
+                    let vni = match r.u8() % 4 {
+                        0 => 200,
+                        3 => r.u32() & 0x00ff_ffff,
+                        _ => 100,
+                    };
+                    wire::write_header(vni, &mut p);
+                    if op & 0x40 != 0 {
+                        // fuzzed flags and reserved bytes
+                        let at = (r.u8() % 8) as usize;
+                        if at != 4 && at != 5 && at != 6 {
+                            p[at] = r.u8();
+                        }
+                    }
+                    let dst = mac(&mut r);
+                    let src_mac = mac(&mut r);
+                    p.extend_from_slice(&dst);
+                    p.extend_from_slice(&src_mac);
+                    p.extend_from_slice(&r.u16().to_be_bytes());
+                    let n = (r.u8() % 80) as usize;
+                    let body = r.bytes(n);
+                    p.extend_from_slice(body);
+                    p
+                };
+                vx_packet(&sw, &hosts, &vx, &wire_out, local, src, &payload);
+            }
+            5 => {
+                // A host sends a frame: it may go into the tunnel.
+                let i = (r.u8() % 2) as usize;
+                let dst = mac(&mut r);
+                let src_mac = mac(&mut r);
+                let mut f = dst.to_vec();
+                f.extend_from_slice(&src_mac);
+                f.extend_from_slice(&[0x08, 0x00]);
+                f.extend_from_slice(&[0u8; 46]);
+                hosts[i].0.inject(&f);
+                sw.pump();
+                for (_, p) in wire_out.0.lock().unwrap().drain(..) {
+                    assert_eq!(&p[16..], &f[..], "encapsulated frame changed");
+                    assert!(wire::parse(&p[8..]).is_ok(), "we sent a bad VXLAN header");
+                }
+                for (m, _) in &hosts {
+                    m.take_sent();
+                }
+            }
+            6 => {
+                // Flood list and table changes, as the API makes them.
+                let (_, vtep, _) = &vx[(r.u8() % 2) as usize];
+                let ipv4 = IpAddr::V4([198, 18, 60, 2 + r.u8() % 4].into());
+                let m = tapswitch::frame::MacAddr(mac(&mut r));
+                let t = Timestamp::from_millis(now_ms);
+                let _ = match r.u8() % 4 {
+                    0 => vtep
+                        .append(tapswitch::frame::MacAddr::ZERO, ipv4)
+                        .map(|_| 1),
+                    1 => Ok(vtep.remove(m, if op & 0x10 != 0 { Some(ipv4) } else { None })),
+                    2 => vtep
+                        .insert_user(m, ipv4, EntryKind::Static, op & 0x20 != 0, t)
+                        .map(|_| 1),
+                    _ => vtep
+                        .insert_user(m, ipv4, EntryKind::ExternLearn, true, t)
+                        .map(|_| 1),
+                };
+            }
+            _ => {
+                now_ms += r.u8() as u64 * 10_000;
+                for (_, vtep, _) in &vx {
+                    vtep.age_out(Timestamp::from_millis(now_ms), 300_000);
+                }
+            }
+        }
+        for (_, vtep, _) in &vx {
+            assert!(
+                vtep.learned_count() <= 1 + (cfg >> 4) as usize,
+                "learned limit"
+            );
+            assert!(vtep.remotes().len() <= MAX_REMOTES);
+            // every entry points to a remote of the flood list, one the API named, or one
+            // `accept=` admits: never to a stranger
+            for rec in vtep.snapshot(Timestamp::from_millis(now_ms)) {
+                let admitted = rec.dst.to_string().starts_with("198.18.60.")
+                    || vtep.spec.accept.iter().any(|c| c.contains(rec.dst));
+                assert!(admitted, "an entry points to a stranger: {rec:?}");
+            }
+        }
+    }
+}
+
+/// Hands one UDP payload to the hub and checks where it went.
+fn vx_packet(
+    sw: &Arc<Switch>,
+    hosts: &[(Arc<MemPort>, Arc<PortHandle>)],
+    vx: &[(u32, Arc<tapswitch::vxlan::vtep::Vtep>, Arc<PortHandle>)],
+    wire_out: &VxWire,
+    local: std::net::IpAddr,
+    src: std::net::IpAddr,
+    payload: &[u8],
+) {
+    use tapswitch::vxlan::vtep::VxlanDrop;
+    let hub = sw.vxlan_hubs()[0].clone();
+    let drops = |v: &tapswitch::vxlan::vtep::Vtep| -> u64 {
+        VxlanDrop::ALL
+            .iter()
+            .map(|r| v.stats.rx_dropped.get(*r))
+            .sum()
+    };
+    let hub_before = hub.dropped.get(VxlanDrop::Short) + hub.dropped.get(VxlanDrop::UnknownVni);
+    let before: Vec<(u64, u64, usize)> = vx
+        .iter()
+        .map(|(_, v, h)| {
+            (
+                drops(v),
+                h.counters.rx_frames.load(Relaxed),
+                v.remotes().len(),
+            )
+        })
+        .collect();
+    let known_before: Vec<bool> = vx
+        .iter()
+        .map(|(_, v, _)| v.remotes().get(&src).is_some())
+        .collect();
+    sw.vxlan_deliver(local, 4789, src, payload);
+    sw.pump();
+    let hub_after = hub.dropped.get(VxlanDrop::Short) + hub.dropped.get(VxlanDrop::UnknownVni);
+    let after: Vec<(u64, u64, usize)> = vx
+        .iter()
+        .map(|(_, v, h)| {
+            (
+                drops(v),
+                h.counters.rx_frames.load(Relaxed),
+                v.remotes().len(),
+            )
+        })
+        .collect();
+    // Which port should have it, as RFC 7348 and Linux say.
+    let parsed = tapswitch::vxlan::wire::parse(payload);
+    let vni =
+        (payload.len() >= 8).then(|| u32::from_be_bytes([0, payload[4], payload[5], payload[6]]));
+    let port = vni.and_then(|v| vx.iter().position(|(n, _, _)| *n == v));
+    let counted_by_hub = hub_after - hub_before;
+    let counted_by_ports: u64 = after
+        .iter()
+        .zip(&before)
+        .map(|(a, b)| (a.0 - b.0) + (a.1 - b.1))
+        .sum();
+    assert_eq!(
+        counted_by_hub + counted_by_ports,
+        1,
+        "a packet must be counted exactly once (hub {counted_by_hub}, ports {counted_by_ports})"
+    );
+    match port {
+        None => assert_eq!(counted_by_hub, 1, "short or unknown VNI: the hub counts it"),
+        Some(i) => {
+            let (_, v, _) = &vx[i];
+            let admitted = known_before[i] || v.spec.accept.iter().any(|c| c.contains(src));
+            let reached = after[i].1 - before[i].1;
+            if reached == 1 {
+                let (_, inner) = parsed.expect("a bad VXLAN header reached the switch");
+                assert!(admitted, "a stranger's packet reached the switch");
+                // a host that got a frame got exactly the inner frame, and so did the other
+                // VNI's remotes if the switch flooded it there (its ports are bridged)
+                for (m, _) in hosts {
+                    for f in m.take_sent() {
+                        assert_eq!(&f[..], inner, "inner frame changed on its way");
+                    }
+                }
+                for (_, p) in wire_out.0.lock().unwrap().drain(..) {
+                    assert_eq!(&p[16..], inner, "inner frame changed on its way out");
+                }
+            } else {
+                for (m, _) in hosts {
+                    assert!(m.take_sent().is_empty(), "a dropped packet reached a host");
+                }
+                assert!(
+                    wire_out.0.lock().unwrap().is_empty(),
+                    "a dropped packet went out"
+                );
+                if !admitted {
+                    assert!(
+                        v.remotes().get(&src).is_none(),
+                        "a stranger became a remote"
+                    );
+                    assert!(after[i].2 <= before[i].2, "a stranger added a remote");
+                }
+            }
+            for j in (0..vx.len()).filter(|j| *j != i) {
+                assert_eq!(after[j], before[j], "another VNI's port counted it");
+            }
+        }
+    }
+}

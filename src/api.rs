@@ -6,7 +6,9 @@
 //! - `GET /api/v1/listeners` (stream and dgram sockets, whose peers become ports `NAME-N`;
 //!   `DELETE /api/v1/ports/{name}` closes one)
 //! - `GET|DELETE /api/v1/fdb` (filters `?port=&vlan=`), `POST /api/v1/fdb` (create only),
-//!   `PUT|DELETE /api/v1/fdb/{mac}` (`?vlan=` on delete)
+//!   `PUT|DELETE /api/v1/fdb/{mac}` (`?vlan=` on delete). An entry with a `dst` is one of a
+//!   `vxlan` port's own table (`bridge fdb ... self`): MAC → remote VTEP, and for
+//!   00:00:00:00:00:00 the flood list; without, one of the bridge's table (`... master`).
 //! - `GET|PATCH /api/v1/config`
 //!
 //! Who may do what ([`Access`]):
@@ -424,7 +426,7 @@ pub fn port_json(sw: &Switch, h: &PortHandle, fdb_entries: usize) -> Value {
             )
         })
         .collect();
-    json!({
+    let mut v = json!({
         "name": h.name,
         "id": h.id.0,
         "kind": h.kind().as_str(),
@@ -461,6 +463,45 @@ pub fn port_json(sw: &Switch, h: &PortHandle, fdb_entries: usize) -> Value {
             "rx_dropped_by_reason": rx_by,
             "tx_dropped_by_reason": tx_by,
         }
+    });
+    if h.kind() == crate::port::PortKind::Vxlan {
+        if let Some(vt) = sw.vtep_of(h.id) {
+            v["vxlan"] = vxlan_json(&vt);
+        }
+    }
+    v
+}
+
+/// The tunnel of a `vxlan` port: its spec, its flood list with per-remote counters, its table
+/// and the packets it dropped, by reason.
+fn vxlan_json(v: &crate::vxlan::vtep::Vtep) -> Value {
+    use crate::vxlan::vtep::VxlanDrop;
+    use std::sync::atomic::Ordering::Relaxed;
+    let remotes = v.remotes();
+    let s = &v.spec;
+    let drops: Map<String, Value> = VxlanDrop::PER_PORT
+        .iter()
+        .map(|r| (r.label().into(), v.stats.rx_dropped.get(*r).into()))
+        .collect();
+    json!({
+        "vni": s.vni,
+        "local": s.local,
+        "dstport": s.dstport,
+        "learning": s.learning,
+        "srcport": [s.srcport.0, s.srcport.1],
+        "ttl": s.ttl,
+        "tos": s.tos,
+        "accept": s.accept,
+        "flood": remotes.flood.iter().map(|r| json!({
+            "dst": r.ip,
+            "tx_frames": r.tx_frames.load(Relaxed),
+            "rx_frames": r.rx_frames.load(Relaxed),
+            "tx_errors": r.tx_errors.load(Relaxed),
+        })).collect::<Vec<_>>(),
+        "remotes": remotes.len(),
+        "entries": v.len(),
+        "learned": v.learned_count(),
+        "rx_dropped_by_reason": drops,
     })
 }
 
@@ -858,6 +899,23 @@ struct EntryJson {
     sticky: bool,
     age: u64,
     used: u64,
+    /// The remote VTEP of a `vxlan` port's own entry; `null` for a bridge entry.
+    dst: Option<std::net::IpAddr>,
+}
+
+/// A `vxlan` port's own entry (`bridge fdb show` prints it `... dst IP self`).
+fn vtep_entry_json(port: &str, r: &crate::vxlan::vtep::VtepRecord) -> EntryJson {
+    EntryJson {
+        mac: r.mac,
+        vlan: 0,
+        port: port.to_string(),
+        kind: r.kind,
+        is_static: !r.kind.ages(),
+        sticky: false,
+        age: r.updated_ms_ago / 1000,
+        used: r.updated_ms_ago / 1000,
+        dst: Some(r.dst),
+    }
 }
 
 fn entry_json(ports: &crate::dataplane::Registry, r: &crate::fdb::FdbRecord) -> EntryJson {
@@ -873,6 +931,7 @@ fn entry_json(ports: &crate::dataplane::Registry, r: &crate::fdb::FdbRecord) -> 
         sticky: r.kind == EntryKind::Sticky,
         age: r.updated_ms_ago / 1000,
         used: r.used_ms_ago / 1000,
+        dst: None,
     }
 }
 
@@ -890,14 +949,23 @@ async fn list_fdb(
     let Query(f) = q.map_err(|e| bad(e.body_text()))?;
     let port = filter_port(&st.sw, &f)?;
     let sw = st.sw.clone();
-    let recs = st.ctl.run(move || sw.fdb.snapshot(sw.now())).await?;
+    let (recs, vteps) = st
+        .ctl
+        .run(move || (sw.fdb.snapshot(sw.now()), sw.vtep_snapshots(sw.now())))
+        .await?;
     let ports = st.sw.ports();
-    Ok(Json(
-        recs.iter()
-            .filter(|r| port.is_none_or(|p| r.port == p) && f.vlan.is_none_or(|v| r.vlan == v))
-            .map(|r| entry_json(&ports, r))
-            .collect(),
-    ))
+    let mut out: Vec<EntryJson> = recs
+        .iter()
+        .filter(|r| port.is_none_or(|p| r.port == p) && f.vlan.is_none_or(|v| r.vlan == v))
+        .map(|r| entry_json(&ports, r))
+        .collect();
+    if f.vlan.is_none_or(|v| v == 0) {
+        for (id, entries) in vteps.iter().filter(|(id, _)| port.is_none_or(|p| *id == p)) {
+            let Some(h) = ports.get(*id) else { continue };
+            out.extend(entries.iter().map(|r| vtep_entry_json(&h.name, r)));
+        }
+    }
+    Ok(Json(out))
 }
 
 async fn flush_fdb(
@@ -930,6 +998,12 @@ struct EntryBody {
     vlan: u16,
     #[serde(default = "default_kind")]
     kind: EntryKind,
+    /// A `vxlan` port's own entry: the remote VTEP.
+    dst: Option<std::net::IpAddr>,
+    /// `bridge fdb ... self`: the entry is for the port's own table (a `vxlan` port's needs
+    /// `dst`); ignored for other ports, as tapswitch always ignored it.
+    #[serde(default, rename = "self")]
+    self_: bool,
 }
 
 fn default_kind() -> EntryKind {
@@ -940,11 +1014,58 @@ fn parse_mac(s: &str) -> ApiResult<MacAddr> {
     s.parse::<MacAddr>().map_err(|e| bad(e.to_string()))
 }
 
+/// The VTEP of a `vxlan` port, or a 400 naming the port.
+fn vtep_of(st: &AppState, h: &PortHandle) -> ApiResult<Arc<crate::vxlan::vtep::Vtep>> {
+    st.sw.vtep_of(h.id).ok_or_else(|| {
+        bad(format!(
+            "port '{}' is not a vxlan port: 'dst' and 'self' entries are for vxlan ports",
+            h.name
+        ))
+    })
+}
+
+/// Adds or replaces one entry of a `vxlan` port's own table.
+fn insert_vtep_entry(
+    st: &AppState,
+    h: &PortHandle,
+    mac: MacAddr,
+    b: &EntryBody,
+    replace: bool,
+) -> ApiResult<EntryJson> {
+    use crate::vxlan::vtep::VtepError;
+    let vtep = vtep_of(st, h)?;
+    let Some(dst) = b.dst else {
+        return Err(bad(format!(
+            "an entry of vxlan port '{}' needs \"dst\" (the remote VTEP)",
+            h.name
+        )));
+    };
+    if b.vlan != 0 {
+        return Err(bad("a vxlan port's own entries have no vlan"));
+    }
+    let now = st.sw.now();
+    vtep.insert_user(mac, dst, b.kind, replace, now)
+        .map_err(|e| match e {
+            VtepError::Exists { .. } => ApiError(StatusCode::CONFLICT, e.to_string()),
+            VtepError::Full(_) => ApiError(StatusCode::INSUFFICIENT_STORAGE, e.to_string()),
+            _ => bad(e.to_string()),
+        })?;
+    let rec = vtep
+        .snapshot(now)
+        .into_iter()
+        .find(|r| r.mac == mac && r.dst == dst)
+        .ok_or_else(|| ApiError(StatusCode::CONFLICT, "entry changed concurrently".into()))?;
+    Ok(vtep_entry_json(&h.name, &rec))
+}
+
 fn insert_entry(st: &AppState, mac: MacAddr, b: &EntryBody, replace: bool) -> ApiResult<EntryJson> {
     if b.vlan > 4094 {
         return Err(bad(format!("vlan {} is outside 0..4094", b.vlan)));
     }
     let h = find_port(&st.sw, &b.port)?;
+    if b.dst.is_some() || (b.self_ && h.kind() == crate::port::PortKind::Vxlan) {
+        return insert_vtep_entry(st, &h, mac, b, replace);
+    }
     let key = FdbKey::new(mac, b.vlan);
     let now = st.sw.now();
     st.sw
@@ -997,6 +1118,13 @@ async fn create_fdb(
 struct VlanQuery {
     #[serde(default)]
     vlan: u16,
+    /// With `dst` or `self`: the `vxlan` port whose own entry goes.
+    port: Option<String>,
+    /// A `vxlan` port's entry: only the one pointing to this remote (for
+    /// 00:00:00:00:00:00, this remote leaves the flood list).
+    dst: Option<std::net::IpAddr>,
+    #[serde(default, rename = "self")]
+    self_: bool,
 }
 
 async fn del_fdb(
@@ -1006,6 +1134,24 @@ async fn del_fdb(
 ) -> ApiResult<StatusCode> {
     let mac = parse_mac(&mac)?;
     let Query(q) = q.map_err(|e| bad(e.body_text()))?;
+    if q.dst.is_some() || q.self_ {
+        let Some(name) = &q.port else {
+            return Err(bad(
+                "deleting a vxlan port's entry ('dst' or 'self') needs 'port'",
+            ));
+        };
+        let h = find_port(&st.sw, name)?;
+        let vtep = vtep_of(&st, &h)?;
+        let n = vtep.remove(mac, q.dst);
+        return if n > 0 {
+            Ok(StatusCode::NO_CONTENT)
+        } else {
+            Err(not_found(match q.dst {
+                Some(d) => format!("no entry {mac} dst {d} on port '{name}'"),
+                None => format!("no entry {mac} on port '{name}'"),
+            }))
+        };
+    }
     if st.sw.fdb.remove(&FdbKey::new(mac, q.vlan)) {
         Ok(StatusCode::NO_CONTENT)
     } else {

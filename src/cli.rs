@@ -110,8 +110,15 @@ pub(crate) struct FdbArgs {
 pub(crate) enum FdbAction {
     /// Print every entry (the default).
     Show,
-    /// Add an entry; fails if it exists: `fdb add MAC dev PORT [vlan N] [static|sticky|dynamic]`.
+    /// Add an entry; fails if it exists: `fdb add MAC dev PORT [vlan N] [dst IP]
+    /// [static|sticky|dynamic|extern_learn]` (`dst`: a vxlan port's own entry).
     Add {
+        #[arg(num_args = 1..)]
+        words: Vec<String>,
+    },
+    /// Add a remote to a vxlan port's flood list:
+    /// `fdb append 00:00:00:00:00:00 dev PORT dst IP`.
+    Append {
         #[arg(num_args = 1..)]
         words: Vec<String>,
     },
@@ -120,7 +127,7 @@ pub(crate) enum FdbAction {
         #[arg(num_args = 1..)]
         words: Vec<String>,
     },
-    /// Delete an entry: `fdb del MAC [vlan N]`.
+    /// Delete an entry: `fdb del MAC [vlan N]`, or a vxlan port's `fdb del MAC dev PORT dst IP`.
     Del {
         #[arg(num_args = 1..)]
         words: Vec<String>,

@@ -185,19 +185,31 @@ pub fn ports(api: &str, json: bool) -> Result<()> {
 
 /// One `bridge fdb show` line for an entry.
 pub fn fdb_line(e: &Value, master: &str) -> String {
-    // iproute2's order: dev, vlan, flags (sticky), master, state (static)
+    // iproute2's order: dev, vlan, dst, flags (self, extern_learn, sticky), master, state
     let mut s = format!(
         "{} dev {}",
         e["mac"].as_str().unwrap_or("?"),
         e["port"].as_str().unwrap_or("?")
     );
+    let kind = e["kind"].as_str();
+    if let Some(dst) = e["dst"].as_str() {
+        // a vxlan port's own entry, as Linux prints a VXLAN device's
+        s.push_str(&format!(" dst {dst} self"));
+        match kind {
+            Some("extern_learn") => s.push_str(" extern_learn"),
+            Some("static") => s.push_str(" permanent"),
+            _ => {}
+        }
+        return s;
+    }
     let vlan = e["vlan"].as_u64().unwrap_or(0);
     if vlan != 0 {
         s.push_str(&format!(" vlan {vlan}"));
     }
-    let kind = e["kind"].as_str();
-    if kind == Some("sticky") {
-        s.push_str(" sticky");
+    match kind {
+        Some("sticky") => s.push_str(" sticky"),
+        Some("extern_learn") => s.push_str(" extern_learn"),
+        _ => {}
     }
     s.push_str(&format!(" master {master}"));
     if matches!(kind, Some("static" | "sticky")) {
@@ -332,6 +344,8 @@ pub fn stp_text(v: &Value) -> String {
 }
 
 /// Parses `bridge fdb`-style words: `MAC dev PORT [vlan N] [static|sticky|dynamic]`.
+/// Parses `bridge fdb`-style words: `MAC dev PORT [vlan N] [dst IP] [self]
+/// [static|sticky|dynamic|extern_learn]`.
 pub fn parse_fdb_words(words: &[String], need_dev: bool) -> Result<Value> {
     let mut it = words.iter().map(String::as_str);
     let mac = it.next().context("missing MAC address")?;
@@ -349,10 +363,19 @@ pub fn parse_fdb_words(words: &[String], need_dev: bool) -> Result<Value> {
                     .context("bad vlan")?;
                 body["vlan"] = v.into();
             }
-            "static" | "sticky" | "dynamic" => body["kind"] = w.into(),
-            "master" | "self" | "permanent" => {}
+            "dst" => {
+                let ip: std::net::IpAddr = it
+                    .next()
+                    .context("'dst' needs an IP address")?
+                    .parse()
+                    .context("bad dst address")?;
+                body["dst"] = ip.to_string().into();
+            }
+            "static" | "sticky" | "dynamic" | "extern_learn" => body["kind"] = w.into(),
+            "self" => body["self"] = true.into(),
+            "master" | "permanent" => {}
             other => {
-                bail!("unknown word '{other}' (expected dev PORT, vlan N, static, sticky, dynamic)")
+                bail!("unknown word '{other}' (expected dev PORT, vlan N, dst IP, self, static, sticky, dynamic, extern_learn)")
             }
         }
     }
@@ -375,6 +398,13 @@ pub(crate) fn fdb_cmd(a: crate::cli::FdbArgs) -> Result<()> {
             let b = parse_fdb_words(&words, true)?;
             change(api, "POST", "/api/v1/fdb", Some(&b), tok).map(|_| ())
         }
+        FdbAction::Append { words } => {
+            let b = parse_fdb_words(&words, true)?;
+            if b["mac"] != "00:00:00:00:00:00" || b["dst"].is_null() {
+                bail!("append adds a remote to a vxlan port's flood list: fdb append 00:00:00:00:00:00 dev PORT dst IP");
+            }
+            change(api, "POST", "/api/v1/fdb", Some(&b), tok).map(|_| ())
+        }
         FdbAction::Replace { words } => {
             let b = parse_fdb_words(&words, true)?;
             let path = format!("/api/v1/fdb/{}", b["mac"].as_str().unwrap_or_default());
@@ -382,11 +412,23 @@ pub(crate) fn fdb_cmd(a: crate::cli::FdbArgs) -> Result<()> {
         }
         FdbAction::Del { words } => {
             let b = parse_fdb_words(&words, false)?;
-            let path = format!(
+            let mut path = format!(
                 "/api/v1/fdb/{}?vlan={}",
                 b["mac"].as_str().unwrap_or_default(),
                 b["vlan"]
             );
+            if let Some(d) = b["dst"].as_str() {
+                path.push_str(&format!("&dst={d}"));
+            }
+            if b["self"] == true {
+                path.push_str("&self=true");
+            }
+            if !b["dst"].is_null() || b["self"] == true {
+                let port = b["port"]
+                    .as_str()
+                    .context("deleting a vxlan port's entry needs 'dev PORT'")?;
+                path.push_str(&format!("&port={port}"));
+            }
             change(api, "DELETE", &path, None, tok).map(|_| ())
         }
         FdbAction::Flush { words } => {
@@ -689,6 +731,27 @@ mod tests {
             fdb_line(&e, "br0"),
             "02:00:00:00:00:01 dev tsw0 master br0 static"
         );
+        // as iproute2 prints a Linux VXLAN device's entries and extern_learn bridge entries
+        let e = serde_json::json!({"mac": "02:00:00:00:00:09", "port": "vx0", "vlan": 0, "kind": "extern_learn"});
+        assert_eq!(
+            fdb_line(&e, "br0"),
+            "02:00:00:00:00:09 dev vx0 extern_learn master br0"
+        );
+        let e = serde_json::json!({"mac": "00:00:00:00:00:00", "port": "vx0", "vlan": 0, "kind": "static", "dst": "198.18.250.2"});
+        assert_eq!(
+            fdb_line(&e, "br0"),
+            "00:00:00:00:00:00 dev vx0 dst 198.18.250.2 self permanent"
+        );
+        let e = serde_json::json!({"mac": "02:00:00:00:00:07", "port": "vx0", "vlan": 0, "kind": "learned", "dst": "2001:2::2"});
+        assert_eq!(
+            fdb_line(&e, "br0"),
+            "02:00:00:00:00:07 dev vx0 dst 2001:2::2 self"
+        );
+        let e = serde_json::json!({"mac": "02:00:00:00:00:08", "port": "vx0", "vlan": 0, "kind": "extern_learn", "dst": "198.18.250.3"});
+        assert_eq!(
+            fdb_line(&e, "br0"),
+            "02:00:00:00:00:08 dev vx0 dst 198.18.250.3 self extern_learn"
+        );
     }
 
     #[test]
@@ -703,6 +766,22 @@ mod tests {
         assert!(parse_fdb_words(&w("02:00:00:00:00:01 dev"), true).is_err());
         assert!(parse_fdb_words(&w("nope dev x"), true).is_err());
         assert!(parse_fdb_words(&w("02:00:00:00:00:01 bogus"), false).is_err());
+        let b = parse_fdb_words(
+            &w("00:00:00:00:00:00 dev vx0 dst 2001:2::2 self permanent"),
+            true,
+        )
+        .unwrap();
+        assert_eq!(
+            (&b["port"], &b["dst"], &b["self"]),
+            (&"vx0".into(), &"2001:2::2".into(), &true.into())
+        );
+        let b = parse_fdb_words(
+            &w("02:00:00:00:00:01 dev vx0 dst 198.18.0.2 extern_learn"),
+            true,
+        )
+        .unwrap();
+        assert_eq!(b["kind"], "extern_learn");
+        assert!(parse_fdb_words(&w("02:00:00:00:00:01 dev vx0 dst nowhere"), true).is_err());
     }
 
     #[test]

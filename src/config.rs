@@ -7,6 +7,8 @@
 //! FLAG is a port flag (`hairpin`, `isolated`, `locked`, `uplink`, `learning`, `flood`,
 //! `mcast-flood`, `bcast-flood`), a flag prefixed with `no-` to turn it off, `mtu=N`, or
 //! `offload=on|off` (virtio_net_hdr offloads; on by default where the port kind has them).
+//! A `vxlan:VNI` port takes the keys of [`crate::vxlan::spec`] (`local=`, `remote=`, ...);
+//! there `learning`/`no-learning` is the VTEP's learning, not the bridge port's.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -20,6 +22,7 @@ use crate::stp::{BridgeConfig, P2p, PortConfig as StpPortConfig};
 use crate::switch::{Mode, PortFlags, Settings};
 use crate::validate::{self, OutOfRange};
 use crate::vlan::{check_vid, ParseVlanSetError, PortVlans, Protocol, VlanError, VlanSet};
+use crate::vxlan::spec::{VxlanSpec, VxlanSpecError};
 
 /// Default HTTP listen address: loopback only.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9479";
@@ -66,6 +69,8 @@ pub struct PortSpec {
     pub storm: [u64; 3],
     /// Queues of a multiqueue TAP (`queues=N`), each read by a dataplane worker.
     pub queues: usize,
+    /// `vxlan` ports: the tunnel (VNI, addresses, flood list, ...).
+    pub vxlan: Option<VxlanSpec>,
 }
 
 /// The VLAN keys of one spec or port table, before they are combined.
@@ -171,7 +176,7 @@ pub fn apply_flag(flags: &mut PortFlags, word: &str) -> Result<(), UnknownFlag> 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum SpecProblem {
     /// KIND is not one of the known kinds.
-    #[error("unknown port kind '{0}' (known: tap, packet, stream, dgram, vhost)")]
+    #[error("unknown port kind '{0}' (known: tap, packet, stream, dgram, vhost, vxlan)")]
     UnknownKind(String),
     /// Socket kinds take an absolute path.
     #[error("{0} needs an absolute socket path")]
@@ -217,6 +222,9 @@ pub enum SpecProblem {
     /// VLAN keys that do not go together.
     #[error("{0}")]
     VlanKeys(&'static str),
+    /// A `vxlan` key or value is wrong.
+    #[error(transparent)]
+    Vxlan(#[from] VxlanSpecError),
 }
 
 /// A port spec that cannot be parsed: the spec and what is wrong with it.
@@ -252,13 +260,22 @@ fn parse_spec_inner(spec: &str) -> Result<PortSpec, SpecProblem> {
                 "stream" => PortKind::Stream,
                 "dgram" => PortKind::Dgram,
                 "vhost" => PortKind::Vhost,
+                "vxlan" => PortKind::Vxlan,
                 other => return Err(SpecProblem::UnknownKind(other.to_string())),
             };
             (kind, a)
         }
         None => (PortKind::Tap, rest),
     };
+    let mut vxlan = None;
+    let default_name;
     let name = match kind {
+        PortKind::Vxlan => {
+            let v = VxlanSpec::new(crate::vxlan::spec::parse_vni(arg)?);
+            default_name = format!("vxlan{}", v.vni);
+            vxlan = Some(v);
+            name.unwrap_or(&default_name)
+        }
         PortKind::Stream | PortKind::Dgram | PortKind::Vhost => {
             if !arg.starts_with('/') {
                 return Err(SpecProblem::RelativePath(kind.as_str()));
@@ -294,6 +311,7 @@ fn parse_spec_inner(spec: &str) -> Result<PortSpec, SpecProblem> {
         stp: StpPortConfig::default(),
         storm: [0; 3],
         queues: 1,
+        vxlan: None,
     };
     let mut vk = VlanKeys::default();
     let vid = |v: &str| -> Result<u16, SpecProblem> {
@@ -301,6 +319,13 @@ fn parse_spec_inner(spec: &str) -> Result<PortSpec, SpecProblem> {
         Ok(check_vid(n)?)
     };
     for word in parts.map(str::trim).filter(|w| !w.is_empty()) {
+        if let Some(v) = vxlan.as_mut() {
+            if v.apply(word)? {
+                continue;
+            }
+        } else if is_vxlan_key(word) {
+            return Err(VxlanSpecError::NotVxlan(word.to_string()).into());
+        }
         if let Some(v) = word.strip_prefix("access=") {
             vk.access = Some(vid(v)?);
         } else if let Some(v) = word.strip_prefix("trunk=") {
@@ -372,6 +397,18 @@ fn parse_spec_inner(spec: &str) -> Result<PortSpec, SpecProblem> {
     if out.queues > 1 && !multi {
         return Err(SpecProblem::Queues);
     }
+    if let Some(v) = vxlan {
+        v.check()?;
+        if let Some(m) = out.mtu {
+            let max = crate::vxlan::spec::MAX_MTU;
+            validate::Range {
+                min: 68,
+                max: max.into(),
+            }
+            .check("mtu", m.into())?;
+        }
+        out.vxlan = Some(v);
+    }
     Ok(out)
 }
 
@@ -383,6 +420,15 @@ pub fn parse_p2p(v: &str) -> Result<P2p, SpecProblem> {
         "no" | "off" | "false" => Ok(P2p::No),
         _ => Err(SpecProblem::P2p(v.to_string())),
     }
+}
+
+/// Whether a spec word is one of the `vxlan` keys (refused on other kinds).
+fn is_vxlan_key(word: &str) -> bool {
+    let key = word.split_once('=').map_or(word, |(k, _)| k);
+    matches!(
+        key,
+        "local" | "remote" | "dstport" | "ttl" | "tos" | "srcport" | "accept"
+    )
 }
 
 /// Named groups for `group_fwd_mask` (bit X forwards 01:80:c2:00:00:0X).
@@ -655,6 +701,18 @@ struct FilePort {
     storm_multicast: Option<u64>,
     storm_unknown_unicast: Option<u64>,
     queues: Option<Spanned<u64>>,
+    /// `vxlan` ports (with `kind = "vxlan"`): the spec keys as table keys.
+    vni: Option<Spanned<u32>>,
+    local: Option<Spanned<String>>,
+    #[serde(default, alias = "remotes")]
+    remote: Vec<Spanned<String>>,
+    dstport: Option<Spanned<u32>>,
+    ttl: Option<Spanned<u32>>,
+    tos: Option<Spanned<u32>>,
+    srcport: Option<Spanned<String>>,
+    #[serde(default)]
+    accept: Vec<Spanned<String>>,
+    learning: Option<bool>,
 }
 
 struct Src<'a> {
@@ -702,6 +760,79 @@ struct Pending {
     stp_hello_time: Option<u8>,
     stp_forward_delay: Option<u8>,
     stp_max_age: Option<u8>,
+}
+
+/// The `vxlan` keys of a port table (`vni`, `local`, `remote`, ...): with `kind = "vxlan"` they
+/// make the tunnel, with a `vxlan:` spec they add to it; on another kind they are an error.
+fn file_vxlan(
+    p: &FilePort,
+    spec: &mut PortSpec,
+    src: &Src<'_>,
+    key: &dyn Fn(&str) -> String,
+    pspan: std::ops::Range<usize>,
+) -> Result<(), ConfigError> {
+    let mut words: Vec<(&str, std::ops::Range<usize>, String)> = Vec::new();
+    let mut one = |k: &'static str, span: std::ops::Range<usize>, v: String| {
+        words.push((k, span, format!("{k}={v}")));
+    };
+    if let Some(v) = &p.local {
+        one("local", v.span(), v.get_ref().clone());
+    }
+    for v in &p.remote {
+        one("remote", v.span(), v.get_ref().clone());
+    }
+    for (k, v) in [("dstport", &p.dstport), ("ttl", &p.ttl), ("tos", &p.tos)] {
+        if let Some(v) = v {
+            one(k, v.span(), v.get_ref().to_string());
+        }
+    }
+    if let Some(v) = &p.srcport {
+        one("srcport", v.span(), v.get_ref().clone());
+    }
+    for v in &p.accept {
+        one("accept", v.span(), v.get_ref().clone());
+    }
+    if let Some(l) = p.learning {
+        let w = if l { "learning" } else { "no-learning" };
+        words.push(("learning", pspan.clone(), w.to_string()));
+    }
+    if spec.kind == PortKind::Vxlan && spec.vxlan.is_none() {
+        let Some(vni) = &p.vni else {
+            return src.err(pspan, &key("vni"), "a vxlan port needs vni = N");
+        };
+        match crate::vxlan::spec::parse_vni(&vni.get_ref().to_string()) {
+            Ok(n) => {
+                spec.vxlan = Some(VxlanSpec::new(n));
+                spec.arg = n.to_string();
+            }
+            Err(e) => return src.err(vni.span(), &key("vni"), e.to_string()),
+        }
+    } else if let Some(vni) = &p.vni {
+        return src.err(
+            vni.span(),
+            &key("vni"),
+            "vni is for kind = \"vxlan\" (a spec string gives it as vxlan:VNI)",
+        );
+    }
+    let Some(v) = spec.vxlan.as_mut() else {
+        return match words.first() {
+            Some((k, span, _)) => src.err(
+                span.clone(),
+                &key(k),
+                "this key is for vxlan ports (kind = \"vxlan\")",
+            ),
+            None => Ok(()),
+        };
+    };
+    for (k, span, w) in words {
+        if let Err(e) = v.apply(&w) {
+            return src.err(span, &key(k), e.to_string());
+        }
+    }
+    if let Err(e) = v.check() {
+        return src.err(pspan, &key("local"), e.to_string());
+    }
+    Ok(())
 }
 
 fn load_file(path: &Path, cfg: &mut Config, pending: &mut Pending) -> Result<(), ConfigError> {
@@ -857,8 +988,10 @@ fn load_file(path: &Path, cfg: &mut Config, pending: &mut Pending) -> Result<(),
                 stp: StpPortConfig::default(),
                 storm: [0; 3],
                 queues: 1,
+                vxlan: None,
             }
         };
+        file_vxlan(&p, &mut spec, &src, &key, pspan.clone())?;
         if p.spec.is_some() {
             if let Some(n) = &p.name {
                 spec.name = n.get_ref().clone();
@@ -1085,13 +1218,39 @@ impl Config {
         }
         let mut seen = std::collections::HashSet::new();
         for p in &cfg.ports {
+            if let (Some(_), Some(m)) = (&p.vxlan, p.mtu) {
+                let max = crate::vxlan::spec::MAX_MTU;
+                validate::Range {
+                    min: 68,
+                    max: max.into(),
+                }
+                .check("mtu", m.into())
+                .map_err(|e| ConfigError::Flag {
+                    flag: "--port",
+                    msg: format!("port '{}': {e}", p.name),
+                })?;
+            }
             // tap and packet ports on one interface would loop frames back in
             let kind = if p.kind == PortKind::Packet {
                 PortKind::Tap
             } else {
                 p.kind
             };
-            if !seen.insert((kind, p.arg.clone())) {
+            let arg = match &p.vxlan {
+                // one VNI per local address and UDP port
+                Some(v) => format!("{} {:?} {}", v.vni, v.local, v.dstport),
+                None => p.arg.clone(),
+            };
+            if !seen.insert((kind, arg)) {
+                if let Some(v) = &p.vxlan {
+                    return Err(ConfigError::Flag {
+                        flag: "--port",
+                        msg: format!(
+                            "VNI {} is declared twice on the same local address and dstport",
+                            v.vni
+                        ),
+                    });
+                }
                 return Err(ConfigError::Flag {
                     flag: "--port",
                     msg: format!(
@@ -1243,6 +1402,100 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("port[0].vlans") && e.contains("access="), "{e}");
+    }
+
+    #[test]
+    fn vxlan_specs() {
+        let s = parse_spec(
+            "vx0=vxlan:100,local=198.18.0.1,remote=198.18.0.2,remote=198.18.0.3,dstport=4790,no-learning,hairpin,accept=198.19.0.0/16;198.20.0.0/16,mtu=1400",
+        )
+        .unwrap();
+        assert_eq!(
+            (s.name.as_str(), s.kind, s.arg.as_str()),
+            ("vx0", PortKind::Vxlan, "100")
+        );
+        let v = s.vxlan.as_ref().unwrap();
+        assert_eq!(v.remotes.len(), 2);
+        assert_eq!((v.dstport, v.learning, v.accept.len()), (4790, false, 2));
+        assert!(s.flags.contains(PortFlags::HAIRPIN));
+        assert!(
+            s.flags.contains(PortFlags::LEARNING),
+            "no-learning is the VTEP's; the bridge port still learns"
+        );
+        assert_eq!(s.mtu, Some(1400));
+        let s = parse_spec("vxlan:7,local=2001:2::1").unwrap();
+        assert_eq!(s.name, "vxlan7");
+        for (bad, what) in [
+            ("vxlan:100", "local="),
+            ("vxlan:16777216,local=198.18.0.1", "24 bits"),
+            (
+                "vxlan:1,local=198.18.0.1,remote=2001:2::1",
+                "address family",
+            ),
+            ("vxlan:1,local=198.18.0.1,mtu=65500", "mtu"),
+            ("tsw0,remote=198.18.0.2", "vxlan key"),
+        ] {
+            let e = parse_spec(bad).unwrap_err().to_string();
+            assert!(e.contains(what), "{bad}: {e}");
+        }
+        // one VNI per local address and port
+        let e = Config::resolve(&Overrides {
+            ports: vec![
+                "a=vxlan:5,local=198.18.0.1".into(),
+                "b=vxlan:5,local=198.18.0.1".into(),
+            ],
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("VNI 5 is declared twice"), "{e}");
+        assert!(Config::resolve(&Overrides {
+            ports: vec![
+                "a=vxlan:5,local=198.18.0.1".into(),
+                "b=vxlan:5,local=198.18.0.1,dstport=4790".into(),
+            ],
+            ..Default::default()
+        })
+        .is_ok());
+    }
+
+    #[test]
+    fn vxlan_port_tables() {
+        let c = load(
+            "[[port]]\nname = \"vx0\"\nkind = \"vxlan\"\nvni = 100\nlocal = \"198.18.0.1\"\nremote = [\"198.18.0.2\"]\nsrcport = \"49152-65000\"\naccept = [\"198.18.0.0/15\"]\nlearning = false\nttl = 9\n\n[[port]]\nspec = \"vx1=vxlan:200,local=198.18.0.1\"\nremote = [\"198.18.0.9\"]\n",
+            Overrides::default(),
+        )
+        .unwrap();
+        let v = c.ports[0].vxlan.as_ref().unwrap();
+        assert_eq!(
+            (v.vni, v.srcport, v.ttl, v.learning),
+            (100, (49152, 65000), Some(9), false)
+        );
+        assert_eq!(c.ports[1].vxlan.as_ref().unwrap().remotes.len(), 1);
+        let e = load(
+            "[[port]]\nname = \"vx0\"\nkind = \"vxlan\"\nvni = 100\nlocal = \"198.18.0.1\"\nremote = [\"nowhere\"]\n",
+            Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains(":6: key 'port[0].remote'"), "{e}");
+        let e = load(
+            "[[port]]\nname = \"tsw0\"\nlocal = \"198.18.0.1\"\n",
+            Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("key 'port[0].local'") && e.contains("vxlan ports"),
+            "{e}"
+        );
+        let e = load(
+            "[[port]]\nname = \"vx0\"\nkind = \"vxlan\"\nlocal = \"198.18.0.1\"\n",
+            Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("needs vni"), "{e}");
     }
 
     #[test]

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::{Config, PortSpec};
+use crate::dataplane::vxlan::VxlanAttachError;
 use crate::dataplane::{self, AddPortError, PortHandle, Switch};
 use crate::port::dgram::DgramHub;
 use crate::port::packet::{PacketError, PacketPort};
@@ -73,6 +74,15 @@ pub enum AttachError {
     /// The switch refused the port (name taken, second uplink, full).
     #[error(transparent)]
     Add(#[from] AddPortError),
+    /// A `vxlan` port could not be opened (sockets, VNI taken).
+    #[error("port '{name}'")]
+    Vxlan {
+        /// Port name.
+        name: String,
+        /// The reason.
+        #[source]
+        source: dataplane::vxlan::VxlanAttachError,
+    },
     /// The kind cannot be attached this way (in-memory ports exist only in tests).
     #[error("port '{0}': mem ports exist only in tests")]
     NotAttachable(String),
@@ -100,6 +110,12 @@ impl AttachError {
                 FailureClass::Conflict
             }
             AttachError::Add(AddPortError::Full) => FailureClass::Full,
+            AttachError::Vxlan { source, .. } => match source {
+                VxlanAttachError::VniTaken { .. }
+                | VxlanAttachError::Add(AddPortError::Duplicate(_)) => FailureClass::Conflict,
+                VxlanAttachError::Add(AddPortError::Full) => FailureClass::Full,
+                _ => FailureClass::Unprocessable,
+            },
             AttachError::SockFile {
                 source: SockError::InUse(_),
                 ..
@@ -125,7 +141,7 @@ pub fn open_port(spec: &PortSpec) -> Result<Box<dyn Port>, AttachError> {
                 name: name(),
                 source,
             }),
-        PortKind::Stream | PortKind::Dgram | PortKind::Vhost | PortKind::Mem => {
+        PortKind::Stream | PortKind::Dgram | PortKind::Vhost | PortKind::Vxlan | PortKind::Mem => {
             Err(AttachError::NotAttachable(name()))
         }
     }
@@ -204,6 +220,15 @@ pub fn attach(sw: &Arc<Switch>, spec: &PortSpec) -> Result<Attached, AttachError
             Ok(Attached::Listener(spec.name.clone()))
         }
         PortKind::Vhost => attach_vhost(sw, spec),
+        PortKind::Vxlan => {
+            let h =
+                dataplane::vxlan::attach_vxlan(sw, spec).map_err(|source| AttachError::Vxlan {
+                    name: spec.name.clone(),
+                    source,
+                })?;
+            sw.fdb.set_port_limit(h.id, spec.max_learned);
+            Ok(Attached::Port(h))
+        }
         _ => {
             let port = open_port(spec)?;
             let h = sw.add_port(&spec.name, port, spec.flags)?;
@@ -391,6 +416,7 @@ pub fn reload(sw: &Arc<Switch>, old: &[PortSpec], new: &Config) -> Vec<PortSpec>
             a.sock_owner,
             a.max_conns,
             a.queues,
+            &a.vxlan,
         ) == (
             b.kind,
             &b.arg,
@@ -400,6 +426,7 @@ pub fn reload(sw: &Arc<Switch>, old: &[PortSpec], new: &Config) -> Vec<PortSpec>
             b.sock_owner,
             b.max_conns,
             b.queues,
+            &b.vxlan,
         )
     };
     let mut declared = Vec::new();

@@ -8,8 +8,10 @@
 //! Entry kinds follow `bridge fdb`: *learned* entries come from traffic, age out and count toward
 //! `max_learned` (Linux `fdb_max_learned`); *dynamic* entries were added by the user, age out but
 //! do not count; *static* entries never age but still move when their MAC shows up on another
-//! port; *sticky* entries are static and never move. Every table operation that drops or changes
-//! state is counted in [`FdbStats`].
+//! port; *sticky* entries are static and never move; *extern_learn* entries were installed by a
+//! controller (an EVPN daemon), never age, and are taken over by local learning when their MAC
+//! shows up on another port (Linux `NTF_EXT_LEARNED`). Every table operation that drops or
+//! changes state is counted in [`FdbStats`].
 
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
 
@@ -47,6 +49,9 @@ pub enum EntryKind {
     Static,
     /// Added by the user; never ages; never moves.
     Sticky,
+    /// Installed by a controller (EVPN); never aged by the switch; when its MAC shows up on
+    /// another port, local learning takes it over (it becomes `Learned` there), as in Linux.
+    ExternLearn,
 }
 
 impl EntryKind {
@@ -298,7 +303,11 @@ impl Fdb {
     /// Learns `key` on `port` (Linux `br_fdb_update`).
     pub fn learn(&self, key: FdbKey, port: PortId, now: Timestamp) -> LearnOutcome {
         if let Some(e) = self.map.get(&key) {
-            return self.refresh(&e, port, now);
+            if e.kind != EntryKind::ExternLearn || e.port() == port {
+                return self.refresh(&e, port, now);
+            }
+            drop(e);
+            return self.take_over(key, port, now);
         }
         if self.port_full(port) {
             self.stats.learn_limit_hits_total.fetch_add(1, Relaxed);
@@ -327,6 +336,38 @@ impl Fdb {
                 self.refresh(o.get(), port, now)
             }
         }
+    }
+
+    /// An `extern_learn` entry seen on another port: local learning takes it over (Linux
+    /// `br_fdb_update` clears `BR_FDB_ADDED_BY_EXT_LEARN`). It becomes a learned entry of the new
+    /// port; at the learned limit (the switch's or the port's) an ageing `dynamic` one, which
+    /// does not count (as Linux, whose taken-over entry ages without counting).
+    fn take_over(&self, key: FdbKey, port: PortId, now: Timestamp) -> LearnOutcome {
+        let Some(mut e) = self.map.get_mut(&key) else {
+            return self.learn(key, port, now);
+        };
+        if e.kind != EntryKind::ExternLearn {
+            return self.refresh(&e, port, now);
+        }
+        let old = e.port();
+        let max = self.max_learned();
+        let counted = !self.port_full(port)
+            && self
+                .n_learned
+                .fetch_update(Relaxed, Relaxed, |n| (n < max).then_some(n + 1))
+                .is_ok();
+        if counted {
+            *e = Entry::new(port, EntryKind::Learned, now);
+            self.n_user.fetch_sub(1, Relaxed);
+            self.port_add(port, 1);
+        } else {
+            *e = Entry::new(port, EntryKind::Dynamic, now);
+        }
+        if old == port {
+            return LearnOutcome::Refreshed;
+        }
+        self.stats.moved_total.fetch_add(1, Relaxed);
+        LearnOutcome::Moved(old)
     }
 
     fn refresh(&self, e: &Entry, port: PortId, now: Timestamp) -> LearnOutcome {
@@ -610,6 +651,34 @@ mod tests {
             "a moved static stays static"
         );
         assert_eq!(t.learned_count(), 0);
+    }
+
+    #[test]
+    fn extern_learn_never_ages_and_local_learning_takes_it_over() {
+        let t = Fdb::new(10);
+        t.insert_user(key(1), P1, EntryKind::ExternLearn, false, Timestamp(0))
+            .unwrap();
+        assert_eq!(t.age_out(Timestamp::from_secs(10_000), 300_000), 0);
+        assert_eq!(t.learn(key(1), P1, Timestamp(5)), LearnOutcome::Refreshed);
+        assert_eq!(t.kind_of(&key(1)), Some(EntryKind::ExternLearn));
+        assert_eq!(t.learned_count(), 0);
+        // the MAC shows up behind another port: a learned entry there now, and it ages
+        assert_eq!(t.learn(key(1), P2, Timestamp(6)), LearnOutcome::Moved(P1));
+        assert_eq!(t.kind_of(&key(1)), Some(EntryKind::Learned));
+        assert_eq!(t.port_of(&key(1)), Some(P2));
+        assert_eq!(t.learned_count(), 1);
+        assert_eq!(t.port_learned(P2).0, 1);
+        assert_eq!(t.age_out(Timestamp::from_secs(10_000), 300_000), 1);
+        assert!(t.is_empty());
+        assert_eq!(t.learned_count(), 0);
+        // at the learned limit it becomes a dynamic entry: it ages and does not count
+        let t = Fdb::new(1);
+        t.learn(key(9), P1, Timestamp(0));
+        t.insert_user(key(1), P1, EntryKind::ExternLearn, false, Timestamp(0))
+            .unwrap();
+        assert_eq!(t.learn(key(1), P2, Timestamp(6)), LearnOutcome::Moved(P1));
+        assert_eq!(t.kind_of(&key(1)), Some(EntryKind::Dynamic));
+        assert_eq!(t.learned_count(), 1);
     }
 
     #[test]

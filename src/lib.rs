@@ -33,6 +33,7 @@ pub mod switch;
 pub mod types;
 pub mod validate;
 pub mod vlan;
+pub mod vxlan;
 
 /// An error with its sources, `outer: inner: innermost`, as users should read it (the
 /// errors of this crate keep a wrapped error as a source instead of repeating its text).

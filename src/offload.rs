@@ -123,18 +123,43 @@ impl VnetHdr {
 }
 
 /// Internet checksum accumulation (ones' complement sum of 16-bit big-endian words).
-fn sum16(mut acc: u32, data: &[u8]) -> u32 {
-    let mut chunks = data.chunks_exact(2);
+///
+/// Eight bytes at a time with an end-around carry (RFC 1071: the ones' complement sum of
+/// 64-bit words folds to the same 16-bit sum, as 2^16 = 1 modulo 2^16 - 1), then the 0 to 7
+/// bytes left; the result is folded to 32 bits for the caller's [`fold`]. Four times fewer
+/// additions than word by word: segmenting a GSO frame for a plain port (a `vxlan` port, a
+/// socket port) checksums every byte of it.
+fn sum16(acc: u32, data: &[u8]) -> u32 {
+    let mut sum = u64::from(acc);
+    let mut chunks = data.chunks_exact(8);
     for c in &mut chunks {
-        acc += u16::from_be_bytes([c[0], c[1]]) as u32;
-        if acc > 0xffff_0000 {
-            acc = (acc & 0xffff) + (acc >> 16);
-        }
+        let w = u64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+        let (s, carry) = sum.overflowing_add(w);
+        sum = s + u64::from(carry);
     }
-    if let [last] = chunks.remainder() {
-        acc += (*last as u32) << 8;
+    let mut tail = 0u64;
+    for (i, b) in chunks.remainder().iter().enumerate() {
+        // byte i of an 8-byte big-endian word, zero-padded (an odd last byte is the high
+        // half of its 16-bit word)
+        tail |= u64::from(*b) << (56 - 8 * i);
     }
-    acc
+    let (s, carry) = sum.overflowing_add(tail);
+    sum = s + u64::from(carry);
+    // 64 -> 32 bits, keeping the value modulo 2^16 - 1
+    while sum > 0xffff_ffff {
+        sum = (sum & 0xffff_ffff) + (sum >> 32);
+    }
+    sum as u32
+}
+
+/// The ones' complement sum of `data` added to `acc`, not yet folded (for [`csum_fold`]).
+pub fn csum_add(acc: u32, data: &[u8]) -> u32 {
+    sum16(acc, data)
+}
+
+/// Folds a sum of [`csum_add`] to 16 bits (not complemented).
+pub fn csum_fold(acc: u32) -> u16 {
+    fold(acc)
 }
 
 fn fold(mut acc: u32) -> u16 {
@@ -333,6 +358,44 @@ pub fn finish<E>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The checksum word by word, as RFC 1071 defines it.
+    fn sum16_words(mut acc: u64, data: &[u8]) -> u16 {
+        for c in data.chunks(2) {
+            acc += u64::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
+        }
+        while acc > 0xffff {
+            acc = (acc & 0xffff) + (acc >> 16);
+        }
+        acc as u16
+    }
+
+    #[test]
+    fn sum16_equals_the_word_by_word_sum() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let data: Vec<u8> = (0..4099)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        for len in (0..64).chain([1499, 1500, 4096, 4099]) {
+            for acc in [0u32, 1, 0xffff, 0x1_2345, u32::MAX] {
+                assert_eq!(
+                    fold(sum16(acc, &data[..len])),
+                    sum16_words(u64::from(acc), &data[..len]),
+                    "len {len} acc {acc:#x}"
+                );
+            }
+        }
+        let ones = vec![0xffu8; 65536];
+        assert_eq!(
+            fold(sum16(u32::MAX, &ones)),
+            sum16_words(u64::from(u32::MAX), &ones)
+        );
+    }
 
     /// A TCP/IPv4 frame with `len` payload bytes, checksum left partial as a sender with
     /// offloads would leave it.

@@ -370,6 +370,8 @@ labelled_enum!(
         QueueFull => "queue_full",
         /// A GSO frame that could not be segmented for a port without offloads.
         Offload => "offload",
+        /// A tunnel port with nowhere to send the frame (a `vxlan` port's empty flood list).
+        NoRemote => "no_remote",
         /// Any other send error.
         Error => "error",
         /// VLAN filtering: known unicast toward a port that is not a member of its VLAN.

@@ -81,6 +81,11 @@ fn seed_corpus_offload() {
     replay("offload", harness::check_offload);
 }
 
+#[test]
+fn seed_corpus_vxlan_decap() {
+    replay("vxlan_decap", harness::check_vxlan_decap);
+}
+
 /// A virtio_net_hdr (TCPv4 GSO, NEEDS_CSUM at 34+16) and a TCP/IPv4 frame whose TCP data
 /// offset is `doff` (in 32-bit words) with `payload` bytes after the 20-byte TCP header.
 fn tcp4_doff(doff: u8, mss: u16, payload: usize) -> (Vec<u8>, Vec<u8>) {
@@ -163,4 +168,19 @@ fn tcp_doff_5_is_segmented_correctly() {
             harness::check_frame_decide(&sw);
         }
     }
+}
+
+/// Bug 2 (found by `vxlan_decap` after 17,000 executions): an `extern_learn` entry of a VTEP
+/// table that moved to another remote became a learned entry without a place under the learned
+/// limit, so the table held more learned entries than its limit. Now it moves and stays
+/// `extern_learn`, as in Linux's VXLAN driver (and in the bridge's table a taken-over entry is
+/// learned only under the limit, dynamic otherwise).
+#[test]
+fn vxlan_extern_learn_move_keeps_the_learned_limit() {
+    let input = [
+        0, 6, 0, 2, 8, 2, 6, 255, 7, 0, 7, 40, 6, 1, 0, 8, 191, 114, 8, 105, 105, 105, 105, 105,
+        105, 105, 105, 105, 105, 105, 105, 105, 2, 0, 0, 0, 0, 7, 16, 3, 255, 255, 0, 0, 0, 7, 16,
+        3, 168, 3, 8, 0, 1, 4, 16, 6, 8, 58, 0, 0, 0, 0, 0, 0, 0, 16, 0, 5,
+    ];
+    harness::check_vxlan_decap(&input);
 }

@@ -472,6 +472,10 @@ impl Switch {
 
     fn send_failed(&self, h: &PortHandle, e: &std::io::Error) {
         let c = &h.counters;
+        if e.raw_os_error() == Some(libc::EDESTADDRREQ) {
+            // a tunnel port with no remote to send to (see `Vtep::transmit`)
+            return c.tx_drop(TxDrop::NoRemote);
+        }
         match classify(e) {
             IoClass::WouldBlock => c.tx_drop(TxDrop::QueueFull),
             IoClass::Down => {

@@ -8,7 +8,8 @@
 //!   state, and the signals the frame path sends the control thread;
 //! - [`forward`]: forwarding of one frame and the per-batch counters;
 //! - [`runtime`]: the frame-path threads, the receive loops and the busy poll;
-//! - [`hub`]: the datagram hub whose senders become ports.
+//! - [`hub`]: the datagram hub whose senders become ports;
+//! - [`vxlan`]: the VXLAN hubs, one UDP socket per local address and port, demultiplexed by VNI.
 //!
 //! Whole-table work (flushes, ageing, snapshots) and per-port ioctls never run here: the frame
 //! path flips an atomic and wakes the control thread ([`crate::control`]).
@@ -27,6 +28,7 @@ pub mod registry;
 pub mod runtime;
 pub mod spanning;
 pub mod storm;
+pub mod vxlan;
 
 pub use forward::Scratch;
 pub use hub::dgram_loop;
@@ -88,6 +90,8 @@ pub struct Switch {
     /// Where receive loops run (see [`Dataplane`]); the caller's runtime if unset.
     runtime: std::sync::OnceLock<tokio::runtime::Handle>,
     origin: Instant,
+    /// The VXLAN hubs (sockets shared by `vxlan` ports).
+    vxlan: vxlan::Hubs,
 }
 
 impl std::fmt::Debug for Switch {
@@ -116,6 +120,7 @@ impl Switch {
             control_wake: tokio::sync::Notify::new(),
             runtime: std::sync::OnceLock::new(),
             origin: Instant::now(),
+            vxlan: vxlan::Hubs::default(),
         })
     }
 
@@ -129,6 +134,7 @@ impl Switch {
     pub fn tick(&self) {
         let s = self.settings.load();
         self.fdb.age_out(self.now(), s.ageing_ms);
+        self.vxlan_tick(self.now(), s.ageing_ms);
         for h in self.ports().iter() {
             if h.state() != LinkState::Gone {
                 h.port.refresh();

@@ -16,6 +16,7 @@ pub mod stream;
 pub(crate) mod sys;
 pub mod tap;
 pub mod vhost;
+pub mod vxlan;
 
 /// Interface names are at most 15 bytes (IFNAMSIZ - 1).
 pub const IFNAMSIZ_MAX: usize = 15;
@@ -37,6 +38,8 @@ pub enum PortKind {
     Dgram,
     /// A vhost-user-net back-end on a unix socket (QEMU `-netdev vhost-user`).
     Vhost,
+    /// One VNI of a VXLAN tunnel endpoint (RFC 7348).
+    Vxlan,
     /// An in-memory port (tests); not accepted in a configuration file.
     #[serde(skip_deserializing)]
     Mem,
@@ -51,6 +54,7 @@ impl PortKind {
             PortKind::Stream => "stream",
             PortKind::Dgram => "dgram",
             PortKind::Vhost => "vhost",
+            PortKind::Vxlan => "vxlan",
             PortKind::Mem => "mem",
         }
     }

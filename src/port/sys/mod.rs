@@ -18,6 +18,7 @@ use tokio::io::unix::AsyncFd;
 use super::IFNAMSIZ_MAX;
 
 pub mod packet;
+pub mod vxlan;
 
 /// The interface index of `name` in this network namespace, if it exists.
 pub fn if_index(name: &str) -> Option<u32> {

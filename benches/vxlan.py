@@ -1,0 +1,313 @@
+#!/usr/bin/env python3
+"""VXLAN benchmark: TCP between hosts on two sites through a VXLAN tunnel, tapswitch against the
+Linux bridge with Linux VTEPs, in interleaved rounds.
+
+Both setups have the same shape: two site namespaces joined by a veth underlay (MTU 1550, so
+the tunnel carries 1500-byte frames; 198.18.2.1 and .2), one host namespace per site
+(198.18.3.1 and .2, MTU 1500), VNI 100, UDP port 4789, the flood list naming the other site:
+  linux      in each site a Linux bridge with a veth to its host and a vxlan device
+             (`ip link add vx0 type vxlan id 100 local ... dstport 4789` +
+             `bridge fdb append 00:00:00:00:00:00 dev vx0 dst OTHER`); offloads as Linux sets
+             them (GSO through the tunnel, GRO on receive);
+  tapswitch  in each site `tapswitch run --port TAP --port vx0=vxlan:100,local=...,remote=...`
+             with the host on the TAP (virtio_net_hdr offloads: the host sends 64 KiB GSO frames,
+             which tapswitch segments before encapsulating; one datagram per frame each way).
+The order rotates from round to round. Printed: each round's numbers, then the median per metric
+and setup and the ratio tapswitch / linux.
+
+Metrics: TCP goodput with 1 and 4 streams (iperf3), ping round trip p50 (a ping every 5 ms),
+and the CPU the two tapswitch processes use during the 1-stream test (cores, summed).
+
+Run as root: python3 benches/vxlan.py [--rounds 5] [--seconds 5] [--binary PATH] [--json FILE]
+(without --binary it runs `cargo build --release` first). Names carry this process's pid; every
+namespace and process is removed on exit, on an exception, on Ctrl-C and on SIGTERM.
+"""
+import argparse
+import atexit
+import json
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+PID = os.getpid()
+NS_PREFIX = f"tsvx-{PID}-"
+CREATED_NS = []
+PROCS = []
+TMPDIRS = []
+U1, U2 = "198.18.2.1", "198.18.2.2"
+H1, H2 = "198.18.3.1", "198.18.3.2"
+MACS = ("02:76:78:03:00:01", "02:76:78:03:00:02")
+
+
+def sh(cmd, check=True, timeout=120):
+    r = subprocess.run(cmd, shell=True, capture_output=True, text=True, timeout=timeout)
+    if check and r.returncode != 0:
+        raise RuntimeError(f"{cmd}: {(r.stderr or '').strip()}")
+    return r.stdout
+
+
+def quiet(cmd):
+    try:
+        sh(cmd, check=False, timeout=30)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+def stop_proc(p):
+    if p.poll() is None:
+        try:
+            p.send_signal(signal.SIGTERM)
+            p.wait(5)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(5)
+        except ProcessLookupError:
+            pass
+
+
+def cleanup():
+    for p in PROCS:
+        try:
+            stop_proc(p)
+        except Exception:
+            pass
+    for ns in list(CREATED_NS):
+        quiet(f"ip netns del {ns}")
+    try:
+        for ns in sh("ip netns list", check=False, timeout=30).split():
+            if ns.startswith(NS_PREFIX):
+                quiet(f"ip netns del {ns}")
+    except Exception:
+        pass
+    for d in TMPDIRS:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+atexit.register(cleanup)
+signal.signal(signal.SIGTERM, lambda s, f: sys.exit(128 + s))
+
+
+def netns(name):
+    ns = NS_PREFIX + name
+    sh(f"ip netns add {ns}")
+    CREATED_NS.append(ns)
+    sh(f"ip -n {ns} link set lo up")
+    sh(f"ip netns exec {ns} sysctl -qw net.ipv6.conf.all.disable_ipv6=1")
+    return ns
+
+
+def underlay(tag):
+    """Two site namespaces joined by a veth of MTU 1550."""
+    s = [netns(f"{tag}s1"), netns(f"{tag}s2")]
+    sh(f"ip link add u1 netns {s[0]} mtu 1550 type veth peer name u2 netns {s[1]} mtu 1550")
+    for i, (ns, ip) in enumerate(zip(s, (U1, U2))):
+        sh(f"ip -n {ns} addr add {ip}/24 dev u{i + 1}")
+        sh(f"ip -n {ns} link set u{i + 1} up")
+    return s
+
+
+def host_ns(tag, i):
+    return netns(f"{tag}h{i + 1}")
+
+
+def configure_host(ns, dev, i):
+    sh(f"ip -n {ns} link set dev {dev} address {MACS[i]} mtu 1500")
+    sh(f"ip -n {ns} addr add {(H1, H2)[i]}/24 dev {dev}")
+    sh(f"ip -n {ns} link set dev {dev} up")
+
+
+class Linux:
+    name = "linux"
+
+    def __init__(self, tag):
+        self.sites = underlay(tag)
+        self.ns = []
+        for i, site in enumerate(self.sites):
+            h = host_ns(tag, i)
+            self.ns.append(h)
+            local, other = ((U1, U2), (U2, U1))[i]
+            sh(f"ip -n {site} link add br0 type bridge")
+            sh(f"ip -n {site} link add vx0 mtu 1500 type vxlan id 100 local {local} dstport 4789")
+            sh(f"bridge -n {site} fdb append 00:00:00:00:00:00 dev vx0 dst {other}")
+            sh(f"ip -n {site} link set vx0 master br0")
+            sh(f"ip link add p{i} netns {site} type veth peer name e{i} netns {h}")
+            sh(f"ip -n {site} link set p{i} master br0")
+            for d in ("br0", "vx0", f"p{i}"):
+                sh(f"ip -n {site} link set {d} up")
+            configure_host(h, f"e{i}", i)
+
+    def cpu(self):
+        return None
+
+    def close(self):
+        for ns in self.ns + self.sites:
+            quiet(f"ip netns del {ns}")
+            if ns in CREATED_NS:
+                CREATED_NS.remove(ns)
+
+
+class Tapswitch:
+    name = "tapswitch"
+
+    def __init__(self, tag, binary):
+        self.sites = underlay(tag)
+        self.ns = []
+        self.procs = []
+        self.tmp = tempfile.mkdtemp(prefix="tsvx-")
+        TMPDIRS.append(self.tmp)
+        for i, site in enumerate(self.sites):
+            local, other = ((U1, U2), (U2, U1))[i]
+            tap = f"tv{PID % 100000}{tag}{i}"[:15]
+            argv = ["ip", "netns", "exec", site, binary, "run", "--listen", "none",
+                    "--control", f"{self.tmp}/{i}.sock", "--port", tap,
+                    "--port", f"vx0=vxlan:100,local={local},remote={other}"]
+            p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.PIPE, text=True)
+            PROCS.append(p)
+            self.procs.append(p)
+            deadline = time.time() + 15
+            while True:
+                line = p.stderr.readline()
+                if " ready " in line:
+                    break
+                if not line or time.time() > deadline:
+                    raise RuntimeError(f"tapswitch in {site} did not start: {line}")
+            # keep stderr drained
+            threading_drain(p)
+            h = host_ns(tag, i)
+            self.ns.append(h)
+            sh(f"ip -n {site} link set dev {tap} netns {h}")
+            configure_host(h, tap, i)
+
+    def cpu(self):
+        total = 0
+        for p in self.procs:
+            with open(f"/proc/{p.pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return total
+
+    def close(self):
+        for p in self.procs:
+            stop_proc(p)
+        for ns in self.ns + self.sites:
+            quiet(f"ip netns del {ns}")
+            if ns in CREATED_NS:
+                CREATED_NS.remove(ns)
+
+
+def threading_drain(p):
+    import threading
+
+    def drain():
+        for _ in p.stderr:
+            pass
+    threading.Thread(target=drain, daemon=True).start()
+
+
+def wait_listen(ns, port, timeout=5):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if f":{port} " in sh(f"ip netns exec {ns} ss -ltn", check=False):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {port} in {ns}")
+
+
+def warm(net):
+    for _ in range(50):
+        r = subprocess.run(f"ip netns exec {net.ns[0]} ping -c 1 -W 1 {H2}", shell=True,
+                           capture_output=True)
+        if r.returncode == 0:
+            return
+    raise RuntimeError(f"{net.name}: hosts do not reach each other")
+
+
+def iperf(net, streams, seconds):
+    srv = subprocess.Popen(["ip", "netns", "exec", net.ns[1], "iperf3", "-s", "-1", "-B", H2],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    PROCS.append(srv)
+    try:
+        wait_listen(net.ns[1], 5201)
+        c0, t0 = net.cpu(), time.time()
+        out = sh(f"ip netns exec {net.ns[0]} iperf3 -c {H2} -J -t {seconds} -P {streams}",
+                 timeout=seconds + 30)
+        wall, c1 = time.time() - t0, net.cpu()
+        srv.wait(10)
+    finally:
+        stop_proc(srv)
+    gbps = json.loads(out)["end"]["sum_received"]["bits_per_second"] / 1e9
+    return gbps, ((c1 - c0) / wall if c0 is not None else None)
+
+
+def ping_p50(net, seconds):
+    n = max(20, int(seconds / 0.005))
+    out = sh(f"ip netns exec {net.ns[0]} ping -n -i 0.005 -c {n} -W 1 {H2}", timeout=seconds + 30)
+    rtts = sorted(float(m) for m in re.findall(r"time=([\d.]+) ms", out))
+    return statistics.median(rtts) * 1000 if rtts else None
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--seconds", type=float, default=5)
+    ap.add_argument("--binary")
+    ap.add_argument("--json")
+    a = ap.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("run as root")
+    for tool in ("iperf3", "ip", "bridge", "ss", "ping"):
+        if shutil.which(tool) is None:
+            sys.exit(f"{tool} is missing (apt-get install iperf3 iproute2 iputils-ping)")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    binary = a.binary
+    if binary is None:
+        subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=root, check=True)
+        binary = os.path.join(root, "target", "release", "tapswitch")
+    secs = int(max(1, a.seconds))
+    results = {"linux": {}, "tapswitch": {}}
+    kinds = [lambda tag: Linux(tag), lambda tag: Tapswitch(tag, binary)]
+    for r in range(a.rounds):
+        order = kinds if r % 2 == 0 else kinds[::-1]
+        for make in order:
+            net = make(f"r{r}")
+            try:
+                warm(net)
+                g1, cpu = iperf(net, 1, secs)
+                g4, _ = iperf(net, 4, secs)
+                p50 = ping_p50(net, min(secs, 3))
+            finally:
+                net.close()
+            row = {"tcp1_gbps": g1, "tcp4_gbps": g4, "rtt_p50_us": p50, "cpu_cores_tcp1": cpu}
+            for k, v in row.items():
+                results[net.name].setdefault(k, []).append(v)
+            print(f"round {r + 1} {net.name:9} tcp1 {g1:6.2f} Gbit/s  tcp4 {g4:6.2f} Gbit/s  "
+                  f"rtt p50 {p50 or 0:6.0f} us" + (f"  cpu {cpu:.2f}" if cpu is not None else ""),
+                  flush=True)
+    print(f"\nmedians of {a.rounds} rounds of {secs} s")
+    print(f"{'metric':18} {'linux':>10} {'tapswitch':>10} {'ratio':>7}")
+    for k in ("tcp1_gbps", "tcp4_gbps", "rtt_p50_us", "cpu_cores_tcp1"):
+        med = {}
+        for s in ("linux", "tapswitch"):
+            vals = [v for v in results[s].get(k, []) if v is not None]
+            med[s] = statistics.median(vals) if vals else None
+        ratio = (f"{med['tapswitch'] / med['linux']:.2f}x"
+                 if med["linux"] and med["tapswitch"] is not None else "-")
+        fmt = lambda v: "-" if v is None else f"{v:.2f}"
+        print(f"{k:18} {fmt(med['linux']):>10} {fmt(med['tapswitch']):>10} {ratio:>7}")
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(results, f, indent=1)
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except KeyboardInterrupt:
+        sys.exit(130)

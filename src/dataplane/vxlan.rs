@@ -1,0 +1,506 @@
+//! VXLAN hubs: one UDP socket per (local address, UDP port), shared by every `vxlan` port
+//! (VNI) on it. The hub's task reads the socket in batches and hands each packet to the port of
+//! its VNI, which checks the header and the sender and learns ([`Vtep::receive`]); accepted
+//! inner frames go through [`Switch::handle_frame`] with that port as ingress, on the hub's
+//! task. Packets too short to carry a VNI, or for a VNI no port serves, are counted per hub.
+//!
+//! Hubs are created by the first port that needs one and closed by the control thread's tick
+//! once no port uses them (so a reload that replaces a port keeps its socket).
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::sync::{Arc, Mutex, RwLock};
+
+use super::forward::HEADROOM;
+use super::registry::{AddPortError, LinkState, PortHandle, Registry};
+use super::runtime::{LogLimit, RX_BATCH, RX_BUF};
+use super::{Scratch, Switch};
+use crate::config::PortSpec;
+use crate::port::vxlan::{RawUnderlay, VxlanPort};
+use crate::port::{sys, Port};
+use crate::switch::{PortFlags, Settings};
+use crate::types::{PortId, Timestamp};
+use crate::vxlan::gro::Gro;
+use crate::vxlan::spec::VxlanSpecError;
+use crate::vxlan::vtep::{DropCounters, Vtep, VtepRecord, VxlanDrop};
+use crate::vxlan::wire::VXLAN_HLEN;
+
+/// Receive buffer asked for each hub socket: a burst of a few thousand full-size packets.
+pub const HUB_RCVBUF: usize = 4 << 20;
+
+/// Hub receive errors: one line a second at most.
+static HUB_FAILED: LogLimit = LogLimit::new(1000);
+
+/// One `vxlan` port on a hub.
+#[derive(Clone, Debug)]
+pub struct Member {
+    /// The port's VTEP.
+    pub vtep: Arc<Vtep>,
+    /// The port.
+    pub port: Arc<PortHandle>,
+}
+
+/// The members of a hub by VNI, at one moment.
+pub type Members = HashMap<u32, Member>;
+
+/// One UDP socket and the `vxlan` ports (VNIs) it serves.
+#[derive(Debug)]
+pub struct Hub {
+    /// The local underlay address.
+    pub local: IpAddr,
+    /// The UDP port.
+    pub dstport: u16,
+    members: RwLock<Arc<Members>>,
+    /// Packets dropped before a VNI's port could be found (`short`, `unknown_vni`).
+    pub dropped: DropCounters,
+    task: Mutex<Option<tokio::task::AbortHandle>>,
+}
+
+impl Hub {
+    fn new(local: IpAddr, dstport: u16) -> Hub {
+        Hub {
+            local,
+            dstport,
+            members: RwLock::new(Arc::default()),
+            dropped: DropCounters::default(),
+            task: Mutex::new(None),
+        }
+    }
+
+    /// The hub's label: `ADDRESS:PORT` (`[v6]:PORT`).
+    pub fn label(&self) -> String {
+        SocketAddr::new(self.local, self.dstport).to_string()
+    }
+
+    /// The members now.
+    pub fn members(&self) -> Arc<Members> {
+        self.members
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn update(&self, f: impl FnOnce(&mut Members)) {
+        let mut lock = self.members.write().unwrap_or_else(|p| p.into_inner());
+        let mut m = (**lock).clone();
+        f(&mut m);
+        *lock = Arc::new(m);
+    }
+
+    fn stop(&self) {
+        if let Some(t) = self.task.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            t.abort();
+        }
+    }
+}
+
+/// The hubs of a switch.
+#[derive(Debug, Default)]
+pub struct Hubs(Mutex<Vec<Arc<Hub>>>);
+
+/// Why a `vxlan` port could not be attached.
+#[derive(Debug, thiserror::Error)]
+pub enum VxlanAttachError {
+    /// The spec is incomplete or inconsistent.
+    #[error(transparent)]
+    Spec(#[from] VxlanSpecError),
+    /// The sending socket could not be opened (CAP_NET_RAW?).
+    #[error("cannot open the sending socket (raw UDP on {local}; needs CAP_NET_RAW)")]
+    Send {
+        /// The local address.
+        local: IpAddr,
+        /// What the kernel said.
+        #[source]
+        source: io::Error,
+    },
+    /// The UDP socket could not be bound (address not on this host, or port taken, by a Linux
+    /// VTEP for example).
+    #[error("cannot listen on UDP {addr}")]
+    Listen {
+        /// Address and port.
+        addr: SocketAddr,
+        /// What the kernel said.
+        #[source]
+        source: io::Error,
+    },
+    /// Another port of this hub has the VNI.
+    #[error("VNI {vni} on {hub} is already port '{port}'")]
+    VniTaken {
+        /// The VNI.
+        vni: u32,
+        /// The hub's address and port.
+        hub: String,
+        /// The port that has it.
+        port: String,
+    },
+    /// The switch refused the port.
+    #[error(transparent)]
+    Add(#[from] AddPortError),
+}
+
+impl Switch {
+    /// Every hub.
+    pub fn vxlan_hubs(&self) -> Vec<Arc<Hub>> {
+        self.vxlan
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Every `vxlan` port still attached, with its VTEP.
+    pub fn vxlan_members(&self) -> Vec<Member> {
+        let mut v: Vec<Member> = self
+            .vxlan_hubs()
+            .iter()
+            .flat_map(|h| h.members().values().cloned().collect::<Vec<_>>())
+            .filter(|m| m.port.state() != LinkState::Gone)
+            .collect();
+        v.sort_by_key(|m| m.port.id.0 & 0xffff);
+        v
+    }
+
+    /// The VTEP of a `vxlan` port.
+    pub fn vtep_of(&self, port: PortId) -> Option<Arc<Vtep>> {
+        self.vxlan_members()
+            .into_iter()
+            .find(|m| m.port.id == port)
+            .map(|m| m.vtep)
+    }
+
+    /// The entries of every VTEP table, by port. Control work (walks the tables).
+    pub fn vtep_snapshots(&self, now: Timestamp) -> Vec<(PortId, Vec<VtepRecord>)> {
+        self.vxlan_members()
+            .iter()
+            .map(|m| (m.port.id, m.vtep.snapshot(now)))
+            .collect()
+    }
+
+    /// The hub for `local`:`dstport`, created if there is none. With `listen`, a new hub binds
+    /// its UDP socket and its task starts on the frame runtime (if there is one); without,
+    /// packets reach it only through [`Switch::vxlan_deliver`] (tests, fuzzing).
+    pub fn vxlan_hub(
+        self: &Arc<Self>,
+        local: IpAddr,
+        dstport: u16,
+        listen: bool,
+    ) -> Result<Arc<Hub>, VxlanAttachError> {
+        let mut hubs = self.vxlan.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(h) = hubs
+            .iter()
+            .find(|h| h.local == local && h.dstport == dstport)
+        {
+            return Ok(h.clone());
+        }
+        let hub = Arc::new(Hub::new(local, dstport));
+        if listen {
+            let addr = SocketAddr::new(local, dstport);
+            let err = |source| VxlanAttachError::Listen { addr, source };
+            let sock = UdpSocket::bind(addr).map_err(err)?;
+            sock.set_nonblocking(true).map_err(err)?;
+            if let Err(e) = sys::vxlan::set_rcvbuf(&sock, HUB_RCVBUF) {
+                tracing::debug!(hub = %addr, error = %e, "receive buffer not enlarged");
+            }
+            if let Some(rt) = self.frame_runtime() {
+                let t = rt.spawn(hub_loop(self.clone(), hub.clone(), sock));
+                *hub.task.lock().unwrap_or_else(|p| p.into_inner()) = Some(t.abort_handle());
+            }
+            tracing::info!(hub = %addr, "vxlan socket listening");
+        }
+        hubs.push(hub.clone());
+        Ok(hub)
+    }
+
+    /// Attaches a `vxlan` port whose VTEP sends through `underlay` (tests pass an in-memory
+    /// one; [`attach_vxlan`] the kernel's). `listen`: see [`Switch::vxlan_hub`].
+    pub fn add_vxlan_port(
+        self: &Arc<Self>,
+        name: &str,
+        vtep: Arc<Vtep>,
+        port: Box<dyn Port>,
+        flags: PortFlags,
+        listen: bool,
+    ) -> Result<Arc<PortHandle>, VxlanAttachError> {
+        let local = vtep.spec.local.ok_or(VxlanSpecError::NoLocal)?;
+        let hub = self.vxlan_hub(local, vtep.spec.dstport, listen)?;
+        let vni = vtep.vni();
+        if let Some(m) = hub.members().get(&vni) {
+            if m.port.state() != LinkState::Gone {
+                return Err(VxlanAttachError::VniTaken {
+                    vni,
+                    hub: hub.label(),
+                    port: m.port.name.clone(),
+                });
+            }
+        }
+        let h = self.add_port(name, port, flags)?;
+        hub.update(|m| {
+            m.insert(
+                vni,
+                Member {
+                    vtep,
+                    port: h.clone(),
+                },
+            );
+        });
+        Ok(h)
+    }
+
+    /// Control work for the hubs: ages the VTEP tables, forgets ports that were detached and
+    /// closes hubs no port uses any more.
+    pub fn vxlan_tick(&self, now: Timestamp, ageing_ms: u64) {
+        let mut hubs = self.vxlan.0.lock().unwrap_or_else(|p| p.into_inner());
+        hubs.retain(|hub| {
+            let members = hub.members();
+            if members.values().any(|m| m.port.state() == LinkState::Gone) {
+                hub.update(|m| m.retain(|_, m| m.port.state() != LinkState::Gone));
+            }
+            for m in hub.members().values() {
+                m.vtep.age_out(now, ageing_ms);
+            }
+            let used = !hub.members().is_empty();
+            if !used {
+                hub.stop();
+                tracing::info!(hub = %hub.label(), "vxlan socket closed");
+            }
+            used
+        });
+    }
+
+    /// Handles one packet a hub received from `src`: the UDP payload is in `buf` at
+    /// `HEADROOM - 8` (so that the inner frame starts at `HEADROOM`, where the frame path wants
+    /// it, with no copy), `len` bytes long. An accepted TCP segment may wait in `rx`'s
+    /// coalescing buffer for the next ones of its flow; [`Switch::vxlan_flush`] hands it on.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the per-packet context, kept flat for speed"
+    )]
+    fn vxlan_input(
+        &self,
+        reg: &Registry,
+        settings: &Settings,
+        hub: &Hub,
+        members: &Members,
+        src: IpAddr,
+        buf: &mut [u8],
+        len: usize,
+        truncated: bool,
+        now: Timestamp,
+        rx: &mut HubRx,
+    ) {
+        const AT: usize = HEADROOM - VXLAN_HLEN;
+        let Some(packet) = buf.get(AT..AT + len) else {
+            return hub.dropped.count(VxlanDrop::Short);
+        };
+        if len < VXLAN_HLEN {
+            return hub.dropped.count(VxlanDrop::Short);
+        }
+        let vni = u32::from_be_bytes([0, packet[4], packet[5], packet[6]]);
+        let Some(m) = members
+            .get(&vni)
+            .filter(|m| m.port.state() != LinkState::Gone)
+        else {
+            return hub.dropped.count(VxlanDrop::UnknownVni);
+        };
+        let inner = match m.vtep.receive(src, packet, settings.ageing_ms != 0, now) {
+            Err(r) => return m.vtep.stats.rx_dropped.count(r),
+            Ok(inner) => inner,
+        };
+        let frame = &buf[HEADROOM..HEADROOM + inner];
+        let ctx = (u64::from(m.port.id.0) << 32) | u64::from(ip_key(src));
+        if !truncated {
+            if rx.gro.merge(ctx, frame) {
+                return;
+            }
+            self.vxlan_flush(reg, settings, now, rx);
+            if rx.gro.start(ctx, frame) {
+                rx.pending = Some(m.port.clone());
+                return;
+            }
+        } else {
+            self.vxlan_flush(reg, settings, now, rx);
+        }
+        // the VXLAN header becomes the (all-zero) virtio_net_hdr of a plain frame
+        buf[..HEADROOM].fill(0);
+        let pkt = &buf[..HEADROOM + inner];
+        self.handle_frame(reg, settings, &m.port, pkt, truncated, now, &mut rx.work);
+    }
+
+    /// Hands on the frame waiting in `rx`'s coalescing buffer, if any: one GSO frame for the
+    /// segments merged, or the lone segment as it came.
+    fn vxlan_flush(&self, reg: &Registry, settings: &Settings, now: Timestamp, rx: &mut HubRx) {
+        let HubRx {
+            gro, pending, work, ..
+        } = rx;
+        let Some(port) = pending.take() else { return };
+        if let Some(pkt) = gro.take() {
+            self.handle_frame(reg, settings, &port, pkt, false, now, work);
+        }
+    }
+
+    /// Hands UDP payloads to the hub at `local`:`dstport` as if its socket had read them in
+    /// one batch (so consecutive TCP segments coalesce), and publishes the counts (tests and
+    /// fuzzing; allocates its buffers).
+    pub fn vxlan_deliver_batch(&self, local: IpAddr, dstport: u16, batch: &[(IpAddr, &[u8])]) {
+        let Some(hub) = self
+            .vxlan_hubs()
+            .into_iter()
+            .find(|h| h.local == local && h.dstport == dstport)
+        else {
+            return;
+        };
+        let mut rx = HubRx::new(1);
+        let at = HEADROOM - VXLAN_HLEN;
+        let reg = self.ports();
+        let settings = self.settings.load();
+        let members = hub.members();
+        let now = self.now();
+        for (src, payload) in batch {
+            let buf = &mut rx.bufs[0];
+            let len = payload.len().min(buf.len() - at);
+            buf[at..at + len].copy_from_slice(&payload[..len]);
+            let mut buf = std::mem::take(&mut rx.bufs[0]);
+            self.vxlan_input(
+                &reg,
+                &settings,
+                &hub,
+                &members,
+                *src,
+                &mut buf,
+                len,
+                len < payload.len(),
+                now,
+                &mut rx,
+            );
+            rx.bufs[0] = buf;
+        }
+        self.vxlan_flush(&reg, &settings, now, &mut rx);
+        self.publish(&reg, &mut rx.work);
+    }
+
+    /// [`Switch::vxlan_deliver_batch`] of one packet.
+    pub fn vxlan_deliver(&self, local: IpAddr, dstport: u16, src: IpAddr, payload: &[u8]) {
+        self.vxlan_deliver_batch(local, dstport, &[(src, payload)]);
+    }
+}
+
+/// A 32-bit key for a sender's address (part of the coalescing context).
+fn ip_key(ip: IpAddr) -> u32 {
+    match ip {
+        IpAddr::V4(a) => u32::from(a),
+        IpAddr::V6(a) => {
+            let x = u128::from(a);
+            (x as u32) ^ ((x >> 32) as u32) ^ ((x >> 64) as u32) ^ ((x >> 96) as u32)
+        }
+    }
+}
+
+/// The buffers of a hub's receive loop, allocated once: one per datagram of a batch, the
+/// batch's metadata, the frame path's scratch, and the coalescing buffer with the port its
+/// pending frame came in on.
+pub struct HubRx {
+    bufs: Vec<Vec<u8>>,
+    meta: Vec<sys::vxlan::Datagram>,
+    work: Scratch,
+    gro: Gro,
+    pending: Option<Arc<PortHandle>>,
+}
+
+impl HubRx {
+    fn new(batch: usize) -> HubRx {
+        HubRx {
+            bufs: vec![vec![0; HEADROOM + RX_BUF]; batch],
+            meta: vec![sys::vxlan::Datagram::default(); batch],
+            work: Scratch::default(),
+            gro: Gro::new(),
+            pending: None,
+        }
+    }
+}
+
+/// Opens and attaches the `vxlan` port a spec describes: its sending socket, its hub (bound on
+/// first use), its MTU from the underlay (unless `mtu=` fixes it), its flood list from
+/// `remote=`.
+pub fn attach_vxlan(
+    sw: &Arc<Switch>,
+    spec: &PortSpec,
+) -> Result<Arc<PortHandle>, VxlanAttachError> {
+    let Some(v) = &spec.vxlan else {
+        return Err(VxlanSpecError::NoLocal.into());
+    };
+    v.check()?;
+    let local = v.local.ok_or(VxlanSpecError::NoLocal)?;
+    let underlay = RawUnderlay::open(local, v.ttl, v.tos)
+        .map_err(|source| VxlanAttachError::Send { local, source })?;
+    let vtep = Vtep::new(v.clone(), 1500);
+    vtep.set_mtu(vtep.mtu_for_path(1500));
+    vtep.set_max_learned(spec.max_learned);
+    let vtep = Arc::new(vtep);
+    let port = VxlanPort::new(vtep.clone(), underlay, spec.mtu);
+    let h = sw.add_vxlan_port(&spec.name, vtep, Box::new(port), spec.flags, true)?;
+    Ok(h)
+}
+
+/// Reads a hub's socket, a batch of datagrams (`recvmmsg`) at a time: each packet goes to the
+/// port of its VNI, consecutive TCP segments of a flow coalesced.
+async fn hub_loop(sw: Arc<Switch>, hub: Arc<Hub>, sock: UdpSocket) {
+    let afd = match sys::register(sock, false) {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::error!(hub = %hub.label(), error = %e, "cannot poll vxlan socket");
+            return;
+        }
+    };
+    let mut rx = HubRx::new(RX_BATCH.min(sys::vxlan::MAX_BATCH));
+    const AT: usize = HEADROOM - VXLAN_HLEN;
+    loop {
+        let mut guard = match afd.readable().await {
+            Ok(g) => g,
+            Err(_) => return,
+        };
+        let reg = sw.ports();
+        let settings = sw.settings.load();
+        let members = hub.members();
+        let now = sw.now();
+        let mut bufs = std::mem::take(&mut rx.bufs);
+        let mut meta = std::mem::take(&mut rx.meta);
+        let got = sys::vxlan::recv_batch(afd.get_ref(), &mut bufs, AT, &mut meta);
+        let n = match got {
+            Ok(n) => n,
+            Err(e) => {
+                if e.kind() != io::ErrorKind::WouldBlock {
+                    if let Some(held) = HUB_FAILED.allow(sw.now().millis() + 1000) {
+                        tracing::debug!(hub = %hub.label(), error = %e, held, "vxlan receive failed");
+                    }
+                }
+                0
+            }
+        };
+        for (buf, d) in bufs.iter_mut().zip(&meta).take(n) {
+            let Some(from) = d.from else { continue };
+            sw.vxlan_input(
+                &reg,
+                &settings,
+                &hub,
+                &members,
+                from,
+                buf,
+                d.len,
+                d.truncated,
+                now,
+                &mut rx,
+            );
+        }
+        sw.vxlan_flush(&reg, &settings, now, &mut rx);
+        rx.bufs = bufs;
+        rx.meta = meta;
+        sw.publish(&reg, &mut rx.work);
+        if n == rx.bufs.len() {
+            drop(guard);
+            tokio::task::yield_now().await;
+        } else {
+            guard.clear_ready();
+        }
+    }
+}
