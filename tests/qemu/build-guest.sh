@@ -67,7 +67,21 @@ if [ "$ts_role" = trunk ]; then
     [ $ok = 1 ] && ping -c 3 -W 2 "$peer" >/dev/null 2>&1 && echo "TS_PING_VLAN_OK $vid"
   done
 elif [ "$ts_role" = server ]; then
-  nc -l -p 5001 | sha256sum | { read h _; echo "TS_RX_SHA $h"; }
+  # takes ts_rounds TCP transfers one after another (default 1)
+  n=0
+  while true; do
+    nc -l -p 5001 | sha256sum | { read h _; echo "TS_RX_SHA $h"; }
+    n=$((n+1))
+    [ "$n" -ge "${ts_rounds:-1}" ] && break
+  done
+elif [ "$ts_role" = pinger ]; then
+  # pings until killed
+  i=0
+  while true; do
+    if ping -c 1 -W 1 "$ts_peer" >/dev/null 2>&1; then echo "TS_PONG $i"; fi
+    i=$((i+1))
+    sleep 0.3
+  done
 else
   ok=0
   for i in $(seq 1 60); do
