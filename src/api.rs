@@ -461,6 +461,7 @@ pub fn port_json(sw: &Switch, h: &PortHandle, fdb_entries: usize) -> Value {
             "tx_dropped": c.tx_dropped_total(),
             "link_changes": c.link_changes.load(Relaxed),
             "rx_dropped_by_reason": rx_by,
+            "device_dropped_by_reason": h.port.own_drops().into_iter().map(|(k, v)| (k.to_string(), Value::from(v))).collect::<Map<String, Value>>(),
             "tx_dropped_by_reason": tx_by,
         }
     });

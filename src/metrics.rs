@@ -29,6 +29,7 @@
 //! | `tapswitch_frames_flooded_total` | counter | kind | frames flooded (broadcast, multicast, unknown_unicast) |
 //! | `tapswitch_vlan_rx_frames_total` | counter | vlan | frames classified into the VLAN (VLAN filtering on), for VLANs some port is a member of |
 //! | `tapswitch_vlan_rx_bytes_total` | counter | vlan | bytes of those frames |
+//! | `tapswitch_port_device_dropped_total` | counter | port, reason | frames a port's device dropped before the switch saw them (vhost: bad_descriptor, too_short, oversized, queue_full, bad_header, buffer_too_small, not_ready) |
 //! | `tapswitch_stp_port_state` | gauge | port, state | 1 for the port's spanning tree state (discarding, learning, forwarding), while STP runs |
 //! | `tapswitch_stp_port_role` | gauge | port, role | 1 for the port's role (root, designated, alternate, backup, disabled) |
 //! | `tapswitch_stp_bpdus_total` | counter | port, direction | BPDUs received (`rx`) and sent (`tx`) |
@@ -79,6 +80,7 @@ pub const METRIC_NAMES: &[&str] = &[
     "tapswitch_frames_flooded_total",
     "tapswitch_vlan_rx_frames_total",
     "tapswitch_vlan_rx_bytes_total",
+    "tapswitch_port_device_dropped_total",
     "tapswitch_stp_port_state",
     "tapswitch_stp_port_role",
     "tapswitch_stp_bpdus_total",
@@ -312,6 +314,17 @@ pub fn gather(sw: &Switch) -> Vec<MetricFamily> {
         vb.push(&[("vlan", &l)], v(&sw.stats.vlan_rx_bytes[vid as usize]));
     }
     out.extend([vf, vb]);
+    let mut dd = Family::new(
+        "tapswitch_port_device_dropped_total",
+        "Frames the port's device dropped before the switch saw them, by reason.",
+        COUNTER,
+    );
+    for h in ports.iter() {
+        for (r, n) in h.port.own_drops() {
+            dd.push(&[("port", &h.name), ("reason", r)], n as f64);
+        }
+    }
+    out.push(dd);
     let mut ps = Family::new(
         "tapswitch_stp_port_state",
         "Spanning tree state of the port (1 for the current state).",
