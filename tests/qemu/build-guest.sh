@@ -91,7 +91,8 @@ else
   head -c "${ts_bytes:-2000000}" /dev/urandom > /tmp/data
   sha256sum /tmp/data | { read h _; echo "TS_TX_SHA $h"; }
   for i in $(seq 1 20); do
-    nc "$ts_peer" 5001 < /tmp/data && { echo "TS_SENT"; break; }
+    t0=$(cut -d' ' -f1 /proc/uptime)
+    nc "$ts_peer" 5001 < /tmp/data && { echo "TS_SENT"; echo "TS_XFER $t0 $(cut -d' ' -f1 /proc/uptime)"; break; }
     sleep 1
   done
 fi
