@@ -160,6 +160,14 @@ impl Proc {
 
 impl Drop for Proc {
     fn drop(&mut self) {
+        // SIGTERM first: `timeout` passes it on to its child (a SIGKILL would orphan it)
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let t = std::time::Instant::now();
+        while self.0.try_wait().ok().flatten().is_none() && t.elapsed() < Duration::from_secs(3) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -525,7 +533,7 @@ fn two_veth_hosts_ping_and_tcp() {
 
     let _srv = Proc::spawn({
         let mut c = h2.cmd(&["iperf3", "-s", "-B", "198.18.1.2", "-p", "5201"]);
-        c.stdout(Stdio::null());
+        c.stdout(Stdio::null()).stderr(Stdio::null());
         c
     });
     let mut bps = None;
