@@ -16,6 +16,7 @@
 //! nothing on the frame path panics or allocates.
 
 pub mod api;
+pub mod capture;
 pub mod cli;
 pub mod client;
 pub mod config;
