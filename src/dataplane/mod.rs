@@ -27,6 +27,7 @@ pub mod registry;
 pub mod runtime;
 pub mod spanning;
 pub mod storm;
+mod taps;
 
 pub use forward::Scratch;
 pub use hub::dgram_loop;
@@ -78,6 +79,8 @@ pub struct Switch {
     pub stats: SwitchStats,
     /// The spanning tree (off unless turned on).
     pub stp: spanning::Spanning,
+    /// Totals of ended captures and the capture id counter.
+    pub capture: crate::capture::Totals,
     registry: RwLock<Arc<Registry>>,
     listeners: Mutex<Vec<Listener>>,
     /// Microseconds since `origin` of the last frame handled (busy polling).
@@ -112,6 +115,7 @@ impl Switch {
             settings: SharedSettings::new(settings),
             stats: SwitchStats::default(),
             stp: spanning::Spanning::new(spanning::derived_mac(name)),
+            capture: crate::capture::Totals::default(),
             registry: RwLock::new(Arc::default()),
             listeners: Mutex::new(Vec::new()),
             last_frame_us: AtomicU64::new(0),
