@@ -1170,8 +1170,10 @@ pub fn check_bpdu(data: &[u8]) {
     let mut stp = Stp::new(BridgeConfig::new(MacAddr([2, 0, 0, 0, 0, 9])), Timestamp(0))
         .expect("default config");
     let (a, b) = (PortId(1), PortId(2));
-    stp.add_port(a, 1, PortConfig::default(), None, Timestamp(0)).expect("port");
-    stp.add_port(b, 2, PortConfig::default(), None, Timestamp(0)).expect("port");
+    stp.add_port(a, 1, PortConfig::default(), None, Timestamp(0))
+        .expect("port");
+    stp.add_port(b, 2, PortConfig::default(), None, Timestamp(0))
+        .expect("port");
     let mut now = 0;
     for (i, chunk) in data.chunks(40).enumerate() {
         now += 700;

@@ -128,8 +128,7 @@ impl From<crate::capture::MirrorError> for ApiError {
 
 impl From<crate::capture::session::CaptureError> for ApiError {
     fn from(e: crate::capture::session::CaptureError) -> Self {
-        let status =
-            StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         ApiError(status, e.to_string())
     }
 }
@@ -266,10 +265,7 @@ pub fn router(sw: Arc<Switch>, ctl: ControlHandle, access: Access) -> Router {
         )
         .route("/api/v1/capture", get(capture))
         .route("/api/v1/mirrors", get(list_mirrors).post(add_mirror))
-        .route(
-            "/api/v1/mirrors/{name}",
-            get(get_mirror).delete(del_mirror),
-        );
+        .route("/api/v1/mirrors/{name}", get(get_mirror).delete(del_mirror));
     match st.access {
         Access::Control => r
             .layer(axum::middleware::from_fn(log_control))
@@ -1232,17 +1228,17 @@ async fn add_mirror(
     let Json(spec) = body?;
     let sw = st.sw.clone();
     // the output port's table entries are flushed: a table walk, on the control thread
-    let m = st.ctl.run(move || sw.add_mirror(spec, false, true)).await??;
+    let m = st
+        .ctl
+        .run(move || sw.add_mirror(spec, false, true))
+        .await??;
     Ok((
         StatusCode::CREATED,
         Json(crate::capture::mirror::mirror_json(&st.sw, &m)),
     ))
 }
 
-async fn del_mirror(
-    State(st): State<AppState>,
-    Path(name): Path<String>,
-) -> ApiResult<StatusCode> {
+async fn del_mirror(State(st): State<AppState>, Path(name): Path<String>) -> ApiResult<StatusCode> {
     st.sw.remove_mirror(&name)?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -90,7 +90,14 @@ pub fn open_stream(
             .starts_with("transfer-encoding: chunked")
     });
     if chunked {
-        Ok((status, Box::new(Chunked { inner: r, left: 0, done: false })))
+        Ok((
+            status,
+            Box::new(Chunked {
+                inner: r,
+                left: 0,
+                done: false,
+            }),
+        ))
     } else {
         Ok((status, Box::new(r)))
     }

@@ -1114,7 +1114,10 @@ impl Config {
             .map(|p| p.name.as_str())
             .collect();
         for m in &self.mirrors {
-            if let Some(p) = m.ports().find(|p| !self.ports.iter().any(|q| q.name == **p)) {
+            if let Some(p) = m
+                .ports()
+                .find(|p| !self.ports.iter().any(|q| q.name == **p))
+            {
                 return Err(ConfigError::Flag {
                     flag: "[[mirror]]",
                     msg: format!(
@@ -1312,12 +1315,17 @@ mod tests {
         assert_eq!(c.mirrors[0].select_src, ["a"]);
         assert!(c.mirrors[1].select_all);
         let e = load(
-            &format!("{ports}[[mirror]]\nname = \"m1\"\nselect_src = [\"mon\"]\noutput = \"mon\"\n"),
+            &format!(
+                "{ports}[[mirror]]\nname = \"m1\"\nselect_src = [\"mon\"]\noutput = \"mon\"\n"
+            ),
             Overrides::default(),
         )
         .unwrap_err()
         .to_string();
-        assert!(e.contains(":7: key 'mirror[0]'") && e.contains("cannot also be selected"), "{e}");
+        assert!(
+            e.contains(":7: key 'mirror[0]'") && e.contains("cannot also be selected"),
+            "{e}"
+        );
         let e = load(
             &format!("{ports}[[mirror]]\nname = \"m1\"\noutput = \"mon\"\n"),
             Overrides::default(),

@@ -378,7 +378,10 @@ pub fn gather(sw: &Switch) -> Vec<MetricFamily> {
     cf.push(
         &[],
         (sw.capture.frames.load(Relaxed)
-            + live.iter().map(|c| c.ring.frames.load(Relaxed)).sum::<u64>()) as f64,
+            + live
+                .iter()
+                .map(|c| c.ring.frames.load(Relaxed))
+                .sum::<u64>()) as f64,
     );
     let mut cd = Family::new(
         "tapswitch_capture_dropped_total",
@@ -388,7 +391,10 @@ pub fn gather(sw: &Switch) -> Vec<MetricFamily> {
     cd.push(
         &[],
         (sw.capture.dropped.load(Relaxed)
-            + live.iter().map(|c| c.ring.dropped.load(Relaxed)).sum::<u64>()) as f64,
+            + live
+                .iter()
+                .map(|c| c.ring.dropped.load(Relaxed))
+                .sum::<u64>()) as f64,
     );
     let mut mf = Family::new(
         "tapswitch_mirror_frames_total",

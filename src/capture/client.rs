@@ -189,7 +189,10 @@ pub fn capture_cmd(a: CaptureArgs) -> Result<()> {
             }
         }
         reader.feed(&buf[..n]);
-        while let Some(ev) = reader.next().context("the switch sent a malformed stream")? {
+        while let Some(ev) = reader
+            .next()
+            .context("the switch sent a malformed stream")?
+        {
             match ev {
                 Event::Interface { id, name, .. } => {
                     let i = id as usize;
@@ -270,7 +273,9 @@ pub fn parse_mirror_words(words: &[String]) -> Result<Value> {
             "dst" | "select-dst" | "select_dst" => dst.push(port(w)?),
             "all" | "select-all" | "select_all" => all = true,
             "output" | "out" => output = Some(port(w)?),
-            other => bail!("unknown word '{other}' (expected src PORT, dst PORT, all, output PORT)"),
+            other => {
+                bail!("unknown word '{other}' (expected src PORT, dst PORT, all, output PORT)")
+            }
         }
     }
     let output = output.context("missing 'output PORT'")?;
@@ -378,7 +383,9 @@ mod tests {
         assert!(parse_mirror_words(&w("m3 src")).is_err());
         assert!(parse_mirror_words(&w("m3 bogus x output y")).is_err());
         assert!(parse_mirror_words(&[]).is_err());
-        let line = mirror_line(&serde_json::json!({"name": "m1", "select_src": ["a"], "select_dst": [], "select_all": false, "output": "mon0", "frames": 3, "dropped": 0, "active": true}));
+        let line = mirror_line(
+            &serde_json::json!({"name": "m1", "select_src": ["a"], "select_dst": [], "select_all": false, "output": "mon0", "frames": 3, "dropped": 0, "active": true}),
+        );
         assert_eq!(line, "m1: src a output mon0 frames 3 dropped 0");
     }
 

@@ -232,7 +232,10 @@ mod tests {
             ..Filter::default()
         };
         assert!(!c.matches(d, &plain));
-        assert!(!c.matches(d, &[0; 10]), "short frames never match a byte filter");
+        assert!(
+            !c.matches(d, &[0; 10]),
+            "short frames never match a byte filter"
+        );
 
         let combined = Filter {
             directions: Directions::Tx,

@@ -99,9 +99,7 @@ impl MirrorError {
             | MirrorError::SelectsNothing(_)
             | MirrorError::OutputSelected { .. } => MirrorFailure::Invalid,
             MirrorError::UnknownPort { .. } | MirrorError::NotFound(_) => MirrorFailure::NotFound,
-            MirrorError::Exists(_) | MirrorError::OutputConflict { .. } => {
-                MirrorFailure::Conflict
-            }
+            MirrorError::Exists(_) | MirrorError::OutputConflict { .. } => MirrorFailure::Conflict,
             MirrorError::Full => MirrorFailure::Full,
         }
     }
@@ -135,7 +133,10 @@ impl MirrorSpec {
 
     /// Whether it selects `port` explicitly (not through `select_all`).
     pub fn names(&self, port: &str) -> bool {
-        self.select_src.iter().chain(&self.select_dst).any(|p| p == port)
+        self.select_src
+            .iter()
+            .chain(&self.select_dst)
+            .any(|p| p == port)
     }
 
     /// Checks it against the mirrors there are: no port may be an output of one and selected
@@ -148,7 +149,11 @@ impl MirrorSpec {
             if o.name == self.name {
                 continue;
             }
-            if let Some(p) = self.select_src.iter().chain(&self.select_dst).find(|p| **p == o.output)
+            if let Some(p) = self
+                .select_src
+                .iter()
+                .chain(&self.select_dst)
+                .find(|p| **p == o.output)
             {
                 return Err(MirrorError::OutputConflict {
                     mirror: self.name.clone(),
@@ -230,7 +235,10 @@ mod tests {
         let m2 = spec("m2", &["mon"], &[], false, "mon2");
         let e = m2.check_against([m1.clone()].iter()).unwrap_err();
         assert_eq!(e.class(), MirrorFailure::Conflict);
-        assert!(e.to_string().contains("is the output of mirror 'm1'"), "{e}");
+        assert!(
+            e.to_string().contains("is the output of mirror 'm1'"),
+            "{e}"
+        );
         let m3 = spec("m3", &["b"], &[], false, "a");
         let e = m3.check_against([m1.clone()].iter()).unwrap_err();
         assert!(e.to_string().contains("is selected by mirror 'm1'"), "{e}");
@@ -242,7 +250,9 @@ mod tests {
         )
         .unwrap();
         assert_eq!(j, spec("m1", &["a"], &["b"], false, "mon0"));
-        assert!(serde_json::from_str::<MirrorSpec>(r#"{"name": "m", "output": "o", "x": 1}"#).is_err());
+        assert!(
+            serde_json::from_str::<MirrorSpec>(r#"{"name": "m", "output": "o", "x": 1}"#).is_err()
+        );
     }
 }
 
@@ -320,10 +330,7 @@ impl crate::dataplane::Switch {
             }
         }
         for s in specs {
-            let same = self
-                .mirrors()
-                .iter()
-                .any(|m| m.from_file && m.spec == *s);
+            let same = self.mirrors().iter().any(|m| m.from_file && m.spec == *s);
             if same {
                 continue;
             }

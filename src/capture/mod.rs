@@ -101,7 +101,9 @@ impl Capture {
 
     /// Frames dropped on the port in `slot`.
     pub fn dropped_on(&self, slot: usize) -> u64 {
-        self.dropped_by_slot.get(slot).map_or(0, |c| c.load(Relaxed))
+        self.dropped_by_slot
+            .get(slot)
+            .map_or(0, |c| c.load(Relaxed))
     }
 
     /// Slots with drops.
@@ -139,7 +141,8 @@ impl Totals {
     /// Adds an ended capture's counts.
     pub fn retire(&self, c: &Capture) {
         self.frames.fetch_add(c.ring.frames.load(Relaxed), Relaxed);
-        self.dropped.fetch_add(c.ring.dropped.load(Relaxed), Relaxed);
+        self.dropped
+            .fetch_add(c.ring.dropped.load(Relaxed), Relaxed);
     }
 }
 
@@ -235,7 +238,11 @@ impl Taps {
     /// recomputes [`Taps::armed`]. Called whenever the ports, the mirrors or the captures
     /// change. A mirror whose output is not attached copies nothing; selected ports that are
     /// not attached are skipped (they count again once attached under that name).
-    pub fn rebuild<'a>(&mut self, ports: impl Iterator<Item = &'a Arc<PortHandle>> + Clone, slots: usize) {
+    pub fn rebuild<'a>(
+        &mut self,
+        ports: impl Iterator<Item = &'a Arc<PortHandle>> + Clone,
+        slots: usize,
+    ) {
         self.src.clear();
         self.src.resize(slots, 0);
         self.dst.clear();

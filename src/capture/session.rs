@@ -310,7 +310,14 @@ impl Session {
                     self.unregister();
                 }
                 self.cap.ring.take(&mut spare);
-                let done = self.encode(&mut w, &spare, &mut ifaces, &mut written, &mut total, &mut out);
+                let done = self.encode(
+                    &mut w,
+                    &spare,
+                    &mut ifaces,
+                    &mut written,
+                    &mut total,
+                    &mut out,
+                );
                 if !out.is_empty() && tx.send(std::mem::take(&mut out)).await.is_err() {
                     break EndReason::Disconnected;
                 }
@@ -323,7 +330,11 @@ impl Session {
             }
         };
         self.unregister();
-        let dropped = self.cap.ring.dropped.load(std::sync::atomic::Ordering::Relaxed);
+        let dropped = self
+            .cap
+            .ring
+            .dropped
+            .load(std::sync::atomic::Ordering::Relaxed);
         if reason != EndReason::Disconnected {
             let now = super::now_ns();
             // drops on ports without an interface yet get one, so every drop is reported
@@ -459,6 +470,12 @@ mod tests {
     fn errors_map_to_statuses() {
         assert_eq!(CaptureError::UnknownPort("x".into()).status(), 404);
         assert_eq!(CaptureError::TooMany(8).status(), 429);
-        assert_eq!(q("count=0").map_err(CaptureError::from).unwrap_err().status(), 400);
+        assert_eq!(
+            q("count=0")
+                .map_err(CaptureError::from)
+                .unwrap_err()
+                .status(),
+            400
+        );
     }
 }

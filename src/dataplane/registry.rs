@@ -428,10 +428,7 @@ impl Switch {
 
     /// Changes the captures and mirrors with `f` (which may refuse; it sees the current ports);
     /// the frame path sees the result from its next batch. Returns what `f` returned.
-    pub fn update_taps<R>(
-        &self,
-        f: impl FnOnce(&mut crate::capture::Taps, &Registry) -> R,
-    ) -> R {
+    pub fn update_taps<R>(&self, f: impl FnOnce(&mut crate::capture::Taps, &Registry) -> R) -> R {
         let mut lock = self.registry.write().unwrap_or_else(|p| p.into_inner());
         let mut reg = (**lock).clone();
         let r = f(&mut reg.taps, &lock);
