@@ -201,61 +201,6 @@ impl Mirror {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn spec(name: &str, src: &[&str], dst: &[&str], all: bool, out: &str) -> MirrorSpec {
-        MirrorSpec {
-            name: name.into(),
-            select_src: src.iter().map(|s| s.to_string()).collect(),
-            select_dst: dst.iter().map(|s| s.to_string()).collect(),
-            select_all: all,
-            output: out.into(),
-        }
-    }
-
-    #[test]
-    fn specs_are_checked() {
-        assert_eq!(spec("m1", &["a"], &["b"], false, "mon").check(), Ok(()));
-        assert_eq!(spec("m1", &[], &[], true, "mon").check(), Ok(()));
-        assert_eq!(
-            spec("m 1", &["a"], &[], false, "mon").check(),
-            Err(MirrorError::BadName("m 1".into()))
-        );
-        assert_eq!(
-            spec("m1", &[], &[], false, "mon").check(),
-            Err(MirrorError::SelectsNothing("m1".into()))
-        );
-        assert!(matches!(
-            spec("m1", &["a"], &["mon"], false, "mon").check(),
-            Err(MirrorError::OutputSelected { .. })
-        ));
-        let m1 = spec("m1", &["a"], &[], false, "mon");
-        let m2 = spec("m2", &["mon"], &[], false, "mon2");
-        let e = m2.check_against([m1.clone()].iter()).unwrap_err();
-        assert_eq!(e.class(), MirrorFailure::Conflict);
-        assert!(
-            e.to_string().contains("is the output of mirror 'm1'"),
-            "{e}"
-        );
-        let m3 = spec("m3", &["b"], &[], false, "a");
-        let e = m3.check_against([m1.clone()].iter()).unwrap_err();
-        assert!(e.to_string().contains("is selected by mirror 'm1'"), "{e}");
-        // two mirrors may share an output
-        let m4 = spec("m4", &["b"], &[], false, "mon");
-        assert_eq!(m4.check_against([m1].iter()), Ok(()));
-        let j: MirrorSpec = serde_json::from_str(
-            r#"{"name": "m1", "select_src": ["a"], "select_dst": ["b"], "select_all": false, "output": "mon0"}"#,
-        )
-        .unwrap();
-        assert_eq!(j, spec("m1", &["a"], &["b"], false, "mon0"));
-        assert!(
-            serde_json::from_str::<MirrorSpec>(r#"{"name": "m", "output": "o", "x": 1}"#).is_err()
-        );
-    }
-}
-
 impl crate::dataplane::Switch {
     /// Adds a mirror. `from_file` marks one declared in the configuration file; with
     /// `require_ports` every port it names must be attached (the API), else ports may come
@@ -356,4 +301,59 @@ pub fn mirror_json(sw: &crate::dataplane::Switch, m: &Mirror) -> serde_json::Val
         "frames": m.frames.load(Relaxed),
         "dropped": m.dropped.load(Relaxed),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(name: &str, src: &[&str], dst: &[&str], all: bool, out: &str) -> MirrorSpec {
+        MirrorSpec {
+            name: name.into(),
+            select_src: src.iter().map(|s| s.to_string()).collect(),
+            select_dst: dst.iter().map(|s| s.to_string()).collect(),
+            select_all: all,
+            output: out.into(),
+        }
+    }
+
+    #[test]
+    fn specs_are_checked() {
+        assert_eq!(spec("m1", &["a"], &["b"], false, "mon").check(), Ok(()));
+        assert_eq!(spec("m1", &[], &[], true, "mon").check(), Ok(()));
+        assert_eq!(
+            spec("m 1", &["a"], &[], false, "mon").check(),
+            Err(MirrorError::BadName("m 1".into()))
+        );
+        assert_eq!(
+            spec("m1", &[], &[], false, "mon").check(),
+            Err(MirrorError::SelectsNothing("m1".into()))
+        );
+        assert!(matches!(
+            spec("m1", &["a"], &["mon"], false, "mon").check(),
+            Err(MirrorError::OutputSelected { .. })
+        ));
+        let m1 = spec("m1", &["a"], &[], false, "mon");
+        let m2 = spec("m2", &["mon"], &[], false, "mon2");
+        let e = m2.check_against([m1.clone()].iter()).unwrap_err();
+        assert_eq!(e.class(), MirrorFailure::Conflict);
+        assert!(
+            e.to_string().contains("is the output of mirror 'm1'"),
+            "{e}"
+        );
+        let m3 = spec("m3", &["b"], &[], false, "a");
+        let e = m3.check_against([m1.clone()].iter()).unwrap_err();
+        assert!(e.to_string().contains("is selected by mirror 'm1'"), "{e}");
+        // two mirrors may share an output
+        let m4 = spec("m4", &["b"], &[], false, "mon");
+        assert_eq!(m4.check_against([m1].iter()), Ok(()));
+        let j: MirrorSpec = serde_json::from_str(
+            r#"{"name": "m1", "select_src": ["a"], "select_dst": ["b"], "select_all": false, "output": "mon0"}"#,
+        )
+        .unwrap();
+        assert_eq!(j, spec("m1", &["a"], &["b"], false, "mon0"));
+        assert!(
+            serde_json::from_str::<MirrorSpec>(r#"{"name": "m", "output": "o", "x": 1}"#).is_err()
+        );
+    }
 }
