@@ -9,6 +9,8 @@
 //! - [`forward`]: forwarding of one frame and the per-batch counters;
 //! - [`runtime`]: the frame-path threads, the receive loops and the busy poll;
 //! - [`hub`]: the datagram hub whose senders become ports.
+//! - `taps`: captures and mirrors on the frame path (run only while the registry's
+//!   [`crate::capture::Taps::armed`] is set).
 //!
 //! Whole-table work (flushes, ageing, snapshots) and per-port ioctls never run here: the frame
 //! path flips an atomic and wakes the control thread ([`crate::control`]).
