@@ -9,6 +9,9 @@ Two namespace hosts (198.18.1.1 and .2) talk through, one setup after the other 
              no table: the physical reference for a userspace TAP switch;
   tapswitch mq  (only with --multiqueue N) tapswitch with ports NAME,queues=N and
              --dataplane-threads N; if this tapswitch refuses the option the column is dropped.
+  tapswitch capture  (only with --capture) tapswitch with a control socket and one capture
+             running for the whole test: `tapswitch capture --control PATH -w /dev/null` (every
+             port, both directions, full frames), against tapswitch without a capture.
 The order of the setups rotates from round to round. Printed: each round's numbers, then the
 median of the rounds per metric and setup, and the ratios tapswitch/bridge and tapswitch/relay
 (and tapswitch mq/tapswitch).
@@ -23,7 +26,7 @@ CPU (cores during 1 TCP stream, microseconds per 60-byte frame; none for the bri
 test lasts about --seconds (sockperf: at least 2 s, its first second is warm-up).
 
 Run as root: python3 benches/system.py [--rounds 5] [--seconds 5] [--binary PATH]
-             [--switch-arg=ARG]... [--multiqueue N] [--json FILE]
+             [--switch-arg=ARG]... [--multiqueue N] [--capture] [--json FILE]
 --json writes {setup: {metric: [one value per round, null where none]}}.
 Addresses come from 198.18.0.0/15; names carry this process's pid; every namespace, link and
 process is removed on exit, on an exception, on Ctrl-C and on SIGTERM.
@@ -238,15 +241,71 @@ class TapProcess:
         drop_ns(self.ns)
 
 
-def tapswitch(tag, binary, extra, queues=None, port_suffix="", letter=None):
+def tapswitch(tag, binary, extra, queues=None, port_suffix="", letter=None, control="none"):
     letter = letter or ("t" if queues is None else "m")
     taps = [f"{LINK_PREFIX}{letter}{tag}{i}" for i in range(2)]
-    argv = [binary, "run", "--listen", "none", "--control", "none", *extra]
+    argv = [binary, "run", "--listen", "none", "--control", control, *extra]
     if queues is not None:
         argv += ["--dataplane-threads", str(queues)]
     for t in taps:
         argv += ["--port", (t if queues is None else f"{t},queues={queues}") + port_suffix]
     return TapProcess(tag, letter, argv, taps)
+
+
+def unix_get(path, url):
+    """The body of a GET on a unix socket ("" if it fails)."""
+    import socket
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as c:
+            c.settimeout(5)
+            c.connect(path)
+            c.sendall(f"GET {url} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode())
+            data = b""
+            while True:
+                b = c.recv(65536)
+                if not b:
+                    break
+                data += b
+        return data.decode(errors="replace")
+    except OSError:
+        return ""
+
+
+class CapturingSwitch:
+    """tapswitch with a control socket and `tapswitch capture ... -w /dev/null` running on it."""
+
+    def __init__(self, tag, binary, extra):
+        d = tempfile.mkdtemp(prefix=f"tsbench-{PID}-")
+        TMPDIRS.append(d)
+        ctl = os.path.join(d, "ctl.sock")
+        self.cap = None
+        self.sw = tapswitch(tag, binary, extra, letter="c", control=ctl)
+        self.ns, self.ifs = self.sw.ns, self.sw.ifs
+        try:
+            self.cap = subprocess.Popen([binary, "capture", "--control", ctl, "-w", "/dev/null"],
+                                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.PIPE, text=True)
+            PROCS.append(self.cap)
+            # the capture is running once the switch counts it
+            deadline = time.time() + 10
+            while True:
+                if "\ntapswitch_captures_active 1\n" in unix_get(ctl, "/metrics"):
+                    break
+                if self.cap.poll() is not None or time.time() > deadline:
+                    raise StartError("tapswitch capture did not start: " + (self.cap.stderr.read() or ""))
+                time.sleep(0.05)
+        except BaseException:
+            self.close()
+            raise
+
+    def cpu(self):
+        return self.sw.cpu()
+
+    def close(self):
+        if self.cap is not None:
+            stop_proc(self.cap)
+            self.cap = None
+        self.sw.close()
 
 
 class TwoSwitches:
@@ -488,6 +547,9 @@ def main():
                     help="extra argument for `tapswitch run`, e.g. --switch-arg=--busy-poll-us=50")
     ap.add_argument("--multiqueue", type=int, default=None, metavar="N",
                     help="add a column: tapswitch with ports NAME,queues=N and --dataplane-threads N")
+    ap.add_argument("--capture", action="store_true",
+                    help="add a column: tapswitch with one capture of every port running "
+                         "(tapswitch capture -w /dev/null), against tapswitch without one")
     ap.add_argument("--vlan", action="store_true",
                     help="add VLAN columns: access ports of one VLAN, and two switches joined by a "
                          "trunk (against the same two switches without VLANs)")
@@ -513,6 +575,8 @@ def main():
     }
     if a.multiqueue is not None:
         factories["tapswitch mq"] = lambda r: tapswitch(r, binary, a.switch_arg, a.multiqueue)
+    if a.capture:
+        factories["tapswitch capture"] = lambda r: CapturingSwitch(r, binary, a.switch_arg)
     if a.vlan:
         factories["tapswitch vlan"] = lambda r: tapswitch(
             r, binary, [*a.switch_arg, "--vlan-filtering"], port_suffix=",access=10", letter="a")
@@ -552,9 +616,11 @@ def main():
     med = {k: {m: median(res[k][m]) for m, _ in METRICS} for k in shown}
     names = {"bridge": "Linux bridge", "tapswitch": "tapswitch", "relay": "epoll relay",
              "tapswitch mq": f"tapswitch mq ({a.multiqueue} queues)",
+             "tapswitch capture": "tapswitch, 1 capture running",
              "tapswitch vlan": "tapswitch, access VLAN", "2 switches": "2 tapswitches",
              "2 switches trunk": "2 tapswitches, VLAN trunk"}
     ratios = [("tapswitch", "bridge"), ("tapswitch", "relay"), ("tapswitch mq", "tapswitch"),
+              ("tapswitch capture", "tapswitch"),
               ("tapswitch vlan", "tapswitch"), ("2 switches trunk", "2 switches")]
     ratios = [(x, y) for x, y in ratios if x in med and y in med]
     print()

@@ -10,6 +10,8 @@
 //!   `vxlan` port's own table (`bridge fdb ... self`): MAC → remote VTEP, and for
 //!   00:00:00:00:00:00 the flood list; without, one of the bridge's table (`... master`).
 //! - `GET|PATCH /api/v1/config`
+//! - `GET /api/v1/capture?port=..` (a pcapng or pcap stream; see [`crate::capture::session`])
+//! - `GET|POST /api/v1/mirrors`, `GET|DELETE /api/v1/mirrors/{name}`
 //!
 //! Who may do what ([`Access`]):
 //! - The **control socket** (a unix socket, mode 0660, owned by root and `--control-group`)
@@ -110,6 +112,26 @@ impl From<AttachError> for ApiError {
 impl From<AddPortError> for ApiError {
     fn from(e: AddPortError) -> Self {
         AttachError::from(e).into()
+    }
+}
+
+impl From<crate::capture::MirrorError> for ApiError {
+    fn from(e: crate::capture::MirrorError) -> Self {
+        use crate::capture::mirror::MirrorFailure;
+        let status = match e.class() {
+            MirrorFailure::Invalid => StatusCode::BAD_REQUEST,
+            MirrorFailure::NotFound => StatusCode::NOT_FOUND,
+            MirrorFailure::Conflict => StatusCode::CONFLICT,
+            MirrorFailure::Full => StatusCode::INSUFFICIENT_STORAGE,
+        };
+        ApiError(status, e.to_string())
+    }
+}
+
+impl From<crate::capture::session::CaptureError> for ApiError {
+    fn from(e: crate::capture::session::CaptureError) -> Self {
+        let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        ApiError(status, e.to_string())
     }
 }
 
@@ -242,7 +264,10 @@ pub fn router(sw: Arc<Switch>, ctl: ControlHandle, access: Access) -> Router {
         .route(
             "/api/v1/ports/{name}/vlans/{vid}",
             axum::routing::put(put_port_vlan).delete(del_port_vlan),
-        );
+        )
+        .route("/api/v1/capture", get(capture))
+        .route("/api/v1/mirrors", get(list_mirrors).post(add_mirror))
+        .route("/api/v1/mirrors/{name}", get(get_mirror).delete(del_mirror));
     match st.access {
         Access::Control => r
             .layer(axum::middleware::from_fn(log_control))
@@ -1285,4 +1310,82 @@ async fn patch_config(
         .await?;
     tracing::info!(settings = ?s, "switch settings changed");
     Ok(Json(config_json(&st.sw)))
+}
+
+/// The bytes a capture task produces, as an HTTP body stream.
+struct CaptureBody(tokio::sync::mpsc::Receiver<Vec<u8>>);
+
+impl futures_core::Stream for CaptureBody {
+    type Item = Result<Vec<u8>, std::convert::Infallible>;
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.0.poll_recv(cx).map(|o| o.map(Ok))
+    }
+}
+
+/// `GET /api/v1/capture`: a pcapng (or pcap) stream until the count, the duration or the
+/// client's disconnect (which ends the capture and frees its slot).
+async fn capture(
+    State(st): State<AppState>,
+    q: Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Response> {
+    let Query(pairs) = q.map_err(|e| bad(e.body_text()))?;
+    let req = crate::capture::session::Request::from_query(&pairs)
+        .map_err(crate::capture::session::CaptureError::from)?;
+    let format = req.format;
+    let session = crate::capture::session::start(&st.sw, req)?;
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tokio::spawn(session.run(tx));
+    Response::builder()
+        .header(header::CONTENT_TYPE, format.media_type())
+        .header(header::CACHE_CONTROL, "no-store")
+        .body(axum::body::Body::from_stream(CaptureBody(rx)))
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+}
+
+async fn list_mirrors(State(st): State<AppState>) -> Json<Value> {
+    Json(Value::Array(
+        st.sw
+            .mirrors()
+            .iter()
+            .map(|m| crate::capture::mirror::mirror_json(&st.sw, m))
+            .collect(),
+    ))
+}
+
+async fn get_mirror(
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let m = st
+        .sw
+        .mirrors()
+        .into_iter()
+        .find(|m| m.spec.name == name)
+        .ok_or(crate::capture::MirrorError::NotFound(name))?;
+    Ok(Json(crate::capture::mirror::mirror_json(&st.sw, &m)))
+}
+
+async fn add_mirror(
+    State(st): State<AppState>,
+    body: Result<Json<crate::capture::MirrorSpec>, JsonRejection>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let Json(spec) = body?;
+    let sw = st.sw.clone();
+    // the output port's table entries are flushed: a table walk, on the control thread
+    let m = st
+        .ctl
+        .run(move || sw.add_mirror(spec, false, true))
+        .await??;
+    Ok((
+        StatusCode::CREATED,
+        Json(crate::capture::mirror::mirror_json(&st.sw, &m)),
+    ))
+}
+
+async fn del_mirror(State(st): State<AppState>, Path(name): Path<String>) -> ApiResult<StatusCode> {
+    st.sw.remove_mirror(&name)?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -49,6 +49,11 @@ enum Cmd {
     /// Show the spanning tree: the bridge and each port's role and state (like `mstpctl
     /// showbridge` and `showport`).
     Stp(ClientArgs),
+    /// Capture frames as the switch sees them (pcapng to a file or stdout, e.g. `capture tsw0
+    /// -w - | tcpdump -n -r -`; one line per frame on a terminal).
+    Capture(Box<crate::capture::client::CaptureArgs>),
+    /// Show, add or remove port mirrors (copies of ports' traffic to an output port).
+    Mirror(crate::capture::client::MirrorArgs),
 }
 
 /// `tapswitch vlan`.
@@ -367,6 +372,8 @@ pub fn main() -> ExitCode {
         Cmd::Config(a) => crate::client::config_cmd(a),
         Cmd::Vlan(a) => crate::client::vlan_cmd(a),
         Cmd::Stp(a) => crate::client::stp(&a.endpoint(), a.json),
+        Cmd::Capture(a) => crate::capture::client::capture_cmd(*a),
+        Cmd::Mirror(a) => crate::capture::client::mirror_cmd(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -17,6 +17,11 @@ pub fn is_socket_path(endpoint: &str) -> bool {
 }
 
 fn connect(api: &str) -> Result<Box<dyn ReadWrite>> {
+    connect_with(api, Some(Duration::from_secs(10)))
+}
+
+/// Connects with this read timeout (`None` for streams, which may be idle for long).
+fn connect_with(api: &str, timeout: Option<Duration>) -> Result<Box<dyn ReadWrite>> {
     if is_socket_path(api) {
         let s = UnixStream::connect(api).map_err(|e| match e.kind() {
             std::io::ErrorKind::PermissionDenied => anyhow::anyhow!(
@@ -26,7 +31,7 @@ fn connect(api: &str) -> Result<Box<dyn ReadWrite>> {
                 "no tapswitch answers on the control socket {api} ({e}); is it running, with this --name? (or give --control PATH, or --api ADDR for its TCP listener)"
             ),
         })?;
-        s.set_read_timeout(Some(Duration::from_secs(10)))?;
+        s.set_read_timeout(timeout)?;
         return Ok(Box::new(s));
     }
     let addr: SocketAddr = api
@@ -37,12 +42,113 @@ fn connect(api: &str) -> Result<Box<dyn ReadWrite>> {
     let s = TcpStream::connect_timeout(&addr, Duration::from_secs(3)).with_context(|| {
         format!("no tapswitch answers at {api} (is it running, and with this --listen?)")
     })?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    s.set_read_timeout(timeout)?;
     Ok(Box::new(s))
 }
 
-trait ReadWrite: Read + Write {}
-impl<T: Read + Write> ReadWrite for T {}
+trait ReadWrite: Read + Write + Send {}
+impl<T: Read + Write + Send> ReadWrite for T {}
+
+/// Sends a GET whose answer is a stream (a capture) and returns the status and a reader of
+/// the body, de-chunked as it arrives. The connection has no read timeout.
+pub fn open_stream(
+    api: &str,
+    path: &str,
+    token: Option<&str>,
+) -> Result<(u16, Box<dyn Read + Send>)> {
+    let mut s = connect_with(api, None)?;
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let host = if is_socket_path(api) {
+        "localhost"
+    } else {
+        api
+    };
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n{auth}\r\n"
+    )?;
+    let mut r = std::io::BufReader::with_capacity(1 << 16, s);
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut line = Vec::new();
+        let n = std::io::BufRead::read_until(&mut r, b'\n', &mut line)?;
+        if n == 0 || head.len() > 64 * 1024 {
+            bail!("malformed HTTP response");
+        }
+        head.extend_from_slice(&line);
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .context("malformed HTTP status line")?;
+    let chunked = head.lines().any(|l| {
+        l.to_ascii_lowercase()
+            .starts_with("transfer-encoding: chunked")
+    });
+    if chunked {
+        Ok((
+            status,
+            Box::new(Chunked {
+                inner: r,
+                left: 0,
+                done: false,
+            }),
+        ))
+    } else {
+        Ok((status, Box::new(r)))
+    }
+}
+
+/// A chunked body read incrementally.
+struct Chunked<R> {
+    inner: R,
+    /// Bytes left in the current chunk.
+    left: usize,
+    done: bool,
+}
+
+impl<R: std::io::BufRead> Read for Chunked<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use std::io::{Error, ErrorKind};
+        if self.done || buf.is_empty() {
+            return Ok(0);
+        }
+        if self.left == 0 {
+            let mut line = String::new();
+            if self.inner.read_line(&mut line)? == 0 {
+                // the server went away mid-stream: what arrived is all there is
+                self.done = true;
+                return Ok(0);
+            }
+            if line.trim().is_empty() {
+                // the CRLF after a chunk's data
+                line.clear();
+                if self.inner.read_line(&mut line)? == 0 {
+                    self.done = true;
+                    return Ok(0);
+                }
+            }
+            let size = line.trim().split(';').next().unwrap_or("");
+            self.left = usize::from_str_radix(size, 16)
+                .map_err(|_| Error::new(ErrorKind::InvalidData, "bad chunk size"))?;
+            if self.left == 0 {
+                self.done = true;
+                return Ok(0);
+            }
+        }
+        let n = buf.len().min(self.left);
+        let got = self.inner.read(&mut buf[..n])?;
+        if got == 0 {
+            self.done = true;
+        }
+        self.left -= got;
+        Ok(got)
+    }
+}
 
 /// Sends one request to `api` (an address, or a control socket path); returns the status and
 /// the body.
@@ -782,6 +888,35 @@ mod tests {
         .unwrap();
         assert_eq!(b["kind"], "extern_learn");
         assert!(parse_fdb_words(&w("02:00:00:00:00:01 dev vx0 dst nowhere"), true).is_err());
+    }
+
+    #[test]
+    fn chunked_streams_read_incrementally() {
+        let body = b"3\r\nabc\r\n2;ext=1\r\nde\r\n0\r\n\r\nignored";
+        let mut r = Chunked {
+            inner: std::io::BufReader::with_capacity(4, &body[..]),
+            left: 0,
+            done: false,
+        };
+        let mut out = Vec::new();
+        let mut b = [0u8; 2];
+        loop {
+            let n = r.read(&mut b).unwrap();
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&b[..n]);
+        }
+        assert_eq!(out, b"abcde");
+        // a stream cut short ends with what arrived
+        let mut r = Chunked {
+            inner: std::io::BufReader::new(&b"5\r\nab"[..]),
+            left: 0,
+            done: false,
+        };
+        let mut out = Vec::new();
+        r.read_to_end(&mut out).unwrap();
+        assert_eq!(out, b"ab");
     }
 
     #[test]

@@ -530,6 +530,8 @@ pub struct Config {
     /// Spanning tree bridge settings (used when `settings.stp` is on); its address is the
     /// one given, or derived from the name.
     pub stp_bridge: BridgeConfig,
+    /// Port mirrors (`[[mirror]]` tables).
+    pub mirrors: Vec<crate::capture::MirrorSpec>,
 }
 
 /// Command-line values that override the file.
@@ -661,6 +663,8 @@ struct FileConfig {
     stp_mac: Option<Spanned<String>>,
     #[serde(default, rename = "port")]
     ports: Vec<Spanned<FilePort>>,
+    #[serde(default, rename = "mirror")]
+    mirrors: Vec<Spanned<crate::capture::MirrorSpec>>,
 }
 
 #[derive(Deserialize)]
@@ -1087,6 +1091,21 @@ fn load_file(path: &Path, cfg: &mut Config, pending: &mut Pending) -> Result<(),
         }
         cfg.ports.push(spec);
     }
+    for (i, m) in fc.mirrors.into_iter().enumerate() {
+        let span = m.span();
+        let m = m.into_inner();
+        let key = format!("mirror[{i}]");
+        if let Err(e) = m.check() {
+            return src.err(span, &key, e.to_string());
+        }
+        if cfg.mirrors.iter().any(|o| o.name == m.name) {
+            return src.err(span, &key, format!("duplicate mirror name '{}'", m.name));
+        }
+        if let Err(e) = m.check_against(cfg.mirrors.iter()) {
+            return src.err(span, &key, e.to_string());
+        }
+        cfg.mirrors.push(m);
+    }
     Ok(())
 }
 
@@ -1106,6 +1125,7 @@ impl Config {
             dataplane_threads: 1,
             busy_poll_us: DEFAULT_BUSY_POLL_US,
             stp_bridge: BridgeConfig::new(crate::frame::MacAddr([2, 0, 0, 0, 0, 1])),
+            mirrors: Vec::new(),
         };
         let mut pending = Pending::default();
         if let Some(path) = &o.config {
@@ -1279,6 +1299,20 @@ impl Config {
             .filter(|p| p.flags.contains(PortFlags::UPLINK))
             .map(|p| p.name.as_str())
             .collect();
+        for m in &self.mirrors {
+            if let Some(p) = m
+                .ports()
+                .find(|p| !self.ports.iter().any(|q| q.name == **p))
+            {
+                return Err(ConfigError::Flag {
+                    flag: "[[mirror]]",
+                    msg: format!(
+                        "mirror '{}' names port '{p}', which the configuration does not declare",
+                        m.name
+                    ),
+                });
+            }
+        }
         if self.settings.mode.is_vepa() && uplinks.len() != 1 {
             return Err(ConfigError::Flag {
                 flag: "--mode",
@@ -1547,6 +1581,52 @@ mod tests {
             config: Some(f.path.clone()),
             ..o
         })
+    }
+
+    #[test]
+    fn mirror_tables() {
+        let ports = "[[port]]\nname = \"a\"\n[[port]]\nname = \"b\"\n[[port]]\nname = \"mon\"\n";
+        let c = load(
+            &format!("{ports}[[mirror]]\nname = \"m1\"\nselect_src = [\"a\"]\nselect_dst = [\"b\"]\noutput = \"mon\"\n[[mirror]]\nname = \"m2\"\nselect_all = true\noutput = \"mon\"\n"),
+            Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(c.mirrors.len(), 2);
+        assert_eq!(c.mirrors[0].select_src, ["a"]);
+        assert!(c.mirrors[1].select_all);
+        let e = load(
+            &format!(
+                "{ports}[[mirror]]\nname = \"m1\"\nselect_src = [\"mon\"]\noutput = \"mon\"\n"
+            ),
+            Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains(":7: key 'mirror[0]'") && e.contains("cannot also be selected"),
+            "{e}"
+        );
+        let e = load(
+            &format!("{ports}[[mirror]]\nname = \"m1\"\noutput = \"mon\"\n"),
+            Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("selects nothing"), "{e}");
+        let e = load(
+            &format!("{ports}[[mirror]]\nname = \"m1\"\nselect_src = [\"x\"]\noutput = \"mon\"\n"),
+            Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("names port 'x'"), "{e}");
+        let e = load(
+            &format!("{ports}[[mirror]]\nname = \"m1\"\nselect_src = [\"a\"]\noutput = \"mon\"\nbogus = 1\n"),
+            Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("bogus"), "{e}");
     }
 
     #[test]

@@ -372,6 +372,7 @@ pub fn build(
             return Err(e);
         }
     }
+    sw.apply_file_mirrors(&cfg.mirrors);
     Ok(sw)
 }
 
@@ -482,6 +483,7 @@ pub fn reload(sw: &Arc<Switch>, old: &[PortSpec], new: &Config) -> Vec<PortSpec>
             Err(e) => tracing::error!(port = %n.name, error = %e, "reload: cannot attach"),
         }
     }
+    sw.apply_file_mirrors(&new.mirrors);
     tracing::info!(ports = declared.len(), "configuration reloaded");
     declared
 }

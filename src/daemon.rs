@@ -48,6 +48,7 @@ pub async fn run(cfg: Config, o: Overrides) -> Result<()> {
                     return Err(e);
                 }
             }
+            sw.apply_file_mirrors(&cfg.mirrors);
             Ok(())
         })
         .await

@@ -10,12 +10,15 @@
 //!   only per-frame syscalls.
 //! - [`config`], [`api`], [`metrics`], [`cli`]: configuration, the HTTP endpoint and the
 //!   command line.
+//! - [`capture`]: live packet capture (pcapng/pcap streams) and port mirroring; the frame
+//!   path's side of it is in [`dataplane`].
 //!
 //! Invariants: a frame never leaves through its ingress port unless that port has `hairpin`;
 //! no port receives one frame twice; the table never holds more learned entries than its limit;
 //! nothing on the frame path panics or allocates.
 
 pub mod api;
+pub mod capture;
 pub mod cli;
 pub mod client;
 pub mod config;

@@ -35,6 +35,11 @@
 //! | `tapswitch_stp_bpdus_total` | counter | port, direction | BPDUs received (`rx`) and sent (`tx`) |
 //! | `tapswitch_stp_topology_changes_total` | counter | | topology changes seen by the bridge |
 //! | `tapswitch_stp_root_changes_total` | counter | | times the root bridge changed |
+//! | `tapswitch_captures_active` | gauge | | captures running |
+//! | `tapswitch_capture_frames_total` | counter | | frames put into capture buffers |
+//! | `tapswitch_capture_dropped_total` | counter | | frames captures lost: buffer full (slow reader) or contended |
+//! | `tapswitch_mirror_frames_total` | counter | mirror | copies sent to the mirror's output port |
+//! | `tapswitch_mirror_dropped_total` | counter | mirror | copies the output port did not take |
 //! | `tapswitch_build_info` | gauge | version | always 1 |
 //! | `tapswitch_vxlan_remotes` | gauge | port | remote VTEPs a `vxlan` port knows (flood list and table destinations) |
 //! | `tapswitch_vxlan_fdb_entries` | gauge | port | entries of the port's own table (flood list included) |
@@ -86,6 +91,11 @@ pub const METRIC_NAMES: &[&str] = &[
     "tapswitch_stp_bpdus_total",
     "tapswitch_stp_topology_changes_total",
     "tapswitch_stp_root_changes_total",
+    "tapswitch_captures_active",
+    "tapswitch_capture_frames_total",
+    "tapswitch_capture_dropped_total",
+    "tapswitch_mirror_frames_total",
+    "tapswitch_mirror_dropped_total",
     "tapswitch_build_info",
     "tapswitch_vxlan_remotes",
     "tapswitch_vxlan_fdb_entries",
@@ -387,6 +397,51 @@ pub fn gather(sw: &Switch) -> Vec<MetricFamily> {
     tc.push(&[], tcn as f64);
     rc.push(&[], rcn as f64);
     out.extend([ps, pr, pb, tc, rc]);
+    let taps = ports.taps();
+    let live = taps.captures();
+    let mut ca = Family::new("tapswitch_captures_active", "Captures running.", GAUGE);
+    ca.push(&[], live.len() as f64);
+    let mut cf = Family::new(
+        "tapswitch_capture_frames_total",
+        "Frames put into capture buffers.",
+        COUNTER,
+    );
+    cf.push(
+        &[],
+        (sw.capture.frames.load(Relaxed)
+            + live
+                .iter()
+                .map(|c| c.ring.frames.load(Relaxed))
+                .sum::<u64>()) as f64,
+    );
+    let mut cd = Family::new(
+        "tapswitch_capture_dropped_total",
+        "Frames captures lost because their buffer was full (a slow reader) or contended.",
+        COUNTER,
+    );
+    cd.push(
+        &[],
+        (sw.capture.dropped.load(Relaxed)
+            + live
+                .iter()
+                .map(|c| c.ring.dropped.load(Relaxed))
+                .sum::<u64>()) as f64,
+    );
+    let mut mf = Family::new(
+        "tapswitch_mirror_frames_total",
+        "Copies sent to the mirror's output port.",
+        COUNTER,
+    );
+    let mut md = Family::new(
+        "tapswitch_mirror_dropped_total",
+        "Mirror copies the output port did not take (full queue, MTU, link down).",
+        COUNTER,
+    );
+    for m in taps.mirrors() {
+        mf.push(&[("mirror", &m.spec.name)], v(&m.frames));
+        md.push(&[("mirror", &m.spec.name)], v(&m.dropped));
+    }
+    out.extend([ca, cf, cd, mf, md]);
     let mut b = Family::new(
         "tapswitch_build_info",
         "Build information; always 1.",

@@ -356,6 +356,8 @@ labelled_enum!(
         Bpdu => "bpdu",
         /// Storm control: over the port's rate for this kind of flood.
         Storm => "storm",
+        /// Read from a mirror output port, which takes no part in forwarding.
+        MirrorOutput => "mirror_output",
     }
 );
 
@@ -378,6 +380,8 @@ labelled_enum!(
         VlanNotMember => "vlan_not_member",
         /// Spanning tree: known unicast toward a port that is not forwarding.
         StpDiscarding => "stp_discarding",
+        /// Known unicast toward a mirror output port, which takes no part in forwarding.
+        MirrorOutput => "mirror_output",
     }
 );
 

@@ -218,3 +218,95 @@ fn vlan_filtering_allocates_nothing_per_frame() {
     assert!(sw.stats.vlan_rx_frames[10].load(Relaxed) > 0);
     assert!(sw.stats.vlan_rx_frames[20].load(Relaxed) > 0);
 }
+
+/// With a capture running on every port and a mirror copying two ports to a third, the frame
+/// path still allocates nothing: captures append to their preallocated ring (or count a drop),
+/// mirror copies go through the output port's send path.
+#[test]
+fn capture_and_mirror_allocate_nothing_per_frame() {
+    use tapswitch::capture::session::{self, Request};
+    use tapswitch::capture::MirrorSpec;
+    let sw = Switch::new("t", Settings::default(), 1024);
+    let ports: Vec<_> = (0..5)
+        .map(|i| {
+            sw.add_port(&format!("p{i}"), Box::new(Sink), PortFlags::default())
+                .unwrap()
+        })
+        .collect();
+    sw.add_mirror(
+        MirrorSpec {
+            name: "m".into(),
+            select_src: vec!["p0".into()],
+            select_dst: vec!["p1".into()],
+            select_all: false,
+            output: "p4".into(),
+        },
+        false,
+        true,
+    )
+    .unwrap();
+    let cap = session::start(&sw, Request::default()).unwrap();
+    let filtered = session::start(
+        &sw,
+        Request {
+            ports: vec!["p1".into()],
+            filter: tapswitch::capture::Filter {
+                ethertype: Some(0x0806),
+                ..Default::default()
+            },
+            ..Request::default()
+        },
+    )
+    .unwrap();
+    let reg = sw.ports();
+    assert!(reg.taps().armed());
+    let s = Settings::default();
+    let mut scratch = tapswitch::dataplane::Scratch::default();
+    let with_hdr = |f: Vec<u8>| {
+        let mut v = vec![0u8; 10];
+        v.extend(f);
+        v
+    };
+    let frames = [
+        with_hdr(build_frame(MacAddr::BROADCAST, mac(1), 0x0806, &[0; 46])),
+        with_hdr(build_frame(mac(1), mac(2), 0x0800, &[0; 46])),
+        with_hdr(build_frame(mac(9), mac(2), 0x0800, &[0; 1000])),
+        with_hdr(build_frame(mac(2), MacAddr::BROADCAST, 0x0800, &[0; 46])),
+        with_hdr(vec![1, 2, 3]),
+    ];
+    for f in &frames {
+        for p in &ports[..2] {
+            sw.handle_frame(&reg, &s, p, f, false, sw.now(), &mut scratch);
+        }
+    }
+    sw.publish(&reg, &mut scratch);
+    let before = ALLOCS.with(Cell::get);
+    for i in 0..10_000 {
+        let f = &frames[i % frames.len()];
+        // p4 is the mirror output: its frames are dropped
+        let p = &ports[[0, 1, 4][i % 3]];
+        sw.handle_frame(
+            &reg,
+            &s,
+            p,
+            f,
+            false,
+            tapswitch::fdb::Timestamp(5),
+            &mut scratch,
+        );
+        if i % 64 == 63 {
+            sw.publish(&reg, &mut scratch);
+        }
+    }
+    sw.publish(&reg, &mut scratch);
+    let after = ALLOCS.with(Cell::get);
+    assert_eq!(
+        after - before,
+        0,
+        "allocations on the frame path with a capture armed"
+    );
+    let c = cap.capture();
+    assert!(c.ring.frames.load(Relaxed) + c.ring.dropped.load(Relaxed) > 10_000);
+    assert!(filtered.capture().ring.frames.load(Relaxed) > 0);
+    assert!(sw.mirrors()[0].frames.load(Relaxed) > 0);
+}

@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(iproute2 iputils-ping python3 iperf3 netsniff-ng prometheus mininet qemu-system-x86 linux-image-cloud-amd64 busybox-static cpio openvswitch-switch)
+packages=(iproute2 iputils-ping python3 iperf3 netsniff-ng prometheus mininet qemu-system-x86 linux-image-cloud-amd64 busybox-static cpio openvswitch-switch tcpdump tshark util-linux)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -95,6 +95,10 @@ pub struct Scratch {
     ports: Vec<PortTally>,
     forwarded: u64,
     flooded: [u64; 3],
+    /// The current frame's capture timestamp (ns since the epoch; 0: not read yet).
+    pub(super) tap_ts: u64,
+    /// Mirrors that already copied the current frame (bit i: mirror i).
+    pub(super) mirrored: u32,
 }
 
 impl Default for Scratch {
@@ -107,6 +111,8 @@ impl Default for Scratch {
             ports: Vec::with_capacity(TALLY_PORTS),
             forwarded: 0,
             flooded: [0; 3],
+            tap_ts: 0,
+            mirrored: 0,
         }
     }
 }
@@ -134,11 +140,11 @@ impl Scratch {
 /// One received frame on its way out: the virtio_net_hdr, header + frame as one slice (for
 /// offload ports), the checked frame, and its VLAN (with filtering on).
 #[derive(Clone, Copy)]
-struct Outgoing<'a> {
-    hdr: VnetHdr,
-    pkt: &'a [u8],
-    frame: EthernetFrame<&'a [u8]>,
-    vlan: Option<Classified>,
+pub(super) struct Outgoing<'a> {
+    pub(super) hdr: VnetHdr,
+    pub(super) pkt: &'a [u8],
+    pub(super) frame: EthernetFrame<&'a [u8]>,
+    pub(super) vlan: Option<Classified>,
 }
 
 impl Switch {
@@ -177,6 +183,11 @@ impl Switch {
         if truncated {
             return c.rx_drop(RxDrop::Oversized);
         }
+        // Captures see every frame read; a mirror output's frames go no further.
+        let taps_armed = reg.taps().armed();
+        if taps_armed && self.tap_ingress(reg, ingress, bytes, w) {
+            return c.rx_drop(RxDrop::MirrorOutput);
+        }
         let hdr = match VnetHdr::parse(pkt) {
             Ok(h) if h.validate(bytes.len()).is_ok() => h,
             _ => return c.rx_drop(RxDrop::BadVnetHdr),
@@ -188,6 +199,15 @@ impl Switch {
                 return c.rx_drop(RxDrop::TruncatedVlan)
             }
         };
+        if taps_armed {
+            let received = Outgoing {
+                hdr,
+                pkt,
+                frame,
+                vlan: None,
+            };
+            self.mirror_ingress(reg, ingress, &received, w);
+        }
         // The spanning tree: BPDUs are its own (consumed, whatever the port's state); a port
         // that is not forwarding forwards nothing, and learns only in the learning state.
         let mut learn_only = false;
@@ -275,6 +295,7 @@ impl Switch {
                         except,
                     ) && vlan.is_none_or(|cl| reg.vlans(h.id).is_member(cl.vid))
                         && (!settings.stp || h.stp_gate.forwards())
+                        && !(taps_armed && reg.taps().is_output(h.id))
                     {
                         self.transmit(reg, settings, h, &out, w);
                     }
@@ -374,7 +395,7 @@ impl Switch {
                                 frame,
                                 vlan: out.vlan,
                             };
-                            self.transmit_as_is(h, &v, w);
+                            self.transmit_as_is(reg, h, &v, w);
                         }
                         Err(_) => h.counters.tx_drop(TxDrop::Error),
                     },
@@ -384,38 +405,70 @@ impl Switch {
                 return;
             }
         }
-        self.transmit_as_is(h, out, w);
+        self.transmit_as_is(reg, h, out, w);
     }
 
-    fn transmit_as_is(&self, h: &PortHandle, out: &Outgoing<'_>, w: &mut Scratch) {
+    fn transmit_as_is(&self, reg: &Registry, h: &PortHandle, out: &Outgoing<'_>, w: &mut Scratch) {
+        if reg.taps().armed() {
+            if reg.taps().is_output(h.id) {
+                return h.counters.tx_drop(TxDrop::MirrorOutput);
+            }
+            self.mirror_egress(reg, h, out, w);
+        }
+        self.send_out(reg, h, out, w);
+    }
+
+    /// Writes a frame to `h` as it is (segmented and checksummed for a port without offloads);
+    /// captures see what was written. Returns whether all of it was written.
+    pub(super) fn send_out(
+        &self,
+        reg: &Registry,
+        h: &PortHandle,
+        out: &Outgoing<'_>,
+        w: &mut Scratch,
+    ) -> bool {
         let c = &h.counters;
         if h.state() == LinkState::Gone {
-            return c.tx_drop(TxDrop::PortDown);
+            c.tx_drop(TxDrop::PortDown);
+            return false;
         }
+        let armed = reg.taps().armed();
         let frame_len = out.frame.len();
         if h.port.vnet_hdr_len() == VNET_HDR_LEN {
             // Offload port: header and frame pass untouched; GSO frames are exempt from the
             // MTU rule (as in Linux), the wire segments will fit.
             if out.hdr.gso() == GSO_NONE && exceeds_mtu(&out.frame, h.port.mtu()) {
-                return c.tx_drop(TxDrop::Mtu);
+                c.tx_drop(TxDrop::Mtu);
+                return false;
             }
-            self.sent(h, h.port.send(out.pkt), frame_len, w);
+            let ok = self.sent(h, h.port.send(out.pkt), frame_len, w);
+            if ok && armed {
+                self.capture_egress(reg, h, &mut w.tap_ts, out.frame.bytes_ref());
+            }
+            ok
         } else if out.hdr.is_plain() {
             if exceeds_mtu(&out.frame, h.port.mtu()) {
-                return c.tx_drop(TxDrop::Mtu);
+                c.tx_drop(TxDrop::Mtu);
+                return false;
             }
-            self.sent(h, h.port.send(out.frame.bytes_ref()), frame_len, w);
+            let ok = self.sent(h, h.port.send(out.frame.bytes_ref()), frame_len, w);
+            if ok && armed {
+                self.capture_egress(reg, h, &mut w.tap_ts, out.frame.bytes_ref());
+            }
+            ok
         } else {
             // A plain port gets the frame with its checksum done and cut to wire size.
             let mtu = h.port.mtu();
-            let Scratch { seg, .. } = w;
+            let Scratch { seg, tap_ts, .. } = w;
             let mut sent = 0u64;
+            let mut short = false;
             let mut sent_bytes = 0u64;
             let r = offload::finish(&out.hdr, out.frame.bytes_ref(), seg, |s| {
                 match EthernetFrame::new_checked(s) {
                     Ok(f) if !exceeds_mtu(&f, mtu) => {}
                     _ => {
                         c.tx_drop(TxDrop::Mtu);
+                        short = true;
                         return Ok(());
                     }
                 }
@@ -423,6 +476,10 @@ impl Switch {
                     Ok(()) => {
                         sent += 1;
                         sent_bytes += s.len() as u64;
+                        if armed {
+                            // a port without offloads gets the segments: they are captured
+                            self.capture_egress(reg, h, tap_ts, s);
+                        }
                         Ok(())
                     }
                     Err(e) => {
@@ -437,6 +494,7 @@ impl Switch {
             if r.is_err() {
                 c.tx_drop(TxDrop::Offload);
             }
+            r.is_ok() && !short
         }
     }
 

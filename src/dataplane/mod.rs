@@ -9,7 +9,9 @@
 //! - [`forward`]: forwarding of one frame and the per-batch counters;
 //! - [`runtime`]: the frame-path threads, the receive loops and the busy poll;
 //! - [`hub`]: the datagram hub whose senders become ports;
-//! - [`vxlan`]: the VXLAN hubs, one UDP socket per local address and port, demultiplexed by VNI.
+//! - [`vxlan`]: the VXLAN hubs, one UDP socket per local address and port, demultiplexed by VNI;
+//! - `taps`: captures and mirrors on the frame path (run only while the registry's
+//!   [`crate::capture::Taps::armed`] is set).
 //!
 //! Whole-table work (flushes, ageing, snapshots) and per-port ioctls never run here: the frame
 //! path flips an atomic and wakes the control thread ([`crate::control`]).
@@ -28,6 +30,7 @@ pub mod registry;
 pub mod runtime;
 pub mod spanning;
 pub mod storm;
+mod taps;
 pub mod vxlan;
 
 pub use forward::Scratch;
@@ -80,6 +83,8 @@ pub struct Switch {
     pub stats: SwitchStats,
     /// The spanning tree (off unless turned on).
     pub stp: spanning::Spanning,
+    /// Totals of ended captures and the capture id counter.
+    pub capture: crate::capture::Totals,
     registry: RwLock<Arc<Registry>>,
     listeners: Mutex<Vec<Listener>>,
     /// The dataplane's workers, which read the ports (unset in tests that pump).
@@ -113,6 +118,7 @@ impl Switch {
             settings: SharedSettings::new(settings),
             stats: SwitchStats::default(),
             stp: spanning::Spanning::new(spanning::derived_mac(name)),
+            capture: crate::capture::Totals::default(),
             registry: RwLock::new(Arc::default()),
             listeners: Mutex::new(Vec::new()),
             workers: std::sync::OnceLock::new(),

@@ -159,6 +159,8 @@ pub struct Registry {
     list: Vec<Arc<PortHandle>>,
     /// The port with the `uplink` flag, looked up once here instead of once per frame.
     uplink: Option<PortId>,
+    /// Running captures and mirrors ([`crate::capture`]).
+    taps: crate::capture::Taps,
 }
 
 impl Registry {
@@ -172,6 +174,17 @@ impl Registry {
             .get(Self::slot(id))?
             .as_ref()
             .filter(|h| h.id == id)
+    }
+
+    /// Captures and mirrors, as the frame path reads them.
+    #[inline]
+    pub fn taps(&self) -> &crate::capture::Taps {
+        &self.taps
+    }
+
+    fn rebuild_taps(&mut self) {
+        let n = self.slots.len();
+        self.taps.rebuild(self.list.iter(), n);
     }
 
     /// The VLAN configuration of a port (none for a port that is not attached).
@@ -352,6 +365,7 @@ impl Switch {
             reg.slots[Registry::slot(id)] = Some(handle.clone());
             reg.list.push(handle.clone());
             reg.uplink = reg.find_uplink();
+            reg.rebuild_taps();
             *lock = Arc::new(reg);
             handle
         };
@@ -398,6 +412,17 @@ impl Switch {
         r
     }
 
+    /// Changes the captures and mirrors with `f` (which may refuse; it sees the current ports);
+    /// the frame path sees the result from its next batch. Returns what `f` returned.
+    pub fn update_taps<R>(&self, f: impl FnOnce(&mut crate::capture::Taps, &Registry) -> R) -> R {
+        let mut lock = self.registry.write().unwrap_or_else(|p| p.into_inner());
+        let mut reg = (**lock).clone();
+        let r = f(&mut reg.taps, &lock);
+        reg.rebuild_taps();
+        *lock = Arc::new(reg);
+        r
+    }
+
     /// Detaches a port: stops its receive task and removes all its table entries. Whole-table
     /// work: call it from the control thread, not the frame path.
     pub fn remove_port(&self, name: &str) -> Option<Arc<PortHandle>> {
@@ -408,6 +433,7 @@ impl Switch {
             reg.slots[Registry::slot(h.id)] = None;
             reg.list.retain(|x| x.id != h.id);
             reg.uplink = reg.find_uplink();
+            reg.rebuild_taps();
             *lock = Arc::new(reg);
             h
         };
