@@ -126,7 +126,11 @@ impl VnetHdr {
 ///
 /// Eight bytes at a time with an end-around carry (RFC 1071: the ones' complement sum of
 /// 64-bit words folds to the same 16-bit sum, as 2^16 = 1 modulo 2^16 - 1), then the 0 to 7
-/// bytes left; the result is folded to 32 bits for the caller's [`fold`]. Four times fewer
+/// bytes left; the result is folded to 16 bits (at most 0xffff, in a `u32`), so a caller may
+/// add a few more 16-bit values (a protocol number, a length) without overflow before its
+/// [`fold`]. (Folded only to 32 bits, a sum near `u32::MAX` plus a length overflowed: the
+/// `vlan_frame` fuzz target's first crash, with pseudo-header addresses summing that high; a
+/// remote VTEP's packet could do the same in `vxlan::gro`.) Four times fewer
 /// additions than word by word: segmenting a GSO frame for a plain port (a `vxlan` port, a
 /// socket port) checksums every byte of it.
 fn sum16(acc: u32, data: &[u8]) -> u32 {
@@ -145,9 +149,9 @@ fn sum16(acc: u32, data: &[u8]) -> u32 {
     }
     let (s, carry) = sum.overflowing_add(tail);
     sum = s + u64::from(carry);
-    // 64 -> 32 bits, keeping the value modulo 2^16 - 1
-    while sum > 0xffff_ffff {
-        sum = (sum & 0xffff_ffff) + (sum >> 32);
+    // 64 -> 16 bits, keeping the value modulo 2^16 - 1
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
     }
     sum as u32
 }
@@ -368,6 +372,18 @@ mod tests {
             acc = (acc & 0xffff) + (acc >> 16);
         }
         acc as u16
+    }
+
+    #[test]
+    fn sums_stay_addable_with_all_ones_addresses() {
+        // IPv4 and IPv6 pseudo-headers whose addresses are all ones: the address sum must
+        // leave room for the protocol and the length (the `vlan_frame` fuzz crash)
+        let frame = vec![0xffu8; 14 + 40];
+        for (v6, span) in [(false, 26..34), (true, 22..54)] {
+            assert!(sum16(0, &frame[span.clone()]) <= 0xffff);
+            let p = pseudo(&frame, 14, v6, 17, 65535);
+            assert_eq!(fold(p), sum16_words(17 + 65535, &frame[span]), "v6 {v6}");
+        }
     }
 
     #[test]

@@ -184,3 +184,14 @@ fn vxlan_extern_learn_move_keeps_the_learned_limit() {
     ];
     harness::check_vxlan_decap(&input);
 }
+
+/// Found by `vlan_frame` (2026-12-03): a GSO TCP frame whose IPv4 addresses are all ones,
+/// segmented toward a plain port. The pseudo-header's address sum came back from `sum16`
+/// folded only to 32 bits (0xffffffff) and adding the protocol and length overflowed (a
+/// panic with overflow checks, a checksum off by one without). `sum16` now folds to 16 bits.
+#[test]
+fn vlan_frame_pseudo_header_sum_does_not_overflow() {
+    harness::check_vlan_frame(include_bytes!(
+        "data/fuzz-vlan_frame-pseudo-sum-overflow.bin"
+    ));
+}
