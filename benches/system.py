@@ -386,12 +386,13 @@ def warm(net):
     sh(f"ip netns exec {net.ns[0]} ping -n -c 3 -i 0.2 -W 1 {H2}")
 
 
-def iperf(net, streams, seconds):
-    srv = server(net.ns[1], ["iperf3", "-s", "-1", "-B", H2], "tcp", 5201)
+def iperf(net, streams, seconds, dst=H2):
+    """iperf3 from net.ns[0] to a server on `dst` in net.ns[1]: (Gbit/s, net.cpu() cores)."""
+    srv = server(net.ns[1], ["iperf3", "-s", "-1", "-B", dst], "tcp", 5201)
     try:
         c0 = net.cpu()
         t0 = time.time()
-        out = sh(f"ip netns exec {net.ns[0]} iperf3 -c {H2} -J -t {seconds} -P {streams}",
+        out = sh(f"ip netns exec {net.ns[0]} iperf3 -c {dst} -J -t {seconds} -P {streams}",
                  timeout=seconds + 30)
         wall = time.time() - t0
         c1 = net.cpu()

@@ -23,7 +23,6 @@ Run as root: python3 benches/vxlan.py [--rounds 5] [--seconds 5] [--binary PATH]
 namespace and process is removed on exit, on an exception, on Ctrl-C and on SIGTERM.
 """
 import argparse
-import atexit
 import json
 import os
 import re
@@ -35,61 +34,17 @@ import sys
 import tempfile
 import time
 
-PID = os.getpid()
-NS_PREFIX = f"tsvx-{PID}-"
-CREATED_NS = []
-PROCS = []
-TMPDIRS = []
+# the namespace/process bookkeeping, cleanup (registered with atexit there) and iperf3 runner
+# of the system benchmark
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from system import PID, NS_PREFIX, CREATED_NS, PROCS, TMPDIRS, sh, quiet, stop_proc  # noqa: E402
+import system  # noqa: E402
+
 U1, U2 = "198.18.2.1", "198.18.2.2"
 H1, H2 = "198.18.3.1", "198.18.3.2"
 MACS = ("02:76:78:03:00:01", "02:76:78:03:00:02")
 
 
-def sh(cmd, check=True, timeout=120):
-    r = subprocess.run(cmd, shell=True, capture_output=True, text=True, timeout=timeout)
-    if check and r.returncode != 0:
-        raise RuntimeError(f"{cmd}: {(r.stderr or '').strip()}")
-    return r.stdout
-
-
-def quiet(cmd):
-    try:
-        sh(cmd, check=False, timeout=30)
-    except subprocess.TimeoutExpired:
-        pass
-
-
-def stop_proc(p):
-    if p.poll() is None:
-        try:
-            p.send_signal(signal.SIGTERM)
-            p.wait(5)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(5)
-        except ProcessLookupError:
-            pass
-
-
-def cleanup():
-    for p in PROCS:
-        try:
-            stop_proc(p)
-        except Exception:
-            pass
-    for ns in list(CREATED_NS):
-        quiet(f"ip netns del {ns}")
-    try:
-        for ns in sh("ip netns list", check=False, timeout=30).split():
-            if ns.startswith(NS_PREFIX):
-                quiet(f"ip netns del {ns}")
-    except Exception:
-        pass
-    for d in TMPDIRS:
-        shutil.rmtree(d, ignore_errors=True)
-
-
-atexit.register(cleanup)
 signal.signal(signal.SIGTERM, lambda s, f: sys.exit(128 + s))
 
 
@@ -211,15 +166,6 @@ def threading_drain(p):
     threading.Thread(target=drain, daemon=True).start()
 
 
-def wait_listen(ns, port, timeout=5):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if f":{port} " in sh(f"ip netns exec {ns} ss -ltn", check=False):
-            return
-        time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on {port} in {ns}")
-
-
 def warm(net):
     for _ in range(50):
         r = subprocess.run(f"ip netns exec {net.ns[0]} ping -c 1 -W 1 {H2}", shell=True,
@@ -230,20 +176,7 @@ def warm(net):
 
 
 def iperf(net, streams, seconds):
-    srv = subprocess.Popen(["ip", "netns", "exec", net.ns[1], "iperf3", "-s", "-1", "-B", H2],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    PROCS.append(srv)
-    try:
-        wait_listen(net.ns[1], 5201)
-        c0, t0 = net.cpu(), time.time()
-        out = sh(f"ip netns exec {net.ns[0]} iperf3 -c {H2} -J -t {seconds} -P {streams}",
-                 timeout=seconds + 30)
-        wall, c1 = time.time() - t0, net.cpu()
-        srv.wait(10)
-    finally:
-        stop_proc(srv)
-    gbps = json.loads(out)["end"]["sum_received"]["bits_per_second"] / 1e9
-    return gbps, ((c1 - c0) / wall if c0 is not None else None)
+    return system.iperf(net, streams, seconds, dst=H2)
 
 
 def ping_p50(net, seconds):

@@ -49,6 +49,20 @@ fn connect_with(api: &str, timeout: Option<Duration>) -> Result<Box<dyn ReadWrit
 trait ReadWrite: Read + Write + Send {}
 impl<T: Read + Write + Send> ReadWrite for T {}
 
+/// The `Host` value and the `Authorization` header line (empty without a token) of a request
+/// to `api` (a control socket path is served as `localhost`).
+fn host_and_auth<'a>(api: &'a str, token: Option<&str>) -> (&'a str, String) {
+    let host = if is_socket_path(api) {
+        "localhost"
+    } else {
+        api
+    };
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    (host, auth)
+}
+
 /// Sends a GET whose answer is a stream (a capture) and returns the status and a reader of
 /// the body, de-chunked as it arrives. The connection has no read timeout.
 pub fn open_stream(
@@ -57,14 +71,7 @@ pub fn open_stream(
     token: Option<&str>,
 ) -> Result<(u16, Box<dyn Read + Send>)> {
     let mut s = connect_with(api, None)?;
-    let auth = token
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    let host = if is_socket_path(api) {
-        "localhost"
-    } else {
-        api
-    };
+    let (host, auth) = host_and_auth(api, token);
     write!(
         s,
         "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n{auth}\r\n"
@@ -173,14 +180,7 @@ pub fn request_bytes(
 ) -> Result<(u16, Vec<u8>)> {
     let mut s = connect(api)?;
     let body = body.unwrap_or("");
-    let auth = token
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    let host = if is_socket_path(api) {
-        "localhost"
-    } else {
-        api
-    };
+    let (host, auth) = host_and_auth(api, token);
     write!(
         s,
         "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Type: application/json\r\n{auth}Content-Length: {}\r\n\r\n{body}",

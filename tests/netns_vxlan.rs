@@ -261,70 +261,13 @@ fn mac(net: u8, n: u8) -> String {
     format!("02:76:78:{net:02x}:00:{n:02x}")
 }
 
-const TCP_SERVER: &str = r#"
-import hashlib, socket, sys
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind((sys.argv[1], 5001))
-s.listen(1)
-s.settimeout(20)
-print("ready", flush=True)
-c, _ = s.accept()
-c.settimeout(20)
-h, n = hashlib.sha256(), 0
-while True:
-    b = c.recv(1 << 16)
-    if not b:
-        break
-    h.update(b)
-    n += len(b)
-c.close()
-print(n, h.hexdigest(), flush=True)
-"#;
-
-const TCP_CLIENT: &str = r#"
-import hashlib, random, socket, sys
-data = random.Random(7348).randbytes(int(sys.argv[2]))
-s = socket.create_connection((sys.argv[1], 5001), timeout=20)
-s.sendall(data)
-s.shutdown(socket.SHUT_WR)
-s.recv(1)
-print(len(data), hashlib.sha256(data).hexdigest(), flush=True)
-"#;
-
-/// Sends `size` random bytes from `from` to `to` over TCP; panics unless they arrive intact.
-/// Returns the time it took.
+/// Sends `size` random bytes from `from` to `to` over TCP ([`common::tcp_transfer`]); panics
+/// unless they arrive intact. Returns the time it took.
 fn tcp_intact(from: &Host, to: &Host, size: usize) -> Duration {
-    let mut server = common::ChildGuard(to.ns.spawn(&["python3", "-c", TCP_SERVER, &to.ip]));
-    let (tx, rx) = mpsc::channel();
-    let out = server.0.stdout.take().expect("stdout");
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    assert_eq!(
-        rx.recv_timeout(Duration::from_secs(10)).as_deref(),
-        Ok("ready")
-    );
     let t = Instant::now();
-    let sent = from
-        .ns
-        .ok(&["python3", "-c", TCP_CLIENT, &to.ip, &size.to_string()]);
-    let got = rx
-        .recv_timeout(Duration::from_secs(25))
-        .expect("server result");
+    let (sent, got) = common::tcp_transfer(from, to, size);
     let took = t.elapsed();
-    assert_eq!(
-        sent.trim(),
-        got.trim(),
-        "TCP {} -> {}: bytes differ",
-        from.ip,
-        to.ip
-    );
+    assert_eq!(sent, got, "TCP {} -> {}: bytes differ", from.ip, to.ip);
     assert!(got.starts_with(&format!("{size} ")), "{got}");
     took
 }

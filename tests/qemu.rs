@@ -77,10 +77,9 @@ fn build_guest_image() -> (String, String) {
     )
 }
 
-fn qemu(img: &(String, String), n: usize, role: &str, netdev: &str, log: &Path) -> Child {
-    let append = format!(
-        "console=ttyS0 quiet panic=-1 ts_ip=198.18.7.{n} ts_peer=198.18.7.1 ts_role={role} ts_bytes=3000000"
-    );
+/// Boots the guest image under TCG (256 MiB, serial console to `log`) with the kernel command
+/// line `append`, the arguments `net` that define netdev `n0`, and `-device` value `device`.
+fn boot(img: &(String, String), append: &str, net: &[String], device: &str, log: &Path) -> Child {
     Command::new("qemu-system-x86_64")
         .args([
             "-accel",
@@ -90,20 +89,34 @@ fn qemu(img: &(String, String), n: usize, role: &str, netdev: &str, log: &Path) 
             "-nodefaults",
             "-display",
             "none",
-            "-no-reboot",
         ])
+        .arg("-no-reboot")
         .arg("-serial")
         .arg(format!("file:{}", log.display()))
-        .args(["-kernel", &img.0, "-initrd", &img.1, "-append", &append])
-        .args(["-netdev", netdev])
-        .args([
-            "-device",
-            &format!("virtio-net-pci,netdev=n0,mac=52:54:00:7a:00:0{n}"),
-        ])
+        .args(["-kernel", &img.0, "-initrd", &img.1, "-append", append])
+        .args(net)
+        .args(["-device", device])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("start qemu-system-x86_64")
+}
+
+/// The kernel command line of guest `n` (198.18.7.n) in `role`, plus `extra`.
+fn guest_append(n: usize, role: &str, extra: &str) -> String {
+    format!(
+        "console=ttyS0 quiet panic=-1 ts_ip=198.18.7.{n} ts_peer=198.18.7.1 ts_role={role} ts_bytes=3000000 {extra}"
+    )
+}
+
+fn qemu(img: &(String, String), n: usize, role: &str, netdev: &str, log: &Path) -> Child {
+    boot(
+        img,
+        &guest_append(n, role, ""),
+        &["-netdev".into(), netdev.into()],
+        &format!("virtio-net-pci,netdev=n0,mac=52:54:00:7a:00:0{n}"),
+        log,
+    )
 }
 
 fn switch(dir: &Path, ports: &[String]) -> Child {
@@ -295,30 +308,16 @@ fn guest_with_vlan_subinterfaces_on_a_trunk() {
     let log = dir.join("guest.log");
     let append = "console=ttyS0 quiet panic=-1 ts_ip=0.0.0.0 ts_role=trunk \
                   ts_vlans=10:198.18.40.1:198.18.40.2,20:198.18.41.1:198.18.41.2";
-    g.children.push(
-        Command::new("qemu-system-x86_64")
-            .args([
-                "-accel",
-                "tcg",
-                "-m",
-                "256",
-                "-nodefaults",
-                "-display",
-                "none",
-            ])
-            .args(["-no-reboot", "-serial"])
-            .arg(format!("file:{}", log.display()))
-            .args(["-kernel", &img.0, "-initrd", &img.1, "-append", append])
-            .args([
-                "-netdev",
-                &format!("tap,id=n0,ifname={tap},script=no,downscript=no"),
-            ])
-            .args(["-device", "virtio-net-pci,netdev=n0,mac=52:54:00:7a:01:01"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start qemu-system-x86_64"),
-    );
+    g.children.push(boot(
+        &img,
+        append,
+        &[
+            "-netdev".into(),
+            format!("tap,id=n0,ifname={tap},script=no,downscript=no"),
+        ],
+        "virtio-net-pci,netdev=n0,mac=52:54:00:7a:01:01",
+        &log,
+    ));
     let t0 = Instant::now();
     while !Path::new("/sys/class/net").join(&tap).exists() {
         assert!(t0.elapsed() < Duration::from_secs(10), "QEMU made no tap");
@@ -411,28 +410,25 @@ fn qemu_vhost(
     log: &Path,
     extra: &str,
 ) -> Child {
-    let append = format!(
-        "console=ttyS0 quiet panic=-1 ts_ip=198.18.7.{n} ts_peer=198.18.7.1 ts_role={role} ts_bytes=3000000 {extra}"
-    );
-    Command::new("qemu-system-x86_64")
-        .args(["-accel", "tcg", "-m", "256"])
-        .args(["-object", "memory-backend-memfd,id=mem,size=256M,share=on"])
-        .args(["-machine", "memory-backend=mem"])
-        .args(["-nodefaults", "-display", "none", "-no-reboot"])
-        .arg("-serial")
-        .arg(format!("file:{}", log.display()))
-        .args(["-kernel", &img.0, "-initrd", &img.1, "-append", &append])
-        .arg("-chardev")
-        .arg(format!("socket,id=c0,path={}", sock.display()))
-        .args(["-netdev", "vhost-user,id=n0,chardev=c0"])
-        .args([
-            "-device",
-            &format!("virtio-net-pci,netdev=n0,vectors=0,mac=52:54:00:7a:00:0{n}"),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start qemu-system-x86_64")
+    let net: Vec<String> = [
+        "-object",
+        "memory-backend-memfd,id=mem,size=256M,share=on",
+        "-machine",
+        "memory-backend=mem",
+        "-chardev",
+        &format!("socket,id=c0,path={}", sock.display()),
+        "-netdev",
+        "vhost-user,id=n0,chardev=c0",
+    ]
+    .map(String::from)
+    .into();
+    boot(
+        img,
+        &guest_append(n, role, extra),
+        &net,
+        &format!("virtio-net-pci,netdev=n0,vectors=0,mac=52:54:00:7a:00:0{n}"),
+        log,
+    )
 }
 
 /// A switch with these ports and a control socket in `dir`.
