@@ -677,8 +677,11 @@ print(h.hexdigest(), flush=True)
         v["counters"]["rx_bytes"].as_u64().unwrap_or(0),
     );
     eprintln!("guest -> host: {frames} frames, {bytes} bytes read from the vhost port");
+    // An average above 1514 bytes (the largest frame of a 1500-byte MTU) can only come from
+    // GSO frames. How large they are is the guest's TCP's choice (TSO autosizing follows its
+    // pacing rate): 176 frames for 3 MB on a quiet machine, 1248 with other guests running.
     assert!(
-        bytes > 3_000_000 && bytes / frames.max(1) > 2000,
+        bytes > 3_000_000 && bytes / frames.max(1) > 1514,
         "GSO frames from the guest: {v}"
     );
     let t = port_json(&ctl, &tap);
