@@ -9,6 +9,11 @@ Two namespace hosts (198.18.1.1 and .2) talk through, one setup after the other 
              no table: the physical reference for a userspace TAP switch;
   tapswitch mq  (only with --multiqueue N) tapswitch with ports NAME,queues=N and
              --dataplane-threads N; if this tapswitch refuses the option the column is dropped.
+  tapswitch before  (only with --baseline PATH) another tapswitch build, e.g. the main branch,
+             run exactly as `tapswitch` is: the same-run before/after guard for a change on the
+             frame path (ratios tapswitch/before; build the old one with
+             `git worktree add /tmp/base main && cargo build --release --manifest-path
+             /tmp/base/Cargo.toml`).
   tapswitch capture  (only with --capture) tapswitch with a control socket and one capture
              running for the whole test: `tapswitch capture --control PATH -w /dev/null` (every
              port, both directions, full frames), against tapswitch without a capture.
@@ -26,7 +31,8 @@ CPU (cores during 1 TCP stream, microseconds per 60-byte frame; none for the bri
 test lasts about --seconds (sockperf: at least 2 s, its first second is warm-up).
 
 Run as root: python3 benches/system.py [--rounds 5] [--seconds 5] [--binary PATH]
-             [--switch-arg=ARG]... [--multiqueue N] [--capture] [--json FILE]
+             [--baseline PATH] [--only SETUP,...] [--switch-arg=ARG]... [--multiqueue N]
+             [--capture] [--json FILE]
 --json writes {setup: {metric: [one value per round, null where none]}}.
 Addresses come from 198.18.0.0/15; names carry this process's pid; every namespace, link and
 process is removed on exit, on an exception, on Ctrl-C and on SIGTERM.
@@ -544,6 +550,12 @@ def main():
     ap.add_argument("--seconds", type=int, default=5, help="length of each test (default 5)")
     ap.add_argument("--binary", default=None, help="tapswitch to test (default: cargo build --release)")
     ap.add_argument("--json", help="also write the raw results here")
+    ap.add_argument("--baseline", metavar="PATH",
+                    help="add a column: this other tapswitch binary (e.g. the main branch's), run as "
+                         "`tapswitch` is; ratios tapswitch / before")
+    ap.add_argument("--only", metavar="SETUPS",
+                    help="comma-separated setups to run (bridge, tapswitch, relay, before, ...); "
+                         "default all")
     ap.add_argument("--switch-arg", action="append", default=[], metavar="ARG",
                     help="extra argument for `tapswitch run`, e.g. --switch-arg=--busy-poll-us=50")
     ap.add_argument("--multiqueue", type=int, default=None, metavar="N",
@@ -574,6 +586,10 @@ def main():
         "tapswitch": lambda r: tapswitch(r, binary, a.switch_arg),
         "relay": lambda r: relay(r, relay_bin),
     }
+    if a.baseline:
+        if not os.access(a.baseline, os.X_OK):
+            sys.exit(f"--baseline {a.baseline}: not an executable")
+        factories["before"] = lambda r: tapswitch(r, a.baseline, a.switch_arg, letter="o")
     if a.multiqueue is not None:
         factories["tapswitch mq"] = lambda r: tapswitch(r, binary, a.switch_arg, a.multiqueue)
     if a.capture:
@@ -583,6 +599,12 @@ def main():
             r, binary, [*a.switch_arg, "--vlan-filtering"], port_suffix=",access=10", letter="a")
         factories["2 switches"] = lambda r: TwoSwitches(r, binary, a.switch_arg, False)
         factories["2 switches trunk"] = lambda r: TwoSwitches(r, binary, a.switch_arg, True)
+    if a.only:
+        keep = [s.strip() for s in a.only.split(",")]
+        unknown = [s for s in keep if s not in factories]
+        if unknown:
+            sys.exit(f"--only: unknown setup(s) {', '.join(unknown)}; known: {', '.join(factories)}")
+        factories = {k: v for k, v in factories.items() if k in keep}
     setups = list(factories)
     res = {k: {m: [] for m, _ in METRICS} for k in setups}
     started = time.time()
@@ -616,11 +638,13 @@ def main():
     shown = [k for k in setups if any(v is not None for vs in res[k].values() for v in vs)]
     med = {k: {m: median(res[k][m]) for m, _ in METRICS} for k in shown}
     names = {"bridge": "Linux bridge", "tapswitch": "tapswitch", "relay": "epoll relay",
+             "before": "tapswitch before",
              "tapswitch mq": f"tapswitch mq ({a.multiqueue} queues)",
              "tapswitch capture": "tapswitch, 1 capture running",
              "tapswitch vlan": "tapswitch, access VLAN", "2 switches": "2 tapswitches",
              "2 switches trunk": "2 tapswitches, VLAN trunk"}
-    ratios = [("tapswitch", "bridge"), ("tapswitch", "relay"), ("tapswitch mq", "tapswitch"),
+    ratios = [("tapswitch", "bridge"), ("tapswitch", "relay"), ("tapswitch", "before"),
+              ("before", "relay"), ("tapswitch mq", "tapswitch"),
               ("tapswitch capture", "tapswitch"),
               ("tapswitch vlan", "tapswitch"), ("2 switches trunk", "2 switches")]
     ratios = [(x, y) for x, y in ratios if x in med and y in med]

@@ -18,6 +18,7 @@
 //! nothing on the frame path panics or allocates.
 
 pub mod api;
+pub mod buf;
 pub mod capture;
 pub mod cli;
 pub mod client;

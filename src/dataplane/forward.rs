@@ -9,6 +9,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use super::registry::{LinkState, PortHandle, Registry, MAX_PORTS};
 use super::Switch;
+use crate::buf::PageBuf;
 use crate::frame::EthernetFrame;
 use crate::frame::VLAN_TAG_LEN;
 use crate::offload::{self, VnetHdr, GSO_NONE, VNET_HDR_LEN};
@@ -41,8 +42,9 @@ struct PortTally {
 /// A copy of the frame being forwarded with its VLAN tag changed for egress ports that want
 /// another form than the one received (built at most once per frame and form).
 struct Variant {
-    /// Room for a pushed tag, the virtio_net_hdr, then the frame.
-    buf: Vec<u8>,
+    /// Room for a pushed tag, the virtio_net_hdr, then the frame; page-aligned (see
+    /// [`crate::buf`]).
+    buf: PageBuf,
     /// What `buf` holds: the action applied, and where the header + frame are.
     built: Option<(TagAction, usize, usize, VnetHdr)>,
 }
@@ -50,7 +52,7 @@ struct Variant {
 impl Default for Variant {
     fn default() -> Self {
         Variant {
-            buf: vec![0; VLAN_TAG_LEN + HEADROOM + super::RX_BUF],
+            buf: PageBuf::new(VLAN_TAG_LEN + HEADROOM + super::RX_BUF),
             built: None,
         }
     }
@@ -86,7 +88,8 @@ impl Variant {
 /// The frame path's per-thread working space, allocated once: a scratch buffer for software
 /// segmentation, VLAN tag changes, and the counters of the current batch.
 pub struct Scratch {
-    pub(super) seg: Vec<u8>,
+    /// Software segmentation output, page-aligned (see [`crate::buf`]).
+    pub(super) seg: PageBuf,
     variant: Variant,
     /// Frames and bytes of the VLAN last classified, not yet published.
     vlan_tally: (u16, u64, u64),
@@ -104,7 +107,7 @@ pub struct Scratch {
 impl Default for Scratch {
     fn default() -> Self {
         Scratch {
-            seg: vec![0; offload::SEG_BUF],
+            seg: PageBuf::new(offload::SEG_BUF),
             variant: Variant::default(),
             vlan_tally: (0, 0, 0),
             index: vec![NO_ENTRY; MAX_PORTS].into_boxed_slice(),
@@ -118,6 +121,14 @@ impl Default for Scratch {
 }
 
 impl Scratch {
+    /// Panics unless every buffer frames are written from starts at a page (see
+    /// [`crate::buf`]); for tests.
+    pub fn assert_page_aligned(&self) {
+        use crate::buf::page_offset;
+        assert_eq!(page_offset(self.seg.as_ptr()), 0, "segmentation scratch");
+        assert_eq!(page_offset(self.variant.buf.as_ptr()), 0, "VLAN scratch");
+    }
+
     /// The tally of the port in `slot`, or `None` when the batch already counts
     /// `TALLY_PORTS` ports (the caller then counts straight into the atomics).
     fn port(&mut self, slot: usize) -> Option<&mut PortTally> {
@@ -382,7 +393,7 @@ impl Switch {
                 let mut variant = std::mem::replace(
                     &mut w.variant,
                     Variant {
-                        buf: Vec::new(),
+                        buf: PageBuf::default(),
                         built: None,
                     },
                 );

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use super::forward::{Scratch, HEADROOM};
 use super::registry::{LinkState, PortHandle};
 use super::Switch;
+use crate::buf::PageBuf;
 use crate::port::sys::epoll::{self, Epoll, EventFd};
 use crate::port::{classify, IoClass};
 
@@ -17,7 +18,8 @@ pub const RX_BUF: usize = 65536 + 64;
 
 /// The buffers one receive loop owns, allocated once.
 pub struct RxBuffers {
-    pub(super) buf: Vec<u8>,
+    /// Page-aligned (see [`crate::buf`]): frames are read into it and written from it.
+    pub(super) buf: PageBuf,
     /// Segmentation scratch and the batch's counters.
     pub work: Scratch,
 }
@@ -25,7 +27,7 @@ pub struct RxBuffers {
 impl Default for RxBuffers {
     fn default() -> Self {
         RxBuffers {
-            buf: vec![0; HEADROOM + RX_BUF],
+            buf: PageBuf::new(HEADROOM + RX_BUF),
             work: Scratch::default(),
         }
     }
@@ -514,7 +516,20 @@ impl Switch {
 
 #[cfg(test)]
 mod tests {
-    use super::LogLimit;
+    use super::{LogLimit, RxBuffers, HEADROOM};
+    use crate::buf::page_offset;
+
+    #[test]
+    fn receive_buffers_start_at_a_page() {
+        // an allocation of an odd size first moves where the allocator puts the next ones
+        let _shift = vec![0u8; 4016];
+        let b = RxBuffers::default();
+        assert_eq!(page_offset(b.buf.as_ptr()), 0);
+        // an offload port's header + frame is read at the buffer's start, so a TCP payload
+        // after 10 + 66 bytes of headers lies 76 bytes into a page, far from the fast-copy trap
+        assert_eq!(HEADROOM, 10);
+        b.work.assert_page_aligned();
+    }
 
     #[test]
     fn log_limit_holds_lines_back() {

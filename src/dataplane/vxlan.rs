@@ -16,6 +16,7 @@ use super::forward::HEADROOM;
 use super::registry::{AddPortError, LinkState, PortHandle, Registry};
 use super::runtime::{LogLimit, RX_BATCH, RX_BUF};
 use super::{Scratch, Switch};
+use crate::buf::PageBuf;
 use crate::config::PortSpec;
 use crate::port::vxlan::{RawUnderlay, VxlanPort};
 use crate::port::{sys, Port};
@@ -400,7 +401,8 @@ fn ip_key(ip: IpAddr) -> u32 {
 /// batch's metadata, the frame path's scratch, and the coalescing buffer with the port its
 /// pending frame came in on.
 pub struct HubRx {
-    bufs: Vec<Vec<u8>>,
+    /// Page-aligned (see [`crate::buf`]).
+    bufs: Vec<PageBuf>,
     meta: Vec<sys::vxlan::Datagram>,
     work: Scratch,
     gro: Gro,
@@ -410,7 +412,9 @@ pub struct HubRx {
 impl HubRx {
     fn new(batch: usize) -> HubRx {
         HubRx {
-            bufs: vec![vec![0; HEADROOM + RX_BUF]; batch],
+            bufs: (0..batch)
+                .map(|_| PageBuf::new(HEADROOM + RX_BUF))
+                .collect(),
             meta: vec![sys::vxlan::Datagram::default(); batch],
             work: Scratch::default(),
             gro: Gro::new(),
@@ -502,5 +506,19 @@ async fn hub_loop(sw: Arc<Switch>, hub: Arc<Hub>, sock: UdpSocket) {
         } else {
             guard.clear_ready();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn hub_buffers_start_at_a_page() {
+        let _shift = vec![0u8; 4016];
+        let rx = super::HubRx::new(4);
+        for b in &rx.bufs {
+            assert_eq!(crate::buf::page_offset(b.as_ptr()), 0);
+        }
+        rx.work.assert_page_aligned();
+        rx.gro.assert_page_aligned();
     }
 }

@@ -17,6 +17,7 @@ use std::sync::Mutex;
 use tokio::sync::Notify;
 
 use super::{Port, PortKind};
+use crate::buf::PageBuf;
 
 /// Largest frame the stream framing carries.
 pub const MAX_FRAME: usize = 65535;
@@ -32,7 +33,7 @@ pub struct BadLength(pub u32);
 
 /// Reassembles length-prefixed frames from a byte stream. No I/O.
 pub struct StreamDecoder {
-    buf: Box<[u8]>,
+    buf: PageBuf,
     start: usize,
     end: usize,
 }
@@ -40,7 +41,7 @@ pub struct StreamDecoder {
 impl Default for StreamDecoder {
     fn default() -> Self {
         StreamDecoder {
-            buf: vec![0; 2 * (4 + MAX_FRAME)].into_boxed_slice(),
+            buf: PageBuf::new(2 * (4 + MAX_FRAME)),
             start: 0,
             end: 0,
         }

@@ -13,6 +13,7 @@
 //! segment's IP and TCP checksums are verified before it is merged: the merged frame carries a
 //! partial checksum that the receiver trusts, so nothing corrupt may hide in it.
 
+use crate::buf::PageBuf;
 use crate::offload::{
     csum_add, csum_fold, VnetHdr, F_NEEDS_CSUM, GSO_TCPV4, GSO_TCPV6, VNET_HDR_LEN,
 };
@@ -50,7 +51,8 @@ struct Flow {
 /// The coalescing buffer of one receive loop; see the module documentation.
 pub struct Gro {
     /// virtio_net_hdr, then the merged frame.
-    buf: Vec<u8>,
+    /// Page-aligned (see [`crate::buf`]): merged frames are written from it.
+    buf: PageBuf,
     len: usize,
     flow: Option<Flow>,
 }
@@ -163,10 +165,15 @@ impl Gro {
     /// A coalescing buffer (allocated once: a virtio_net_hdr and 64 KiB).
     pub fn new() -> Gro {
         Gro {
-            buf: vec![0; VNET_HDR_LEN + ETH_HLEN + 65535],
+            buf: PageBuf::new(VNET_HDR_LEN + ETH_HLEN + 65535),
             len: 0,
             flow: None,
         }
+    }
+
+    /// Panics unless the merge buffer starts at a page (see [`crate::buf`]); for tests.
+    pub fn assert_page_aligned(&self) {
+        assert_eq!(crate::buf::page_offset(self.buf.as_ptr()), 0);
     }
 
     /// Whether a merged frame is pending.

@@ -207,7 +207,7 @@ pub struct Datagram {
 /// if none was waiting).
 pub fn recv_batch(
     sock: &UdpSocket,
-    bufs: &mut [Vec<u8>],
+    bufs: &mut [crate::buf::PageBuf],
     at: usize,
     out: &mut [Datagram],
 ) -> io::Result<usize> {
@@ -360,7 +360,7 @@ mod tests {
     fn a_batch_of_datagrams_with_their_senders() {
         let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
         rx.set_nonblocking(true).unwrap();
-        let mut bufs = vec![vec![0u8; 64]; 4];
+        let mut bufs: Vec<_> = (0..4).map(|_| crate::buf::PageBuf::new(64)).collect();
         let mut out = [Datagram::default(); 4];
         let e = recv_batch(&rx, &mut bufs, 2, &mut out).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::WouldBlock);

@@ -15,6 +15,7 @@ use virtio_queue::{DescriptorChain, Queue, QueueOwnedT, QueueT};
 use vm_memory::{Bytes, GuestAddress, GuestAddressSpace, GuestMemoryAtomic, GuestMemoryMmap};
 
 use super::{Shared, VhostDrop, MAX_FRAME};
+use crate::buf::PageBuf;
 use crate::offload::{self, VnetHdr, F_DATA_VALID, F_NEEDS_CSUM, GSO_ECN, GSO_NONE, VNET_HDR_LEN};
 
 /// Guest memory as rust-vmm's handler publishes it (swapped on SET_MEM_TABLE/ADD_MEM_REG).
@@ -133,7 +134,7 @@ impl Negotiated {
 /// Buffers of one RX queue, allocated when the port is created.
 pub(super) struct RxSide {
     /// Software segmentation/checksum output ([`offload::finish`]).
-    scratch: Vec<u8>,
+    scratch: PageBuf,
     /// `(head, written length)` of the chains one frame fills; capacity = largest ring.
     used: Vec<(u16, u32)>,
     /// Used index at the last notification check; `None` after the ring (re)started.
@@ -141,9 +142,15 @@ pub(super) struct RxSide {
 }
 
 impl RxSide {
+    /// Panics unless the scratch buffer starts at a page (see [`crate::buf`]); for tests.
+    #[cfg(test)]
+    pub(super) fn assert_page_aligned(&self) {
+        assert_eq!(crate::buf::page_offset(self.scratch.as_ptr()), 0);
+    }
+
     pub(super) fn new(queue_size: u16) -> RxSide {
         RxSide {
-            scratch: vec![0; offload::SEG_BUF],
+            scratch: PageBuf::new(offload::SEG_BUF),
             used: Vec::with_capacity(queue_size as usize),
             checked: None,
         }

@@ -964,3 +964,9 @@ fn rings_wrap_around_many_times() {
     }
     assert_eq!(drops(&r.port), vec![("queue_full", 700)]);
 }
+
+#[test]
+fn rx_scratch_starts_at_a_page() {
+    let _shift = vec![0u8; 4016];
+    super::device::RxSide::new(256).assert_page_aligned();
+}
