@@ -24,8 +24,20 @@
 //!   every local user can reach it).
 //!
 //! Handlers never take a lock the frame path holds and never walk the table on the API's
-//! runtime: table snapshots, flushes and attaching or detaching ports run on the control
-//! thread ([`ControlHandle::run`]).
+//! runtime or on the control thread:
+//! - reads that walk a table or build a large answer (`/metrics`, ports, table pages) run on
+//!   tokio's blocking pool, at most [`READS_TCP`] (TCP) or [`READS_CONTROL`] (control socket) at
+//!   once per listener, so readers never hold up the control thread's ageing, link-down
+//!   flushes and spanning tree, and cannot take every core;
+//! - the table is listed in pages (`?limit=&after=`, at most [`FDB_PAGE_MAX`] entries, a
+//!   `Link: <...>; rel="next"` header while more may follow), each page one walk of the table
+//!   with memory for one page ([`crate::page`]), never a copy and sort of the whole table;
+//! - every change (settings, port settings, VLANs, table entries, ports) is read, checked as a
+//!   whole and applied in one closure on the control thread ([`ControlHandle::run`]), which
+//!   runs one closure at a time: changes and SIGHUP reloads are serialized, none is lost, and a
+//!   request with one bad field changes nothing;
+//! - each listener serves at most `--api-max-conns` connections; one more is answered 503
+//!   and closed ([`crate::conn_cap`]).
 
 use std::net::SocketAddr;
 use std::path::{Path as FsPath, PathBuf};
@@ -66,6 +78,36 @@ struct AppState {
     sw: Arc<Switch>,
     ctl: ControlHandle,
     access: Access,
+    /// Reads of this listener that may run at once (see [`read_off`]).
+    reads: Arc<tokio::sync::Semaphore>,
+}
+
+/// Table reads of the TCP listener (anyone's) that run at once; more wait their turn.
+pub const READS_TCP: usize = 1;
+/// Table reads of the control socket that run at once (its own: TCP readers never hold up
+/// the operator).
+pub const READS_CONTROL: usize = 2;
+
+/// Runs a read that walks a table or builds a large answer on tokio's blocking pool: neither
+/// on the API's async workers nor on the control thread, and at most [`READS_TCP`] or
+/// [`READS_CONTROL`] of one listener at once. A read runs to its end even if its client
+/// leaves (its permit goes with it).
+async fn read_off<R: Send + 'static>(
+    st: &AppState,
+    f: impl FnOnce() -> R + Send + 'static,
+) -> ApiResult<R> {
+    let permit = st
+        .reads
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|_| ApiError(StatusCode::SERVICE_UNAVAILABLE, "the switch is stopping".into()))?;
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        f()
+    })
+    .await
+    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("read failed: {e}")))
 }
 
 /// An API error: a status and a message, sent as `{"error": "..."}`.
@@ -161,9 +203,12 @@ pub struct Peer {
     pub pid: Option<i32>,
 }
 
-impl axum::extract::connect_info::Connected<IncomingStream<'_, tokio::net::UnixListener>> for Peer {
-    fn connect_info(s: IncomingStream<'_, tokio::net::UnixListener>) -> Self {
-        match s.io().peer_cred() {
+/// The control socket's listener, capped.
+type ControlListener = crate::conn_cap::Capped<tokio::net::UnixListener>;
+
+impl axum::extract::connect_info::Connected<IncomingStream<'_, ControlListener>> for Peer {
+    fn connect_info(s: IncomingStream<'_, ControlListener>) -> Self {
+        match s.io().get_ref().peer_cred() {
             Ok(c) => Peer {
                 uid: Some(c.uid()),
                 gid: Some(c.gid()),
@@ -240,7 +285,16 @@ async fn guard_tcp(State(st): State<AppState>, req: Request, next: Next) -> Resp
 
 /// Builds the router for one listener (used by the servers below and by tests).
 pub fn router(sw: Arc<Switch>, ctl: ControlHandle, access: Access) -> Router {
-    let st = AppState { sw, ctl, access };
+    let reads = match access {
+        Access::Control => READS_CONTROL,
+        Access::Tcp { .. } => READS_TCP,
+    };
+    let st = AppState {
+        sw,
+        ctl,
+        access,
+        reads: Arc::new(tokio::sync::Semaphore::new(reads)),
+    };
     let r = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics))
@@ -278,13 +332,14 @@ pub fn router(sw: Arc<Switch>, ctl: ControlHandle, access: Access) -> Router {
     }
 }
 
-/// Binds `addr` and serves the TCP listener in the background. A busy address is an error
-/// naming `--listen`.
+/// Binds `addr` and serves the TCP listener in the background, at most `max_conns`
+/// connections at once. A busy address is an error naming `--listen`.
 pub async fn serve(
     sw: Arc<Switch>,
     ctl: ControlHandle,
     addr: SocketAddr,
     token: Option<String>,
+    max_conns: usize,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
         if e.kind() == std::io::ErrorKind::AddrInUse {
@@ -302,6 +357,7 @@ pub async fn serve(
             token: token.map(Arc::from),
         },
     );
+    let listener = crate::conn_cap::Capped::new(listener, "TCP listener", max_conns);
     Ok(tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!(error = %e, "HTTP server stopped");
@@ -362,12 +418,14 @@ impl Drop for ControlSocket {
 }
 
 /// Binds the control socket at `path` (mode 0660, group `gid` if given; its directory is
-/// created with mode 0755 if missing) and serves the whole API on it in the background.
+/// created with mode 0755 if missing) and serves the whole API on it in the background, at
+/// most `max_conns` connections at once.
 pub fn serve_control(
     sw: Arc<Switch>,
     ctl: ControlHandle,
     path: &FsPath,
     gid: Option<u32>,
+    max_conns: usize,
 ) -> Result<ControlSocket, ControlSocketError> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     let p = path.to_path_buf();
@@ -409,6 +467,7 @@ pub fn serve_control(
     let l = tokio::net::UnixListener::from_std(l)
         .map_err(io)
         .map_err(cleanup)?;
+    let l = crate::conn_cap::Capped::new(l, "control socket", max_conns);
     let app = router(sw, ctl, Access::Control).into_make_service_with_connect_info::<Peer>();
     let task = tokio::spawn(async move {
         if let Err(e) = axum::serve(l, app).await {
@@ -422,11 +481,10 @@ pub fn serve_control(
     })
 }
 
-async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)],
-        crate::metrics::render(&st.sw),
-    )
+async fn metrics(State(st): State<AppState>) -> ApiResult<impl IntoResponse> {
+    let sw = st.sw.clone();
+    let text = read_off(&st, move || crate::metrics::render(&sw)).await?;
+    Ok(([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], text))
 }
 
 /// The JSON form of a port; `fdb_entries` is its number of table entries.
@@ -639,33 +697,44 @@ async fn put_port_vlan(
     Path((name, vid)): Path<(String, String)>,
     body: Option<Json<VlanBody>>,
 ) -> ApiResult<Json<Value>> {
-    let h = find_port(&st.sw, &name)?;
     let range = parse_vid_range(&vid)?;
     let b = body.map(|Json(b)| b).unwrap_or_default();
-    st.sw
-        .update_port_vlans(&h, |p| p.add(range, b.pvid, b.untagged))
-        .map_err(|e| bad(e.to_string()))?;
+    let (sw, n) = (st.sw.clone(), name.clone());
+    // on the control thread: serialized with other VLAN changes and reloads
+    let v = st
+        .ctl
+        .run(move || {
+            let h = find_port(&sw, &n)?;
+            sw.update_port_vlans(&h, |p| p.add(range, b.pvid, b.untagged))
+                .map_err(|e| bad(e.to_string()))?;
+            Ok::<_, ApiError>(vlans_json(&h.vlans()))
+        })
+        .await??;
     tracing::info!(port = %name, vid, pvid = b.pvid, untagged = b.untagged, "port VLAN added");
-    Ok(Json(vlans_json(&h.vlans())))
+    Ok(Json(v))
 }
 
 async fn del_port_vlan(
     State(st): State<AppState>,
     Path((name, vid)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
-    let h = find_port(&st.sw, &name)?;
     let range = parse_vid_range(&vid)?;
-    let mut v = h.vlans();
-    if !v.del(range).map_err(|e| bad(e.to_string()))? {
-        return Err(not_found(format!("port '{name}' has no VLAN in {vid}")));
-    }
-    let (sw, h2) = (st.sw.clone(), h.clone());
-    // the port's entries in those VLANs go too: a table walk, on the control thread
-    st.ctl
-        .run(move || crate::control::set_port_vlans(&sw, &h2, v))
-        .await?;
+    let (sw, n, vid2) = (st.sw.clone(), name.clone(), vid.clone());
+    // read and changed in one step on the control thread (serialized with other changes and
+    // reloads), which also flushes the port's entries in those VLANs
+    let v = st
+        .ctl
+        .run(move || {
+            let h = find_port(&sw, &n)?;
+            match crate::control::del_port_vlans(&sw, &h, range) {
+                Ok(true) => Ok(vlans_json(&h.vlans())),
+                Ok(false) => Err(not_found(format!("port '{n}' has no VLAN in {vid2}"))),
+                Err(e) => Err(bad(e.to_string())),
+            }
+        })
+        .await??;
     tracing::info!(port = %name, vid, "port VLAN deleted");
-    Ok(Json(vlans_json(&h.vlans())))
+    Ok(Json(v))
 }
 
 fn find_port(sw: &Switch, name: &str) -> ApiResult<Arc<PortHandle>> {
@@ -677,22 +746,25 @@ fn find_port(sw: &Switch, name: &str) -> ApiResult<Arc<PortHandle>> {
 
 async fn list_ports(State(st): State<AppState>) -> ApiResult<Json<Value>> {
     let sw = st.sw.clone();
-    // counting entries per port walks the table: the control thread does it
-    let counts = st.ctl.run(move || sw.fdb.entries_by_port()).await?;
-    let ports = st.sw.ports();
-    Ok(Json(Value::Array(
-        ports
-            .iter()
-            .map(|h| port_json(&st.sw, h, counts.get(&h.id).copied().unwrap_or(0)))
-            .collect(),
-    )))
+    // counting entries per port walks the table: off the runtime and the control thread
+    let v = read_off(&st, move || {
+        let counts = sw.fdb.entries_by_port();
+        let ports = sw.ports();
+        Value::Array(
+            ports
+                .iter()
+                .map(|h| port_json(&sw, h, counts.get(&h.id).copied().unwrap_or(0)))
+                .collect(),
+        )
+    })
+    .await?;
+    Ok(Json(v))
 }
 
-/// A port's JSON, its table entries counted on the control thread.
+/// A port's JSON, its table entries counted off the runtime and the control thread.
 async fn port_reply(st: &AppState, h: &Arc<PortHandle>) -> ApiResult<Value> {
-    let (sw, id) = (st.sw.clone(), h.id);
-    let n = st.ctl.run(move || sw.fdb.entries_of(id)).await?;
-    Ok(port_json(&st.sw, h, n))
+    let (sw, h) = (st.sw.clone(), h.clone());
+    read_off(st, move || port_json(&sw, &h, sw.fdb.entries_of(h.id))).await
 }
 
 async fn get_port(State(st): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<Value>> {
@@ -777,10 +849,28 @@ async fn patch_port(
     body: Result<Json<Map<String, Value>>, JsonRejection>,
 ) -> ApiResult<Json<Value>> {
     let Json(body) = body?;
-    let h = find_port(&st.sw, &name)?;
+    let (sw, n) = (st.sw.clone(), name.clone());
+    // read, checked as a whole and applied in one step on the control thread: serialized with
+    // every other change and with reloads; a bad field changes nothing
+    let (h, flags, max_learned) = st
+        .ctl
+        .run(move || apply_port_patch(&sw, &n, &body))
+        .await??;
+    tracing::info!(port = %name, flags = ?flags, ?max_learned, "port changed");
+    Ok(Json(port_reply(&st, &h).await?))
+}
+
+/// `PATCH /api/v1/ports/{name}`: checks every field against the port's current settings,
+/// then applies them all. Runs on the control thread.
+fn apply_port_patch(
+    sw: &Switch,
+    name: &str,
+    body: &Map<String, Value>,
+) -> ApiResult<(Arc<PortHandle>, PortFlags, Option<usize>)> {
+    let h = find_port(sw, name)?;
     let mut flags = h.flags.get();
     let mut max_learned = None;
-    let mut stp = st.sw.port_stp_config(&h);
+    let mut stp = sw.port_stp_config(&h);
     let mut stp_changed = false;
     let mut enable = false;
     let mut storm: [Option<u64>; 3] = [None; 3];
@@ -794,7 +884,7 @@ async fn patch_port(
             .ok_or_else(|| bad(format!("'{k}' needs a number, got {v}")))?;
         r.check(k, n).map_err(|e| bad(e.to_string()))
     };
-    for (k, v) in &body {
+    for (k, v) in body {
         match k.as_str() {
             "stp_cost" => {
                 stp.path_cost = Some(number(k, v, crate::validate::STP_PORT_COST)? as u32);
@@ -884,25 +974,25 @@ async fn patch_port(
     if stp_changed {
         stp.validate().map_err(|e| bad(e.to_string()))?;
     }
-    st.sw.set_port_flags(&h, flags)?;
+    // Everything is checked. The flags go first: the one change that can still be refused
+    // (a second uplink), before anything else is touched.
+    sw.set_port_flags(&h, flags)?;
     if let Some(n) = max_learned {
-        st.sw.fdb.set_port_limit(h.id, n);
+        sw.fdb.set_port_limit(h.id, n);
     }
     if stp_changed {
-        st.sw
-            .set_port_stp(&h, stp)
-            .map_err(|e| bad(e.to_string()))?;
+        // validated above, and the port is known: cannot fail
+        sw.set_port_stp(&h, stp).map_err(|e| bad(e.to_string()))?;
     }
     if enable {
-        st.sw.enable_port_stp(&h);
+        sw.enable_port_stp(&h);
     }
     for (k, pps) in crate::switch::FloodKind::ALL.iter().zip(storm) {
         if let Some(pps) = pps {
             h.storm.bucket(*k).set_rate(pps);
         }
     }
-    tracing::info!(port = %name, flags = ?flags, ?max_learned, "port changed");
-    Ok(Json(port_reply(&st, &h).await?))
+    Ok((h, flags, max_learned))
 }
 
 #[derive(Deserialize)]
@@ -968,30 +1058,208 @@ fn filter_port(sw: &Switch, f: &FdbFilter) -> ApiResult<Option<crate::switch::Po
     }
 }
 
-async fn list_fdb(
-    State(st): State<AppState>,
-    q: Result<Query<FdbFilter>, axum::extract::rejection::QueryRejection>,
-) -> ApiResult<Json<Vec<EntryJson>>> {
-    let Query(f) = q.map_err(|e| bad(e.body_text()))?;
-    let port = filter_port(&st.sw, &f)?;
-    let sw = st.sw.clone();
-    let (recs, vteps) = st
-        .ctl
-        .run(move || (sw.fdb.snapshot(sw.now()), sw.vtep_snapshots(sw.now())))
-        .await?;
-    let ports = st.sw.ports();
-    let mut out: Vec<EntryJson> = recs
-        .iter()
-        .filter(|r| port.is_none_or(|p| r.port == p) && f.vlan.is_none_or(|v| r.vlan == v))
-        .map(|r| entry_json(&ports, r))
-        .collect();
-    if f.vlan.is_none_or(|v| v == 0) {
-        for (id, entries) in vteps.iter().filter(|(id, _)| port.is_none_or(|p| *id == p)) {
-            let Some(h) = ports.get(*id) else { continue };
-            out.extend(entries.iter().map(|r| vtep_entry_json(&h.name, r)));
+/// Entries in a page of `GET /api/v1/fdb` without `limit`.
+pub const FDB_PAGE_DEFAULT: usize = 1000;
+/// Most entries a page of `GET /api/v1/fdb` may ask for.
+pub const FDB_PAGE_MAX: usize = 10_000;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FdbListQuery {
+    port: Option<String>,
+    vlan: Option<u16>,
+    limit: Option<usize>,
+    after: Option<String>,
+}
+
+/// Where a page of `GET /api/v1/fdb` starts. The listing is the bridge's table in (VLAN,
+/// MAC) order, then each `vxlan` port's own table, by port, in (MAC, remote) order; the cursor
+/// names the last entry of the page before. Clients treat it as opaque: they pass on the
+/// `after=` of the `Link: <...>; rel="next"` header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FdbCursor {
+    /// After this bridge entry: `b{VLAN}-{MAC as 12 hex digits}`.
+    Bridge {
+        /// VLAN.
+        vlan: u16,
+        /// MAC.
+        mac: MacAddr,
+    },
+    /// After this entry of a vxlan port's table: `v{PORT ID}-{MAC}-{REMOTE}`.
+    Vtep {
+        /// The vxlan port.
+        port: crate::types::PortId,
+        /// Inner MAC.
+        mac: MacAddr,
+        /// Remote VTEP.
+        dst: std::net::IpAddr,
+    },
+}
+
+fn mac_hex(m: &MacAddr) -> String {
+    m.0.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn parse_mac_hex(s: &str) -> Option<MacAddr> {
+    if s.len() != 12 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let mut m = [0u8; 6];
+    for (i, b) in m.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(MacAddr(m))
+}
+
+impl std::fmt::Display for FdbCursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FdbCursor::Bridge { vlan, mac } => write!(f, "b{vlan}-{}", mac_hex(mac)),
+            FdbCursor::Vtep { port, mac, dst } => write!(f, "v{}-{}-{dst}", port.0, mac_hex(mac)),
         }
     }
-    Ok(Json(out))
+}
+
+impl std::str::FromStr for FdbCursor {
+    type Err = ApiError;
+    fn from_str(s: &str) -> Result<Self, ApiError> {
+        let err = || {
+            bad(format!(
+                "'{s}' is not a cursor of this listing: pass on the after= of the previous page's Link header"
+            ))
+        };
+        let mut parts = s.get(1..).unwrap_or_default().split('-');
+        let c = match s.as_bytes().first() {
+            Some(b'b') => FdbCursor::Bridge {
+                vlan: parts.next().and_then(|v| v.parse().ok()).ok_or_else(err)?,
+                mac: parts.next().and_then(parse_mac_hex).ok_or_else(err)?,
+            },
+            Some(b'v') => FdbCursor::Vtep {
+                port: crate::types::PortId(
+                    parts.next().and_then(|v| v.parse().ok()).ok_or_else(err)?,
+                ),
+                mac: parts.next().and_then(parse_mac_hex).ok_or_else(err)?,
+                dst: parts.next().and_then(|v| v.parse().ok()).ok_or_else(err)?,
+            },
+            _ => return Err(err()),
+        };
+        if parts.next().is_some() {
+            return Err(err());
+        }
+        Ok(c)
+    }
+}
+
+/// One page of the listing (see [`FdbCursor`]) and the cursor of the next one, if more may
+/// follow. One walk of the bridge's table, and of the vxlan tables the page reaches.
+fn fdb_page(
+    sw: &Switch,
+    port: Option<crate::types::PortId>,
+    vlan: Option<u16>,
+    after: Option<FdbCursor>,
+    limit: usize,
+) -> (Vec<EntryJson>, Option<FdbCursor>) {
+    let now = sw.now();
+    let ports = sw.ports();
+    let mut out = Vec::new();
+    let mut last = None;
+    if !matches!(after, Some(FdbCursor::Vtep { .. })) {
+        let from = match after {
+            Some(FdbCursor::Bridge { vlan, mac }) => Some(FdbKey::new(mac, vlan)),
+            _ => None,
+        };
+        let keep = |k: &FdbKey, p| port.is_none_or(|x| p == x) && vlan.is_none_or(|v| k.vlan == v);
+        let recs = sw.fdb.page(from, limit + 1, keep, now);
+        for r in recs.iter().take(limit) {
+            out.push(entry_json(&ports, r));
+            last = Some(FdbCursor::Bridge {
+                vlan: r.vlan,
+                mac: r.mac,
+            });
+        }
+        if recs.len() > limit {
+            return (out, last);
+        }
+    }
+    // a vxlan port's own entries have no VLAN: listed with vlan=0 or no vlan filter
+    if vlan.is_some_and(|v| v != 0) {
+        return (out, None);
+    }
+    let mut members = sw.vxlan_members();
+    members.retain(|m| port.is_none_or(|p| m.port.id == p));
+    members.sort_by_key(|m| m.port.id);
+    for m in members {
+        let from = match after {
+            Some(FdbCursor::Vtep { port, .. }) if m.port.id < port => continue,
+            Some(FdbCursor::Vtep { port, mac, dst }) if m.port.id == port => Some((mac, dst)),
+            _ => None,
+        };
+        let room = limit - out.len();
+        let recs = m.vtep.page(from, room + 1, now);
+        for r in recs.iter().take(room) {
+            out.push(vtep_entry_json(&m.port.name, r));
+            last = Some(FdbCursor::Vtep {
+                port: m.port.id,
+                mac: r.mac,
+                dst: r.dst,
+            });
+        }
+        if recs.len() > room {
+            return (out, last);
+        }
+    }
+    (out, None)
+}
+
+/// Percent-encodes a query value (a port name).
+fn query_value(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// `GET /api/v1/fdb`: one page of the table; a `Link: <...>; rel="next"` header names the
+/// next page while more may follow.
+async fn list_fdb(
+    State(st): State<AppState>,
+    q: Result<Query<FdbListQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Response> {
+    let Query(f) = q.map_err(|e| bad(e.body_text()))?;
+    let limit = f.limit.unwrap_or(FDB_PAGE_DEFAULT);
+    if !(1..=FDB_PAGE_MAX).contains(&limit) {
+        return Err(bad(format!(
+            "limit {limit} is outside 1..={FDB_PAGE_MAX} (entries per page; follow the Link header for more)"
+        )));
+    }
+    let after = f.after.as_deref().map(str::parse::<FdbCursor>).transpose()?;
+    let port = match &f.port {
+        Some(name) => Some(find_port(&st.sw, name)?.id),
+        None => None,
+    };
+    let (sw, vlan) = (st.sw.clone(), f.vlan);
+    // a walk of the table: off the runtime and the control thread
+    let (out, next) = read_off(&st, move || fdb_page(&sw, port, vlan, after, limit)).await?;
+    let mut resp = Json(out).into_response();
+    if let Some(c) = next {
+        let mut link = format!("</api/v1/fdb?limit={limit}&after={c}");
+        if let Some(p) = &f.port {
+            link += &format!("&port={}", query_value(p));
+        }
+        if let Some(v) = f.vlan {
+            link += &format!("&vlan={v}");
+        }
+        link += ">; rel=\"next\"";
+        if let Ok(v) = axum::http::HeaderValue::from_str(&link) {
+            resp.headers_mut().insert(header::LINK, v);
+        }
+    }
+    Ok(resp)
 }
 
 async fn flush_fdb(
@@ -1041,8 +1309,8 @@ fn parse_mac(s: &str) -> ApiResult<MacAddr> {
 }
 
 /// The VTEP of a `vxlan` port, or a 400 naming the port.
-fn vtep_of(st: &AppState, h: &PortHandle) -> ApiResult<Arc<crate::vxlan::vtep::Vtep>> {
-    st.sw.vtep_of(h.id).ok_or_else(|| {
+fn vtep_of(sw: &Switch, h: &PortHandle) -> ApiResult<Arc<crate::vxlan::vtep::Vtep>> {
+    sw.vtep_of(h.id).ok_or_else(|| {
         bad(format!(
             "port '{}' is not a vxlan port: 'dst' and 'self' entries are for vxlan ports",
             h.name
@@ -1052,14 +1320,14 @@ fn vtep_of(st: &AppState, h: &PortHandle) -> ApiResult<Arc<crate::vxlan::vtep::V
 
 /// Adds or replaces one entry of a `vxlan` port's own table.
 fn insert_vtep_entry(
-    st: &AppState,
+    sw: &Switch,
     h: &PortHandle,
     mac: MacAddr,
     b: &EntryBody,
     replace: bool,
 ) -> ApiResult<EntryJson> {
     use crate::vxlan::vtep::VtepError;
-    let vtep = vtep_of(st, h)?;
+    let vtep = vtep_of(sw, h)?;
     let Some(dst) = b.dst else {
         return Err(bad(format!(
             "an entry of vxlan port '{}' needs \"dst\" (the remote VTEP)",
@@ -1069,7 +1337,7 @@ fn insert_vtep_entry(
     if b.vlan != 0 {
         return Err(bad("a vxlan port's own entries have no vlan"));
     }
-    let now = st.sw.now();
+    let now = sw.now();
     vtep.insert_user(mac, dst, b.kind, replace, now)
         .map_err(|e| match e {
             VtepError::Exists { .. } => ApiError(StatusCode::CONFLICT, e.to_string()),
@@ -1084,18 +1352,19 @@ fn insert_vtep_entry(
     Ok(vtep_entry_json(&h.name, &rec))
 }
 
-fn insert_entry(st: &AppState, mac: MacAddr, b: &EntryBody, replace: bool) -> ApiResult<EntryJson> {
+/// Adds or replaces an entry. Runs on the control thread, where ports are detached: an entry
+/// is never added for a port that is being removed (and so never outlives it).
+fn insert_entry(sw: &Switch, mac: MacAddr, b: &EntryBody, replace: bool) -> ApiResult<EntryJson> {
     if b.vlan > 4094 {
         return Err(bad(format!("vlan {} is outside 0..4094", b.vlan)));
     }
-    let h = find_port(&st.sw, &b.port)?;
+    let h = find_port(sw, &b.port)?;
     if b.dst.is_some() || (b.self_ && h.kind() == crate::port::PortKind::Vxlan) {
-        return insert_vtep_entry(st, &h, mac, b, replace);
+        return insert_vtep_entry(sw, &h, mac, b, replace);
     }
     let key = FdbKey::new(mac, b.vlan);
-    let now = st.sw.now();
-    st.sw
-        .fdb
+    let now = sw.now();
+    sw.fdb
         .insert_user(key, h.id, b.kind, replace, now)
         .map_err(|e| match e {
             crate::fdb::FdbError::Exists { .. } => ApiError(StatusCode::CONFLICT, e.to_string()),
@@ -1104,12 +1373,11 @@ fn insert_entry(st: &AppState, mac: MacAddr, b: &EntryBody, replace: bool) -> Ap
             }
             crate::fdb::FdbError::NotUnicast(_) => bad(e.to_string()),
         })?;
-    let rec = st
-        .sw
+    let rec = sw
         .fdb
         .record(&key, now)
         .ok_or_else(|| ApiError(StatusCode::CONFLICT, "entry changed concurrently".into()))?;
-    Ok(entry_json(&st.sw.ports(), &rec))
+    Ok(entry_json(&sw.ports(), &rec))
 }
 
 async fn put_fdb(
@@ -1124,7 +1392,12 @@ async fn put_fdb(
             return Err(bad("the body's mac differs from the path's"));
         }
     }
-    Ok(Json(insert_entry(&st, mac, &b, true)?))
+    let sw = st.sw.clone();
+    let e = st
+        .ctl
+        .run(move || insert_entry(&sw, mac, &b, true))
+        .await??;
+    Ok(Json(e))
 }
 
 async fn create_fdb(
@@ -1133,10 +1406,12 @@ async fn create_fdb(
 ) -> ApiResult<(StatusCode, Json<EntryJson>)> {
     let Json(b) = body?;
     let mac = parse_mac(b.mac.as_deref().ok_or_else(|| bad("missing field 'mac'"))?)?;
-    Ok((
-        StatusCode::CREATED,
-        Json(insert_entry(&st, mac, &b, false)?),
-    ))
+    let sw = st.sw.clone();
+    let e = st
+        .ctl
+        .run(move || insert_entry(&sw, mac, &b, false))
+        .await??;
+    Ok((StatusCode::CREATED, Json(e)))
 }
 
 #[derive(Deserialize)]
@@ -1167,7 +1442,7 @@ async fn del_fdb(
             ));
         };
         let h = find_port(&st.sw, name)?;
-        let vtep = vtep_of(&st, &h)?;
+        let vtep = vtep_of(&st.sw, &h)?;
         let n = vtep.remove(mac, q.dst);
         return if n > 0 {
             Ok(StatusCode::NO_CONTENT)
@@ -1235,7 +1510,22 @@ async fn patch_config(
     body: Result<Json<ConfigPatch>, JsonRejection>,
 ) -> ApiResult<Json<Value>> {
     let Json(p) = body?;
-    let mut s = st.sw.settings.load();
+    let sw = st.sw.clone();
+    // read, checked as a whole and applied in one step on the control thread: serialized with
+    // every other change and with reloads (a VLAN change also flushes the table and edits
+    // ports there); a bad field changes nothing
+    let s = st
+        .ctl
+        .run(move || apply_config_patch(&sw, &p))
+        .await??;
+    tracing::info!(settings = ?s, "switch settings changed");
+    Ok(Json(config_json(&st.sw)))
+}
+
+/// `PATCH /api/v1/config`: checks every field against the current settings, then applies
+/// them all. Runs on the control thread.
+fn apply_config_patch(sw: &Switch, p: &ConfigPatch) -> ApiResult<crate::switch::Settings> {
+    let mut s = sw.settings.load();
     if let Some(a) = p.ageing_secs {
         s.ageing_ms = crate::validate::AGEING_SECS
             .check("ageing_secs", a)
@@ -1256,7 +1546,7 @@ async fn patch_config(
     if let Some(v) = &p.stp {
         s.stp = crate::config::parse_stp(v).map_err(|e| bad(e.to_string()))?;
     }
-    let mut b = st.sw.stp_bridge();
+    let mut b = sw.stp_bridge();
     let b0 = b;
     if let Some(v) = p.stp_priority {
         b.priority = v;
@@ -1276,7 +1566,7 @@ async fn patch_config(
             .map_err(|e: crate::frame::ParseMacError| bad(e.to_string()))?;
     }
     if b != b0 {
-        st.sw.set_stp_bridge(b).map_err(|e| bad(e.to_string()))?;
+        b.validate().map_err(|e| bad(e.to_string()))?;
     }
     if let Some(g) = &p.group_fwd_mask {
         s.group_fwd_mask = match g {
@@ -1301,15 +1591,17 @@ async fn patch_config(
                 "fdb_max_learned must be 1..={MAX_MAX_LEARNED}"
             )));
         }
-        st.sw.fdb.set_max_learned(m as usize);
     }
-    let sw = st.sw.clone();
-    // a VLAN change flushes the table and edits ports: the control thread does it
-    st.ctl
-        .run(move || crate::control::set_settings(&sw, s))
-        .await?;
-    tracing::info!(settings = ?s, "switch settings changed");
-    Ok(Json(config_json(&st.sw)))
+    // Everything is checked: apply.
+    if b != b0 {
+        // validated above: cannot fail
+        sw.set_stp_bridge(b).map_err(|e| bad(e.to_string()))?;
+    }
+    if let Some(m) = p.fdb_max_learned {
+        sw.fdb.set_max_learned(m as usize);
+    }
+    crate::control::set_settings(sw, s);
+    Ok(s)
 }
 
 /// The bytes a capture task produces, as an HTTP body stream.

@@ -275,6 +275,10 @@ struct RunArgs {
     /// no cost when idle [default: 50; 0: off].
     #[arg(long, value_name = "US")]
     busy_poll_us: Option<u64>,
+    /// Connections each API listener (TCP, control socket) serves at once; one more is
+    /// answered 503 and closed [default: 64].
+    #[arg(long, value_name = "N")]
+    api_max_conns: Option<u64>,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -412,6 +416,7 @@ fn run(a: RunArgs, log_format: LogFormat) -> anyhow::Result<()> {
         user: a.user,
         dataplane_threads: a.dataplane_threads,
         busy_poll_us: a.busy_poll_us,
+        api_max_conns: a.api_max_conns,
     };
     let cfg = Config::resolve(&o)?;
     runtime()?.block_on(crate::daemon::run(cfg, o))

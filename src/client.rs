@@ -178,6 +178,18 @@ pub fn request_bytes(
     body: Option<&str>,
     token: Option<&str>,
 ) -> Result<(u16, Vec<u8>)> {
+    let (status, _, body) = request_full(api, method, path, body, token)?;
+    Ok((status, body))
+}
+
+/// [`request_bytes`] that also returns the response's header lines.
+pub fn request_full(
+    api: &str,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    token: Option<&str>,
+) -> Result<(u16, String, Vec<u8>)> {
     let mut s = connect(api)?;
     let body = body.unwrap_or("");
     let (host, auth) = host_and_auth(api, token);
@@ -208,7 +220,49 @@ pub fn request_bytes(
     } else {
         rest.to_vec()
     };
-    Ok((status, body))
+    Ok((status, head, body))
+}
+
+/// The target of a `Link: <TARGET>; rel="next"` header line, if the head has one.
+pub fn next_link(head: &str) -> Option<String> {
+    head.lines().find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        if !name.trim().eq_ignore_ascii_case("link") {
+            return None;
+        }
+        value.split(',').find_map(|part| {
+            let (target, params) = part.trim().split_once(';')?;
+            let next = params
+                .split(';')
+                .any(|p| p.trim().eq_ignore_ascii_case("rel=\"next\""));
+            next.then(|| target.trim().trim_start_matches('<').trim_end_matches('>').to_string())
+        })
+    })
+}
+
+/// GETs a paged JSON list: the arrays of every page, following `Link: <...>; rel="next"`
+/// (at most `max_pages` pages).
+pub fn get_all_pages(api: &str, path: &str, max_pages: usize) -> Result<Vec<Value>> {
+    let mut out = Vec::new();
+    let mut next = Some(path.to_string());
+    let mut pages = 0;
+    while let Some(p) = next.take() {
+        pages += 1;
+        if pages > max_pages {
+            bail!("{path}: more than {max_pages} pages");
+        }
+        let (status, head, body) = request_full(api, "GET", &p, None, None)?;
+        let body = String::from_utf8_lossy(&body);
+        if status != 200 {
+            bail!("{p}: HTTP {status}: {}", body.trim());
+        }
+        match serde_json::from_str(&body).with_context(|| format!("{p}: not JSON"))? {
+            Value::Array(v) => out.extend(v),
+            _ => bail!("{p}: not a JSON list"),
+        }
+        next = next_link(&head);
+    }
+    Ok(out)
 }
 
 /// Decodes a chunked body, on bytes (a chunk may end inside a UTF-8 character).
@@ -324,9 +378,10 @@ pub fn fdb_line(e: &Value, master: &str) -> String {
     s
 }
 
-/// `tapswitch fdb`.
+/// `tapswitch fdb`: every page of the table.
 pub fn fdb(api: &str, json: bool) -> Result<()> {
-    let v = get_json(api, "/api/v1/fdb")?;
+    // 16 M learned entries and the user and vxlan ones, at 10000 a page
+    let v = Value::Array(get_all_pages(api, "/api/v1/fdb?limit=10000", 4096)?);
     if json {
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());

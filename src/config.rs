@@ -527,6 +527,8 @@ pub struct Config {
     /// Microseconds the frame path keeps polling after a frame instead of sleeping, once
     /// frames come closer together than that (0: off).
     pub busy_poll_us: u64,
+    /// Connections each API listener (TCP, control socket) serves at once; one more gets 503.
+    pub api_max_conns: usize,
     /// Spanning tree bridge settings (used when `settings.stp` is on); its address is the
     /// one given, or derived from the name.
     pub stp_bridge: BridgeConfig,
@@ -569,6 +571,8 @@ pub struct Overrides {
     pub dataplane_threads: Option<usize>,
     /// Busy polling after each frame, in microseconds.
     pub busy_poll_us: Option<u64>,
+    /// `--api-max-conns`.
+    pub api_max_conns: Option<u64>,
     /// `--vlan-filtering`.
     pub vlan_filtering: bool,
     /// `--vlan-protocol`.
@@ -652,6 +656,7 @@ struct FileConfig {
     api_token: Option<String>,
     dataplane_threads: Option<Spanned<u64>>,
     busy_poll_us: Option<Spanned<u64>>,
+    api_max_conns: Option<Spanned<u64>>,
     vlan_filtering: Option<bool>,
     vlan_protocol: Option<Spanned<String>>,
     default_pvid: Option<Spanned<u16>>,
@@ -921,6 +926,12 @@ fn load_file(path: &Path, cfg: &mut Config, pending: &mut Pending) -> Result<(),
             Err(e) => return src.err(b.span(), "busy_poll_us", e.to_string()),
         }
     }
+    if let Some(m) = fc.api_max_conns {
+        match validate::API_MAX_CONNS.check("api_max_conns", *m.get_ref()) {
+            Ok(v) => cfg.api_max_conns = v as usize,
+            Err(e) => return src.err(m.span(), "api_max_conns", e.to_string()),
+        }
+    }
     if let Some(v) = fc.vlan_filtering {
         cfg.settings.vlan_filtering = v;
     }
@@ -1124,6 +1135,7 @@ impl Config {
             default_ports: false,
             dataplane_threads: 1,
             busy_poll_us: DEFAULT_BUSY_POLL_US,
+            api_max_conns: crate::conn_cap::DEFAULT_MAX_CONNS,
             stp_bridge: BridgeConfig::new(crate::frame::MacAddr([2, 0, 0, 0, 0, 1])),
             mirrors: Vec::new(),
         };
@@ -1214,6 +1226,11 @@ impl Config {
             "--stp-priority/--stp-hello-time/--stp-forward-delay/--stp-max-age/--stp-mac",
         ))?;
         cfg.stp_bridge = b;
+        if let Some(m) = o.api_max_conns {
+            cfg.api_max_conns = validate::API_MAX_CONNS
+                .check("--api-max-conns", m)
+                .map_err(flag("--api-max-conns"))? as usize;
+        }
         if let Some(b) = o.busy_poll_us {
             cfg.busy_poll_us = validate::BUSY_POLL_US
                 .check("--busy-poll-us", b)

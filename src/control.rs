@@ -376,13 +376,77 @@ pub fn build(
     Ok(sw)
 }
 
-/// Applies a re-read configuration to a running switch (SIGHUP): settings change in place;
-/// ports the old configuration declared and the new one does not are detached; new ones are
-/// attached; ports in both get the new flags and limits (or are re-opened if their kind,
-/// interface, MTU or offload changed); declared TAP and packet ports that are gone or were
-/// detached are attached again. Ports attached through the API are left alone.
-/// Returns the ports now declared. Runs on the control thread.
-pub fn reload(sw: &Arc<Switch>, old: &[PortSpec], new: &Config) -> Vec<PortSpec> {
+/// What a configuration file (with the command line) last set: the ports it declared that
+/// are attached, and its switch-wide settings. A reload compares the new file with this.
+#[derive(Clone, Debug)]
+pub struct Applied {
+    /// The declared ports attached.
+    pub ports: Vec<PortSpec>,
+    /// Switch-wide settings.
+    pub settings: crate::switch::Settings,
+    /// The learned-entry limit.
+    pub fdb_max: usize,
+    /// Spanning tree bridge settings.
+    pub stp_bridge: crate::stp::BridgeConfig,
+}
+
+impl Applied {
+    /// What starting with `cfg` applied.
+    pub fn from_config(cfg: &Config) -> Applied {
+        Applied {
+            ports: cfg.ports.clone(),
+            settings: cfg.settings,
+            fdb_max: cfg.fdb_max,
+            stp_bridge: cfg.stp_bridge,
+        }
+    }
+}
+
+/// `cur` takes `new` if the file changed the value (`old` != `new`); otherwise it keeps its
+/// running value (which a change through the API may have set).
+fn take_changed<T: PartialEq + Copy>(cur: &mut T, old: T, new: T) {
+    if old != new {
+        *cur = new;
+    }
+}
+
+/// Flags `cur` with the flags the file changed (bits that differ between `old` and `new`)
+/// taken from `new`.
+fn changed_flags(
+    cur: crate::switch::PortFlags,
+    old: crate::switch::PortFlags,
+    new: crate::switch::PortFlags,
+) -> crate::switch::PortFlags {
+    let changed = old.0 ^ new.0;
+    crate::switch::PortFlags((cur.0 & !changed) | (new.0 & changed))
+}
+
+/// A port's spanning tree settings with the fields the file changed taken from `new`.
+fn changed_stp(
+    mut cur: crate::stp::PortConfig,
+    old: &crate::stp::PortConfig,
+    new: &crate::stp::PortConfig,
+) -> crate::stp::PortConfig {
+    take_changed(&mut cur.path_cost, old.path_cost, new.path_cost);
+    take_changed(&mut cur.priority, old.priority, new.priority);
+    take_changed(&mut cur.admin_edge, old.admin_edge, new.admin_edge);
+    take_changed(&mut cur.auto_edge, old.auto_edge, new.auto_edge);
+    take_changed(&mut cur.p2p, old.p2p, new.p2p);
+    take_changed(&mut cur.bpdu_guard, old.bpdu_guard, new.bpdu_guard);
+    take_changed(&mut cur.root_guard, old.root_guard, new.root_guard);
+    cur
+}
+
+/// Applies a re-read configuration to a running switch (SIGHUP). Settings and port settings
+/// change in place where the file changed them since it was last read (`old`); what the file
+/// did not change keeps its running value, so a change made through the API stays until the
+/// file itself changes that setting. Ports the old configuration declared and the new one
+/// does not are detached; new ones are attached; ports in both get what the file changed (or
+/// are re-opened if their kind, interface, MTU or offload changed); declared TAP and packet
+/// ports that are gone or were detached are attached again. Ports attached through the API are
+/// left alone. Returns what is now applied. Runs on the control thread, one closure at a time
+/// like every API change, so a reload and API changes never interleave.
+pub fn reload(sw: &Arc<Switch>, old: &Applied, new: &Config) -> Applied {
     if let Some(ms) = std::env::var("TAPSWITCH_TEST_SLOW_RELOAD_MS")
         .ok()
         .and_then(|v| v.parse::<u64>().ok())
@@ -392,21 +456,37 @@ pub fn reload(sw: &Arc<Switch>, old: &[PortSpec], new: &Config) -> Vec<PortSpec>
         std::thread::sleep(Duration::from_millis(ms.min(30_000)));
     }
     let mut s = sw.settings.load();
-    if new.settings.mode != s.mode {
+    let (o, n) = (&old.settings, &new.settings);
+    if n.mode != o.mode {
         tracing::warn!("reload: the mode cannot change at run time; restart to change it");
     }
-    s.ageing_ms = new.settings.ageing_ms;
-    s.group_fwd_mask = new.settings.group_fwd_mask;
-    s.vepa_flood_unknown = new.settings.vepa_flood_unknown;
-    s.vlan_filtering = new.settings.vlan_filtering;
-    s.vlan_protocol = new.settings.vlan_protocol;
-    s.default_pvid = new.settings.default_pvid;
-    s.stp = new.settings.stp;
-    if let Err(e) = sw.set_stp_bridge(new.stp_bridge) {
-        tracing::error!(error = %e, "reload: spanning tree bridge settings not applied");
+    take_changed(&mut s.ageing_ms, o.ageing_ms, n.ageing_ms);
+    take_changed(&mut s.group_fwd_mask, o.group_fwd_mask, n.group_fwd_mask);
+    take_changed(
+        &mut s.vepa_flood_unknown,
+        o.vepa_flood_unknown,
+        n.vepa_flood_unknown,
+    );
+    take_changed(&mut s.vlan_filtering, o.vlan_filtering, n.vlan_filtering);
+    take_changed(&mut s.vlan_protocol, o.vlan_protocol, n.vlan_protocol);
+    take_changed(&mut s.default_pvid, o.default_pvid, n.default_pvid);
+    take_changed(&mut s.stp, o.stp, n.stp);
+    let (ob, nb) = (&old.stp_bridge, &new.stp_bridge);
+    let mut b = sw.stp_bridge();
+    take_changed(&mut b.priority, ob.priority, nb.priority);
+    take_changed(&mut b.hello_time, ob.hello_time, nb.hello_time);
+    take_changed(&mut b.forward_delay, ob.forward_delay, nb.forward_delay);
+    take_changed(&mut b.max_age, ob.max_age, nb.max_age);
+    take_changed(&mut b.mac, ob.mac, nb.mac);
+    if b != sw.stp_bridge() {
+        if let Err(e) = sw.set_stp_bridge(b) {
+            tracing::error!(error = %e, "reload: spanning tree bridge settings not applied");
+        }
     }
     set_settings(sw, s);
-    sw.fdb.set_max_learned(new.fdb_max);
+    if new.fdb_max != old.fdb_max {
+        sw.fdb.set_max_learned(new.fdb_max);
+    }
     let same_port = |a: &PortSpec, b: &PortSpec| {
         (
             a.kind,
@@ -431,7 +511,7 @@ pub fn reload(sw: &Arc<Switch>, old: &[PortSpec], new: &Config) -> Vec<PortSpec>
         )
     };
     let mut declared = Vec::new();
-    for p in old {
+    for p in &old.ports {
         let keep = new
             .ports
             .iter()
@@ -453,18 +533,14 @@ pub fn reload(sw: &Arc<Switch>, old: &[PortSpec], new: &Config) -> Vec<PortSpec>
                 }
                 Some(_) => false,
             };
-        if !missing && old.iter().any(|p| p.name == n.name && same_port(n, p)) {
+        let prev = old
+            .ports
+            .iter()
+            .find(|p| p.name == n.name && same_port(n, p));
+        if let (false, Some(p)) = (missing, prev) {
             if let Some(h) = sw.ports().by_name(&n.name) {
-                if let Err(e) = sw.set_port_flags(h, n.flags) {
-                    tracing::error!(port = %n.name, error = %e, "reload: flags not changed");
-                }
-                sw.fdb.set_port_limit(h.id, n.max_learned);
-                apply_stp_storm(sw, h, n);
-                let old_v = old
-                    .iter()
-                    .find(|p| p.name == n.name)
-                    .and_then(|p| p.vlans.clone());
-                if n.vlans != old_v {
+                update_port(sw, h, p, n);
+                if n.vlans != p.vlans {
                     let v = n.vlans.clone().unwrap_or_else(|| {
                         crate::vlan::PortVlans::new_default(sw.settings.load().default_pvid)
                     });
@@ -472,8 +548,7 @@ pub fn reload(sw: &Arc<Switch>, old: &[PortSpec], new: &Config) -> Vec<PortSpec>
                 }
             }
             for h in sw.listener_ports(&n.name, n.kind) {
-                let _ = sw.set_port_flags(&h, n.flags);
-                sw.fdb.set_port_limit(h.id, n.max_learned);
+                update_port(sw, &h, p, n);
             }
             declared.push(n.clone());
             continue;
@@ -485,7 +560,35 @@ pub fn reload(sw: &Arc<Switch>, old: &[PortSpec], new: &Config) -> Vec<PortSpec>
     }
     sw.apply_file_mirrors(&new.mirrors);
     tracing::info!(ports = declared.len(), "configuration reloaded");
-    declared
+    Applied {
+        ports: declared,
+        ..Applied::from_config(new)
+    }
+}
+
+/// A port both files declare: what the file changed (flags, limit, spanning tree, storm
+/// control) is applied; the rest keeps its running value.
+fn update_port(sw: &Switch, h: &PortHandle, old: &PortSpec, new: &PortSpec) {
+    let flags = changed_flags(h.flags.get(), old.flags, new.flags);
+    if flags != h.flags.get() {
+        if let Err(e) = sw.set_port_flags(h, flags) {
+            tracing::error!(port = %h.name, error = %e, "reload: flags not changed");
+        }
+    }
+    if old.max_learned != new.max_learned {
+        sw.fdb.set_port_limit(h.id, new.max_learned);
+    }
+    if old.stp != new.stp {
+        let cfg = changed_stp(sw.port_stp_config(h), &old.stp, &new.stp);
+        if let Err(e) = sw.set_port_stp(h, cfg) {
+            tracing::warn!(port = %h.name, error = %e, "reload: spanning tree settings not applied");
+        }
+    }
+    for (i, k) in crate::switch::FloodKind::ALL.iter().enumerate() {
+        if old.storm[i] != new.storm[i] {
+            h.storm.bucket(*k).set_rate(new.storm[i]);
+        }
+    }
 }
 
 /// Applies new switch settings. Turning VLAN filtering on or off, or changing its protocol,
@@ -538,6 +641,33 @@ pub fn set_port_vlans(sw: &Switch, h: &PortHandle, v: crate::vlan::PortVlans) {
     if !gone.is_empty() {
         sw.fdb.flush_port_vlans(h.id, &gone);
     }
+}
+
+/// Deletes VLANs `range` from a port in one step (read and written under the registry's
+/// lock, so a concurrent change is not lost) and flushes the port's entries in the VLANs it
+/// left (Linux `nbp_vlan_delete`). Returns whether the port had any of them. Whole-table work:
+/// run on the control thread.
+pub fn del_port_vlans(
+    sw: &Switch,
+    h: &PortHandle,
+    range: crate::vlan::VidRange,
+) -> Result<bool, crate::vlan::VlanError> {
+    let mut gone = crate::vlan::VlanSet::new();
+    let r = sw.update_port_vlans(h, |p| {
+        let mut v = p.clone();
+        let had = v.del(range)?;
+        for vid in p.members().iter() {
+            if !v.is_member(vid) {
+                let _ = gone.insert(vid);
+            }
+        }
+        *p = v;
+        Ok(had)
+    });
+    if !gone.is_empty() {
+        sw.fdb.flush_port_vlans(h.id, &gone);
+    }
+    r
 }
 
 /// The control thread is gone (the switch is stopping).

@@ -62,7 +62,13 @@ pub async fn run(cfg: Config, o: Overrides) -> Result<()> {
     };
     let control_sock = match &cfg.control {
         Some(path) => {
-            match crate::api::serve_control(sw.clone(), ch.clone(), path, cfg.control_gid) {
+            match crate::api::serve_control(
+                sw.clone(),
+                ch.clone(),
+                path,
+                cfg.control_gid,
+                cfg.api_max_conns,
+            ) {
                 Ok(s) => Some(s),
                 Err(e) => {
                     stop_all(sw.clone()).await;
@@ -74,7 +80,15 @@ pub async fn run(cfg: Config, o: Overrides) -> Result<()> {
     };
     let server = match cfg.listen {
         Some(addr) => {
-            match crate::api::serve(sw.clone(), ch.clone(), addr, cfg.api_token.clone()).await {
+            match crate::api::serve(
+                sw.clone(),
+                ch.clone(),
+                addr,
+                cfg.api_token.clone(),
+                cfg.api_max_conns,
+            )
+            .await
+            {
                 Ok(s) => Some(s),
                 Err(e) => {
                     stop_all(sw.clone()).await;
@@ -114,7 +128,7 @@ pub async fn run(cfg: Config, o: Overrides) -> Result<()> {
             crate::config::DEFAULT_PORTS[1]
         );
     }
-    let mut declared = cfg.ports.clone();
+    let mut applied = control::Applied::from_config(&cfg);
     // At most one reload at a time; a SIGHUP during one asks for another after it.
     let (done_tx, mut done_rx) = tokio::sync::mpsc::channel(1);
     let mut reloading = false;
@@ -128,17 +142,17 @@ pub async fn run(cfg: Config, o: Overrides) -> Result<()> {
                     again = true;
                 } else {
                     reloading = true;
-                    start_reload(&ch, &sw, &o, &declared, done_tx.clone());
+                    start_reload(&ch, &sw, &o, &applied, done_tx.clone());
                 }
             }
             Some(r) = done_rx.recv() => {
                 reloading = false;
-                if let Some(d) = r {
-                    declared = d;
+                if let Some(a) = r {
+                    applied = a;
                 }
                 if std::mem::take(&mut again) {
                     reloading = true;
-                    start_reload(&ch, &sw, &o, &declared, done_tx.clone());
+                    start_reload(&ch, &sw, &o, &applied, done_tx.clone());
                 }
             }
         }
@@ -157,17 +171,17 @@ pub async fn run(cfg: Config, o: Overrides) -> Result<()> {
     Ok(())
 }
 
-/// Re-reads the configuration and applies it on the control thread; sends the new set of
-/// declared ports on `done`, or `None` if the file has errors (the running configuration stays).
+/// Re-reads the configuration and applies it on the control thread; sends what is now
+/// applied on `done`, or `None` if the file has errors (the running configuration stays).
 fn start_reload(
     ch: &control::ControlHandle,
     sw: &Arc<Switch>,
     o: &Overrides,
-    declared: &[crate::config::PortSpec],
-    done: tokio::sync::mpsc::Sender<Option<Vec<crate::config::PortSpec>>>,
+    applied: &control::Applied,
+    done: tokio::sync::mpsc::Sender<Option<control::Applied>>,
 ) {
     tracing::info!("SIGHUP: reloading the configuration");
-    let (ch, sw, o, old) = (ch.clone(), sw.clone(), o.clone(), declared.to_vec());
+    let (ch, sw, o, old) = (ch.clone(), sw.clone(), o.clone(), applied.clone());
     tokio::spawn(async move {
         let r = match Config::resolve(&o) {
             Ok(new) => ch.run(move || control::reload(&sw, &old, &new)).await.ok(),

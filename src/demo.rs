@@ -203,7 +203,14 @@ pub(crate) async fn demo(a: DemoArgs) -> Result<()> {
         }
     }
     let control_path = crate::config::default_control_path(&name);
-    let control = crate::api::serve_control(sw.clone(), ctl.handle(), &control_path, None).ok();
+    let control = crate::api::serve_control(
+        sw.clone(),
+        ctl.handle(),
+        &control_path,
+        None,
+        crate::conn_cap::DEFAULT_MAX_CONNS,
+    )
+    .ok();
     // Every namespace the demo may create, removed on every way out (deleting one that was
     // never made is harmless).
     let hosts = Hosts {

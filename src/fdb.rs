@@ -539,6 +539,27 @@ impl Fdb {
         v
     }
 
+    /// One page of the table in (VLAN, MAC) order: at most `limit` entries with keys after
+    /// `after` that `keep` accepts (it sees the key and the port). One walk of the table and
+    /// memory for one page (see [`crate::page`]); no copy or sort of the whole table.
+    pub fn page(
+        &self,
+        after: Option<FdbKey>,
+        limit: usize,
+        keep: impl Fn(&FdbKey, PortId) -> bool,
+        now: Timestamp,
+    ) -> Vec<FdbRecord> {
+        let mut s = crate::page::Smallest::new(after.map(|k| (k.vlan, k.mac)), limit);
+        for r in self.map.iter() {
+            let (k, e) = (r.key(), r.value());
+            let key = (k.vlan, k.mac);
+            if s.wants(&key) && keep(k, e.port()) {
+                s.offer(key, || Self::record_of(k, e, now));
+            }
+        }
+        s.into_sorted().into_iter().map(|(_, r)| r).collect()
+    }
+
     /// One entry, as [`Fdb::snapshot`] would show it.
     pub fn record(&self, key: &FdbKey, now: Timestamp) -> Option<FdbRecord> {
         self.map

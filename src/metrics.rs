@@ -35,6 +35,8 @@
 //! | `tapswitch_stp_bpdus_total` | counter | port, direction | BPDUs received (`rx`) and sent (`tx`) |
 //! | `tapswitch_stp_topology_changes_total` | counter | | topology changes seen by the bridge |
 //! | `tapswitch_stp_root_changes_total` | counter | | times the root bridge changed |
+//! | `tapswitch_stp_bpdu_delay_seconds` | histogram | | how long received BPDUs waited for the control thread (from the frame path's inbox to the tree) |
+//! | `tapswitch_stp_bpdu_delay_max_seconds` | gauge | | the longest of those waits since the switch started |
 //! | `tapswitch_captures_active` | gauge | | captures running |
 //! | `tapswitch_capture_frames_total` | counter | | frames put into capture buffers |
 //! | `tapswitch_capture_dropped_total` | counter | | frames captures lost: buffer full (slow reader) or contended |
@@ -53,7 +55,9 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType};
+use prometheus::proto::{
+    Bucket, Counter, Gauge, Histogram, LabelPair, Metric, MetricFamily, MetricType,
+};
 use prometheus::{Encoder, TextEncoder};
 
 use crate::dataplane::Switch;
@@ -91,6 +95,8 @@ pub const METRIC_NAMES: &[&str] = &[
     "tapswitch_stp_bpdus_total",
     "tapswitch_stp_topology_changes_total",
     "tapswitch_stp_root_changes_total",
+    "tapswitch_stp_bpdu_delay_seconds",
+    "tapswitch_stp_bpdu_delay_max_seconds",
     "tapswitch_captures_active",
     "tapswitch_capture_frames_total",
     "tapswitch_capture_dropped_total",
@@ -397,6 +403,36 @@ pub fn gather(sw: &Switch) -> Vec<MetricFamily> {
     tc.push(&[], tcn as f64);
     rc.push(&[], rcn as f64);
     out.extend([ps, pr, pb, tc, rc]);
+    let (buckets, count, sum, max) = sw.stp.delay.read();
+    let mut hist = Histogram::default();
+    hist.set_sample_count(count);
+    hist.set_sample_sum(sum);
+    hist.set_bucket(
+        buckets
+            .into_iter()
+            .map(|(le, n)| {
+                let mut b = Bucket::default();
+                b.set_upper_bound(le);
+                b.set_cumulative_count(n);
+                b
+            })
+            .collect(),
+    );
+    let mut m = Metric::default();
+    m.set_histogram(hist);
+    let mut bd = Family::new(
+        "tapswitch_stp_bpdu_delay_seconds",
+        "How long received BPDUs waited for the control thread.",
+        MetricType::HISTOGRAM,
+    );
+    bd.0.mut_metric().push(m);
+    let mut bm = Family::new(
+        "tapswitch_stp_bpdu_delay_max_seconds",
+        "The longest wait of a received BPDU for the control thread since the start.",
+        GAUGE,
+    );
+    bm.push(&[], max);
+    out.extend([bd, bm]);
     let taps = ports.taps();
     let live = taps.captures();
     let mut ca = Family::new("tapswitch_captures_active", "Captures running.", GAUGE);

@@ -100,6 +100,12 @@ pub const STORM_PPS: Range = Range {
     max: 100_000_000,
 };
 
+/// Connections one API listener serves at once (`--api-max-conns`).
+pub const API_MAX_CONNS: Range = Range {
+    min: 1,
+    max: 65_536,
+};
+
 /// Queues of a multiqueue TAP.
 pub const QUEUES: Range = Range { min: 1, max: 16 };
 

@@ -5,7 +5,7 @@
 //! same ports do not bounce counter cache lines frame by frame. Drops are rare and are counted
 //! at once.
 
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 
 use super::registry::{LinkState, PortHandle, Registry, MAX_PORTS};
 use super::Switch;
@@ -37,6 +37,8 @@ struct PortTally {
     rx_flooded: u64,
     tx_frames: u64,
     tx_bytes: u64,
+    /// A frame of this batch passed the port's `gone` check, so it may have learned.
+    may_learn: bool,
 }
 
 /// A copy of the frame being forwarded with its VLAN tag changed for egress ports that want
@@ -102,6 +104,8 @@ pub struct Scratch {
     pub(super) tap_ts: u64,
     /// Mirrors that already copied the current frame (bit i: mirror i).
     pub(super) mirrored: u32,
+    /// A frame that may have learned came from a port the batch had no tally for.
+    untallied_learn: bool,
 }
 
 impl Default for Scratch {
@@ -116,6 +120,7 @@ impl Default for Scratch {
             flooded: [0; 3],
             tap_ts: 0,
             mirrored: 0,
+            untallied_learn: false,
         }
     }
 }
@@ -177,17 +182,20 @@ impl Switch {
     ) {
         let c = &ingress.counters;
         let bytes = pkt.get(HEADROOM..).unwrap_or_default();
+        let gone = ingress.state() == LinkState::Gone;
         match w.port(Registry::slot(ingress.id)) {
             Some(t) => {
                 t.rx_frames += 1;
                 t.rx_bytes += bytes.len() as u64;
+                t.may_learn |= !gone;
             }
             None => {
                 c.rx_frames.fetch_add(1, Relaxed);
                 c.rx_bytes.fetch_add(bytes.len() as u64, Relaxed);
+                w.untallied_learn |= !gone;
             }
         }
-        if ingress.state() == LinkState::Gone {
+        if gone {
             // read by a batch that began before the port was removed
             return c.rx_drop(RxDrop::NoPort);
         }
@@ -339,8 +347,21 @@ impl Switch {
         }
     }
 
-    /// Adds a batch's counts to the shared counters and clears `w`.
+    /// Adds a batch's counts to the shared counters and clears `w`. Also makes sure no
+    /// source this batch learned outlives its port: a port removed while the batch ran had
+    /// its entries flushed, but an entry learned after that flush would stay. This fence and
+    /// the one [`Switch::remove_port`] makes between marking the port `gone` and flushing it
+    /// (both SeqCst) leave two cases: that flush saw the entry, or the check below sees
+    /// `gone` and the control thread flushes the port once more.
     pub fn publish(&self, reg: &Registry, w: &mut Scratch) {
+        std::sync::atomic::fence(SeqCst);
+        if std::mem::take(&mut w.untallied_learn) {
+            for h in reg.iter() {
+                if h.state() == LinkState::Gone {
+                    self.flush_again(h.id);
+                }
+            }
+        }
         self.publish_vlan(w.vlan_tally);
         w.vlan_tally.1 = 0;
         w.vlan_tally.2 = 0;
@@ -360,6 +381,9 @@ impl Switch {
             let Some(h) = reg.by_slot(t.slot as usize) else {
                 continue;
             };
+            if t.may_learn && h.state() == LinkState::Gone {
+                self.flush_again(h.id);
+            }
             let c = &h.counters;
             let add = |a: &std::sync::atomic::AtomicU64, n: u64| {
                 if n > 0 {

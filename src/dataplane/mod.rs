@@ -22,7 +22,7 @@ use std::time::Instant;
 
 use crate::fdb::Fdb;
 use crate::switch::{FloodKind, Settings, SharedSettings};
-use crate::types::Timestamp;
+use crate::types::{PortId, Timestamp};
 
 pub mod forward;
 pub mod hub;
@@ -97,6 +97,8 @@ pub struct Switch {
     origin: Instant,
     /// The VXLAN hubs (sockets shared by `vxlan` ports).
     vxlan: vxlan::Hubs,
+    /// Removed ports a batch may have learned on after their flush (see [`Switch::publish`]).
+    flush_again: Mutex<Vec<PortId>>,
 }
 
 impl std::fmt::Debug for Switch {
@@ -127,7 +129,39 @@ impl Switch {
             runtime: std::sync::OnceLock::new(),
             origin: Instant::now(),
             vxlan: vxlan::Hubs::default(),
+            flush_again: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Frame path: a batch may have learned on port `id` after it was marked `gone`; the
+    /// control thread flushes it once more if it was removed.
+    pub(super) fn flush_again(&self, id: PortId) {
+        {
+            let mut v = self.flush_again.lock().unwrap_or_else(|p| p.into_inner());
+            if !v.contains(&id) && v.len() < registry::MAX_PORTS {
+                v.push(id);
+            }
+        }
+        self.wake_control();
+    }
+
+    /// Control thread: flushes the removed ports batches asked about (a port still attached,
+    /// merely `gone`, keeps its entries until it is detached, which flushes them).
+    pub(super) fn flush_removed(&self) {
+        let ids = std::mem::take(&mut *self.flush_again.lock().unwrap_or_else(|p| p.into_inner()));
+        if ids.is_empty() {
+            return;
+        }
+        let reg = self.ports();
+        for id in ids {
+            if reg.get(id).is_none() {
+                let n = self.fdb.flush_port(id);
+                self.fdb.forget_port(id);
+                if n > 0 {
+                    tracing::debug!(port = id.0, flushed = n, "entries learned on a removed port flushed");
+                }
+            }
+        }
     }
 
     /// Milliseconds since the switch started; the only clock of the frame path.

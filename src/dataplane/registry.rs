@@ -440,6 +440,9 @@ impl Switch {
         // Gone first: a batch still running with the old port set neither learns onto it nor
         // keeps a datagram peer's stale handle alive.
         handle.state.store(LinkState::Gone as u8, Relaxed);
+        // Pairs with the fence of `Switch::publish`: a batch that learns on the port after the
+        // flush below sees `gone` there and has the port flushed again.
+        std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
         self.stop_port(&handle);
         handle.port.shutdown();
         self.fdb.flush_port(handle.id);
@@ -552,6 +555,7 @@ impl Switch {
         self.control_pending.store(false, Relaxed);
         let mut work = ControlWork::default();
         self.stp_work();
+        self.flush_removed();
         for h in self.ports().iter() {
             let flushed = if h.flush_pending.swap(false, Relaxed) {
                 self.fdb.flush_port_dynamic(h.id)

@@ -3,7 +3,7 @@
 //! ticks, ports coming and going) and applies its actions (states, flushes, BPDUs to send).
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::Mutex;
 
 use super::registry::{LinkState, PortHandle};
@@ -51,6 +51,55 @@ impl StpGate {
     }
 }
 
+/// Upper bounds (seconds) of the buckets of [`BpduDelay`]; a last bucket takes the rest.
+pub const BPDU_DELAY_BUCKETS: [f64; 15] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5,
+    5.0,
+];
+
+/// How long received BPDUs waited between the frame path putting them in the inbox and the
+/// control thread handing them to the tree: a histogram and the largest wait, for
+/// `tapswitch_stp_bpdu_delay_seconds`. Work that holds up the control thread shows here.
+#[derive(Debug, Default)]
+pub struct BpduDelay {
+    /// Waits per bucket of [`BPDU_DELAY_BUCKETS`] (not cumulative), then the rest.
+    buckets: [AtomicU64; 16],
+    sum_ns: AtomicU64,
+    max_ns: AtomicU64,
+}
+
+impl BpduDelay {
+    /// Counts one wait.
+    pub fn record(&self, ns: u64) {
+        let secs = ns as f64 / 1e9;
+        let i = BPDU_DELAY_BUCKETS
+            .iter()
+            .position(|b| secs <= *b)
+            .unwrap_or(BPDU_DELAY_BUCKETS.len());
+        self.buckets[i].fetch_add(1, Relaxed);
+        self.sum_ns.fetch_add(ns, Relaxed);
+        self.max_ns.fetch_max(ns, Relaxed);
+    }
+
+    /// Cumulative counts per bucket bound (as Prometheus wants them), the total count, the
+    /// sum of the waits in seconds and the largest wait in seconds.
+    pub fn read(&self) -> (Vec<(f64, u64)>, u64, f64, f64) {
+        let mut acc = 0;
+        let mut cum = Vec::with_capacity(BPDU_DELAY_BUCKETS.len());
+        for (i, b) in BPDU_DELAY_BUCKETS.iter().enumerate() {
+            acc += self.buckets[i].load(Relaxed);
+            cum.push((*b, acc));
+        }
+        let count = acc + self.buckets[BPDU_DELAY_BUCKETS.len()].load(Relaxed);
+        (
+            cum,
+            count,
+            self.sum_ns.load(Relaxed) as f64 / 1e9,
+            self.max_ns.load(Relaxed) as f64 / 1e9,
+        )
+    }
+}
+
 /// The spanning tree of a switch: the bridge settings wanted, and the running tree (when on).
 #[derive(Debug)]
 pub struct Spanning {
@@ -58,9 +107,15 @@ pub struct Spanning {
     pub bridge: Mutex<BridgeConfig>,
     /// The running tree; `None` while STP is off.
     pub tree: Mutex<Option<Stp>>,
-    /// BPDUs from the frame path: (port, bytes, length).
-    inbox: Mutex<VecDeque<(PortId, [u8; BPDU_KEEP], u8)>>,
+    /// BPDUs from the frame path: (port, bytes, length, when queued in ns of the switch clock).
+    inbox: Mutex<VecDeque<Queued>>,
+    /// How long BPDUs waited in the inbox.
+    pub delay: BpduDelay,
 }
+
+/// A BPDU in the inbox: port, bytes, length, and when it was queued (ns since the switch
+/// started).
+type Queued = (PortId, [u8; BPDU_KEEP], u8, u64);
 
 impl Spanning {
     /// Off, with this bridge address.
@@ -69,6 +124,7 @@ impl Spanning {
             bridge: Mutex::new(BridgeConfig::new(mac)),
             tree: Mutex::new(None),
             inbox: Mutex::new(VecDeque::with_capacity(BPDU_INBOX)),
+            delay: BpduDelay::default(),
         }
     }
 }
@@ -96,10 +152,12 @@ impl Switch {
         let mut keep = [0u8; BPDU_KEEP];
         let n = frame.len().min(BPDU_KEEP);
         keep[..n].copy_from_slice(&frame[..n]);
+        // a clock read per BPDU (a few a second per port; the inbox bounds a flood)
+        let at = self.origin.elapsed().as_nanos() as u64;
         let queued = {
             let mut q = lock(&self.stp.inbox);
             if q.len() < BPDU_INBOX {
-                q.push_back((port, keep, n as u8));
+                q.push_back((port, keep, n as u8, at));
                 true
             } else {
                 false
@@ -226,9 +284,10 @@ impl Switch {
                     let _ = t.set_port_enabled(h.id, up, now);
                 }
             }
-            let inbox: Vec<(PortId, [u8; BPDU_KEEP], u8)> =
-                lock(&self.stp.inbox).drain(..).collect();
-            for (port, bytes, n) in inbox {
+            let inbox: Vec<Queued> = lock(&self.stp.inbox).drain(..).collect();
+            let taken = self.origin.elapsed().as_nanos() as u64;
+            for (port, bytes, n, at) in inbox {
+                self.stp.delay.record(taken.saturating_sub(at));
                 let frame = &bytes[..n as usize];
                 if let Some(payload) = stp::bpdu::bpdu_payload(frame) {
                     if let Err(e) = t.receive(port, payload, now) {

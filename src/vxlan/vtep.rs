@@ -750,7 +750,38 @@ impl Vtep {
         }));
         v
     }
+
+    /// One page of the table in (MAC, remote) order (flood-list entries, MAC
+    /// 00:00:00:00:00:00, first): at most `limit` entries after `after`. One walk of the
+    /// table and memory for one page (see [`crate::page`]).
+    pub fn page(
+        &self,
+        after: Option<(MacAddr, IpAddr)>,
+        limit: usize,
+        now: Timestamp,
+    ) -> Vec<VtepRecord> {
+        let mut s = crate::page::Smallest::new(after, limit);
+        for r in self.remotes().flood.iter() {
+            s.offer((MacAddr::ZERO, r.ip), || VtepRecord {
+                mac: MacAddr::ZERO,
+                dst: r.ip,
+                kind: EntryKind::Static,
+                updated_ms_ago: 0,
+            });
+        }
+        for r in self.table.iter() {
+            let e = r.value();
+            s.offer((*r.key(), e.remote.ip), || VtepRecord {
+                mac: *r.key(),
+                dst: e.remote.ip,
+                kind: e.kind,
+                updated_ms_ago: now.since(Timestamp(e.updated.load(Relaxed))),
+            });
+        }
+        s.into_sorted().into_iter().map(|(_, r)| r).collect()
+    }
 }
+
 
 fn send_one<U: Underlay + ?Sized>(
     r: &Remote,
