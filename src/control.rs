@@ -707,13 +707,16 @@ impl ControlHandle {
     }
 }
 
-/// The control thread: ageing on a timer, the frame path's requests (flushes, detaching gone
-/// ports), listeners' accept tasks, and every closure handed over with
-/// [`ControlHandle::run`]. Stopped and joined on drop.
+/// The control thread: housekeeping on a timer, the frame path's requests (flushes,
+/// detaching gone ports, BPDUs), listeners' accept tasks, and every closure handed over with
+/// [`ControlHandle::run`]; and beside it the ageing thread (`tapswitch-age`), whose pass over
+/// the whole table may wait for readers holding parts of it, and so must not hold up the
+/// spanning tree. Both stopped and joined on drop.
 pub struct Control {
     handle: ControlHandle,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
+    ager: Option<(std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>)>,
 }
 
 impl Control {
@@ -726,6 +729,18 @@ impl Control {
             rt: rt.handle().clone(),
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (stop_age, age_stopped) = std::sync::mpsc::channel::<()>();
+        let sw_age = sw.clone();
+        let ager = std::thread::Builder::new()
+            .name("tapswitch-age".into())
+            .spawn(move || {
+                // until the sender goes (or sends): a pass every ageing interval
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    age_stopped.recv_timeout(sw_age.ageing_interval())
+                {
+                    sw_age.age();
+                }
+            })?;
         let thread = std::thread::Builder::new()
             .name("tapswitch-ctl".into())
             .spawn(move || {
@@ -741,6 +756,7 @@ impl Control {
             handle,
             stop: Some(stop),
             thread: Some(thread),
+            ager: Some((stop_age, ager)),
         })
     }
 
@@ -758,16 +774,21 @@ impl Drop for Control {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+        if let Some((stop, t)) = self.ager.take() {
+            drop(stop);
+            let _ = t.join();
+        }
     }
 }
 
-/// Ageing and housekeeping on a timer, and the frame path's requests as they come.
+/// Housekeeping on a timer (ageing has its own thread), and the frame path's requests as
+/// they come.
 async fn housekeeping(sw: Arc<Switch>) {
     let mut next = tokio::time::Instant::now() + sw.tick_interval();
     loop {
         tokio::select! {
             _ = tokio::time::sleep_until(next) => {
-                sw.tick();
+                sw.tick_control();
                 next = tokio::time::Instant::now() + sw.tick_interval();
             }
             _ = sw.control_wanted() => {

@@ -176,6 +176,10 @@ pub const MAX_USER_ENTRIES: usize = 65536;
 
 type Hasher = foldhash::fast::RandomState;
 
+/// Shards of the table (a power of two): with the largest table (16 M entries), 16 K entries a
+/// shard.
+const FDB_SHARDS: usize = 1024;
+
 /// Learned entries of one port and that port's limit (0 = only the switch-wide limit).
 #[derive(Default, Debug)]
 struct PortCount {
@@ -207,7 +211,10 @@ impl Fdb {
     /// An empty table that learns at most `max_learned` entries.
     pub fn new(max_learned: usize) -> Self {
         Fdb {
-            map: DashMap::with_hasher(Hasher::default()),
+            // Many small shards: whoever walks the table (a page of the API, ageing, a flush)
+            // holds each shard's lock only briefly, so learning a new source on the frame path
+            // never waits long behind it.
+            map: DashMap::with_hasher_and_shard_amount(Hasher::default(), FDB_SHARDS),
             per_port: DashMap::with_hasher(Hasher::default()),
             max_learned: AtomicUsize::new(max_learned),
             n_learned: AtomicUsize::new(0),

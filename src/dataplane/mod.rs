@@ -172,8 +172,22 @@ impl Switch {
     /// Periodic work of the control thread: ageing, then port housekeeping (re-reading MTUs,
     /// rebinding packet ports, detaching ports gone for good).
     pub fn tick(&self) {
+        self.age();
+        self.tick_control();
+    }
+
+    /// Ages the forwarding table: one pass over the whole table that write-locks each of its
+    /// shards in turn, so it waits for whoever holds one (a reader walking the table for a
+    /// page). The daemon runs it on a thread of its own, so the control thread (spanning tree,
+    /// flushes, changes) never waits for it.
+    pub fn age(&self) {
         let s = self.settings.load();
         self.fdb.age_out(self.now(), s.ageing_ms);
+    }
+
+    /// [`Switch::tick`] without [`Switch::age`]: the control thread's part.
+    pub fn tick_control(&self) {
+        let s = self.settings.load();
         self.vxlan_tick(self.now(), s.ageing_ms);
         for h in self.ports().iter() {
             if h.state() != LinkState::Gone {
@@ -189,6 +203,12 @@ impl Switch {
         let s = self.settings.load();
         let max = if s.stp { 200 } else { 1000 };
         std::time::Duration::from_millis((s.ageing_ms / 10).clamp(100, max))
+    }
+
+    /// How often [`Switch::age`] should run: a tenth of the ageing time, within 0.1..1 s.
+    pub fn ageing_interval(&self) -> std::time::Duration {
+        let s = self.settings.load();
+        std::time::Duration::from_millis((s.ageing_ms / 10).clamp(100, 1000))
     }
 
     /// Whether control work is pending (for tests).
