@@ -96,18 +96,23 @@ async fn read_off<R: Send + 'static>(
     st: &AppState,
     f: impl FnOnce() -> R + Send + 'static,
 ) -> ApiResult<R> {
-    let permit = st
-        .reads
-        .clone()
-        .acquire_owned()
-        .await
-        .map_err(|_| ApiError(StatusCode::SERVICE_UNAVAILABLE, "the switch is stopping".into()))?;
+    let permit = st.reads.clone().acquire_owned().await.map_err(|_| {
+        ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the switch is stopping".into(),
+        )
+    })?;
     tokio::task::spawn_blocking(move || {
         let _permit = permit;
         f()
     })
     .await
-    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("read failed: {e}")))
+    .map_err(|e| {
+        ApiError(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("read failed: {e}"),
+        )
+    })
 }
 
 /// An API error: a status and a message, sent as `{"error": "..."}`.
@@ -1237,7 +1242,11 @@ async fn list_fdb(
             "limit {limit} is outside 1..={FDB_PAGE_MAX} (entries per page; follow the Link header for more)"
         )));
     }
-    let after = f.after.as_deref().map(str::parse::<FdbCursor>).transpose()?;
+    let after = f
+        .after
+        .as_deref()
+        .map(str::parse::<FdbCursor>)
+        .transpose()?;
     let port = match &f.port {
         Some(name) => Some(find_port(&st.sw, name)?.id),
         None => None,
@@ -1514,10 +1523,7 @@ async fn patch_config(
     // read, checked as a whole and applied in one step on the control thread: serialized with
     // every other change and with reloads (a VLAN change also flushes the table and edits
     // ports there); a bad field changes nothing
-    let s = st
-        .ctl
-        .run(move || apply_config_patch(&sw, &p))
-        .await??;
+    let s = st.ctl.run(move || apply_config_patch(&sw, &p)).await??;
     tracing::info!(settings = ?s, "switch settings changed");
     Ok(Json(config_json(&st.sw)))
 }

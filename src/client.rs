@@ -235,7 +235,13 @@ pub fn next_link(head: &str) -> Option<String> {
             let next = params
                 .split(';')
                 .any(|p| p.trim().eq_ignore_ascii_case("rel=\"next\""));
-            next.then(|| target.trim().trim_start_matches('<').trim_end_matches('>').to_string())
+            next.then(|| {
+                target
+                    .trim()
+                    .trim_start_matches('<')
+                    .trim_end_matches('>')
+                    .to_string()
+            })
         })
     })
 }

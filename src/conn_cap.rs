@@ -128,9 +128,7 @@ where
             }
             let refusing = self.refusing.clone();
             if refusing
-                .fetch_update(Relaxed, Relaxed, |n| {
-                    (n < MAX_REFUSING).then_some(n + 1)
-                })
+                .fetch_update(Relaxed, Relaxed, |n| (n < MAX_REFUSING).then_some(n + 1))
                 .is_ok()
             {
                 let max = self.max;

@@ -115,7 +115,10 @@ mod tests {
             s.into_sorted().iter().map(|(k, _)| *k).collect::<Vec<_>>(),
             [11, 12, 13]
         );
-        assert_eq!(built, 5, "11, 50, 12, 40, 13; not 5 (before the cursor) or 60.. (too big)");
+        assert_eq!(
+            built, 5,
+            "11, 50, 12, 40, 13; not 5 (before the cursor) or 60.. (too big)"
+        );
         assert!(Smallest::<u8, ()>::new(None, 0).into_sorted().is_empty());
     }
 }

@@ -169,7 +169,8 @@ fn the_table_is_listed_in_pages_each_entry_once() {
     let (st, head, body) =
         request_full(&sw.api, "GET", "/api/v1/fdb?limit=500", None, None).unwrap();
     assert_eq!(st, 200);
-    let mut seen: Vec<(u64, String)> = serde_json::from_slice::<Value>(&body).unwrap()
+    let mut seen: Vec<(u64, String)> = serde_json::from_slice::<Value>(&body)
+        .unwrap()
         .as_array()
         .unwrap()
         .iter()
@@ -234,7 +235,12 @@ fn the_table_is_listed_in_pages_each_entry_once() {
     assert!(out.status.success(), "{out:?}");
     let text = String::from_utf8_lossy(&out.stdout);
     let lines: HashSet<&str> = text.lines().collect();
-    assert_eq!(text.lines().count(), total - removed.len() + 10, "{}", &text[..300]);
+    assert_eq!(
+        text.lines().count(),
+        total - removed.len() + 10,
+        "{}",
+        &text[..300]
+    );
     assert_eq!(lines.len(), text.lines().count(), "no line twice");
     let out = common::tapswitch_cmd(&["fdb", "--json", "--control", &sw.ctl]);
     assert!(out.status.success());
@@ -545,10 +551,14 @@ fn a_patch_with_one_bad_field_changes_nothing() {
     ]);
     let _ca = connect(&a);
     let _cb = connect(&b);
-    assert!(wait_until(Duration::from_secs(5), Duration::from_millis(50), || {
-        sw.req("GET", "/api/v1/ports/b-1", None).0 == 200
-            && sw.req("GET", "/api/v1/ports/a-1", None).0 == 200
-    }));
+    assert!(wait_until(
+        Duration::from_secs(5),
+        Duration::from_millis(50),
+        || {
+            sw.req("GET", "/api/v1/ports/b-1", None).0 == 200
+                && sw.req("GET", "/api/v1/ports/a-1", None).0 == 200
+        }
+    ));
     let cfg0 = config(&sw);
     for body in [
         r#"{"stp_priority": 4096, "group_fwd_mask": "bogus"}"#,
@@ -567,12 +577,20 @@ fn a_patch_with_one_bad_field_changes_nothing() {
         (r#"{"isolated": true, "max_learned": 5, "nope": true}"#, 400),
         (r#"{"storm_broadcast": 10, "edge": "yes"}"#, 400),
         // a second uplink: refused as a conflict, and the other fields stay too
-        (r#"{"hairpin": true, "max_learned": 5, "uplink": true}"#, 409),
+        (
+            r#"{"hairpin": true, "max_learned": 5, "uplink": true}"#,
+            409,
+        ),
     ] {
         let (st, reply) = sw.req("PATCH", "/api/v1/ports/b-1", Some(body));
         assert_eq!(st, status, "{body}: {reply}");
         let now = sw.port("b-1");
-        for f in [&["flags"][..], &["max_learned"], &["stp", "config"], &["storm"]] {
+        for f in [
+            &["flags"][..],
+            &["max_learned"],
+            &["stp", "config"],
+            &["storm"],
+        ] {
             assert_eq!(field(&now, f), field(&port0, f), "{body} changed {f:?}");
         }
     }
@@ -626,7 +644,12 @@ fn owned_fields(port: &'static str) -> Vec<Owned> {
         },
         Owned {
             path: "/api/v1/config".into(),
-            body: |i| format!(r#"{{"group_fwd_mask": {}}}"#, if i % 2 == 1 { 0x4000 } else { 0 }),
+            body: |i| {
+                format!(
+                    r#"{{"group_fwd_mask": {}}}"#,
+                    if i % 2 == 1 { 0x4000 } else { 0 }
+                )
+            },
             read: |sw| cfg(sw, "group_fwd_mask"),
             want: |i| Value::from(if i % 2 == 1 { 0x4000 } else { 0 }),
         },
@@ -688,7 +711,11 @@ fn race_patches(sw: &Arc<Switch>, rounds: u32, between: impl FnOnce()) {
                     let (st, reply) = sw.req("PATCH", &f.path, Some(&body));
                     assert_eq!(st, 200, "{body}: {reply}");
                     let got = (f.read)(&sw);
-                    assert_eq!(got, (f.want)(i), "{body} did not hold: another change lost it");
+                    assert_eq!(
+                        got,
+                        (f.want)(i),
+                        "{body} did not hold: another change lost it"
+                    );
                 }
                 f
             })
@@ -717,9 +744,11 @@ fn concurrent_patches_of_different_fields_all_land() {
     let sb = format!("b=stream:{}", b.display());
     let sw = Arc::new(Switch::start(&["--no-default-ports", "--port", &sb]));
     let _cb = connect(&b);
-    assert!(wait_until(Duration::from_secs(5), Duration::from_millis(50), || {
-        sw.req("GET", "/api/v1/ports/b-1", None).0 == 200
-    }));
+    assert!(wait_until(
+        Duration::from_secs(5),
+        Duration::from_millis(50),
+        || { sw.req("GET", "/api/v1/ports/b-1", None).0 == 200 }
+    ));
     race_patches(&sw, 25, || {});
 }
 
@@ -740,15 +769,13 @@ fn a_reload_during_patches_loses_nothing_the_file_does_not_change() {
     };
     write(300);
     let cfgarg = file.display().to_string();
-    let sw = Arc::new(Switch::start(&[
-        "--no-default-ports",
-        "--config",
-        &cfgarg,
-    ]));
+    let sw = Arc::new(Switch::start(&["--no-default-ports", "--config", &cfgarg]));
     let _cb = connect(&b);
-    assert!(wait_until(Duration::from_secs(5), Duration::from_millis(50), || {
-        sw.req("GET", "/api/v1/ports/b-1", None).0 == 200
-    }));
+    assert!(wait_until(
+        Duration::from_secs(5),
+        Duration::from_millis(50),
+        || { sw.req("GET", "/api/v1/ports/b-1", None).0 == 200 }
+    ));
     let pid = sw.pid().to_string();
     let hup = || {
         common::run_ok("kill", &["-HUP", &pid]);
@@ -762,7 +789,11 @@ fn a_reload_during_patches_loses_nothing_the_file_does_not_change() {
             let n = reloads();
             hup();
             assert!(
-                wait_until(Duration::from_secs(10), Duration::from_millis(10), || reloads() > n),
+                wait_until(
+                    Duration::from_secs(10),
+                    Duration::from_millis(10),
+                    || reloads() > n
+                ),
                 "reload {n} did not happen:\n{}",
                 sw.log.text()
             );
@@ -774,11 +805,170 @@ fn a_reload_during_patches_loses_nothing_the_file_does_not_change() {
     write(42);
     let n = reloads();
     hup();
-    assert!(wait_until(Duration::from_secs(10), Duration::from_millis(20), || reloads() > n));
+    assert!(wait_until(
+        Duration::from_secs(10),
+        Duration::from_millis(20),
+        || reloads() > n
+    ));
     let c = config(&sw);
     assert_eq!(c["ageing_secs"], 42, "the file changed ageing_secs");
-    assert_eq!(c["stp_priority"], 4096 * (25 % 15), "the file did not change stp_priority");
+    assert_eq!(
+        c["stp_priority"],
+        4096 * (25 % 15),
+        "the file did not change stp_priority"
+    );
     assert_eq!(c["fdb_max_learned"], 1025);
     assert_eq!(sw.port("b-1")["flags"]["hairpin"], hairpin);
     assert_eq!(sw.port("b-1")["max_learned"], 35);
+}
+
+/// The listing goes on from the bridge's table into each vxlan port's own table (flood list
+/// and unicast entries), one port after the other, each entry once, with any page size (one
+/// that ends exactly at the end of the bridge's table too).
+#[test]
+fn vxlan_tables_are_paged_after_the_bridge_table() {
+    use std::net::IpAddr;
+    use tapswitch::api::{router, Access};
+    use tapswitch::control::ControlHandle;
+    use tapswitch::dataplane::Switch as Sw;
+    use tapswitch::fdb::{EntryKind, FdbKey};
+    use tapswitch::frame::MacAddr;
+    use tapswitch::port::mem::MemPort;
+    use tapswitch::port::vxlan::VxlanPort;
+    use tapswitch::switch::{PortFlags, Settings};
+    use tapswitch::vxlan::spec::VxlanSpec;
+    use tapswitch::vxlan::vtep::{Underlay, Vtep};
+    use tapswitch::vxlan::wire::ENCAP_HLEN;
+
+    struct Nowhere;
+    impl Underlay for Nowhere {
+        fn send(&self, _: IpAddr, _: &[u8; ENCAP_HLEN], _: &[u8]) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn path_mtu(&self, _: Option<IpAddr>) -> Option<u32> {
+            Some(1500)
+        }
+    }
+    let sw = Sw::new("t", Settings::default(), 1 << 16);
+    let host = sw
+        .add_port("h", Box::new(MemPort::new(1500)), PortFlags::default())
+        .unwrap();
+    let now = sw.now();
+    for i in 0..1500u32 {
+        sw.fdb
+            .learn(FdbKey::new(MacAddr(src_mac(i)), 0), host.id, now);
+    }
+    for i in 0..200u32 {
+        sw.fdb
+            .learn(FdbKey::new(MacAddr(src_mac(i)), 7), host.id, now);
+    }
+    let mut expected: Vec<(String, u64, String, String)> = Vec::new();
+    let mut bridge: Vec<(u64, [u8; 6])> = (0..1500u32)
+        .map(|i| (0, src_mac(i)))
+        .chain((0..200u32).map(|i| (7, src_mac(i))))
+        .collect();
+    bridge.sort();
+    for (v, m) in bridge {
+        expected.push(("h".into(), v, mac_text(m), "null".into()));
+    }
+    for (vni, n) in [(1u32, 1200u32), (2, 300)] {
+        let mut spec = VxlanSpec::new(vni);
+        assert!(spec.apply("local=198.18.0.1").unwrap());
+        spec.check().unwrap();
+        let vtep = Arc::new(Vtep::new(spec, 1450));
+        let port = VxlanPort::new(vtep.clone(), Nowhere, None);
+        let name = format!("vx{vni}");
+        sw.add_vxlan_port(
+            &name,
+            vtep.clone(),
+            Box::new(port),
+            PortFlags::default(),
+            false,
+        )
+        .unwrap();
+        let mut mine = Vec::new();
+        for d in ["198.18.0.9", "198.18.0.8"] {
+            vtep.insert_user(
+                MacAddr([0; 6]),
+                d.parse().unwrap(),
+                EntryKind::Static,
+                false,
+                now,
+            )
+            .unwrap();
+            mine.push(([0u8; 6], format!("\"{d}\"")));
+        }
+        for i in 0..n {
+            let m = [0x02, 0x77, 0, vni as u8, (i >> 8) as u8, i as u8];
+            let d = if i % 2 == 0 {
+                "198.18.0.2"
+            } else {
+                "198.18.0.3"
+            };
+            vtep.insert_user(
+                MacAddr(m),
+                d.parse().unwrap(),
+                EntryKind::Static,
+                false,
+                now,
+            )
+            .unwrap();
+            mine.push((m, format!("\"{d}\"")));
+        }
+        mine.sort();
+        for (m, d) in mine {
+            expected.push((name.clone(), 0, mac_text(m), d));
+        }
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let api = rt.block_on(async {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let app = router(
+            sw.clone(),
+            ControlHandle::current(),
+            Access::Tcp { token: None },
+        );
+        tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+        addr.to_string()
+    });
+    let listed = |q: &str| -> (Vec<(String, u64, String, String)>, usize) {
+        let (ps, n) = pages(&api, &format!("/api/v1/fdb?{q}"));
+        let v = ps
+            .concat()
+            .iter()
+            .map(|e| {
+                (
+                    e["port"].as_str().unwrap().to_string(),
+                    e["vlan"].as_u64().unwrap(),
+                    e["mac"].as_str().unwrap().to_string(),
+                    e["dst"].to_string(),
+                )
+            })
+            .collect();
+        (v, n)
+    };
+    let total = expected.len();
+    assert_eq!(total, 1700 + 1202 + 302);
+    for limit in [700, 850, 10000, 7] {
+        let (got, n) = listed(&format!("limit={limit}"));
+        assert_eq!(n, total.div_ceil(limit), "pages of {limit}");
+        assert!(got == expected, "pages of {limit}: the listing differs");
+    }
+    let (got, _) = listed("vlan=7&limit=50");
+    assert_eq!(
+        got,
+        expected[1500..1700].to_vec(),
+        "VLAN 7: bridge entries only"
+    );
+    let (got, _) = listed("vlan=0&limit=333");
+    let want: Vec<_> = expected.iter().filter(|e| e.1 == 0).cloned().collect();
+    assert_eq!(got, want, "VLAN 0: and the vxlan tables");
+    let (got, _) = listed("port=vx2&limit=100");
+    assert_eq!(got, expected[total - 302..].to_vec(), "one vxlan port");
+    rt.shutdown_background();
 }

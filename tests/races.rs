@@ -59,9 +59,17 @@ fn a_source_learned_after_the_removal_flush_is_flushed_again() {
         "an entry of the removed port survived: {:?}",
         sw.fdb.snapshot(sw.now())
     );
-    assert_eq!(sw.fdb.entries_of(keep.id), 1, "the other port's entry stays");
+    assert_eq!(
+        sw.fdb.entries_of(keep.id),
+        1,
+        "the other port's entry stays"
+    );
     assert_eq!(sw.fdb.learned_count(), 1, "the learned count follows");
-    assert_eq!(sw.fdb.port_learned(h.id), (0, 0), "the removed port is forgotten");
+    assert_eq!(
+        sw.fdb.port_learned(h.id),
+        (0, 0),
+        "the removed port is forgotten"
+    );
 }
 
 /// Workers learn new sources on a port as fast as they can while it is removed; after the
@@ -92,7 +100,15 @@ fn removal_racing_learning_on_threads_leaves_no_entry() {
                             batches_after += 1;
                         }
                         for _ in 0..8 {
-                            sw.handle_frame(&reg, &settings, &h, &pkt(mac(t, i)), false, now, &mut w);
+                            sw.handle_frame(
+                                &reg,
+                                &settings,
+                                &h,
+                                &pkt(mac(t, i)),
+                                false,
+                                now,
+                                &mut w,
+                            );
                             i += 1;
                         }
                         sw.publish(&reg, &mut w);

@@ -158,7 +158,11 @@ impl Switch {
                 let n = self.fdb.flush_port(id);
                 self.fdb.forget_port(id);
                 if n > 0 {
-                    tracing::debug!(port = id.0, flushed = n, "entries learned on a removed port flushed");
+                    tracing::debug!(
+                        port = id.0,
+                        flushed = n,
+                        "entries learned on a removed port flushed"
+                    );
                 }
             }
         }

@@ -53,8 +53,7 @@ impl StpGate {
 
 /// Upper bounds (seconds) of the buckets of [`BpduDelay`]; a last bucket takes the rest.
 pub const BPDU_DELAY_BUCKETS: [f64; 15] = [
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5,
-    5.0,
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5, 5.0,
 ];
 
 /// How long received BPDUs waited between the frame path putting them in the inbox and the

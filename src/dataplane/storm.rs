@@ -114,10 +114,7 @@ impl StormBucket {
             if new == cur {
                 return ok;
             }
-            match self
-                .state
-                .compare_exchange_weak(cur, new, Relaxed, Relaxed)
-            {
+            match self.state.compare_exchange_weak(cur, new, Relaxed, Relaxed) {
                 Ok(_) => return ok,
                 Err(seen) => cur = seen,
             }

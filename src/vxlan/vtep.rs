@@ -782,7 +782,6 @@ impl Vtep {
     }
 }
 
-
 fn send_one<U: Underlay + ?Sized>(
     r: &Remote,
     head: &[u8; ENCAP_HLEN],
