@@ -432,10 +432,14 @@ fn bpdus_wait_for_no_reader() {
     let cb = connect(&b);
     assert!(
         wait_until(Duration::from_secs(10), Duration::from_millis(50), || {
-            sw.port("a-1")["stp"]["state"] == "forwarding"
+            // the port exists once the switch accepted the connection
+            let (st, body) = sw.req("GET", "/api/v1/ports/a-1", None);
+            st == 200
+                && serde_json::from_str::<Value>(&body)
+                    .is_ok_and(|v| v["stp"]["state"] == "forwarding")
         }),
-        "edge port a-1 forwards: {}",
-        sw.port("a-1")["stp"]
+        "edge port a-1 forwards: {:?}",
+        sw.req("GET", "/api/v1/ports/a-1", None)
     );
     // Fill the table from a-1: every frame to the first source, which a-1 has: dropped
     // (same port) after learning, so nothing is sent anywhere.
