@@ -449,6 +449,17 @@ fn bpdus_wait_for_no_reader() {
     feed(&mut ca, 1, entries - 1, first);
     wait_entries(&sw, entries as u64, Duration::from_secs(600));
     eprintln!("{entries} entries learned in {:?}", t.elapsed());
+    // one whole listing, alone: every entry, once
+    let t = Instant::now();
+    let (ps, n) = pages(&sw.api, "/api/v1/fdb?limit=10000");
+    let listed: HashSet<(u64, String)> = ps.iter().flatten().map(key).collect();
+    assert_eq!(
+        listed.len(),
+        entries as usize,
+        "one listing has every entry"
+    );
+    let one_listing = t.elapsed();
+    eprintln!("one listing of {entries} entries: {n} pages in {one_listing:?}");
 
     // Without readers.
     let before = delay_histogram(&sw.metrics());
