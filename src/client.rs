@@ -384,10 +384,51 @@ pub fn fdb_line(e: &Value, master: &str) -> String {
     s
 }
 
-/// `tapswitch fdb`: every page of the table.
+/// Sorts table entries as `tapswitch fdb` always printed them: the bridge's entries by port
+/// (in attach order), VLAN and MAC; then each vxlan port's own entries, by MAC, its flood list
+/// last in its order. `ports` is `GET /api/v1/ports` (ids and flood lists).
+pub fn sort_fdb(entries: &mut [Value], ports: &Value) {
+    use std::collections::HashMap;
+    let mut id: HashMap<&str, u64> = HashMap::new();
+    let mut flood: HashMap<(&str, &str), usize> = HashMap::new();
+    for p in ports.as_array().into_iter().flatten() {
+        let Some(name) = p["name"].as_str() else {
+            continue;
+        };
+        id.insert(name, p["id"].as_u64().unwrap_or(u64::MAX));
+        for (i, r) in p["vxlan"]["flood"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            if let Some(d) = r["dst"].as_str() {
+                flood.insert((name, d), i);
+            }
+        }
+    }
+    let key = |e: &Value| {
+        let port = e["port"].as_str().unwrap_or("");
+        let pid = id.get(port).copied().unwrap_or(u64::MAX);
+        let mac = e["mac"].as_str().unwrap_or("").to_string();
+        match e["dst"].as_str() {
+            None => (0, pid, e["vlan"].as_u64().unwrap_or(0), mac, 0),
+            Some(d) if mac == "00:00:00:00:00:00" => {
+                let at = flood.get(&(port, d)).copied().unwrap_or(usize::MAX);
+                (1, pid & 0xffff, 1, String::new(), at)
+            }
+            Some(_) => (1, pid & 0xffff, 0, mac, 0),
+        }
+    };
+    entries.sort_by_cached_key(key);
+}
+
+/// `tapswitch fdb`: every page of the table, in the order it always had.
 pub fn fdb(api: &str, json: bool) -> Result<()> {
     // 16 M learned entries and the user and vxlan ones, at 10000 a page
-    let v = Value::Array(get_all_pages(api, "/api/v1/fdb?limit=10000", 4096)?);
+    let mut entries = get_all_pages(api, "/api/v1/fdb?limit=10000", 4096)?;
+    sort_fdb(&mut entries, &get_json(api, "/api/v1/ports")?);
+    let v = Value::Array(entries);
     if json {
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());

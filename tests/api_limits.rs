@@ -868,23 +868,27 @@ fn vxlan_tables_are_paged_after_the_bridge_table() {
     let host = sw
         .add_port("h", Box::new(MemPort::new(1500)), PortFlags::default())
         .unwrap();
+    let other = sw
+        .add_port("g", Box::new(MemPort::new(1500)), PortFlags::default())
+        .unwrap();
     let now = sw.now();
+    // a third of the sources behind "g" (attached later: listed after "h" by the CLI)
+    let on = |i: u32| if i % 3 == 0 { &other } else { &host };
+    let mut bridge: Vec<(u64, [u8; 6], &str)> = Vec::new();
     for i in 0..1500u32 {
         sw.fdb
-            .learn(FdbKey::new(MacAddr(src_mac(i)), 0), host.id, now);
+            .learn(FdbKey::new(MacAddr(src_mac(i)), 0), on(i).id, now);
+        bridge.push((0, src_mac(i), &on(i).name));
     }
     for i in 0..200u32 {
         sw.fdb
-            .learn(FdbKey::new(MacAddr(src_mac(i)), 7), host.id, now);
+            .learn(FdbKey::new(MacAddr(src_mac(i)), 7), on(i).id, now);
+        bridge.push((7, src_mac(i), &on(i).name));
     }
     let mut expected: Vec<(String, u64, String, String)> = Vec::new();
-    let mut bridge: Vec<(u64, [u8; 6])> = (0..1500u32)
-        .map(|i| (0, src_mac(i)))
-        .chain((0..200u32).map(|i| (7, src_mac(i))))
-        .collect();
     bridge.sort();
-    for (v, m) in bridge {
-        expected.push(("h".into(), v, mac_text(m), "null".into()));
+    for (v, m, p) in bridge {
+        expected.push((p.to_string(), v, mac_text(m), "null".into()));
     }
     for (vni, n) in [(1u32, 1200u32), (2, 300)] {
         let mut spec = VxlanSpec::new(vni);
@@ -985,5 +989,47 @@ fn vxlan_tables_are_paged_after_the_bridge_table() {
     assert_eq!(got, want, "VLAN 0: and the vxlan tables");
     let (got, _) = listed("port=vx2&limit=100");
     assert_eq!(got, expected[total - 302..].to_vec(), "one vxlan port");
+
+    // `tapswitch fdb` prints the pages in the order it always printed the whole table: the
+    // bridge's entries by port, VLAN and MAC, then each vxlan port's by MAC with its flood
+    // list last, in the list's order
+    let mut all = pages(&api, "/api/v1/fdb?limit=10000").0.concat();
+    let ports = tapswitch::client::get_json(&api, "/api/v1/ports").unwrap();
+    tapswitch::client::sort_fdb(&mut all, &ports);
+    let shown: Vec<(String, u64, String, String)> = all
+        .iter()
+        .map(|e| {
+            (
+                e["port"].as_str().unwrap().to_string(),
+                e["vlan"].as_u64().unwrap(),
+                e["mac"].as_str().unwrap().to_string(),
+                e["dst"].to_string(),
+            )
+        })
+        .collect();
+    let regs = sw.ports();
+    let name = |id| regs.get(id).unwrap().name.clone();
+    let mut before: Vec<(String, u64, String, String)> = sw
+        .fdb
+        .snapshot(now)
+        .iter()
+        .map(|r| {
+            (
+                name(r.port),
+                r.vlan as u64,
+                r.mac.to_string(),
+                "null".into(),
+            )
+        })
+        .collect();
+    for (id, recs) in sw.vtep_snapshots(now) {
+        for r in recs {
+            before.push((name(id), 0, r.mac.to_string(), format!("\"{}\"", r.dst)));
+        }
+    }
+    assert_eq!(shown.len(), before.len());
+    assert!(shown == before, "the CLI's order changed");
+    assert_eq!(before[0].0, "h");
+    assert!(before.iter().any(|e| e.0 == "g"));
     rt.shutdown_background();
 }
