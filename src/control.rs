@@ -1,11 +1,13 @@
 //! The control plane: attaching ports and listeners, reloading the configuration, and the
-//! control thread that does all whole-table and per-port housekeeping work.
+//! control thread that does the switch's housekeeping and every change.
 //!
 //! Both the API ([`crate::api`]) and the daemon ([`crate::daemon`]) call this module; neither
-//! calls the other. Work that walks the whole table (flushes, ageing, snapshots, detaching a
-//! port) or does a per-port ioctl runs on the control thread (`tapswitch-ctl`), never on the
-//! frame path and never on the API's runtime: the API hands it over with
-//! [`ControlHandle::run`], the frame path wakes it with [`Switch::wake_control`].
+//! calls the other. Changes (API changes, SIGHUP reloads), flushes, detaching a port, per-port
+//! ioctls and the spanning tree run on the control thread (`tapswitch-ctl`), one closure at a
+//! time, never on the frame path and never on the API's runtime: the API hands work over with
+//! [`ControlHandle::run`], the frame path wakes it with [`Switch::wake_control`]. Ageing runs
+//! on a thread of its own (`tapswitch-age`), and the API's reads (table pages, counts,
+//! metrics) on its own pool: neither can hold up the spanning tree.
 
 use std::path::PathBuf;
 use std::sync::Arc;
