@@ -631,14 +631,22 @@ impl Drop for Control {
     }
 }
 
-/// Ageing and housekeeping on a timer, and the frame path's requests as they come.
+/// Ageing and housekeeping on a timer, links read every
+/// [`Switch::link_poll_interval`], and the frame path's requests as they come.
 async fn housekeeping(sw: Arc<Switch>) {
     let mut next = tokio::time::Instant::now() + sw.tick_interval();
+    let mut links = tokio::time::Instant::now() + sw.link_poll_interval();
     loop {
         tokio::select! {
             _ = tokio::time::sleep_until(next) => {
                 sw.tick();
                 next = tokio::time::Instant::now() + sw.tick_interval();
+            }
+            _ = tokio::time::sleep_until(links) => {
+                if sw.poll_links() > 0 {
+                    sw.control_work();
+                }
+                links = tokio::time::Instant::now() + sw.link_poll_interval();
             }
             _ = sw.control_wanted() => {
                 sw.control_work();

@@ -1149,3 +1149,157 @@ fn empty_frame_is_a_runt_not_end_of_port() {
     assert_eq!(r.handles[0].state(), LinkState::Up);
     assert_eq!(r.send(1, BCAST, mac(2)), vec![0]);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Ports that follow their link (TAP, packet, dgram, vhost), simulated with MemPort::with_link
+// ---------------------------------------------------------------------------------------------
+
+/// Frames `p` was sent since the last call, BPDUs left out.
+fn data_frames(p: &MemPort) -> Vec<Vec<u8>> {
+    let stp = MacAddr([0x01, 0x80, 0xc2, 0, 0, 0]);
+    p.take_sent()
+        .into_iter()
+        .filter(|f| mac_of(f) != stp)
+        .collect()
+}
+
+/// Issue 24 item 1: with the spanning tree on, a host attached while the switch runs (its
+/// link down at first, then brought up) gets traffic as soon as its link is up, without
+/// sending anything itself. The frame path never wrote to it while it was down (no
+/// `port_down` drops from floods), and the port's state follows the link both ways.
+#[test]
+fn port_comes_back_with_its_link_under_stp_without_its_host_speaking() {
+    use tapswitch::port::Link;
+    let edge = tapswitch::stp::PortConfig {
+        admin_edge: true,
+        ..Default::default()
+    };
+    let sw = Switch::new("br-link", Settings::default(), 1024);
+    sw.set_stp(true).unwrap();
+    let a = Arc::new(MemPort::default().with_link());
+    let b = Arc::new(MemPort::default().with_link());
+    b.set_link(Link::Down); // b's host is not up yet
+    let ha = sw
+        .add_port("a", Box::new(a.clone()), PortFlags::default())
+        .unwrap();
+    let hb = sw
+        .add_port("b", Box::new(b.clone()), PortFlags::default())
+        .unwrap();
+    sw.set_port_stp(&ha, edge).unwrap();
+    sw.set_port_stp(&hb, edge).unwrap();
+    assert_eq!(
+        hb.state(),
+        LinkState::Down,
+        "a port starts in its link's state"
+    );
+    // the control thread's periodic work: a forwards (edge), b stays disabled
+    for _ in 0..50 {
+        sw.tick();
+        if ha.stp_gate.forwards() {
+            break;
+        }
+    }
+    assert!(ha.stp_gate.forwards());
+    assert!(!hb.stp_gate.forwards());
+    // a's host pings b's address before b is up: the ARP broadcast floods nowhere
+    let (ma, mb) = (mac(1), mac(2));
+    let arp = build_frame(MacAddr([0xff; 6]), ma, 0x0806, &[0; 46]);
+    a.inject(&arp);
+    sw.pump();
+    assert!(data_frames(&b).is_empty());
+    assert_eq!(
+        hb.counters.tx_dropped_total(),
+        0,
+        "a down port is left out of floods, not written to"
+    );
+    // b's host brings its link up; it sends nothing
+    b.set_link(Link::Up);
+    for _ in 0..50 {
+        sw.tick();
+        if hb.stp_gate.forwards() {
+            break;
+        }
+    }
+    assert_eq!(hb.state(), LinkState::Up);
+    assert!(hb.stp_gate.forwards(), "the edge port forwards again");
+    assert_eq!(hb.counters.link_changes.load(Relaxed), 1);
+    // a's next ARP reaches b, and so does unicast to b's (unknown) MAC
+    a.inject(&arp);
+    let uni = build_frame(mb, ma, 0x0800, &[7; 46]);
+    a.inject(&uni);
+    sw.pump();
+    assert_eq!(data_frames(&b), vec![arp.clone(), uni]);
+    // the link goes down again: the state follows, the port's entries go, floods skip it
+    b.inject(&build_frame(ma, mb, 0x0800, &[8; 46]));
+    sw.pump();
+    assert_eq!(sw.fdb.port_of(&key(mb)), Some(hb.id));
+    b.set_link(Link::Down);
+    assert_eq!(sw.poll_links(), 1);
+    sw.control_work();
+    assert_eq!(hb.state(), LinkState::Down);
+    assert_eq!(sw.fdb.port_of(&key(mb)), None, "flushed on link down");
+    a.inject(&arp);
+    sw.pump();
+    assert!(data_frames(&b).is_empty());
+    assert_eq!(hb.counters.tx_dropped_total(), 0);
+    assert_identity(&sw);
+}
+
+/// Without the spanning tree too: a port whose link is down is out of floods (a vhost port
+/// without a guest counted every flooded frame as a `port_down` drop); known unicast to it is
+/// a `port_down` drop; its state is what its link says, and a frame read from it while it is
+/// thought down asks for the link to be read at once.
+#[test]
+fn down_link_is_out_of_floods_and_unicast_to_it_is_counted() {
+    use tapswitch::port::Link;
+    let mut r = Rig::with(
+        Settings::default(),
+        1024,
+        vec![
+            (MemPort::default(), PortFlags::default()),
+            (MemPort::default().with_link(), PortFlags::default()),
+            (MemPort::default(), PortFlags::default()),
+        ],
+    );
+    let (a, b, c) = (mac(1), mac(2), mac(3));
+    r.send(1, BCAST, b);
+    assert_eq!(r.port_of(b), Some(1));
+    r.ports[1].set_link(Link::Down);
+    assert_eq!(r.sw.poll_links(), 1);
+    r.sw.control_work();
+    assert_eq!(r.handles[1].state(), LinkState::Down);
+    assert_eq!(r.send(0, BCAST, a), vec![2]);
+    assert_eq!(r.send(0, c, a), vec![2], "unknown unicast floods around it");
+    assert_eq!(r.handles[1].counters.tx_dropped_total(), 0);
+    // learned again (a static entry would stay): known unicast to the down port is dropped
+    r.sw.fdb
+        .insert_user(
+            key(b),
+            r.handles[1].id,
+            tapswitch::fdb::EntryKind::Static,
+            false,
+            r.sw.now(),
+        )
+        .unwrap();
+    assert_eq!(r.send(0, b, a), Vec::<usize>::new());
+    assert_eq!(r.tx_drop(1, TxDrop::PortDown), 1);
+    // a frame read from it while down: its link is read at once, not at the next period
+    assert!(!r.sw.control_pending());
+    r.ports[1].set_link(Link::Up);
+    let f = r.frame(a, b);
+    r.ports[1].inject(&f);
+    r.sw.pump();
+    assert_eq!(
+        r.ports[0].take_sent(),
+        vec![f],
+        "a frame read while down is forwarded"
+    );
+    assert_eq!(
+        r.handles[1].state(),
+        LinkState::Up,
+        "the pump's control work read the link"
+    );
+    assert_eq!(r.send(0, b, a), vec![1]);
+    assert_eq!(r.handles[1].counters.link_changes.load(Relaxed), 2);
+    assert_identity(&r.sw);
+}

@@ -273,7 +273,11 @@ impl Switch {
                             c.rx_forwarded.fetch_add(1, Relaxed);
                         }
                     }
-                    if vlan.is_some_and(|cl| !reg.vlans(to).is_member(cl.vid)) {
+                    if !h.sendable() {
+                        // a port that follows its link and is down (the Linux bridge's
+                        // disabled port) gets nothing
+                        h.counters.tx_drop(TxDrop::PortDown);
+                    } else if vlan.is_some_and(|cl| !reg.vlans(to).is_member(cl.vid)) {
                         // br_allowed_egress: known unicast to a port outside the VLAN
                         h.counters.tx_drop(TxDrop::VlanNotMember);
                     } else if settings.stp && !h.stp_gate.forwards() {
@@ -296,15 +300,17 @@ impl Switch {
                     }
                 }
                 for h in reg.iter() {
-                    if flood_eligible(
-                        settings.mode,
-                        ingress.id,
-                        in_flags,
-                        h.id,
-                        h.flags.get(),
-                        kind,
-                        except,
-                    ) && vlan.is_none_or(|cl| reg.vlans(h.id).is_member(cl.vid))
+                    if h.sendable()
+                        && flood_eligible(
+                            settings.mode,
+                            ingress.id,
+                            in_flags,
+                            h.id,
+                            h.flags.get(),
+                            kind,
+                            except,
+                        )
+                        && vlan.is_none_or(|cl| reg.vlans(h.id).is_member(cl.vid))
                         && (!settings.stp || h.stp_gate.forwards())
                         && !(taps_armed && reg.taps().is_output(h.id))
                     {
@@ -535,7 +541,7 @@ impl Switch {
             }
         }
         if h.state() == LinkState::Down {
-            self.set_state(h, LinkState::Up);
+            self.read_while_down(h);
         }
     }
 
@@ -550,6 +556,10 @@ impl Switch {
             IoClass::Down => {
                 c.tx_drop(TxDrop::PortDown);
                 self.set_state(h, LinkState::Down);
+                if h.follows_link() {
+                    // its link says when it is back
+                    self.request_link_poll();
+                }
             }
             IoClass::Gone => {
                 c.tx_drop(TxDrop::PortDown);

@@ -456,7 +456,7 @@ impl Switch {
             match h.port.recv_queue(q, area) {
                 Ok(n) => {
                     if h.state() == LinkState::Down {
-                        self.set_state(h, LinkState::Up);
+                        self.read_while_down(h);
                     }
                     let pkt = &bufs.buf[..HEADROOM - vlen + n];
                     self.handle_frame(&reg, &settings, h, pkt, n == cap, now, &mut bufs.work);

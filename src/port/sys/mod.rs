@@ -7,6 +7,7 @@
 
 pub mod epoll;
 pub mod icmp;
+pub mod netns;
 pub mod vhost;
 
 use std::ffi::CString;

@@ -493,6 +493,20 @@ impl Port for VhostPort {
     fn vnet_hdr_len(&self) -> usize {
         VNET_HDR_LEN
     }
+
+    fn follows_link(&self) -> bool {
+        true
+    }
+
+    /// Up while a guest NIC runs on the port (the back-end also says so at once with
+    /// `LinkUp`/`LinkDown`; this is the same state, read again).
+    fn link(&self) -> Option<crate::port::Link> {
+        Some(if self.is_up() {
+            crate::port::Link::Up
+        } else {
+            crate::port::Link::Down
+        })
+    }
 }
 
 /// File name of the private socket rust-vmm's handler accepts on.
