@@ -1482,3 +1482,94 @@ fn vx_packet(
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// port_spec: the `--port` / API / config spec grammar
+// ---------------------------------------------------------------------------------------------
+
+/// Words a structured spec is built from (keys with and without values, flags, kinds), so the
+/// fuzzer reaches deep into the grammar instead of failing at the first word.
+const SPEC_WORDS: &[&str] = &[
+    "access=", "trunk=", "native=", "vlans=", "untagged=", "pvid=", "queues=", "stp-cost=",
+    "stp-priority=", "p2p=", "edge", "no-edge", "auto-edge", "no-auto-edge", "bpdu-guard",
+    "root-guard", "storm-broadcast=", "storm-multicast=", "storm-unknown-unicast=", "mtu=",
+    "mode=", "owner=", "max-conns=", "max-learned=", "offload=", "hairpin", "isolated",
+    "locked", "uplink", "no-learning", "no-flood", "local=", "remote=", "dstport=", "ttl=",
+    "tos=", "srcport=", "accept=", "no-learning", "learning",
+];
+const SPEC_VALUES: &[&str] = &[
+    "0", "1", "10", "4094", "4095", "65535", "65536", "-1", "1-10", "10,20", "5;6", "on", "off",
+    "auto", "yes", "no", "0o660", "0777", "1000:1000", "x", "", "198.18.0.1", "::1", "fe80::1",
+    "18446744073709551616", "1-4094", "200000000", "240", "9000", "67",
+];
+const SPEC_HEADS: &[&str] = &[
+    "tsw0", "a=tap:tsw1", "p=packet:eth0", "s=stream:/tmp/s.sock", "dgram:/run/d.sock",
+    "vhost:/x/v.sock", "vxlan:100", "v=vxlan:16777215", "vxlan:16777216", "q=tap:", "=tsw0",
+    "stream:rel.sock", "x=unknown:y", "a-very-long-interface-name",
+];
+
+/// A port spec, raw or built from the words above, through `parse_spec`: no panic; the same
+/// text parses the same way twice; an accepted spec is one the switch can act on (a name, an
+/// interface name Linux accepts for TAP/packet ports, an absolute path for socket ports,
+/// VLANs in 1..=4094 with a PVID that is a member, at least one queue); a refused one says
+/// which spec and why.
+pub fn check_port_spec(data: &[u8]) {
+    use tapswitch::config::parse_spec;
+    use tapswitch::port::PortKind;
+    let mut r = Reader::new(data);
+    let text = if r.u8() & 1 == 0 {
+        String::from_utf8_lossy(r.bytes(512)).into_owned()
+    } else {
+        let mut s = SPEC_HEADS[r.u8() as usize % SPEC_HEADS.len()].to_string();
+        for _ in 0..(r.u8() % 8) {
+            s.push(',');
+            let w = SPEC_WORDS[r.u8() as usize % SPEC_WORDS.len()];
+            s.push_str(w);
+            if w.ends_with('=') {
+                s.push_str(SPEC_VALUES[r.u8() as usize % SPEC_VALUES.len()]);
+            }
+        }
+        s
+    };
+    let first = parse_spec(&text);
+    assert_eq!(first, parse_spec(&text), "not deterministic: {text:?}");
+    match first {
+        Ok(p) => {
+            assert!(!p.name.is_empty(), "{text:?}: empty name");
+            assert!(p.queues >= 1, "{text:?}: no queue");
+            match p.kind {
+                PortKind::Tap | PortKind::Packet => {
+                    assert!(
+                        tapswitch::port::check_ifname(&p.arg).is_ok(),
+                        "{text:?}: interface {:?} accepted",
+                        p.arg
+                    );
+                }
+                PortKind::Stream | PortKind::Dgram | PortKind::Vhost => {
+                    assert!(p.arg.starts_with('/'), "{text:?}: relative path accepted");
+                }
+                PortKind::Vxlan => {
+                    let v = p.vxlan.as_ref().expect("a vxlan spec");
+                    assert!(v.vni < 1 << 24, "{text:?}: VNI {}", v.vni);
+                }
+                PortKind::Mem => panic!("{text:?}: a mem port from a spec"),
+            }
+            if let Some(v) = &p.vlans {
+                for vid in v.members().iter() {
+                    assert!((1..=4094).contains(&vid), "{text:?}: VID {vid}");
+                }
+                if let Some(pvid) = v.pvid() {
+                    assert!(v.is_member(pvid), "{text:?}: PVID {pvid} not a member");
+                }
+            }
+            if let Some(m) = p.sock_mode {
+                assert!(m <= 0o777, "{text:?}: mode {m:o}");
+            }
+        }
+        Err(e) => {
+            let msg = e.to_string();
+            assert!(msg.starts_with("port spec '"), "{msg}");
+            assert!(msg.len() > "port spec ''".len() + text.len(), "{msg}");
+        }
+    }
+}

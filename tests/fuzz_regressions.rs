@@ -195,3 +195,27 @@ fn vlan_frame_pseudo_header_sum_does_not_overflow() {
         "data/fuzz-vlan_frame-pseudo-sum-overflow.bin"
     ));
 }
+
+#[test]
+fn seed_corpus_port_spec() {
+    replay("port_spec", harness::check_port_spec);
+}
+
+/// Random inputs through the port spec target without libFuzzer (a deterministic generator),
+/// so its checks run in every `cargo test`.
+#[test]
+fn port_spec_random_inputs() {
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    for _ in 0..3000 {
+        let n = 1 + (x % 40) as usize;
+        let input: Vec<u8> = (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        harness::check_port_spec(&input);
+    }
+}
