@@ -474,6 +474,17 @@ impl Switch {
         handle.port.shutdown();
         self.fdb.flush_port(handle.id);
         self.fdb.forget_port(handle.id);
+        if handle.kind() == PortKind::Vxlan {
+            self.vxlan_forget_gone();
+        }
+        // The workers have let go of it; a batch or a reply that took the port set just
+        // before may still hold it for a moment. Wait for them (bounded), so the port's fds
+        // are closed when the caller drops the handle: a TAP detached and attached again at
+        // once must not find its old fd still open (EBUSY).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        while Arc::strong_count(&handle) > 1 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
         tracing::info!(port = %name, "port detached");
         Some(handle)
     }

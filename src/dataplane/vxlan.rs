@@ -55,7 +55,8 @@ pub struct Hub {
     members: RwLock<Arc<Members>>,
     /// Packets dropped before a VNI's port could be found (`short`, `unknown_vni`).
     pub dropped: DropCounters,
-    task: Mutex<Option<tokio::task::AbortHandle>>,
+    /// The receive task, and the channel it closes when it has ended (its socket closed).
+    task: Mutex<Option<(tokio::task::AbortHandle, std::sync::mpsc::Receiver<()>)>>,
 }
 
 impl Hub {
@@ -89,9 +90,12 @@ impl Hub {
         *lock = Arc::new(m);
     }
 
+    /// Stops the receive task and waits (1 s at most) until its socket is closed, so the
+    /// address and port can be bound again at once.
     fn stop(&self) {
-        if let Some(t) = self.task.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        if let Some((t, ended)) = self.task.lock().unwrap_or_else(|p| p.into_inner()).take() {
             t.abort();
+            let _ = ended.recv_timeout(std::time::Duration::from_secs(1));
         }
     }
 }
@@ -204,8 +208,15 @@ impl Switch {
                 tracing::debug!(hub = %addr, error = %e, "receive buffer not enlarged");
             }
             if let Some(rt) = self.frame_runtime() {
-                let t = rt.spawn(hub_loop(self.clone(), hub.clone(), sock));
-                *hub.task.lock().unwrap_or_else(|p| p.into_inner()) = Some(t.abort_handle());
+                let (done, ended) = std::sync::mpsc::channel::<()>();
+                let (sw, h) = (self.clone(), hub.clone());
+                let t = rt.spawn(async move {
+                    // dropped after the loop (and its socket): tells `stop` the socket is closed
+                    let _done = done;
+                    hub_loop(sw, h, sock).await
+                });
+                *hub.task.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some((t.abort_handle(), ended));
             }
             tracing::info!(hub = %addr, "vxlan socket listening");
         }
@@ -251,14 +262,28 @@ impl Switch {
     /// Control work for the hubs: ages the VTEP tables, forgets ports that were detached and
     /// closes hubs no port uses any more.
     pub fn vxlan_tick(&self, now: Timestamp, ageing_ms: u64) {
+        for hub in self
+            .vxlan
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            for m in hub.members().values() {
+                m.vtep.age_out(now, ageing_ms);
+            }
+        }
+        self.vxlan_forget_gone();
+    }
+
+    /// Forgets `vxlan` ports that were detached (their hubs let go of them) and closes hubs
+    /// no port uses any more.
+    pub(super) fn vxlan_forget_gone(&self) {
         let mut hubs = self.vxlan.0.lock().unwrap_or_else(|p| p.into_inner());
         hubs.retain(|hub| {
             let members = hub.members();
             if members.values().any(|m| m.port.state() == LinkState::Gone) {
                 hub.update(|m| m.retain(|_, m| m.port.state() != LinkState::Gone));
-            }
-            for m in hub.members().values() {
-                m.vtep.age_out(now, ageing_ms);
             }
             let used = !hub.members().is_empty();
             if !used {
