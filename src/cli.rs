@@ -132,7 +132,9 @@ pub(crate) enum FdbAction {
         #[arg(num_args = 1..)]
         words: Vec<String>,
     },
-    /// Delete an entry: `fdb del MAC [vlan N]`, or a vxlan port's `fdb del MAC dev PORT dst IP`.
+    /// Delete an entry: `fdb del MAC [vlan N]`; `fdb del MAC dev PORT [vlan N]` deletes only
+    /// PORT's (without `vlan`: in VLAN 0 and every VLAN of PORT, as `bridge fdb del`); a vxlan
+    /// port's own entry: `fdb del MAC dev PORT dst IP`.
     Del {
         #[arg(num_args = 1..)]
         words: Vec<String>,

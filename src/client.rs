@@ -529,11 +529,12 @@ pub(crate) fn fdb_cmd(a: crate::cli::FdbArgs) -> Result<()> {
             if b["self"] == true {
                 path.push_str("&self=true");
             }
-            if !b["dst"].is_null() || b["self"] == true {
-                let port = b["port"]
-                    .as_str()
-                    .context("deleting a vxlan port's entry needs 'dev PORT'")?;
-                path.push_str(&format!("&port={port}"));
+            match b["port"].as_str() {
+                Some(port) => path.push_str(&format!("&port={port}")),
+                None if !b["dst"].is_null() || b["self"] == true => {
+                    bail!("deleting a vxlan port's entry needs 'dev PORT'")
+                }
+                None => {}
             }
             change(api, "DELETE", &path, None, tok).map(|_| ())
         }

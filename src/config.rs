@@ -488,8 +488,16 @@ pub fn default_control_path(name: &str) -> PathBuf {
     }
     match std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
         Some(d) => PathBuf::from(d).join("tapswitch").join(file),
-        None => PathBuf::from(format!("/tmp/tapswitch-{uid}")).join(file),
+        None => private_control_dir().unwrap_or_default().join(file),
     }
+}
+
+/// `/tmp/tapswitch-UID`, the default control directory of a user who is not root and has no
+/// `$XDG_RUNTIME_DIR`; `None` for root. Anyone can create a name in `/tmp`, so the switch
+/// creates it with mode 0700 and refuses it unless it belongs to that user with mode 0700.
+pub fn private_control_dir() -> Option<PathBuf> {
+    let uid = crate::port::sys::euid();
+    (uid != 0).then(|| PathBuf::from(format!("/tmp/tapswitch-{uid}")))
 }
 
 /// Parses `--control`: a path, or `none` (no control socket).

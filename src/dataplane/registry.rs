@@ -308,6 +308,9 @@ pub struct Listener {
     pub path: std::path::PathBuf,
     /// The task that accepts connections or reads the hub.
     pub task: tokio::task::AbortHandle,
+    /// The socket file, removed when the listener is dropped (only while its name still
+    /// holds this socket).
+    pub file: crate::port::sockfile::SockFile,
 }
 
 /// What one round of control work did.
@@ -549,7 +552,7 @@ impl Switch {
             }
         };
         l.task.abort();
-        let _ = std::fs::remove_file(&l.path);
+        l.file.remove();
         for h in self.listener_ports(&l.name, l.kind) {
             self.remove_port(&h.name);
         }

@@ -6,6 +6,7 @@
 )]
 
 pub mod epoll;
+pub mod fs;
 pub mod icmp;
 pub mod netns;
 pub mod vhost;
