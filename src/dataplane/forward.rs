@@ -210,6 +210,11 @@ impl Switch {
                 return c.rx_drop(RxDrop::TruncatedVlan)
             }
         };
+        // A GSO frame is bounded here, once, not at each egress that would segment it: a
+        // guest's 64 KiB frame with a gso_size of 1 must not cost 65,000 writes per port.
+        if hdr.gso() != GSO_NONE && offload::check_gso(&hdr, bytes).is_err() {
+            return c.rx_drop(RxDrop::BadGso);
+        }
         if taps_armed {
             let received = Outgoing {
                 hdr,

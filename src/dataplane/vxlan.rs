@@ -18,6 +18,7 @@ use super::runtime::{LogLimit, RX_BATCH, RX_BUF};
 use super::{Scratch, Switch};
 use crate::buf::PageBuf;
 use crate::config::PortSpec;
+use crate::offload::{self, VnetHdr, F_NEEDS_CSUM};
 use crate::port::vxlan::{RawUnderlay, VxlanPort};
 use crate::port::{sys, Port};
 use crate::switch::{PortFlags, Settings};
@@ -347,8 +348,18 @@ impl Switch {
         } else {
             self.vxlan_flush(reg, settings, now, rx);
         }
-        // the VXLAN header becomes the (all-zero) virtio_net_hdr of a plain frame
-        buf[..HEADROOM].fill(0);
+        // The VXLAN header becomes the virtio_net_hdr: all zero for a plain frame; NEEDS_CSUM
+        // for a TCP/UDP checksum its sender left partial (a Linux or OVS VTEP's host on a
+        // veth), which offload ports take as it is and the frame path completes for the rest.
+        let mut hdr = VnetHdr::default();
+        if !truncated {
+            if let Some((start, offset)) = offload::partial_csum(&buf[HEADROOM..HEADROOM + inner]) {
+                hdr.flags = F_NEEDS_CSUM;
+                hdr.csum_start = start;
+                hdr.csum_offset = offset;
+            }
+        }
+        hdr.write(&mut buf[..HEADROOM]);
         let pkt = &buf[..HEADROOM + inner];
         self.handle_frame(reg, settings, &m.port, pkt, truncated, now, &mut rx.work);
     }

@@ -11,11 +11,17 @@
 //! checksums (options included, so timestamps must match), sequence numbers contiguous, every
 //! segment the size of the first but the last, which may be shorter and ends the merge. Each
 //! segment's IP and TCP checksums are verified before it is merged: the merged frame carries a
-//! partial checksum that the receiver trusts, so nothing corrupt may hide in it.
+//! partial checksum that the receiver trusts, so nothing corrupt may hide in it. The one
+//! exception is a TCP checksum its sender left partial (the field holds the pseudo-header sum,
+//! see [`crate::offload::partial_csum`]: a Linux host on a veth behind a Linux or OVS VTEP):
+//! there is no checksum to verify, Linux hands such a segment on as `CHECKSUM_PARTIAL` and so
+//! does this, merged or alone (then with a `NEEDS_CSUM` header). A merge starts only with a
+//! segment of at least [`TCP_MIN_MSS`] (payload and options), so a merged frame always passes
+//! the frame path's GSO bound ([`crate::offload::check_gso`]).
 
 use crate::buf::PageBuf;
 use crate::offload::{
-    csum_add, csum_fold, VnetHdr, F_NEEDS_CSUM, GSO_TCPV4, GSO_TCPV6, VNET_HDR_LEN,
+    csum_add, csum_fold, VnetHdr, F_NEEDS_CSUM, GSO_TCPV4, GSO_TCPV6, TCP_MIN_MSS, VNET_HDR_LEN,
 };
 
 const ETH_HLEN: usize = 14;
@@ -34,6 +40,8 @@ struct Seg {
     payload: usize,
     seq: u32,
     flags: u8,
+    /// The TCP checksum was left partial by the sender (not verified: there is nothing to).
+    partial: bool,
 }
 
 /// The pending merged frame.
@@ -129,7 +137,9 @@ fn parse(frame: &[u8]) -> Option<Seg> {
         return None;
     }
     let l4_len = frame.len() - l4;
-    if csum_fold(csum_add(pseudo(frame, v6, l4_len), tcp)) != 0xffff {
+    let ps = pseudo(frame, v6, l4_len);
+    let partial = u32::from(be16(tcp, 16)) == ps;
+    if !partial && csum_fold(csum_add(ps, tcp)) != 0xffff {
         return None;
     }
     Some(Seg {
@@ -139,6 +149,7 @@ fn parse(frame: &[u8]) -> Option<Seg> {
         payload: frame.len() - hlen,
         seq: u32::from_be_bytes([tcp[4], tcp[5], tcp[6], tcp[7]]),
         flags,
+        partial,
     })
 }
 
@@ -221,6 +232,11 @@ impl Gro {
             return false;
         }
         let Some(s) = parse(frame) else { return false };
+        if s.payload + (s.hlen - s.l4 - 20) < TCP_MIN_MSS {
+            // smaller segments than any Linux TCP sends: merged, the frame would make more
+            // segments than the frame path lets a GSO frame make
+            return false;
+        }
         self.buf[VNET_HDR_LEN..VNET_HDR_LEN + frame.len()].copy_from_slice(frame);
         self.len = frame.len();
         self.flow = Some(Flow {
@@ -237,13 +253,24 @@ impl Gro {
 
     /// Takes the pending frame: a virtio_net_hdr and the frame, as a TAP with offloads reads
     /// them. Several merged segments make a GSO frame with a partial TCP checksum; a single one
-    /// comes back unchanged with an all-zero header. `None` if nothing is pending.
+    /// comes back unchanged with an all-zero header, or a `NEEDS_CSUM` one if its sender left
+    /// its checksum partial. `None` if nothing is pending.
     pub fn take(&mut self) -> Option<&[u8]> {
         let f = self.flow.take()?;
         let len = self.len;
         let out = &mut self.buf[..VNET_HDR_LEN + len];
         if f.segs == 1 {
-            out[..VNET_HDR_LEN].fill(0);
+            let hdr = if f.seg.partial {
+                VnetHdr {
+                    flags: F_NEEDS_CSUM,
+                    csum_start: f.seg.l4 as u16,
+                    csum_offset: 16,
+                    ..VnetHdr::default()
+                }
+            } else {
+                VnetHdr::default()
+            };
+            hdr.write(&mut out[..VNET_HDR_LEN]);
             return Some(out);
         }
         let frame = &mut out[VNET_HDR_LEN..];
