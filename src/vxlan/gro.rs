@@ -548,4 +548,111 @@ mod tests {
         let pkt = g.take().unwrap();
         assert!(pkt.len() - VNET_HDR_LEN - 14 <= 65535);
     }
+
+    /// `seg(..)` with its TCP checksum left partial, as a Linux sender with TX checksum
+    /// offload leaves it: the pseudo-header sum.
+    fn partial_seg(v6: bool, seq: u32, payload: &[u8], flags: u8) -> Vec<u8> {
+        let mut f = seg(v6, seq, payload, flags, 4000);
+        let l4 = if v6 { 54 } else { 34 };
+        let ps = pseudo(&f, v6, f.len() - l4) as u16;
+        f[l4 + 16..l4 + 18].copy_from_slice(&ps.to_be_bytes());
+        f
+    }
+
+    fn tcp_ok(f: &[u8]) -> bool {
+        let v6 = f[12..14] == [0x86, 0xdd];
+        let l4 = if v6 { 54 } else { 34 };
+        csum_fold(csum_add(pseudo(f, v6, f.len() - l4), &f[l4..])) == 0xffff
+    }
+
+    #[test]
+    fn partial_segments_merge_and_come_out_right_once_finished() {
+        for v6 in [false, true] {
+            let data: Vec<u8> = (0..7000u32).map(|i| (i * 11) as u8).collect();
+            let segs: Vec<Vec<u8>> = data
+                .chunks(1448)
+                .enumerate()
+                .map(|(i, c)| partial_seg(v6, 9000 + (i * 1448) as u32, c, TCP_ACK))
+                .collect();
+            assert!(segs.iter().all(|s| !tcp_ok(s)), "partial, not valid");
+            let mut g = Gro::new();
+            assert!(g.start(3, &segs[0]));
+            for s in &segs[1..] {
+                assert!(g.merge(3, s), "v6 {v6}");
+            }
+            let pkt = g.take().unwrap().to_vec();
+            let h = VnetHdr::parse(&pkt).unwrap();
+            assert_eq!(h.flags, F_NEEDS_CSUM);
+            assert_eq!(pkt[VNET_HDR_LEN + segs[0].len() - 1448..], data[..]);
+            // finished for a plain port: every segment's checksum verifies
+            let back = resegment(&pkt);
+            assert_eq!(back.len(), segs.len());
+            for (i, b) in back.iter().enumerate() {
+                assert!(tcp_ok(b), "v6 {v6} segment {i}");
+                assert_eq!(b.len(), segs[i].len(), "v6 {v6} segment {i}");
+            }
+            let payload: Vec<u8> = back
+                .iter()
+                .flat_map(|b| b[segs[0].len() - 1448..].to_vec())
+                .collect();
+            assert_eq!(payload, data);
+            // mixed: a valid segment joins a partial one
+            let mut g = Gro::new();
+            assert!(g.start(3, &segs[0]));
+            assert!(g.merge(3, &seg(v6, 9000 + 1448, &data[1448..2896], TCP_ACK, 4000)));
+            let back = resegment(g.take().unwrap());
+            assert!(back.iter().all(|b| tcp_ok(b)));
+        }
+    }
+
+    #[test]
+    fn a_lone_partial_segment_goes_on_with_needs_csum() {
+        for v6 in [false, true] {
+            let f = partial_seg(v6, 1, &[7; 300], TCP_ACK | TCP_PSH);
+            let mut g = Gro::new();
+            assert!(g.start(1, &f));
+            let pkt = g.take().unwrap().to_vec();
+            let h = VnetHdr::parse(&pkt).unwrap();
+            let l4 = if v6 { 54 } else { 34 };
+            assert_eq!(
+                (h.flags, h.gso_type, h.csum_start, h.csum_offset),
+                (F_NEEDS_CSUM, 0, l4, 16)
+            );
+            assert_eq!(&pkt[VNET_HDR_LEN..], &f[..], "the frame as it came");
+            let done = resegment(&pkt);
+            assert_eq!(done.len(), 1);
+            assert!(tcp_ok(&done[0]));
+        }
+    }
+
+    #[test]
+    fn a_wrong_checksum_is_never_merged_nor_repaired() {
+        let good = partial_seg(false, 0, &[1; 1000], TCP_ACK);
+        let mut wrong = partial_seg(false, 1000, &[1; 1000], TCP_ACK);
+        wrong[34 + 16] ^= 0x40; // neither the pseudo-header sum nor a valid checksum
+        let mut g = Gro::new();
+        assert!(g.start(1, &good));
+        assert!(!g.merge(1, &wrong));
+        assert!(g.take().is_some());
+        assert!(!g.start(1, &wrong), "handled alone, as it is");
+        assert!(!tcp_ok(&wrong));
+    }
+
+    #[test]
+    fn no_merge_below_the_minimum_segment() {
+        // 36 bytes of payload + 12 of options (the timestamps of `seg`) = 48: merged
+        let mut g = Gro::new();
+        assert!(g.start(1, &seg(false, 0, &[1; 36], TCP_ACK, 1)));
+        assert!(g.merge(1, &seg(false, 36, &[1; 36], TCP_ACK, 1)));
+        let pkt = g.take().unwrap().to_vec();
+        let h = VnetHdr::parse(&pkt).unwrap();
+        assert_eq!(
+            crate::offload::check_gso(&h, &pkt[VNET_HDR_LEN..]),
+            Ok(2),
+            "a merged frame passes the frame path's bound"
+        );
+        // 35: not merged, each segment goes on alone
+        assert!(!g.start(1, &seg(false, 0, &[1; 35], TCP_ACK, 1)));
+        assert!(!g.pending());
+    }
 }
