@@ -1303,3 +1303,109 @@ fn down_link_is_out_of_floods_and_unicast_to_it_is_counted() {
     assert_eq!(r.handles[1].counters.link_changes.load(Relaxed), 2);
     assert_identity(&r.sw);
 }
+
+// ---------------------------------------------------------------------------------------------
+// GSO bounds: one frame from an offload port (a guest, a TAP or packet port with vnet_hdr)
+// may not make tens of thousands of segments at each port without offloads
+
+/// A virtio_net_hdr + broadcast TCP (or UDP, `udp`) over IPv4 GSO frame with `opts` bytes of
+/// TCP options, `payload` bytes cut at `gso_size`, checksum left partial.
+fn gso_frame(udp: bool, opts: usize, payload: usize, gso_size: u16) -> Vec<u8> {
+    use tapswitch::offload::{VnetHdr, F_NEEDS_CSUM, GSO_TCPV4, GSO_UDP_L4};
+    let l4_hlen = if udp { 8 } else { 20 + opts };
+    let mut ip = vec![0x45, 0];
+    ip.extend_from_slice(&((20 + l4_hlen + payload) as u16).to_be_bytes());
+    ip.extend_from_slice(&[0, 1, 0x40, 0, 64, if udp { 17 } else { 6 }, 0, 0]);
+    ip.extend_from_slice(&[198, 18, 50, 1, 198, 18, 50, 2]);
+    let mut l4 = vec![0u8; l4_hlen];
+    l4[..4].copy_from_slice(&[0x9c, 0x40, 0x00, 0x50]);
+    if udp {
+        l4[4..6].copy_from_slice(&((8 + payload) as u16).to_be_bytes());
+    } else {
+        l4[12] = ((l4_hlen / 4) as u8) << 4;
+        l4[13] = 0x18;
+        l4[20..].fill(1);
+    }
+    ip.extend_from_slice(&l4);
+    ip.extend((0..payload).map(|i| (i * 7) as u8));
+    let frame = build_frame(BCAST, mac(0x61), 0x0800, &ip);
+    let hdr = VnetHdr {
+        flags: F_NEEDS_CSUM,
+        gso_type: if udp { GSO_UDP_L4 } else { GSO_TCPV4 },
+        hdr_len: (34 + l4_hlen) as u16,
+        gso_size,
+        csum_start: 34,
+        csum_offset: if udp { 6 } else { 16 },
+    };
+    let mut pkt = vec![0u8; tapswitch::offload::VNET_HDR_LEN];
+    hdr.write(&mut pkt);
+    pkt.extend_from_slice(&frame);
+    pkt
+}
+
+/// A guest port (offload), a plain port with a 9000-byte MTU and an offload port.
+fn gso_rig() -> Rig {
+    Rig::with(
+        Settings::default(),
+        1024,
+        vec![
+            (MemPort::new(9000).with_vnet_hdr(), PortFlags::default()),
+            (MemPort::new(9000), PortFlags::default()),
+            (MemPort::new(9000).with_vnet_hdr(), PortFlags::default()),
+        ],
+    )
+}
+
+/// Sends `pkt` from the guest port; returns what the plain and the offload port got.
+fn gso_send(r: &Rig, pkt: &[u8]) -> (usize, usize) {
+    r.ports[0].inject(pkt);
+    assert_eq!(r.sw.pump(), 1);
+    (r.ports[1].take_sent().len(), r.ports[2].take_sent().len())
+}
+
+#[test]
+fn a_gso_frame_of_one_byte_segments_is_dropped_once_at_ingress() {
+    let r = gso_rig();
+    // the positive control: a frame at the bound goes everywhere, cut for the plain port
+    assert_eq!(gso_send(&r, &gso_frame(false, 0, 4800, 48)), (100, 1));
+    assert_eq!(r.rx_drop(0, RxDrop::BadGso), 0);
+    // a 64 KiB frame with a gso_size of 1: 65,000 segments per plain port; dropped, once
+    assert_eq!(gso_send(&r, &gso_frame(false, 0, 65_000, 1)), (0, 0));
+    assert_eq!(r.rx_drop(0, RxDrop::BadGso), 1);
+    for i in 1..3 {
+        assert_eq!(r.handles[i].counters.tx_dropped_total(), 0, "p{i}");
+    }
+    // one below the bound is dropped too; the bound counts TCP options as Linux's does
+    assert_eq!(gso_send(&r, &gso_frame(false, 0, 4800, 47)), (0, 0));
+    assert_eq!(gso_send(&r, &gso_frame(false, 12, 3600, 36)), (100, 1));
+    assert_eq!(gso_send(&r, &gso_frame(false, 12, 3600, 35)), (0, 0));
+    assert_eq!(gso_send(&r, &gso_frame(false, 40, 800, 8)), (100, 1));
+    assert_eq!(gso_send(&r, &gso_frame(false, 40, 800, 7)), (0, 0));
+    // a frame that makes one segment is not really GSO: it passes whatever its gso_size
+    assert_eq!(gso_send(&r, &gso_frame(false, 0, 1, 1)), (1, 1));
+    assert_eq!(r.rx_drop(0, RxDrop::BadGso), 4);
+    // the drop is the frame's only verdict
+    assert_identity(&r.sw);
+    // a metric label and a key of the port's JSON
+    let text = tapswitch::metrics::render(&r.sw);
+    assert!(
+        text.contains("tapswitch_port_rx_dropped_total{port=\"p0\",reason=\"bad_gso\"} 4"),
+        "{text}"
+    );
+    let json = tapswitch::api::port_json(&r.sw, &r.handles[0], 0);
+    assert_eq!(json["counters"]["rx_dropped_by_reason"]["bad_gso"], 4, "{json}");
+}
+
+#[test]
+fn udp_gso_over_the_segment_cap_is_refused() {
+    let r = gso_rig();
+    // 128 segments (Linux's UDP_MAX_SEGMENTS), even of one byte each: fine
+    assert_eq!(gso_send(&r, &gso_frame(true, 0, 128 * 100, 100)), (128, 1));
+    assert_eq!(gso_send(&r, &gso_frame(true, 0, 128, 1)), (128, 1));
+    assert_eq!(r.rx_drop(0, RxDrop::BadGso), 0);
+    // one byte more makes 129
+    assert_eq!(gso_send(&r, &gso_frame(true, 0, 128 * 100 + 1, 100)), (0, 0));
+    assert_eq!(gso_send(&r, &gso_frame(true, 0, 60_000, 1)), (0, 0));
+    assert_eq!(r.rx_drop(0, RxDrop::BadGso), 2);
+    assert_identity(&r.sw);
+}
