@@ -404,6 +404,45 @@ pub fn partial_csum(frame: &[u8]) -> Option<(u16, u16)> {
     Some((u16::try_from(l4_off).ok()?, offset as u16))
 }
 
+/// The virtio_net_hdr for a received TCP frame longer than the link it came over (`mtu`, of
+/// L3) whose checksum its sender left partial: a TSO "super-frame" that lost its GSO header on
+/// the way. A Linux VTEP whose host sits on a veth with offloads (the default) sends a 64 KiB
+/// TCP frame whole through a veth underlay, and a plain UDP socket (as tapswitch's VXLAN hub)
+/// reads it as one datagram: the kernel segments a tunnel GSO packet for a UDP socket only if
+/// the socket is an in-kernel tunnel's (`udp_unexpected_gso`). The segment size is not in the
+/// datagram; this takes the largest that fits `mtu` and Ethernet's 1500 bytes (the MTU of the
+/// hosts behind a VTEP, unless they are given the tunnel's smaller one), which is the
+/// sender's own MSS in both usual cases. `None` if the frame is not such a frame.
+pub fn partial_tso(frame: &[u8], mtu: usize) -> Option<VnetHdr> {
+    let (l3_off, _) = l3(frame).ok()?;
+    if frame.len() - l3_off <= mtu {
+        return None;
+    }
+    let (start, offset) = partial_csum(frame)?;
+    let l4 = usize::from(start);
+    if offset != 16 {
+        return None; // UDP: a USO frame's segment size cannot be guessed
+    }
+    let tcp_hlen = usize::from(frame[l4 + 12] >> 4) * 4;
+    if tcp_hlen < 20 || frame.len() < l4 + tcp_hlen {
+        return None;
+    }
+    let v6 = l4 - l3_off == 40 && frame[l3_off] >> 4 == 6;
+    let mss = mtu.min(1500).checked_sub(l4 - l3_off + tcp_hlen)?;
+    if mss + tcp_hlen - 20 < TCP_MIN_MSS {
+        return None;
+    }
+    let cwr = frame[l4 + 13] & 0x80 != 0;
+    Some(VnetHdr {
+        flags: F_NEEDS_CSUM,
+        gso_type: if v6 { GSO_TCPV6 } else { GSO_TCPV4 } | if cwr { GSO_ECN } else { 0 },
+        hdr_len: u16::try_from(l4 + tcp_hlen).ok()?,
+        gso_size: u16::try_from(mss).ok()?,
+        csum_start: start,
+        csum_offset: offset,
+    })
+}
+
 /// Scratch space for one software segment: the largest frame a port without offloads takes.
 pub const SEG_BUF: usize = 65536;
 

@@ -335,6 +335,21 @@ impl Switch {
             Ok(inner) => inner,
         };
         let frame = &buf[HEADROOM..HEADROOM + inner];
+        // A TCP frame longer than the tunnel with a partial checksum is a sender's TSO frame
+        // that crossed a veth underlay whole (see `offload::partial_tso`): it goes on as the
+        // GSO frame it is, after what the coalescing buffer holds.
+        let tso = if truncated {
+            None
+        } else {
+            offload::partial_tso(frame, m.port.port.mtu() as usize)
+        };
+        if let Some(hdr) = tso {
+            self.vxlan_flush(reg, settings, now, rx);
+            hdr.write(&mut buf[..HEADROOM]);
+            let pkt = &buf[..HEADROOM + inner];
+            return self.handle_frame(reg, settings, &m.port, pkt, false, now, &mut rx.work);
+        }
+        let frame = &buf[HEADROOM..HEADROOM + inner];
         let ctx = (u64::from(m.port.id.0) << 32) | u64::from(ip_key(src));
         if !truncated {
             if rx.gro.merge(ctx, frame) {
