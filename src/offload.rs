@@ -405,17 +405,19 @@ pub fn partial_csum(frame: &[u8]) -> Option<(u16, u16)> {
 }
 
 /// The virtio_net_hdr for a received TCP frame longer than the link it came over (`mtu`, of
-/// L3) whose checksum its sender left partial: a TSO "super-frame" that lost its GSO header on
-/// the way. A Linux VTEP whose host sits on a veth with offloads (the default) sends a 64 KiB
-/// TCP frame whole through a veth underlay, and a plain UDP socket (as tapswitch's VXLAN hub)
-/// reads it as one datagram: the kernel segments a tunnel GSO packet for a UDP socket only if
-/// the socket is an in-kernel tunnel's (`udp_unexpected_gso`). The segment size is not in the
-/// datagram; this takes the largest that fits `mtu` and Ethernet's 1500 bytes (the MTU of the
-/// hosts behind a VTEP, unless they are given the tunnel's smaller one), which is the
-/// sender's own MSS in both usual cases. `None` if the frame is not such a frame.
+/// L3) and than Ethernet's 1500 bytes, whose checksum its sender left partial: a TSO
+/// "super-frame" that lost its GSO header on the way. A Linux VTEP whose host sits on a veth
+/// with offloads (the default) sends a 64 KiB TCP frame whole through a veth underlay, and a
+/// plain UDP socket (as tapswitch's VXLAN hub) reads it as one datagram: the kernel segments a
+/// tunnel GSO packet for a UDP socket only if the socket is an in-kernel tunnel's
+/// (`udp_unexpected_gso`). (A frame of up to 1500 bytes over a smaller tunnel is one segment
+/// whose outer packet was fragmented, and stays as it is.) The segment size is not in the
+/// datagram; this takes the largest that fits both `mtu` and 1500 bytes (the MTU of the hosts
+/// behind a VTEP, unless they are given the tunnel's smaller one), which is the sender's own
+/// MSS in both usual cases. `None` if the frame is not such a frame.
 pub fn partial_tso(frame: &[u8], mtu: usize) -> Option<VnetHdr> {
     let (l3_off, _) = l3(frame).ok()?;
-    if frame.len() - l3_off <= mtu {
+    if frame.len() - l3_off <= mtu.max(1500) {
         return None;
     }
     let (start, offset) = partial_csum(frame)?;
@@ -1088,5 +1090,59 @@ mod tests {
             Err(OffloadError::BadHeader)
         );
         assert_eq!(check_gso(&VnetHdr::default(), &[]), Ok(1));
+    }
+
+    #[test]
+    fn a_tso_frame_that_lost_its_header_gets_one_back() {
+        let mut scratch = vec![0u8; SEG_BUF];
+        for (v6, mtu, opts, mss) in [
+            (false, 1550, 12, 1448), // a 1600-byte veth underlay, hosts at 1500
+            (false, 1450, 12, 1398), // hosts at the tunnel's MTU
+            (true, 1550, 12, 1428),
+            (false, 9000, 0, 1460), // at most Ethernet's 1500
+        ] {
+            let what = format!("v6 {v6} mtu {mtu}");
+            let (f, l3) = partial(v6, 6, 0, opts, 30_000);
+            let h = partial_tso(&f, mtu).unwrap_or_else(|| panic!("{what}"));
+            let l4 = l3 + if v6 { 40 } else { 20 };
+            assert_eq!(
+                h,
+                VnetHdr {
+                    flags: F_NEEDS_CSUM,
+                    gso_type: if v6 { GSO_TCPV6 } else { GSO_TCPV4 },
+                    hdr_len: (l4 + 20 + opts) as u16,
+                    gso_size: mss,
+                    csum_start: l4 as u16,
+                    csum_offset: 16,
+                },
+                "{what}"
+            );
+            let n = check_gso(&h, &f).unwrap();
+            let mut payload = Vec::new();
+            let sent = finish(&h, &f, &mut scratch, |s| {
+                assert!(s.len() - l3 <= mtu.min(1500), "{what}");
+                assert!(l4_ok(s, l3, v6, 6), "{what}");
+                payload.extend_from_slice(&s[l4 + 20 + opts..]);
+                Ok::<(), ()>(())
+            });
+            assert_eq!(sent, Ok(Ok(n)));
+            assert_eq!(payload, f[l4 + 20 + opts..], "{what}");
+        }
+        // not such a frame: fits the link, complete checksum, UDP, CWR kept as ECN
+        let (f, l3) = partial(false, 6, 0, 0, 1000);
+        assert_eq!(partial_tso(&f, 1500), None);
+        // one 1500-byte segment over a 1450 tunnel (its outer packet was fragmented)
+        assert_eq!(partial_tso(&partial(false, 6, 0, 12, 1448).0, 1450), None);
+        assert!(partial_tso(&partial(false, 6, 0, 12, 1449).0, 1450).is_some());
+        let mut done = partial(false, 6, 0, 0, 30_000).0;
+        complete_csum(&mut done, l3 + 20, 16).unwrap();
+        assert_eq!(partial_tso(&done, 1500), None);
+        assert_eq!(partial_tso(&partial(false, 17, 0, 0, 30_000).0, 1500), None);
+        let (mut cwr, _) = partial(false, 6, 0, 0, 30_000);
+        cwr[l3 + 20 + 13] |= 0x80;
+        assert_eq!(
+            partial_tso(&cwr, 1500).map(|h| h.gso_type),
+            Some(GSO_TCPV4 | GSO_ECN)
+        );
     }
 }

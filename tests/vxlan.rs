@@ -1061,3 +1061,37 @@ fn a_wrong_inner_checksum_is_not_repaired() {
     assert_eq!(s.hosts[0].take_sent().len(), 3);
     assert_eq!(s.hosts[1].take_sent(), segs);
 }
+
+#[test]
+fn a_tso_frame_that_crossed_a_veth_underlay_whole_goes_on_as_a_gso_frame() {
+    // A Linux VTEP whose host has TSO sends 64 KiB TCP frames through a veth underlay whole;
+    // the hub's UDP socket reads each as one datagram, its checksum partial, its GSO header
+    // lost. The tunnel's MTU here is 1450.
+    for v6 in [false, true] {
+        let s = offload_and_plain_site();
+        let data: Vec<u8> = (0..30_000u32).map(|i| (i % 241) as u8).collect();
+        let before = inner(v6, 6, 1, &[3; 100], 0x10, Csum::Partial);
+        let big = inner(v6, 6, 101, &data, 0x18, Csum::Partial);
+        deliver(&s, &[before.clone(), big.clone()]);
+        let (_, l4, _, _) = layout(&big);
+        let mss = 1450 - (l4 - 14) - 20;
+        // the offload port: the frame that was waiting, then the big one as a GSO frame
+        let fast = s.hosts[0].take_sent();
+        assert_eq!(fast.len(), 2, "IPv6 {v6}");
+        assert_eq!(&fast[0][VNET_HDR_LEN..], &before[..]);
+        let h = VnetHdr::parse(&fast[1]).unwrap();
+        assert_eq!(
+            (h.flags, h.gso_size as usize, h.csum_start as usize),
+            (F_NEEDS_CSUM, mss, l4)
+        );
+        assert_eq!(&fast[1][VNET_HDR_LEN..], &big[..]);
+        // the plain port: segments that fit, checksums complete, the data in order
+        let plain = s.hosts[1].take_sent();
+        assert_eq!(plain.len(), 1 + data.len().div_ceil(mss), "IPv6 {v6}");
+        assert!(plain.iter().all(|p| l4_valid(p)));
+        assert!(plain.iter().all(|p| p.len() <= 14 + 1450));
+        let got: Vec<u8> = plain[1..].iter().flat_map(|p| p[l4 + 20..].to_vec()).collect();
+        assert_eq!(got, data);
+        assert_eq!(s.host_handles[1].counters.tx_dropped_total(), 0);
+    }
+}

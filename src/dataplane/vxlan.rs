@@ -335,9 +335,9 @@ impl Switch {
             Ok(inner) => inner,
         };
         let frame = &buf[HEADROOM..HEADROOM + inner];
-        // A TCP frame longer than the tunnel with a partial checksum is a sender's TSO frame
-        // that crossed a veth underlay whole (see `offload::partial_tso`): it goes on as the
-        // GSO frame it is, after what the coalescing buffer holds.
+        // A TCP frame longer than the tunnel (and 1500 bytes) with a partial checksum is a
+        // sender's TSO frame that crossed a veth underlay whole (see `offload::partial_tso`):
+        // it goes on as the GSO frame it is, after what the coalescing buffer holds.
         let tso = if truncated {
             None
         } else {
