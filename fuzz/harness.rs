@@ -518,16 +518,14 @@ pub fn check_offload(data: &[u8]) {
     let mut pkt = vec![0u8; VNET_HDR_LEN];
     hdr.write(&mut pkt);
     pkt.extend_from_slice(&frame);
-    let bad_gso = |rig: &Rig| {
-        rig.ports[0].handle.counters.rx_dropped[RxDrop::BadGso.index()].load(Relaxed)
-    };
+    let bad_gso =
+        |rig: &Rig| rig.ports[0].handle.counters.rx_dropped[RxDrop::BadGso.index()].load(Relaxed);
     let before = bad_gso(&rig);
     rig.frame(0, &pkt);
     // A GSO frame with a valid header and Ethernet header is dropped as bad_gso exactly when
     // the rules say so, once, at ingress.
-    let checked = hdr.gso() != GSO_NONE
-        && valid.is_ok()
-        && EthernetFrame::new_checked(&frame[..]).is_ok();
+    let checked =
+        hdr.gso() != GSO_NONE && valid.is_ok() && EthernetFrame::new_checked(&frame[..]).is_ok();
     let want = u64::from(checked && gso_refused(&hdr, &frame));
     assert_eq!(bad_gso(&rig) - before, want, "bad_gso for {hdr:?}");
     rig.frame(1, &frame);

@@ -896,11 +896,7 @@ mod tests {
                         assert!(!l4_ok(&f, l3, v6, proto), "{what}: not complete yet");
                         let l4 = l3 + if v6 { 40 } else { 20 };
                         let field = if proto == 6 { 16 } else { 6 };
-                        assert_eq!(
-                            partial_csum(&f),
-                            Some((l4 as u16, field as u16)),
-                            "{what}"
-                        );
+                        assert_eq!(partial_csum(&f), Some((l4 as u16, field as u16)), "{what}");
                         let mut done = f.clone();
                         complete_csum(&mut done, l4, field).unwrap();
                         assert!(l4_ok(&done, l3, v6, proto), "{what}: completed");
@@ -1064,11 +1060,23 @@ mod tests {
         // without NEEDS_CSUM a TCP frame is fine (the segments get computed checksums)
         assert_eq!(check_gso(&VnetHdr { flags: 0, ..ok }, &f), Ok(3));
         assert_eq!(
-            check_gso(&VnetHdr { gso_type: GSO_TCPV6, ..ok }, &f),
+            check_gso(
+                &VnetHdr {
+                    gso_type: GSO_TCPV6,
+                    ..ok
+                },
+                &f
+            ),
             Err(OffloadError::BadFrame)
         );
         assert_eq!(
-            check_gso(&VnetHdr { gso_type: GSO_UDP, ..ok }, &f),
+            check_gso(
+                &VnetHdr {
+                    gso_type: GSO_UDP,
+                    ..ok
+                },
+                &f
+            ),
             Err(OffloadError::Unsupported)
         );
         // USO: NEEDS_CSUM required, no ECN

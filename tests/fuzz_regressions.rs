@@ -265,7 +265,9 @@ fn offload_random_inputs() {
 #[test]
 fn vxlan_decap_completes_a_partial_inner_checksum() {
     // a TCP/IPv4 segment with 14 bytes of data and a partial checksum
-    let mut ip = vec![0x45, 0, 0, 54, 0, 1, 0x40, 0, 64, 6, 0, 0, 198, 18, 0, 1, 198, 18, 0, 2];
+    let mut ip = vec![
+        0x45, 0, 0, 54, 0, 1, 0x40, 0, 64, 6, 0, 0, 198, 18, 0, 1, 198, 18, 0, 2,
+    ];
     ip.extend_from_slice(&[0x9c, 0x40, 0, 80, 0, 0, 0, 1, 0, 0, 0, 1, 0x50, 0x18, 1, 0]);
     ip.extend_from_slice(&[0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]);
     let fold = |words: &[u8], mut sum: u32| {

@@ -253,7 +253,10 @@ fn linux_host(site: &Netns, br: &str, cidr: &str, mac: &str, mtu: u32) -> Host {
     ns.ip(&["link", "set", "dev", &b, "up"]);
     // default offloads: the host's TCP and UDP checksums leave it partial (CHECKSUM_PARTIAL),
     // and across veths, the bridge and the Linux VTEP nothing completes them
-    assert!(tx_csum_on(&ns, &b), "veths start with TX checksum offload on");
+    assert!(
+        tx_csum_on(&ns, &b),
+        "veths start with TX checksum offload on"
+    );
     Host {
         ifname: b,
         ip: cidr.split('/').next().unwrap().to_string(),
@@ -700,7 +703,10 @@ fn an_open_vswitch_userspace_vtep_is_a_peer() {
     // the tunnel, partial. TSO and GSO go off because OVS's userspace datapath reads its
     // ports with frame-size buffers and drops a host's 64 KiB frames itself ("Dropped packet:
     // Too big. GRO/TSO enabled?"), toward any peer.
-    assert!(tx_csum_on(&d1, &ph), "veths start with TX checksum offload on");
+    assert!(
+        tx_csum_on(&d1, &ph),
+        "veths start with TX checksum offload on"
+    );
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/tso_off.py");
     d1.ok(&["python3", script, &ph]);
     let d1 = Host {

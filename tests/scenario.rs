@@ -1393,7 +1393,10 @@ fn a_gso_frame_of_one_byte_segments_is_dropped_once_at_ingress() {
         "{text}"
     );
     let json = tapswitch::api::port_json(&r.sw, &r.handles[0], 0);
-    assert_eq!(json["counters"]["rx_dropped_by_reason"]["bad_gso"], 4, "{json}");
+    assert_eq!(
+        json["counters"]["rx_dropped_by_reason"]["bad_gso"], 4,
+        "{json}"
+    );
 }
 
 #[test]
@@ -1404,7 +1407,10 @@ fn udp_gso_over_the_segment_cap_is_refused() {
     assert_eq!(gso_send(&r, &gso_frame(true, 0, 128, 1)), (128, 1));
     assert_eq!(r.rx_drop(0, RxDrop::BadGso), 0);
     // one byte more makes 129
-    assert_eq!(gso_send(&r, &gso_frame(true, 0, 128 * 100 + 1, 100)), (0, 0));
+    assert_eq!(
+        gso_send(&r, &gso_frame(true, 0, 128 * 100 + 1, 100)),
+        (0, 0)
+    );
     assert_eq!(gso_send(&r, &gso_frame(true, 0, 60_000, 1)), (0, 0));
     assert_eq!(r.rx_drop(0, RxDrop::BadGso), 2);
     assert_identity(&r.sw);

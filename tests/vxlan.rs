@@ -882,7 +882,9 @@ fn inner(v6: bool, proto: u8, seq: u32, payload: &[u8], flags: u8, csum: Csum) -
     } else {
         let mut ip = vec![0x45, 0];
         ip.extend_from_slice(&((20 + l4_len) as u16).to_be_bytes());
-        ip.extend_from_slice(&[0, 1, 0x40, 0, 64, proto, 0, 0, 198, 18, 40, 1, 198, 18, 40, 2]);
+        ip.extend_from_slice(&[
+            0, 1, 0x40, 0, 64, proto, 0, 0, 198, 18, 40, 1, 198, 18, 40, 2,
+        ]);
         let c = !sum16(0, &ip);
         ip[10..12].copy_from_slice(&c.to_be_bytes());
         ip
@@ -956,7 +958,12 @@ fn a_partial_inner_checksum_goes_on_as_needs_csum_or_completed() {
     let s = offload_and_plain_site();
     for v6 in [false, true] {
         for (what, proto, payload, flags) in [
-            ("TCP with data (through the coalescing path)", 6u8, 1000usize, 0x18u8),
+            (
+                "TCP with data (through the coalescing path)",
+                6u8,
+                1000usize,
+                0x18u8,
+            ),
             ("a pure TCP ACK", 6, 0, 0x10),
             ("UDP", 17, 300, 0),
             ("an empty UDP datagram", 17, 0, 0),
@@ -1090,7 +1097,10 @@ fn a_tso_frame_that_crossed_a_veth_underlay_whole_goes_on_as_a_gso_frame() {
         assert_eq!(plain.len(), 1 + data.len().div_ceil(mss), "IPv6 {v6}");
         assert!(plain.iter().all(|p| l4_valid(p)));
         assert!(plain.iter().all(|p| p.len() <= 14 + 1450));
-        let got: Vec<u8> = plain[1..].iter().flat_map(|p| p[l4 + 20..].to_vec()).collect();
+        let got: Vec<u8> = plain[1..]
+            .iter()
+            .flat_map(|p| p[l4 + 20..].to_vec())
+            .collect();
         assert_eq!(got, data);
         assert_eq!(s.host_handles[1].counters.tx_dropped_total(), 0);
     }
