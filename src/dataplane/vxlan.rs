@@ -349,7 +349,6 @@ impl Switch {
             let pkt = &buf[..HEADROOM + inner];
             return self.handle_frame(reg, settings, &m.port, pkt, false, now, &mut rx.work);
         }
-        let frame = &buf[HEADROOM..HEADROOM + inner];
         let ctx = (u64::from(m.port.id.0) << 32) | u64::from(ip_key(src));
         if !truncated {
             if rx.gro.merge(ctx, frame) {
