@@ -1415,3 +1415,38 @@ fn udp_gso_over_the_segment_cap_is_refused() {
     assert_eq!(r.rx_drop(0, RxDrop::BadGso), 2);
     assert_identity(&r.sw);
 }
+
+/// Legal GSO frames at the floor cost many writes each on a plain port: a batch ends early
+/// once it has written its share of software segments (`SEG_BUDGET`), so one guest cannot
+/// hold a worker for a whole batch of them; the rest is read on the next turn.
+#[test]
+fn a_batch_of_floor_sized_gso_frames_ends_early_and_loses_nothing() {
+    use tapswitch::dataplane::{DrainEnd, RxBuffers};
+    let r = gso_rig();
+    // nearly 64 KiB at the 48-byte floor: 1,355 segments per plain port
+    let pkt = gso_frame(false, 0, 65_000, 48);
+    for _ in 0..64 {
+        r.ports[0].inject(&pkt);
+    }
+    let mut bufs = RxBuffers::default();
+    let (n, end) = r.sw.drain(&r.handles[0], &mut bufs, 64);
+    assert_eq!(end, DrainEnd::BatchFull);
+    let budget = tapswitch::dataplane::forward::SEG_BUDGET;
+    assert_eq!(n, budget.div_ceil(1355), "frames in the first batch");
+    assert_eq!(r.ports[1].take_sent().len(), n * 1355);
+    // nothing lost: the next drains take the rest
+    let mut total = n;
+    while total < 64 {
+        let (k, _) = r.sw.drain(&r.handles[0], &mut bufs, 64);
+        assert!(k > 0);
+        total += k;
+    }
+    assert_eq!(r.ports[1].take_sent().len(), (64 - n) * 1355);
+    assert_eq!(r.rx_drop(0, RxDrop::BadGso), 0);
+    assert_eq!(
+        r.ports[2].take_sent().len(),
+        64,
+        "the offload port gets each frame whole"
+    );
+    assert_identity(&r.sw);
+}

@@ -102,7 +102,14 @@ pub struct Scratch {
     pub(super) tap_ts: u64,
     /// Mirrors that already copied the current frame (bit i: mirror i).
     pub(super) mirrored: u32,
+    /// Segments written in software segmentation during this batch (see [`SEG_BUDGET`]).
+    pub(super) seg_work: usize,
 }
+
+/// Software segments one batch may write before the batch ends early and the worker serves
+/// its other ports: a guest sending frames at the GSO floor ([`offload::MAX_GSO_SEGS`] writes
+/// per plain egress port each) cannot hold a worker for a whole batch of them.
+pub const SEG_BUDGET: usize = 2 * offload::MAX_GSO_SEGS;
 
 impl Default for Scratch {
     fn default() -> Self {
@@ -116,6 +123,7 @@ impl Default for Scratch {
             flooded: [0; 3],
             tap_ts: 0,
             mirrored: 0,
+            seg_work: 0,
         }
     }
 }
@@ -510,6 +518,7 @@ impl Switch {
                     }
                 }
             });
+            w.seg_work += sent as usize;
             if sent > 0 {
                 self.sent_ok(h, sent, sent_bytes, w);
             }

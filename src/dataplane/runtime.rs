@@ -463,7 +463,13 @@ impl Switch {
         let vlen = h.port.vnet_hdr_len().min(HEADROOM);
         let mut errors = 0;
         let mut end = (max, DrainEnd::BatchFull);
+        bufs.work.seg_work = 0;
         for i in 0..max {
+            if bufs.work.seg_work >= super::forward::SEG_BUDGET {
+                // this batch wrote its share of software segments: the others get a turn
+                end = (i, DrainEnd::BatchFull);
+                break;
+            }
             if vlen < HEADROOM {
                 // A plain port's frames get an all-zero header in the headroom.
                 bufs.buf[..HEADROOM].fill(0);
