@@ -408,3 +408,111 @@ fn the_default_tmp_control_dir_must_be_the_users_own_and_0700() {
     let m = std::fs::metadata(&private).unwrap();
     assert_eq!((m.uid(), m.mode() & 0o7777), (65534, 0o700));
 }
+
+/// `--api-token-file` (and the configuration key `api_token_file`): the token from the file
+/// opens TCP changes, a wrong one gets 401, and the token is nowhere in the process's command
+/// line (where `--api-token` puts it for every local user to read). A missing or empty file
+/// is an error naming the file.
+#[test]
+fn api_token_file_opens_tcp_changes_and_stays_out_of_proc() {
+    let dir = TempDir::new("token");
+    let tok = dir.path.join("api-token");
+    let secret = "f1le-t0ken-7f3a9c";
+    std::fs::write(&tok, format!("{secret}\n")).unwrap();
+    let tok_s = tok.display().to_string();
+    let api = common::free_addr();
+    let sw = Proc::start(
+        &[
+            "--no-default-ports",
+            "--control",
+            "none",
+            "--listen",
+            &api,
+            "--api-token-file",
+            &tok_s,
+        ],
+        &[],
+    );
+    let patch = |api: &str, t: Option<&str>, secs: u32| {
+        request(
+            api,
+            "PATCH",
+            "/api/v1/config",
+            Some(&format!(r#"{{"ageing_secs": {secs}}}"#)),
+            t,
+        )
+        .expect("request")
+    };
+    assert_eq!(patch(&api, None, 9).0, 401);
+    assert_eq!(patch(&api, Some("f1le-t0ken-7f3a9X"), 9).0, 401);
+    let (st, body) = patch(&api, Some(secret), 9);
+    assert_eq!(st, 200, "{body}");
+    assert!(body.contains("\"ageing_secs\":9"), "{body}");
+    // the CLI's --token against it
+    let out = common::tapswitch_cmd(&[
+        "config",
+        "--api",
+        &api,
+        "--token",
+        secret,
+        "ageing_secs",
+        "11",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", sw.child.id())).unwrap();
+    let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+    assert!(cmdline.contains(&tok_s), "{cmdline}");
+    assert!(
+        !cmdline.contains(secret),
+        "the token is in /proc: {cmdline}"
+    );
+    drop(sw);
+
+    // the configuration key, relative to the file's directory
+    let api2 = common::free_addr();
+    let cfg = dir.path.join("sw.toml");
+    std::fs::write(
+        &cfg,
+        format!("listen = \"{api2}\"\ncontrol = \"none\"\napi_token_file = \"api-token\"\n"),
+    )
+    .unwrap();
+    let _sw2 = Proc::start(
+        &["--no-default-ports", "--config", &cfg.display().to_string()],
+        &[],
+    );
+    assert_eq!(patch(&api2, Some("nope"), 12).0, 401);
+    assert_eq!(patch(&api2, Some(secret), 12).0, 200);
+
+    // errors name the file
+    let base = [
+        "run",
+        "--no-default-ports",
+        "--control",
+        "none",
+        "--listen",
+        "none",
+    ];
+    let missing = dir.path.join("no-such-token").display().to_string();
+    let (st, err) = common::tapswitch_fails(&[&base[..], &["--api-token-file", &missing]].concat());
+    assert!(!st.success());
+    assert!(
+        err.contains(&format!(
+            "--api-token-file: cannot read the token file {missing}"
+        )),
+        "{err}"
+    );
+    std::fs::write(&tok, "\n  \n").unwrap();
+    let (_, err) = common::tapswitch_fails(&[&base[..], &["--api-token-file", &tok_s]].concat());
+    assert!(
+        err.contains(&format!("the token file {tok_s} is empty")),
+        "{err}"
+    );
+    let (_, err) = common::tapswitch_fails(
+        &[&base[..], &["--api-token-file", &tok_s, "--api-token", "x"]].concat(),
+    );
+    assert!(err.contains("cannot be used with"), "{err}");
+}
