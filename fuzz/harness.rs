@@ -20,7 +20,9 @@ use tapswitch::offload::{
 };
 use tapswitch::port::mem::MemPort;
 use tapswitch::port::stream::{StreamDecoder, MAX_FRAME};
-use tapswitch::switch::{exceeds_mtu, flood_eligible, FloodKind, Mode, PortFlags, Settings};
+use tapswitch::switch::{
+    exceeds_mtu, flood_eligible, FloodKind, Mode, PortFlags, RxDrop, Settings,
+};
 
 /// Reads fuzzer bytes; past the end every read returns zeros, so any input decodes.
 pub struct Reader<'a> {
@@ -262,6 +264,103 @@ fn check_gso_segments(hdr: &VnetHdr, frame: &[u8], segs: &[Vec<u8>]) {
     assert_eq!(cat, payload, "concatenated segment payloads differ");
 }
 
+/// Whether the switch must drop a GSO frame at ingress (`bad_gso`), written from the rules
+/// (Linux's `virtio_net_hdr_to_skb` and GSO segmenters, plus the TCP segment floor of
+/// `tcp_min_snd_mss` counting options): headers that do not fit the GSO type or that the
+/// switch cannot segment, `csum_start`/`csum_offset` off the TCP/UDP checksum, USO without
+/// NEEDS_CSUM or with ECN, TCP segments under 48 bytes of payload + options, more than 128
+/// UDP segments. A frame that makes one segment passes.
+fn gso_refused(hdr: &VnetHdr, frame: &[u8]) -> bool {
+    let Some((_, _, proto, l4, hlen)) = gso_layout(frame, hdr.gso()) else {
+        return true;
+    };
+    let tcp = proto == 6;
+    if hdr.flags & F_NEEDS_CSUM != 0 {
+        if hdr.csum_start as usize != l4 || hdr.csum_offset as usize != if tcp { 16 } else { 6 } {
+            return true;
+        }
+    } else if !tcp {
+        return true;
+    }
+    if !tcp && hdr.gso_type & GSO_ECN != 0 {
+        return true;
+    }
+    let mss = hdr.gso_size as usize;
+    let segs = (frame.len() - hlen).div_ceil(mss).max(1);
+    if segs == 1 {
+        return false;
+    }
+    if tcp {
+        mss + (hlen - l4 - 20) < 48
+    } else {
+        segs > 128
+    }
+}
+
+/// Where a frame's TCP/UDP checksum is if it holds only the pseudo-header sum (a sender's
+/// CHECKSUM_PARTIAL): untagged or tagged IPv4 (no fragment, total length = the frame's) or
+/// IPv6 (next header TCP/UDP, payload length = the frame's); a UDP checksum of 0 is "none".
+fn partial_model(frame: &[u8]) -> Option<(usize, usize)> {
+    let mut off = 12;
+    let mut et = u16::from_be_bytes([*frame.get(off)?, *frame.get(off + 1)?]);
+    while et == 0x8100 || et == 0x88a8 {
+        off += 4;
+        et = u16::from_be_bytes([*frame.get(off)?, *frame.get(off + 1)?]);
+    }
+    let l3 = off + 2;
+    let ip = frame.get(l3..)?;
+    let be = |i: usize| -> Option<usize> {
+        Some(u16::from_be_bytes([*ip.get(i)?, *ip.get(i + 1)?]) as usize)
+    };
+    let (v6, l4, proto) = match et {
+        0x0800 if ip.len() >= 20 && ip[0] >> 4 == 4 => {
+            let ihl = (ip[0] & 15) as usize * 4;
+            if ihl < 20 || be(2)? != ip.len() || be(6)? & 0x3fff != 0 {
+                return None;
+            }
+            (false, l3 + ihl, ip[9])
+        }
+        0x86dd if ip.len() >= 40 && ip[0] >> 4 == 6 => {
+            if be(4)? != ip.len() - 40 {
+                return None;
+            }
+            (true, l3 + 40, ip[6])
+        }
+        _ => return None,
+    };
+    let (field, min) = match proto {
+        6 => (16, 20),
+        17 => (6, 8),
+        _ => return None,
+    };
+    if frame.len() < l4 + min {
+        return None;
+    }
+    let got = u16::from_be_bytes([frame[l4 + field], frame[l4 + field + 1]]);
+    if proto == 17 && got == 0 {
+        return None;
+    }
+    let addrs = if v6 {
+        &frame[l3 + 8..l3 + 40]
+    } else {
+        &frame[l3 + 12..l3 + 20]
+    };
+    let ps = csum_fold(csum_add(proto as u64 + (frame.len() - l4) as u64, addrs));
+    (got == ps).then_some((l4, field))
+}
+
+/// The frame a port without offloads gets for a decapsulated `inner` frame: completed if its
+/// sender left the checksum partial, else as it came.
+pub fn decapsulated_for_plain_port(inner: &[u8]) -> Vec<u8> {
+    let mut f = inner.to_vec();
+    if let Some((l4, field)) = partial_model(inner) {
+        let c = !csum_fold(csum_add(0, &f[l4..]));
+        let c = if c == 0 { 0xffff } else { c };
+        f[l4 + field..l4 + field + 2].copy_from_slice(&c.to_be_bytes());
+    }
+    f
+}
+
 // ---------------------------------------------------------------------------------------------
 // Structured GSO frames.
 
@@ -419,7 +518,16 @@ pub fn check_offload(data: &[u8]) {
     let mut pkt = vec![0u8; VNET_HDR_LEN];
     hdr.write(&mut pkt);
     pkt.extend_from_slice(&frame);
+    let bad_gso =
+        |rig: &Rig| rig.ports[0].handle.counters.rx_dropped[RxDrop::BadGso.index()].load(Relaxed);
+    let before = bad_gso(&rig);
     rig.frame(0, &pkt);
+    // A GSO frame with a valid header and Ethernet header is dropped as bad_gso exactly when
+    // the rules say so, once, at ingress.
+    let checked =
+        hdr.gso() != GSO_NONE && valid.is_ok() && EthernetFrame::new_checked(&frame[..]).is_ok();
+    let want = u64::from(checked && gso_refused(&hdr, &frame));
+    assert_eq!(bad_gso(&rig) - before, want, "bad_gso for {hdr:?}");
     rig.frame(1, &frame);
     rig.finish();
 }
@@ -1452,13 +1560,16 @@ fn vx_packet(
                 assert!(admitted, "a stranger's packet reached the switch");
                 // a host that got a frame got exactly the inner frame, and so did the other
                 // VNI's remotes if the switch flooded it there (its ports are bridged)
+                // (completed if its sender left the TCP/UDP checksum partial: the hosts and
+                // the tunnel have no offloads)
+                let want = decapsulated_for_plain_port(inner);
                 for (m, _) in hosts {
                     for f in m.take_sent() {
-                        assert_eq!(&f[..], inner, "inner frame changed on its way");
+                        assert_eq!(f, want, "inner frame changed on its way");
                     }
                 }
                 for (_, p) in wire_out.0.lock().unwrap().drain(..) {
-                    assert_eq!(&p[16..], inner, "inner frame changed on its way out");
+                    assert_eq!(&p[16..], &want[..], "inner frame changed on its way out");
                 }
             } else {
                 for (m, _) in hosts {
@@ -1479,6 +1590,169 @@ fn vx_packet(
             for j in (0..vx.len()).filter(|j| *j != i) {
                 assert_eq!(after[j], before[j], "another VNI's port counted it");
             }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// port_spec: the `--port` / API / config spec grammar
+// ---------------------------------------------------------------------------------------------
+
+/// Words a structured spec is built from (keys with and without values, flags, kinds), so the
+/// fuzzer reaches deep into the grammar instead of failing at the first word.
+const SPEC_WORDS: &[&str] = &[
+    "access=",
+    "trunk=",
+    "native=",
+    "vlans=",
+    "untagged=",
+    "pvid=",
+    "queues=",
+    "stp-cost=",
+    "stp-priority=",
+    "p2p=",
+    "edge",
+    "no-edge",
+    "auto-edge",
+    "no-auto-edge",
+    "bpdu-guard",
+    "root-guard",
+    "storm-broadcast=",
+    "storm-multicast=",
+    "storm-unknown-unicast=",
+    "mtu=",
+    "mode=",
+    "owner=",
+    "max-conns=",
+    "max-learned=",
+    "offload=",
+    "hairpin",
+    "isolated",
+    "locked",
+    "uplink",
+    "no-learning",
+    "no-flood",
+    "local=",
+    "remote=",
+    "dstport=",
+    "ttl=",
+    "tos=",
+    "srcport=",
+    "accept=",
+    "no-learning",
+    "learning",
+];
+const SPEC_VALUES: &[&str] = &[
+    "0",
+    "1",
+    "10",
+    "4094",
+    "4095",
+    "65535",
+    "65536",
+    "-1",
+    "1-10",
+    "10,20",
+    "5;6",
+    "on",
+    "off",
+    "auto",
+    "yes",
+    "no",
+    "0o660",
+    "0777",
+    "1000:1000",
+    "x",
+    "",
+    "198.18.0.1",
+    "::1",
+    "fe80::1",
+    "18446744073709551616",
+    "1-4094",
+    "200000000",
+    "240",
+    "9000",
+    "67",
+];
+const SPEC_HEADS: &[&str] = &[
+    "tsw0",
+    "a=tap:tsw1",
+    "p=packet:eth0",
+    "s=stream:/tmp/s.sock",
+    "dgram:/run/d.sock",
+    "vhost:/x/v.sock",
+    "vxlan:100",
+    "v=vxlan:16777215",
+    "vxlan:16777216",
+    "q=tap:",
+    "=tsw0",
+    "stream:rel.sock",
+    "x=unknown:y",
+    "a-very-long-interface-name",
+];
+
+/// A port spec, raw or built from the words above, through `parse_spec`: no panic; the same
+/// text parses the same way twice; an accepted spec is one the switch can act on (a name, an
+/// interface name Linux accepts for TAP/packet ports, an absolute path for socket ports,
+/// VLANs in 1..=4094 with a PVID that is a member, at least one queue); a refused one says
+/// which spec and why.
+pub fn check_port_spec(data: &[u8]) {
+    use tapswitch::config::parse_spec;
+    use tapswitch::port::PortKind;
+    let mut r = Reader::new(data);
+    let text = if r.u8() & 1 == 0 {
+        String::from_utf8_lossy(r.bytes(512)).into_owned()
+    } else {
+        let mut s = SPEC_HEADS[r.u8() as usize % SPEC_HEADS.len()].to_string();
+        for _ in 0..(r.u8() % 8) {
+            s.push(',');
+            let w = SPEC_WORDS[r.u8() as usize % SPEC_WORDS.len()];
+            s.push_str(w);
+            if w.ends_with('=') {
+                s.push_str(SPEC_VALUES[r.u8() as usize % SPEC_VALUES.len()]);
+            }
+        }
+        s
+    };
+    let first = parse_spec(&text);
+    assert_eq!(first, parse_spec(&text), "not deterministic: {text:?}");
+    match first {
+        Ok(p) => {
+            assert!(!p.name.is_empty(), "{text:?}: empty name");
+            assert!(p.queues >= 1, "{text:?}: no queue");
+            match p.kind {
+                PortKind::Tap | PortKind::Packet => {
+                    assert!(
+                        tapswitch::port::check_ifname(&p.arg).is_ok(),
+                        "{text:?}: interface {:?} accepted",
+                        p.arg
+                    );
+                }
+                PortKind::Stream | PortKind::Dgram | PortKind::Vhost => {
+                    assert!(p.arg.starts_with('/'), "{text:?}: relative path accepted");
+                }
+                PortKind::Vxlan => {
+                    let v = p.vxlan.as_ref().expect("a vxlan spec");
+                    assert!(v.vni < 1 << 24, "{text:?}: VNI {}", v.vni);
+                }
+                PortKind::Mem => panic!("{text:?}: a mem port from a spec"),
+            }
+            if let Some(v) = &p.vlans {
+                for vid in v.members().iter() {
+                    assert!((1..=4094).contains(&vid), "{text:?}: VID {vid}");
+                }
+                if let Some(pvid) = v.pvid() {
+                    assert!(v.is_member(pvid), "{text:?}: PVID {pvid} not a member");
+                }
+            }
+            if let Some(m) = p.sock_mode {
+                assert!(m <= 0o777, "{text:?}: mode {m:o}");
+            }
+        }
+        Err(e) => {
+            let msg = e.to_string();
+            assert!(msg.starts_with("port spec '"), "{msg}");
+            assert!(msg.len() > "port spec ''".len() + text.len(), "{msg}");
         }
     }
 }

@@ -382,7 +382,17 @@ pub enum ControlSocketError {
         #[source]
         source: std::io::Error,
     },
-    /// A live switch already listens there, or the path is not a socket.
+    /// The directory or the file is not safe to use (see [`crate::port::sockfile`]), or
+    /// something other than a socket is at the path.
+    #[error("--control {}", path.display())]
+    Unsafe {
+        /// The socket path.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: crate::port::sockfile::SockError,
+    },
+    /// A live switch already listens there.
     #[error("--control {} (another switch with this --name? give each its own --name or --control)", path.display())]
     InUse {
         /// The socket path.
@@ -404,27 +414,30 @@ pub enum ControlSocketError {
 
 /// A control socket being served; removes its file when dropped.
 pub struct ControlSocket {
-    path: PathBuf,
+    file: crate::port::sockfile::SockFile,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl ControlSocket {
     /// The socket's path.
     pub fn path(&self) -> &FsPath {
-        &self.path
+        self.file.path()
     }
 }
 
 impl Drop for ControlSocket {
     fn drop(&mut self) {
         self.task.abort();
-        let _ = std::fs::remove_file(&self.path);
+        self.file.remove();
     }
 }
 
-/// Binds the control socket at `path` (mode 0660, group `gid` if given; its directory is
-/// created with mode 0755 if missing) and serves the whole API on it in the background, at
-/// most `max_conns` connections at once.
+/// Binds the control socket at `path` (mode 0660, group `gid` if given) and serves the whole
+/// API on it in the background, at most `max_conns` connections at once. A missing directory
+/// is created: mode 0700 for the default of a user without `$XDG_RUNTIME_DIR`
+/// (`/tmp/tapswitch-UID`), which must then belong to that user with no access for anyone
+/// else; 0755 otherwise. Either way the directory must be one that nobody but root and its
+/// owner can change (see [`crate::port::sockfile`]).
 pub fn serve_control(
     sw: Arc<Switch>,
     ctl: ControlHandle,
@@ -432,46 +445,50 @@ pub fn serve_control(
     gid: Option<u32>,
     max_conns: usize,
 ) -> Result<ControlSocket, ControlSocketError> {
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    use crate::port::sockfile::{SockError, SockPath};
+    use std::os::unix::fs::DirBuilderExt;
     let p = path.to_path_buf();
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        if !dir.exists() {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o755)
-                .create(dir)
-                .map_err(|source| ControlSocketError::Dir {
-                    path: p.clone(),
-                    source,
-                })?;
-        }
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(FsPath::new("."));
+    let private = crate::config::private_control_dir().is_some_and(|d| d == dir);
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(if private { 0o700 } else { 0o755 })
+            .create(dir)
+            .map_err(|source| ControlSocketError::Dir {
+                path: p.clone(),
+                source,
+            })?;
     }
-    crate::port::sockfile::prepare(path, false).map_err(|source| ControlSocketError::InUse {
+    let sock = |source| ControlSocketError::Unsafe {
         path: p.clone(),
         source,
+    };
+    let mut sp = SockPath::open(path).map_err(sock)?;
+    if private {
+        sp.require_private_dir().map_err(sock)?;
+    }
+    sp.prepare(false).map_err(|source| match source {
+        SockError::InUse(_) => ControlSocketError::InUse {
+            path: p.clone(),
+            source,
+        },
+        other => sock(other),
     })?;
     let io = |source| ControlSocketError::Io {
         path: p.clone(),
         source,
     };
-    let l = std::os::unix::net::UnixListener::bind(path).map_err(io)?;
-    // Remove the file again on any failure below.
-    let cleanup = |e: ControlSocketError| {
-        let _ = std::fs::remove_file(path);
-        e
-    };
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
-        .map_err(io)
-        .map_err(cleanup)?;
-    if let Some(g) = gid {
-        std::os::unix::fs::chown(path, None, Some(g))
-            .map_err(io)
-            .map_err(cleanup)?;
-    }
-    l.set_nonblocking(true).map_err(io).map_err(cleanup)?;
-    let l = tokio::net::UnixListener::from_std(l)
-        .map_err(io)
-        .map_err(cleanup)?;
+    let l = sp
+        .bind(|p| std::os::unix::net::UnixListener::bind(p))
+        .map_err(io)?;
+    // dropping `file` on any failure below removes the socket file again
+    let file = sp.finish(Some(0o660), None, gid).map_err(sock)?;
+    l.set_nonblocking(true).map_err(io)?;
+    let l = tokio::net::UnixListener::from_std(l).map_err(io)?;
     let l = crate::conn_cap::Capped::new(l, "control socket", max_conns);
     let app = router(sw, ctl, Access::Control).into_make_service_with_connect_info::<Peer>();
     let task = tokio::spawn(async move {
@@ -480,10 +497,7 @@ pub fn serve_control(
         }
     });
     tracing::info!(path = %path.display(), ?gid, "control socket listening");
-    Ok(ControlSocket {
-        path: path.to_path_buf(),
-        task,
-    })
+    Ok(ControlSocket { file, task })
 }
 
 async fn metrics(State(st): State<AppState>) -> ApiResult<impl IntoResponse> {
@@ -1373,15 +1387,16 @@ fn insert_entry(sw: &Switch, mac: MacAddr, b: &EntryBody, replace: bool) -> ApiR
     }
     let key = FdbKey::new(mac, b.vlan);
     let now = sw.now();
-    sw.fdb
-        .insert_user(key, h.id, b.kind, replace, now)
-        .map_err(|e| match e {
+    // no VLAN, filtering on: VLAN 0 and every VLAN of the port, as Linux br_fdb_add
+    crate::control::add_fdb_entry(sw, &h, mac, b.vlan, b.kind, replace).map_err(
+        |e| match e {
             crate::fdb::FdbError::Exists { .. } => ApiError(StatusCode::CONFLICT, e.to_string()),
             crate::fdb::FdbError::UserLimit(_) => {
                 ApiError(StatusCode::INSUFFICIENT_STORAGE, e.to_string())
             }
             crate::fdb::FdbError::NotUnicast(_) => bad(e.to_string()),
-        })?;
+        },
+    )?;
     let rec = sw
         .fdb
         .record(&key, now)
@@ -1428,7 +1443,8 @@ async fn create_fdb(
 struct VlanQuery {
     #[serde(default)]
     vlan: u16,
-    /// With `dst` or `self`: the `vxlan` port whose own entry goes.
+    /// With `dst` or `self`: the `vxlan` port whose own entry goes. Otherwise: delete only
+    /// this port's entries (with `vlan` 0, those of every VLAN of the port too).
     port: Option<String>,
     /// A `vxlan` port's entry: only the one pointing to this remote (for
     /// 00:00:00:00:00:00, this remote leaves the flood list).
@@ -1460,6 +1476,23 @@ async fn del_fdb(
                 Some(d) => format!("no entry {mac} dst {d} on port '{name}'"),
                 None => format!("no entry {mac} on port '{name}'"),
             }))
+        };
+    }
+    if let Some(name) = &q.port {
+        // `bridge fdb del MAC dev PORT`: that port's entries, and with no VLAN those of
+        // VLAN 0 and of every VLAN of the port (Linux br_fdb_delete)
+        let h = find_port(&st.sw, name)?;
+        return if crate::control::del_fdb_entry(&st.sw, &h, mac, q.vlan) > 0 {
+            Ok(StatusCode::NO_CONTENT)
+        } else {
+            Err(not_found(format!(
+                "no entry {mac} on port '{name}'{}",
+                if q.vlan == 0 {
+                    String::new()
+                } else {
+                    format!(" vlan {}", q.vlan)
+                }
+            )))
         };
     }
     if st.sw.fdb.remove(&FdbKey::new(mac, q.vlan)) {

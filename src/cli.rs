@@ -132,7 +132,9 @@ pub(crate) enum FdbAction {
         #[arg(num_args = 1..)]
         words: Vec<String>,
     },
-    /// Delete an entry: `fdb del MAC [vlan N]`, or a vxlan port's `fdb del MAC dev PORT dst IP`.
+    /// Delete an entry: `fdb del MAC [vlan N]`; `fdb del MAC dev PORT [vlan N]` deletes only
+    /// PORT's (without `vlan`: in VLAN 0 and every VLAN of PORT, as `bridge fdb del`); a vxlan
+    /// port's own entry: `fdb del MAC dev PORT dst IP`.
     Del {
         #[arg(num_args = 1..)]
         words: Vec<String>,
@@ -182,8 +184,10 @@ pub(crate) struct ConfigArgs {
     /// Token for changes (or TAPSWITCH_API_TOKEN).
     #[arg(long, env = "TAPSWITCH_API_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
-    /// `KEY VALUE` pairs to change: ageing_secs, fdb_max_learned, group_fwd_mask,
-    /// vepa_flood_unknown.
+    /// `KEY VALUE` pairs to change: ageing_secs, fdb_max_learned, group_fwd_mask (a number or
+    /// names), vepa_flood_unknown, vlan_filtering (true/false, on/off, 1/0), vlan_protocol,
+    /// default_pvid, stp (off/rstp), stp_priority, stp_hello_time, stp_forward_delay,
+    /// stp_max_age, stp_mac.
     #[arg(num_args = 0..)]
     pub set: Vec<String>,
 }
@@ -260,6 +264,10 @@ struct RunArgs {
         hide_env_values = true
     )]
     api_token: Option<String>,
+    /// Read the token from this file (trimmed) instead: unlike --api-token, it does not show
+    /// in the process list.
+    #[arg(long, value_name = "FILE", conflicts_with = "api_token")]
+    api_token_file: Option<PathBuf>,
     /// Start with no ports even without a config (attach them later through the API).
     #[arg(long)]
     no_default_ports: bool,
@@ -324,14 +332,24 @@ pub struct ClientArgs {
 }
 
 impl ClientArgs {
-    /// The endpoint to talk to: `--api` if given, else the control socket.
+    /// The endpoint to talk to: `--api` if given, else the control socket: `--control`, or
+    /// the default switch's. For a user other than root that is their own switch's socket if
+    /// it exists, else the system one (`/run/tapswitch/tapswitch.sock`, where a switch run
+    /// by root or by the systemd unit listens and `--control-group` members may connect).
     pub fn endpoint(&self) -> String {
         match (&self.api, &self.control) {
             (Some(a), _) => a.clone(),
             (None, Some(c)) => c.clone(),
-            (None, None) => crate::config::default_control_path(DEFAULT_NAME)
-                .display()
-                .to_string(),
+            (None, None) => {
+                let own = crate::config::default_control_path(DEFAULT_NAME);
+                let system = crate::config::system_control_path(DEFAULT_NAME);
+                let path = if !own.exists() && system.exists() {
+                    system
+                } else {
+                    own
+                };
+                path.display().to_string()
+            }
         }
     }
 }
@@ -390,7 +408,13 @@ pub fn main() -> ExitCode {
 
 fn run(a: RunArgs, log_format: LogFormat) -> anyhow::Result<()> {
     init_logging(log_format, "info");
-    let o = Overrides {
+    let o = overrides(a);
+    let cfg = Config::resolve(&o)?;
+    runtime()?.block_on(crate::daemon::run(cfg, o))
+}
+
+fn overrides(a: RunArgs) -> Overrides {
+    Overrides {
         config: a.config,
         ports: a.ports,
         listen: a.listen,
@@ -412,12 +436,97 @@ fn run(a: RunArgs, log_format: LogFormat) -> anyhow::Result<()> {
         stp_mac: a.stp_mac,
         name: a.name,
         api_token: a.api_token,
+        api_token_file: a.api_token_file,
+        reload: false,
         no_default_ports: a.no_default_ports,
         user: a.user,
         dataplane_threads: a.dataplane_threads,
         busy_poll_us: a.busy_poll_us,
         api_max_conns: a.api_max_conns,
+    }
+}
+
+/// Checks a `tapswitch` command line (the arguments after the program name) without running
+/// it: clap's parse (the subcommand and its options exist), then what each command reads
+/// itself, through the same functions it runs: `run`'s settings and port specs as `run`
+/// resolves them (without reading `--config`, `--api-token-file` or looking up
+/// `--control-group`, which depend on the machine), `port add` specs, `port set` and `config`
+/// pairs, `fdb`, `vlan` and `mirror add` words. The error is the one the command would print.
+pub fn check_args<I, T>(args: I) -> anyhow::Result<()>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let argv = std::iter::once(std::ffi::OsString::from("tapswitch"))
+        .chain(args.into_iter().map(Into::into));
+    let cli = Cli::try_parse_from(argv)?;
+    match cli.cmd {
+        Cmd::Run(a) => {
+            let mut o = overrides(*a);
+            o.config = None;
+            o.control_group = None;
+            o.api_token_file = None;
+            Config::resolve(&o)?;
+        }
+        Cmd::Demo(_) | Cmd::Ports(_) | Cmd::Stp(_) | Cmd::Capture(_) => {}
+        Cmd::Fdb(a) => {
+            if let Some(action) = &a.action {
+                crate::client::fdb_request(action)?;
+            }
+        }
+        Cmd::Port(a) => match &a.action {
+            PortAction::Add { spec } => {
+                crate::config::parse_spec(spec)?;
+            }
+            PortAction::Del { .. } => {}
+            PortAction::Set { words, .. } => {
+                crate::client::parse_port_set_words(words)?;
+            }
+        },
+        Cmd::Config(a) => {
+            crate::client::parse_config_words(&a.set)?;
+        }
+        Cmd::Vlan(a) => {
+            if let Some(action) = &a.action {
+                crate::client::vlan_request(action)?;
+            }
+        }
+        Cmd::Mirror(a) => crate::capture::client::check_mirror(&a)?,
+    }
+    Ok(())
+}
+
+/// The names of the top-level subcommands (`run`, `ports`, ...), for the README test.
+pub fn subcommands() -> Vec<String> {
+    use clap::CommandFactory;
+    Cli::command()
+        .get_subcommands()
+        .map(|c| c.get_name().to_string())
+        .collect()
+}
+
+/// The long options (`--name`) of a subcommand path (`["fdb", "add"]`; empty: the top level),
+/// global ones included; `None` if there is no such subcommand. For the README test, which
+/// checks the synopsis against the real command line.
+pub fn long_options(path: &[&str]) -> Option<Vec<String>> {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    cmd.build();
+    let mut names: Vec<String> = Vec::new();
+    let mut cur = &cmd;
+    let add = |c: &clap::Command, names: &mut Vec<String>| {
+        names.extend(
+            c.get_arguments()
+                .filter_map(|a| a.get_long())
+                .map(|l| format!("--{l}")),
+        );
     };
-    let cfg = Config::resolve(&o)?;
-    runtime()?.block_on(crate::daemon::run(cfg, o))
+    add(cur, &mut names);
+    for p in path {
+        cur = cur.find_subcommand(p)?;
+        add(cur, &mut names);
+    }
+    names.sort();
+    names.dedup();
+    Some(names)
 }

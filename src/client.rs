@@ -600,26 +600,44 @@ pub(crate) fn fdb_cmd(a: crate::cli::FdbArgs) -> Result<()> {
     use crate::cli::FdbAction;
     let api = &a.client.endpoint();
     let tok = a.token.as_deref();
-    match a.action.unwrap_or(FdbAction::Show) {
-        FdbAction::Show => fdb(api, a.client.json),
+    let action = a.action.unwrap_or(FdbAction::Show);
+    if let FdbAction::Show = action {
+        return fdb(api, a.client.json);
+    }
+    let (method, path, body) = fdb_request(&action)?;
+    let v = change(api, method, &path, body.as_ref(), tok)?;
+    if let FdbAction::Flush { .. } = action {
+        println!("removed {} entries", v["removed"]);
+    }
+    Ok(())
+}
+
+/// The request (method, path, body) of a changing `fdb` command, from its words (`Show` is
+/// a read: a GET of /api/v1/fdb).
+pub(crate) fn fdb_request(
+    action: &crate::cli::FdbAction,
+) -> Result<(&'static str, String, Option<Value>)> {
+    use crate::cli::FdbAction;
+    Ok(match action {
+        FdbAction::Show => ("GET", "/api/v1/fdb".to_string(), None),
         FdbAction::Add { words } => {
-            let b = parse_fdb_words(&words, true)?;
-            change(api, "POST", "/api/v1/fdb", Some(&b), tok).map(|_| ())
+            let b = parse_fdb_words(words, true)?;
+            ("POST", "/api/v1/fdb".to_string(), Some(b))
         }
         FdbAction::Append { words } => {
-            let b = parse_fdb_words(&words, true)?;
+            let b = parse_fdb_words(words, true)?;
             if b["mac"] != "00:00:00:00:00:00" || b["dst"].is_null() {
                 bail!("append adds a remote to a vxlan port's flood list: fdb append 00:00:00:00:00:00 dev PORT dst IP");
             }
-            change(api, "POST", "/api/v1/fdb", Some(&b), tok).map(|_| ())
+            ("POST", "/api/v1/fdb".to_string(), Some(b))
         }
         FdbAction::Replace { words } => {
-            let b = parse_fdb_words(&words, true)?;
+            let b = parse_fdb_words(words, true)?;
             let path = format!("/api/v1/fdb/{}", b["mac"].as_str().unwrap_or_default());
-            change(api, "PUT", &path, Some(&b), tok).map(|_| ())
+            ("PUT", path, Some(b))
         }
         FdbAction::Del { words } => {
-            let b = parse_fdb_words(&words, false)?;
+            let b = parse_fdb_words(words, false)?;
             let mut path = format!(
                 "/api/v1/fdb/{}?vlan={}",
                 b["mac"].as_str().unwrap_or_default(),
@@ -631,13 +649,14 @@ pub(crate) fn fdb_cmd(a: crate::cli::FdbArgs) -> Result<()> {
             if b["self"] == true {
                 path.push_str("&self=true");
             }
-            if !b["dst"].is_null() || b["self"] == true {
-                let port = b["port"]
-                    .as_str()
-                    .context("deleting a vxlan port's entry needs 'dev PORT'")?;
-                path.push_str(&format!("&port={port}"));
+            match b["port"].as_str() {
+                Some(port) => path.push_str(&format!("&port={port}")),
+                None if !b["dst"].is_null() || b["self"] == true => {
+                    bail!("deleting a vxlan port's entry needs 'dev PORT'")
+                }
+                None => {}
             }
-            change(api, "DELETE", &path, None, tok).map(|_| ())
+            ("DELETE", path, None)
         }
         FdbAction::Flush { words } => {
             let mut q = Vec::new();
@@ -660,11 +679,125 @@ pub(crate) fn fdb_cmd(a: crate::cli::FdbArgs) -> Result<()> {
             } else {
                 format!("/api/v1/fdb?{}", q.join("&"))
             };
-            let v = change(api, "DELETE", &path, None, tok)?;
-            println!("removed {} entries", v["removed"]);
-            Ok(())
+            ("DELETE", path, None)
         }
+    })
+}
+
+/// Parses `port set` pairs (`FLAG on|off`, `KEY VALUE`) into the body of `PATCH
+/// /api/v1/ports/{name}`: flags and switches take on/off (also true/false, 1/0), numbers pass
+/// as numbers, other words (`p2p auto`) as they are.
+pub fn parse_port_set_words(words: &[String]) -> Result<Value> {
+    let mut body = serde_json::Map::new();
+    for pair in words.chunks(2) {
+        let [k, v] = pair else {
+            bail!("flags come in pairs: FLAG on|off")
+        };
+        let k = k.replace('-', "_");
+        let val: Value = match v.as_str() {
+            "on" | "true" => true.into(),
+            "off" | "false" => false.into(),
+            n if n.parse::<u64>().is_ok() && !PortFlagsNames::is_flag(&k) => {
+                n.parse::<u64>().unwrap_or(0).into()
+            }
+            "1" => true.into(),
+            "0" => false.into(),
+            other => other.into(),
+        };
+        body.insert(k, val);
     }
+    Ok(Value::Object(body))
+}
+
+/// What a switch setting of `PATCH /api/v1/config` takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SettingType {
+    /// A number.
+    Number,
+    /// true/false (also on/off, yes/no, 1/0 on the command line).
+    Bool,
+    /// `group_fwd_mask`: a number or names (`lldp,lacp`), sent as the number.
+    Mask,
+    /// `stp`: off or rstp.
+    Stp,
+    /// `vlan_protocol`: 802.1Q or 802.1ad.
+    VlanProtocol,
+    /// `stp_mac`: a MAC address.
+    Mac,
+}
+
+/// Every setting `tapswitch config KEY VALUE` changes, with the type the API takes.
+const SETTINGS: &[(&str, SettingType)] = &[
+    ("ageing_secs", SettingType::Number),
+    ("fdb_max_learned", SettingType::Number),
+    ("group_fwd_mask", SettingType::Mask),
+    ("vepa_flood_unknown", SettingType::Bool),
+    ("vlan_filtering", SettingType::Bool),
+    ("vlan_protocol", SettingType::VlanProtocol),
+    ("default_pvid", SettingType::Number),
+    ("stp", SettingType::Stp),
+    ("stp_priority", SettingType::Number),
+    ("stp_hello_time", SettingType::Number),
+    ("stp_forward_delay", SettingType::Number),
+    ("stp_max_age", SettingType::Number),
+    ("stp_mac", SettingType::Mac),
+];
+
+/// Parses `tapswitch config` pairs (`KEY VALUE`) into the body of `PATCH /api/v1/config`,
+/// each value in the type the API takes: booleans from true/false, on/off, yes/no, 1/0;
+/// `stp` off/rstp; `group_fwd_mask` a number or names; numbers. `-` and `_` in keys are the
+/// same, and `fdb_max` is `fdb_max_learned` (as in the configuration file). Ranges are the
+/// switch's to check (its 400 names the key).
+pub fn parse_config_words(words: &[String]) -> Result<Value> {
+    let mut body = serde_json::Map::new();
+    for pair in words.chunks(2) {
+        let [k, v] = pair else {
+            bail!(
+                "settings come in pairs: KEY VALUE ('{}' has no value)",
+                pair[0]
+            )
+        };
+        let key = match k.replace('-', "_").as_str() {
+            "fdb_max" => "fdb_max_learned".to_string(),
+            other => other.to_string(),
+        };
+        let Some(&(key, ty)) = SETTINGS.iter().find(|(n, _)| *n == key) else {
+            let known: Vec<&str> = SETTINGS.iter().map(|(n, _)| *n).collect();
+            bail!(
+                "unknown setting '{k}' (settings that change at run time: {})",
+                known.join(", ")
+            );
+        };
+        let val = match ty {
+            SettingType::Number => Value::from(v.parse::<u64>().with_context(|| {
+                format!("'{key}' takes a number (a whole number of 0 or more), not '{v}'")
+            })?),
+            SettingType::Bool => match v.to_ascii_lowercase().as_str() {
+                "on" | "true" | "yes" | "1" => Value::from(true),
+                "off" | "false" | "no" | "0" => Value::from(false),
+                _ => bail!("'{key}' takes true or false (on/off, 1/0), not '{v}'"),
+            },
+            SettingType::Mask => Value::from(
+                crate::config::parse_group_mask(v).with_context(|| format!("'{key}' {v}"))?,
+            ),
+            SettingType::Stp => {
+                crate::config::parse_stp(v).with_context(|| format!("'{key}'"))?;
+                Value::from(v.as_str())
+            }
+            SettingType::VlanProtocol => {
+                v.parse::<crate::vlan::Protocol>()
+                    .with_context(|| format!("'{key}'"))?;
+                Value::from(v.as_str())
+            }
+            SettingType::Mac => {
+                v.parse::<crate::frame::MacAddr>()
+                    .with_context(|| format!("'{key}'"))?;
+                Value::from(v.as_str())
+            }
+        };
+        body.insert(key.to_string(), val);
+    }
+    Ok(Value::Object(body))
 }
 
 /// `tapswitch port add|del|set`.
@@ -684,30 +817,12 @@ pub(crate) fn port_cmd(a: crate::cli::PortArgs) -> Result<()> {
             change(api, "DELETE", &format!("/api/v1/ports/{name}"), None, tok)?
         }
         PortAction::Set { name, words } => {
-            let mut body = serde_json::Map::new();
-            for pair in words.chunks(2) {
-                let [k, v] = pair else {
-                    bail!("flags come in pairs: FLAG on|off")
-                };
-                let k = k.replace('-', "_");
-                // flags and switches take on/off; numbers and words (p2p) pass as they are
-                let val: Value = match v.as_str() {
-                    "on" | "true" => true.into(),
-                    "off" | "false" => false.into(),
-                    n if n.parse::<u64>().is_ok() && !PortFlagsNames::is_flag(&k) => {
-                        n.parse::<u64>().unwrap_or(0).into()
-                    }
-                    "1" => true.into(),
-                    "0" => false.into(),
-                    other => other.into(),
-                };
-                body.insert(k, val);
-            }
+            let body = parse_port_set_words(&words)?;
             change(
                 api,
                 "PATCH",
                 &format!("/api/v1/ports/{name}"),
-                Some(&Value::Object(body)),
+                Some(&body),
                 tok,
             )?
         }
@@ -724,33 +839,12 @@ pub(crate) fn config_cmd(a: crate::cli::ConfigArgs) -> Result<()> {
     let v = if a.set.is_empty() {
         get_json(api, "/api/v1/config")?
     } else {
-        let mut body = serde_json::Map::new();
-        for pair in a.set.chunks(2) {
-            let [k, v] = pair else {
-                bail!("settings come in pairs: KEY VALUE")
-            };
-            let val = match k.as_str() {
-                "group_fwd_mask" => v
-                    .parse::<u64>()
-                    .map(Value::from)
-                    .unwrap_or_else(|_| Value::from(v.as_str())),
-                "vepa_flood_unknown" => match v.as_str() {
-                    "on" | "true" | "1" => Value::from(true),
-                    "off" | "false" | "0" => Value::from(false),
-                    _ => bail!("'{k}' takes on or off, not '{v}'"),
-                },
-                _ => Value::from(
-                    v.parse::<u64>()
-                        .with_context(|| format!("'{k}' needs a number"))?,
-                ),
-            };
-            body.insert(k.clone(), val);
-        }
+        let body = parse_config_words(&a.set)?;
         change(
             api,
             "PATCH",
             "/api/v1/config",
-            Some(&Value::Object(body)),
+            Some(&body),
             a.token.as_deref(),
         )?
     };
@@ -836,6 +930,34 @@ pub fn vlan_show_text(v: &Value, dev: Option<&str>) -> String {
     out
 }
 
+/// The request (method, path, body) of a `vlan` command, from its words.
+pub(crate) fn vlan_request(
+    action: &crate::cli::VlanAction,
+) -> Result<(&'static str, String, Option<Value>)> {
+    use crate::cli::VlanAction;
+    let (VlanAction::Add { words } | VlanAction::Del { words }) = action else {
+        if let VlanAction::Show { words } = action {
+            parse_vlan_words(words)?;
+        }
+        return Ok(("GET", "/api/v1/vlans".to_string(), None));
+    };
+    if words.is_empty() {
+        bail!("missing 'dev PORT vid N'")
+    }
+    let w = parse_vlan_words(words)?;
+    let dev = w.dev.context("missing 'dev PORT'")?;
+    let vid = w.vid.context("missing 'vid N[-M]'")?;
+    let path = format!("/api/v1/ports/{dev}/vlans/{vid}");
+    Ok(match action {
+        VlanAction::Add { .. } => (
+            "PUT",
+            path,
+            Some(serde_json::json!({ "pvid": w.pvid, "untagged": w.untagged })),
+        ),
+        _ => ("DELETE", path, None),
+    })
+}
+
 /// `tapswitch vlan [show|add|del]`.
 pub(crate) fn vlan_cmd(a: crate::cli::VlanArgs) -> Result<()> {
     use crate::cli::VlanAction;
@@ -863,35 +985,9 @@ pub(crate) fn vlan_cmd(a: crate::cli::VlanArgs) -> Result<()> {
             }
             Ok(())
         }
-        VlanAction::Add { words } | VlanAction::Del { words } if words.is_empty() => {
-            bail!("missing 'dev PORT vid N'")
-        }
-        VlanAction::Add { words } => {
-            let w = parse_vlan_words(&words)?;
-            let dev = w.dev.context("missing 'dev PORT'")?;
-            let vid = w.vid.context("missing 'vid N[-M]'")?;
-            let body = serde_json::json!({ "pvid": w.pvid, "untagged": w.untagged });
-            change(
-                api,
-                "PUT",
-                &format!("/api/v1/ports/{dev}/vlans/{vid}"),
-                Some(&body),
-                tok,
-            )
-            .map(|_| ())
-        }
-        VlanAction::Del { words } => {
-            let w = parse_vlan_words(&words)?;
-            let dev = w.dev.context("missing 'dev PORT'")?;
-            let vid = w.vid.context("missing 'vid N[-M]'")?;
-            change(
-                api,
-                "DELETE",
-                &format!("/api/v1/ports/{dev}/vlans/{vid}"),
-                None,
-                tok,
-            )
-            .map(|_| ())
+        action => {
+            let (method, path, body) = vlan_request(&action)?;
+            change(api, method, &path, body.as_ref(), tok).map(|_| ())
         }
     }
 }
@@ -990,6 +1086,68 @@ mod tests {
         .unwrap();
         assert_eq!(b["kind"], "extern_learn");
         assert!(parse_fdb_words(&w("02:00:00:00:00:01 dev vx0 dst nowhere"), true).is_err());
+    }
+
+    #[test]
+    fn config_words_take_each_setting_in_its_type() {
+        let w = |s: &str| s.split_whitespace().map(String::from).collect::<Vec<_>>();
+        let b = parse_config_words(&w(
+            "vlan_filtering true stp rstp ageing_secs 60 vepa_flood_unknown off group_fwd_mask lldp,lacp",
+        ))
+        .unwrap();
+        assert_eq!(
+            b,
+            serde_json::json!({"vlan_filtering": true, "stp": "rstp", "ageing_secs": 60,
+                "vepa_flood_unknown": false, "group_fwd_mask": 0x4004})
+        );
+        // every boolean spelling, both ways
+        for (v, want) in [
+            ("true", true),
+            ("on", true),
+            ("1", true),
+            ("yes", true),
+            ("ON", true),
+            ("false", false),
+            ("off", false),
+            ("0", false),
+            ("no", false),
+        ] {
+            let b = parse_config_words(&w(&format!("vlan_filtering {v}"))).unwrap();
+            assert_eq!(b["vlan_filtering"], want, "{v}");
+        }
+        let b = parse_config_words(&w(
+            "stp off vlan-protocol 802.1ad default_pvid 0 stp_priority 4096 stp_hello_time 2 \
+             stp_forward_delay 4 stp_max_age 6 stp_mac 02:00:00:00:00:09 fdb_max 100 group_fwd_mask 0x4000",
+        ))
+        .unwrap();
+        assert_eq!(
+            b,
+            serde_json::json!({"stp": "off", "vlan_protocol": "802.1ad", "default_pvid": 0,
+                "stp_priority": 4096, "stp_hello_time": 2, "stp_forward_delay": 4, "stp_max_age": 6,
+                "stp_mac": "02:00:00:00:00:09", "fdb_max_learned": 100, "group_fwd_mask": 0x4000})
+        );
+        // every key the API takes is known here, and only those
+        assert_eq!(SETTINGS.len(), 13);
+        let err = |s: &str| format!("{:#}", parse_config_words(&w(s)).unwrap_err());
+        assert!(err("vlan_filtering maybe").contains("takes true or false"));
+        assert!(err("stp mstp").contains("not a spanning tree mode"));
+        assert!(err("ageing_secs soon").contains("'ageing_secs' takes a number"));
+        assert!(err("vlan_protocol 802.1x").contains("vlan_protocol"));
+        assert!(err("stp_mac nope").contains("stp_mac"));
+        assert!(err("group_fwd_mask lldpx").contains("not a group mask"));
+        assert!(err("mode vepa").contains("unknown setting 'mode'"));
+        assert!(err("ageing_secs").contains("pairs"));
+    }
+
+    #[test]
+    fn port_set_words() {
+        let w = |s: &str| s.split_whitespace().map(String::from).collect::<Vec<_>>();
+        let b = parse_port_set_words(&w("hairpin on learning 0 stp-cost 100 p2p no")).unwrap();
+        assert_eq!(
+            b,
+            serde_json::json!({"hairpin": true, "learning": false, "stp_cost": 100, "p2p": "no"})
+        );
+        assert!(parse_port_set_words(&w("hairpin")).is_err());
     }
 
     #[test]

@@ -484,12 +484,26 @@ pub fn default_control_path(name: &str) -> PathBuf {
     let file = format!("{name}.sock");
     let uid = crate::port::sys::euid();
     if uid == 0 {
-        return Path::new("/run/tapswitch").join(file);
+        return system_control_path(name);
     }
     match std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
         Some(d) => PathBuf::from(d).join("tapswitch").join(file),
-        None => PathBuf::from(format!("/tmp/tapswitch-{uid}")).join(file),
+        None => private_control_dir().unwrap_or_default().join(file),
     }
+}
+
+/// `/tmp/tapswitch-UID`, the default control directory of a user who is not root and has no
+/// `$XDG_RUNTIME_DIR`; `None` for root. Anyone can create a name in `/tmp`, so the switch
+/// creates it with mode 0700 and refuses it unless it belongs to that user with mode 0700.
+pub fn private_control_dir() -> Option<PathBuf> {
+    let uid = crate::port::sys::euid();
+    (uid != 0).then(|| PathBuf::from(format!("/tmp/tapswitch-{uid}")))
+}
+
+/// The control socket of switch `name` run by root (or by the systemd unit, whose
+/// RuntimeDirectory is /run/tapswitch): `/run/tapswitch/NAME.sock`.
+pub fn system_control_path(name: &str) -> PathBuf {
+    Path::new("/run/tapswitch").join(format!("{name}.sock"))
 }
 
 /// Parses `--control`: a path, or `none` (no control socket).
@@ -563,6 +577,12 @@ pub struct Overrides {
     pub name: Option<String>,
     /// `--api-token`.
     pub api_token: Option<String>,
+    /// `--api-token-file`: the token is read from this file (trimmed).
+    pub api_token_file: Option<PathBuf>,
+    /// Set for a SIGHUP reload: token files (`--api-token-file`, `api_token_file`) are not read
+    /// again: the token is fixed at start (a change needs a restart), and after `--user` the
+    /// file may be out of reach.
+    pub reload: bool,
     /// Start with no ports at all, even with no config (ports come later through the API).
     pub no_default_ports: bool,
     /// After the ports are open, become this user (name, UID or UID:GID).
@@ -600,6 +620,39 @@ pub fn parse_stp(v: &str) -> Result<bool, BadStp> {
         "rstp" | "on" => Ok(true),
         _ => Err(BadStp(v.to_string())),
     }
+}
+
+/// A token file that cannot be used; the text names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenFileError {
+    /// The file cannot be read.
+    #[error("cannot read the token file {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file holds nothing but whitespace.
+    #[error("the token file {0} is empty")]
+    Empty(String),
+}
+
+/// Reads an API token from a file (`--api-token-file`, `api_token_file`), so that it never
+/// shows in the process's command line: the content with surrounding whitespace (the final
+/// newline) trimmed.
+pub fn read_token_file(path: &Path) -> Result<String, TokenFileError> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| TokenFileError::Read {
+        path: shown.clone(),
+        source,
+    })?;
+    let token = text.trim();
+    if token.is_empty() {
+        return Err(TokenFileError::Empty(shown));
+    }
+    Ok(token.to_string())
 }
 
 /// An `--stp` value that is neither off nor rstp.
@@ -653,7 +706,8 @@ struct FileConfig {
     group_fwd_mask: Option<Spanned<MaskValue>>,
     mode: Option<Mode>,
     vepa_flood_unknown: Option<bool>,
-    api_token: Option<String>,
+    api_token: Option<Spanned<String>>,
+    api_token_file: Option<Spanned<String>>,
     dataplane_threads: Option<Spanned<u64>>,
     busy_poll_us: Option<Spanned<u64>>,
     api_max_conns: Option<Spanned<u64>>,
@@ -761,6 +815,8 @@ pub fn check_default_pvid(v: u16) -> Result<u16, VlanError> {
 /// Settings of the file that need the final name or a lookup before they apply.
 #[derive(Default)]
 struct Pending {
+    /// A SIGHUP reload: token files are not read again.
+    reload: bool,
     /// `control`: `Some(None)` is `"none"`.
     control: Option<Option<PathBuf>>,
     control_gid: Option<u32>,
@@ -911,8 +967,27 @@ fn load_file(path: &Path, cfg: &mut Config, pending: &mut Pending) -> Result<(),
     if let Some(v) = fc.vepa_flood_unknown {
         cfg.settings.vepa_flood_unknown = v;
     }
-    if fc.api_token.is_some() {
-        cfg.api_token = fc.api_token;
+    match (fc.api_token, fc.api_token_file) {
+        (Some(_), Some(f)) => {
+            return src.err(
+                f.span(),
+                "api_token_file",
+                "give api_token or api_token_file, not both",
+            )
+        }
+        (Some(t), None) => cfg.api_token = Some(t.into_inner()),
+        (None, Some(f)) if !pending.reload => {
+            // a relative path is taken from the configuration file's directory
+            let p = path
+                .parent()
+                .unwrap_or(Path::new("."))
+                .join(f.get_ref().as_str());
+            match read_token_file(&p) {
+                Ok(t) => cfg.api_token = Some(t),
+                Err(e) => return src.err(f.span(), "api_token_file", e.to_string()),
+            }
+        }
+        (None, _) => {}
     }
     if let Some(t) = fc.dataplane_threads {
         match validate::DATAPLANE_THREADS.check("dataplane_threads", *t.get_ref()) {
@@ -1139,7 +1214,10 @@ impl Config {
             stp_bridge: BridgeConfig::new(crate::frame::MacAddr([2, 0, 0, 0, 0, 1])),
             mirrors: Vec::new(),
         };
-        let mut pending = Pending::default();
+        let mut pending = Pending {
+            reload: o.reload,
+            ..Pending::default()
+        };
         if let Some(path) = &o.config {
             load_file(path, &mut cfg, &mut pending)?;
         }
@@ -1243,6 +1321,9 @@ impl Config {
         }
         if o.api_token.is_some() {
             cfg.api_token = o.api_token.clone();
+        }
+        if let (Some(p), false) = (&o.api_token_file, o.reload) {
+            cfg.api_token = Some(read_token_file(p).map_err(flag("--api-token-file"))?);
         }
         for s in &o.ports {
             let spec = parse_spec(s).map_err(flag("--port"))?;
@@ -1558,6 +1639,71 @@ mod tests {
         assert_eq!(parse_group_mask("none").unwrap(), 0);
         assert!(parse_group_mask("bpdu").is_err());
         assert!(parse_group_mask("70000").is_err());
+    }
+
+    #[test]
+    fn api_token_files() {
+        let tok = tempfile_lite::TempFile::new("token");
+        std::fs::write(&tok.path, "  s3cret-from-file\n").unwrap();
+        let o = |file: Option<&std::path::Path>| Overrides {
+            no_default_ports: true,
+            api_token_file: file.map(Into::into),
+            ..Overrides::default()
+        };
+        // trimmed, from the command line and from the file key
+        let c = Config::resolve(&o(Some(&tok.path))).unwrap();
+        assert_eq!(c.api_token.as_deref(), Some("s3cret-from-file"));
+        let text = format!("api_token_file = \"{}\"\n", tok.path.display());
+        let c = load(&text, Overrides::default()).unwrap();
+        assert_eq!(c.api_token.as_deref(), Some("s3cret-from-file"));
+        // a relative path is taken from the configuration file's directory
+        let name = tok.path.file_name().unwrap().to_str().unwrap();
+        let c = load(
+            &format!("api_token_file = \"{name}\"\n"),
+            Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(c.api_token.as_deref(), Some("s3cret-from-file"));
+        // errors name the file (and the line and key in a configuration file)
+        let missing = std::env::temp_dir().join("tapswitch-no-such-token-file");
+        let e = Config::resolve(&o(Some(&missing))).unwrap_err().to_string();
+        assert!(
+            e.starts_with("--api-token-file: cannot read the token file")
+                && e.contains(&missing.display().to_string()),
+            "{e}"
+        );
+        let e = load(
+            &format!("name = \"x\"\napi_token_file = \"{}\"\n", missing.display()),
+            Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains(":2: key 'api_token_file': cannot read the token file"),
+            "{e}"
+        );
+        std::fs::write(&tok.path, " \n").unwrap();
+        let e = Config::resolve(&o(Some(&tok.path)))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("is empty") && e.contains(name), "{e}");
+        let e = load(
+            &format!(
+                "api_token = \"a\"\napi_token_file = \"{}\"\n",
+                tok.path.display()
+            ),
+            Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("not both"), "{e}");
+        // a reload does not read the file again (the token is fixed at start)
+        let c = Config::resolve(&Overrides {
+            reload: true,
+            ..o(Some(&missing))
+        })
+        .unwrap();
+        assert_eq!(c.api_token, None);
     }
 
     fn write_cfg(text: &str) -> tempfile_lite::TempFile {

@@ -253,42 +253,51 @@ fn listen(sw: &Arc<Switch>, spec: &PortSpec) -> Result<(), AttachError> {
         path: path.clone(),
         source,
     };
-    sockfile::prepare(&path, datagram).map_err(sock_err)?;
+    let bind_err = |e| match e {
+        sockfile::BindError::Sock(e) => sock_err(e),
+        sockfile::BindError::Bind(e) => listen_err(e),
+    };
     let rt = tokio::runtime::Handle::try_current()
         .map_err(|_| AttachError::NoRuntime(spec.name.clone()))?;
-    let task = if datagram {
-        let hub = DgramHub::bind(&path).map_err(listen_err)?;
-        sockfile::apply(&path, spec.sock_mode, spec.sock_owner).map_err(sock_err)?;
+    let (mode, owner) = (spec.sock_mode, spec.sock_owner);
+    let (task, file) = if datagram {
+        let (hub, file) =
+            sockfile::bind_at(&path, true, mode, owner, DgramHub::bind).map_err(bind_err)?;
         let frame_rt = sw.frame_runtime().unwrap_or(rt);
-        frame_rt.spawn(dataplane::dgram_loop(
+        let task = frame_rt.spawn(dataplane::dgram_loop(
             sw.clone(),
             spec.name.clone(),
             hub,
             spec.flags,
             spec.max_learned,
             spec.max_conns.unwrap_or(stream::DEFAULT_MAX_CONNS),
-        ))
+        ));
+        (task, file)
     } else {
-        let l = std::os::unix::net::UnixListener::bind(&path).map_err(listen_err)?;
+        let (l, file) = sockfile::bind_at(&path, false, mode, owner, |p| {
+            std::os::unix::net::UnixListener::bind(p)
+        })
+        .map_err(bind_err)?;
         l.set_nonblocking(true).map_err(listen_err)?;
-        sockfile::apply(&path, spec.sock_mode, spec.sock_owner).map_err(sock_err)?;
         let l = {
             let _guard = rt.enter();
             tokio::net::UnixListener::from_std(l).map_err(listen_err)?
         };
         let max = spec.max_conns.unwrap_or(stream::DEFAULT_MAX_CONNS);
-        rt.spawn(accept_loop(sw.clone(), spec.clone(), l, max))
+        (
+            rt.spawn(accept_loop(sw.clone(), spec.clone(), l, max)),
+            file,
+        )
     };
     let l = dataplane::Listener {
         name: spec.name.clone(),
         kind: spec.kind,
         path: path.clone(),
         task: task.abort_handle(),
+        file,
     };
-    if let Err(e) = sw.add_listener(l) {
-        let _ = std::fs::remove_file(&path);
-        return Err(e.into());
-    }
+    // on error the listener is dropped, and with it its socket file
+    sw.add_listener(l)?;
     Ok(())
 }
 
@@ -672,6 +681,37 @@ pub fn del_port_vlans(
     r
 }
 
+/// Adds a user entry as `bridge fdb add|replace MAC dev PORT [vlan N] master` does: with VLAN
+/// filtering on and no VLAN given (`vlan == 0`), in VLAN 0 and in every VLAN of the port, so
+/// that it matches the port's frames (Linux `br_fdb_add`); see
+/// [`crate::fdb::Fdb::insert_user_vids`]. With filtering off, only the VLAN-0 entry, the one
+/// frames are looked up with (a Linux built with VLAN filtering support adds the per-VLAN
+/// entries then too; they do nothing until filtering is turned on).
+pub fn add_fdb_entry(
+    sw: &Switch,
+    h: &PortHandle,
+    mac: crate::frame::MacAddr,
+    vlan: u16,
+    kind: crate::fdb::EntryKind,
+    replace: bool,
+) -> Result<(), crate::fdb::FdbError> {
+    let vids = if sw.settings.load().vlan_filtering {
+        *h.vlans().members()
+    } else {
+        crate::vlan::VlanSet::EMPTY
+    };
+    sw.fdb
+        .insert_user_vids(mac, vlan, &vids, h.id, kind, replace, sw.now())
+}
+
+/// Removes the entries of `mac` on a port as `bridge fdb del MAC dev PORT [vlan N] master`
+/// does (with no VLAN: VLAN 0 and every VLAN of the port, whether filtering is on or not, so
+/// entries added while it was on can go after it was turned off); returns how many went.
+pub fn del_fdb_entry(sw: &Switch, h: &PortHandle, mac: crate::frame::MacAddr, vlan: u16) -> usize {
+    let vids = *h.vlans().members();
+    sw.fdb.remove_on_port(mac, vlan, &vids, h.id)
+}
+
 /// The control thread is gone (the switch is stopping).
 #[derive(Debug, thiserror::Error)]
 #[error("the switch is stopping")]
@@ -783,15 +823,22 @@ impl Drop for Control {
     }
 }
 
-/// Housekeeping on a timer (ageing has its own thread), and the frame path's requests as
-/// they come.
+/// Housekeeping on a timer (ageing has its own thread), links read every
+/// [`Switch::link_poll_interval`], and the frame path's requests as they come.
 async fn housekeeping(sw: Arc<Switch>) {
     let mut next = tokio::time::Instant::now() + sw.tick_interval();
+    let mut links = tokio::time::Instant::now() + sw.link_poll_interval();
     loop {
         tokio::select! {
             _ = tokio::time::sleep_until(next) => {
                 sw.tick_control();
                 next = tokio::time::Instant::now() + sw.tick_interval();
+            }
+            _ = tokio::time::sleep_until(links) => {
+                if sw.poll_links() > 0 {
+                    sw.control_work();
+                }
+                links = tokio::time::Instant::now() + sw.link_poll_interval();
             }
             _ = sw.control_wanted() => {
                 sw.control_work();

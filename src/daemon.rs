@@ -181,7 +181,9 @@ fn start_reload(
     done: tokio::sync::mpsc::Sender<Option<control::Applied>>,
 ) {
     tracing::info!("SIGHUP: reloading the configuration");
-    let (ch, sw, o, old) = (ch.clone(), sw.clone(), o.clone(), applied.clone());
+    let (ch, sw, mut o, old) = (ch.clone(), sw.clone(), o.clone(), applied.clone());
+    // the API token is fixed at start; its file is not read again
+    o.reload = true;
     tokio::spawn(async move {
         let r = match Config::resolve(&o) {
             Ok(new) => ch.run(move || control::reload(&sw, &old, &new)).await.ok(),

@@ -50,7 +50,8 @@ pub enum EntryKind {
     /// Added by the user; never ages; never moves.
     Sticky,
     /// Installed by a controller (EVPN); never aged by the switch; when its MAC shows up on
-    /// another port, local learning takes it over (it becomes `Learned` there), as in Linux.
+    /// another port, local learning takes it over (it becomes a `Dynamic` entry
+    /// there, not counted as learned), as in Linux.
     ExternLearn,
 }
 
@@ -345,10 +346,11 @@ impl Fdb {
         }
     }
 
-    /// An `extern_learn` entry seen on another port: local learning takes it over (Linux
-    /// `br_fdb_update` clears `BR_FDB_ADDED_BY_EXT_LEARN`). It becomes a learned entry of the new
-    /// port; at the learned limit (the switch's or the port's) an ageing `dynamic` one, which
-    /// does not count (as Linux, whose taken-over entry ages without counting).
+    /// An `extern_learn` entry seen on another port: local learning takes it over. Linux's
+    /// `br_fdb_update` only clears `BR_FDB_ADDED_BY_EXT_LEARN`: the entry keeps
+    /// `BR_FDB_ADDED_BY_USER`, never gets `BR_FDB_DYNAMIC_LEARNED` (only `fdb_create` sets it),
+    /// so it ages but `fdb_n_learned` stays as it was. Here it becomes an ageing `dynamic`
+    /// entry of the new port, which counts toward neither the learned limit nor the port's.
     fn take_over(&self, key: FdbKey, port: PortId, now: Timestamp) -> LearnOutcome {
         let Some(mut e) = self.map.get_mut(&key) else {
             return self.learn(key, port, now);
@@ -357,19 +359,7 @@ impl Fdb {
             return self.refresh(&e, port, now);
         }
         let old = e.port();
-        let max = self.max_learned();
-        let counted = !self.port_full(port)
-            && self
-                .n_learned
-                .fetch_update(Relaxed, Relaxed, |n| (n < max).then_some(n + 1))
-                .is_ok();
-        if counted {
-            *e = Entry::new(port, EntryKind::Learned, now);
-            self.n_user.fetch_sub(1, Relaxed);
-            self.port_add(port, 1);
-        } else {
-            *e = Entry::new(port, EntryKind::Dynamic, now);
-        }
+        *e = Entry::new(port, EntryKind::Dynamic, now);
         if old == port {
             return LearnOutcome::Refreshed;
         }
@@ -448,6 +438,94 @@ impl Fdb {
         Ok(())
     }
 
+    /// Adds a user entry for `mac` on `port` as `bridge fdb add|replace` does: in VLAN `vlan`,
+    /// or, when `vlan` is 0 (no VLAN given), in VLAN 0 and in every VLAN of `port_vids`, the
+    /// port's VLANs (Linux `br_fdb_add`: "add/update entry for every vlan on this port").
+    /// Adding (`replace == false`) is all or nothing: if one of those entries exists, or the
+    /// user-entry limit would be passed, nothing is added (Linux stops at the first error and
+    /// keeps what it added before).
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the arguments of `bridge fdb add`: MAC, VLAN, the port and its VLANs, kind, replace, time"
+    )]
+    pub fn insert_user_vids(
+        &self,
+        mac: MacAddr,
+        vlan: u16,
+        port_vids: &crate::vlan::VlanSet,
+        port: PortId,
+        kind: EntryKind,
+        replace: bool,
+        now: Timestamp,
+    ) -> Result<(), FdbError> {
+        let keys: Vec<FdbKey> = std::iter::once(vlan)
+            .chain(Self::port_vlans_if_untagged(vlan, port_vids).iter())
+            .map(|v| FdbKey::new(mac, v))
+            .collect();
+        if !mac.is_valid_source() {
+            return Err(FdbError::NotUnicast(mac));
+        }
+        if !replace {
+            if let Some(k) = keys.iter().find(|k| self.map.contains_key(k)) {
+                return Err(FdbError::Exists { mac, vlan: k.vlan });
+            }
+        }
+        let new_user = keys
+            .iter()
+            .filter(|k| self.kind_of(k).is_none_or(|old| old == EntryKind::Learned))
+            .count();
+        if self.n_user.load(Relaxed) + new_user > MAX_USER_ENTRIES {
+            return Err(FdbError::UserLimit(MAX_USER_ENTRIES));
+        }
+        for (i, k) in keys.iter().enumerate() {
+            if let Err(e) = self.insert_user(*k, port, kind, replace, now) {
+                if !replace {
+                    // each of those was new (an existing one fails `add`): take them back
+                    for k in &keys[..i] {
+                        self.remove(k);
+                    }
+                }
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes the entries of `mac` on `port` as `bridge fdb del MAC dev PORT` does: in VLAN
+    /// `vlan`, or, when `vlan` is 0, in VLAN 0 and every VLAN of `port_vids` (Linux
+    /// `br_fdb_delete`); an entry of the MAC on another port stays. Returns how many went.
+    pub fn remove_on_port(
+        &self,
+        mac: MacAddr,
+        vlan: u16,
+        port_vids: &crate::vlan::VlanSet,
+        port: PortId,
+    ) -> usize {
+        std::iter::once(vlan)
+            .chain(Self::port_vlans_if_untagged(vlan, port_vids).iter())
+            .filter(|v| {
+                let key = FdbKey::new(mac, *v);
+                self.map
+                    .remove_if(&key, |_, e| e.port() == port)
+                    .map(|(_, e)| self.uncount(&e))
+                    .is_some()
+            })
+            .count()
+    }
+
+    /// The port's VLANs when no VLAN was given (`vlan == 0`), none otherwise.
+    fn port_vlans_if_untagged(
+        vlan: u16,
+        port_vids: &crate::vlan::VlanSet,
+    ) -> &crate::vlan::VlanSet {
+        const NONE: crate::vlan::VlanSet = crate::vlan::VlanSet::EMPTY;
+        if vlan == 0 {
+            port_vids
+        } else {
+            &NONE
+        }
+    }
+
     /// Removes one entry of any kind; returns whether it existed.
     pub fn remove(&self, key: &FdbKey) -> bool {
         match self.map.remove(key) {
@@ -485,12 +563,15 @@ impl Fdb {
         n
     }
 
-    /// Removes every entry of `port` in the VLANs of `vids` (a VLAN deleted from a port, Linux
-    /// `nbp_vlan_delete`), in one pass.
+    /// Removes the learned and dynamic entries of `port` in the VLANs of `vids`, in one pass:
+    /// a VLAN deleted from a port. Linux `nbp_vlan_delete` calls
+    /// `br_fdb_delete_by_port(br, p, vid, 0)`, which keeps static entries (sticky and
+    /// permanent ones are static too) and `extern_learn` ones (unless offloaded, which a
+    /// userspace switch never is).
     pub fn flush_port_vlans(&self, port: PortId, vids: &crate::vlan::VlanSet) -> usize {
         let mut n = 0;
         self.map.retain(|k, e| {
-            let hit = e.port() == port && vids.contains(k.vlan);
+            let hit = e.port() == port && e.kind.ages() && vids.contains(k.vlan);
             if hit {
                 self.uncount(e);
                 n += 1;
@@ -681,6 +762,9 @@ mod tests {
         assert_eq!(t.learned_count(), 0);
     }
 
+    /// Linux `br_fdb_update` on an `extern_learn` entry seen on another port: the entry moves
+    /// and only loses its extern_learn flag; it stays a user entry (`BR_FDB_ADDED_BY_USER`),
+    /// so it ages but `fdb_n_learned` does not count it, at the limit or not.
     #[test]
     fn extern_learn_never_ages_and_local_learning_takes_it_over() {
         let t = Fdb::new(10);
@@ -690,16 +774,25 @@ mod tests {
         assert_eq!(t.learn(key(1), P1, Timestamp(5)), LearnOutcome::Refreshed);
         assert_eq!(t.kind_of(&key(1)), Some(EntryKind::ExternLearn));
         assert_eq!(t.learned_count(), 0);
-        // the MAC shows up behind another port: a learned entry there now, and it ages
+        // the MAC shows up behind another port: a dynamic entry there now, and it ages
         assert_eq!(t.learn(key(1), P2, Timestamp(6)), LearnOutcome::Moved(P1));
-        assert_eq!(t.kind_of(&key(1)), Some(EntryKind::Learned));
+        assert_eq!(t.kind_of(&key(1)), Some(EntryKind::Dynamic));
         assert_eq!(t.port_of(&key(1)), Some(P2));
-        assert_eq!(t.learned_count(), 1);
-        assert_eq!(t.port_learned(P2).0, 1);
+        assert_eq!(t.learned_count(), 0, "fdb_n_learned stays as it was");
+        assert_eq!(t.port_learned(P2).0, 0, "nor does the port's count grow");
+        assert_eq!(t.stats.moved_total.load(Relaxed), 1);
+        // a learned source still fits under a limit of 1: the taken-over entry took no place
+        let t1 = Fdb::new(1);
+        t1.insert_user(key(1), P1, EntryKind::ExternLearn, false, Timestamp(0))
+            .unwrap();
+        t1.learn(key(1), P2, Timestamp(1));
+        assert_eq!(t1.learn(key(2), P2, Timestamp(1)), LearnOutcome::Learned);
+        assert_eq!(t1.learned_count(), 1);
+        // it ages like any dynamic entry, and its removal leaves the count alone
         assert_eq!(t.age_out(Timestamp::from_secs(10_000), 300_000), 1);
         assert!(t.is_empty());
         assert_eq!(t.learned_count(), 0);
-        // at the learned limit it becomes a dynamic entry: it ages and does not count
+        // at the learned limit the same happens
         let t = Fdb::new(1);
         t.learn(key(9), P1, Timestamp(0));
         t.insert_user(key(1), P1, EntryKind::ExternLearn, false, Timestamp(0))
@@ -707,6 +800,128 @@ mod tests {
         assert_eq!(t.learn(key(1), P2, Timestamp(6)), LearnOutcome::Moved(P1));
         assert_eq!(t.kind_of(&key(1)), Some(EntryKind::Dynamic));
         assert_eq!(t.learned_count(), 1);
+    }
+
+    /// Linux `br_fdb_add` without a VLAN adds the VLAN-0 entry and one per VLAN of the port;
+    /// `br_fdb_delete` without a VLAN removes them again, and only the port's own.
+    #[test]
+    fn user_entry_without_vlan_covers_every_vlan_of_the_port() {
+        use crate::vlan::VlanSet;
+        let t = Fdb::new(10);
+        let m = MacAddr([2, 0, 0, 0, 0, 1]);
+        let vids = VlanSet::from_vids([1, 10, 20]).unwrap();
+        t.insert_user_vids(m, 0, &vids, P1, EntryKind::Static, false, Timestamp(0))
+            .unwrap();
+        // (the snapshot is sorted by port, VLAN and MAC)
+        let got: Vec<(u16, PortId, EntryKind)> = t
+            .snapshot(Timestamp(0))
+            .iter()
+            .map(|r| (r.vlan, r.port, r.kind))
+            .collect();
+        assert_eq!(
+            got,
+            [0, 1, 10, 20].map(|v| (v, P1, EntryKind::Static)).to_vec()
+        );
+        // a VLAN given: that entry alone
+        let m2 = MacAddr([2, 0, 0, 0, 0, 2]);
+        t.insert_user_vids(m2, 10, &vids, P1, EntryKind::Static, false, Timestamp(0))
+            .unwrap();
+        assert_eq!(t.len(), 5);
+        // add is all or nothing: VLAN 20 of m3 exists (learned), so nothing is added
+        let m3 = MacAddr([2, 0, 0, 0, 0, 3]);
+        t.learn(FdbKey::new(m3, 20), P2, Timestamp(0));
+        assert_eq!(
+            t.insert_user_vids(m3, 0, &vids, P1, EntryKind::Static, false, Timestamp(0)),
+            Err(FdbError::Exists { mac: m3, vlan: 20 })
+        );
+        assert_eq!(t.len(), 6);
+        assert_eq!(t.kind_of(&FdbKey::new(m3, 0)), None);
+        // replace takes the learned one over and frees its place
+        t.insert_user_vids(m3, 0, &vids, P1, EntryKind::Static, true, Timestamp(0))
+            .unwrap();
+        assert_eq!(t.learned_count(), 0);
+        assert_eq!(t.port_of(&FdbKey::new(m3, 20)), Some(P1));
+        assert_eq!(t.len(), 9);
+        // delete without VLAN: VLAN 0 and the port's VLANs, only where the entry is the port's
+        t.learn(FdbKey::new(m, 30), P2, Timestamp(0));
+        t.insert_user(
+            FdbKey::new(m, 10),
+            P2,
+            EntryKind::Static,
+            true,
+            Timestamp(0),
+        )
+        .unwrap();
+        assert_eq!(t.remove_on_port(m, 0, &vids, P1), 3, "0, 1 and 20");
+        assert_eq!(t.port_of(&FdbKey::new(m, 10)), Some(P2));
+        assert_eq!(t.port_of(&FdbKey::new(m, 30)), Some(P2));
+        assert_eq!(t.remove_on_port(m, 0, &vids, P1), 0);
+        assert_eq!(t.remove_on_port(m, 30, &vids, P2), 1, "one VLAN given");
+        assert_eq!(t.learned_count(), 0);
+        // no VLANs on the port (VLAN filtering data absent): the VLAN-0 entry only
+        let m4 = MacAddr([2, 0, 0, 0, 0, 4]);
+        t.insert_user_vids(
+            m4,
+            0,
+            &VlanSet::new(),
+            P2,
+            EntryKind::Static,
+            false,
+            Timestamp(0),
+        )
+        .unwrap();
+        assert_eq!(t.kind_of(&FdbKey::new(m4, 0)), Some(EntryKind::Static));
+        assert_eq!(t.kind_of(&FdbKey::new(m4, 1)), None);
+        assert!(t
+            .insert_user_vids(
+                MacAddr::BROADCAST,
+                0,
+                &vids,
+                P1,
+                EntryKind::Static,
+                true,
+                Timestamp(0)
+            )
+            .is_err());
+    }
+
+    /// Linux `nbp_vlan_delete` -> `br_fdb_delete_by_port(br, p, vid, 0)`: only the port's
+    /// learned and dynamic entries in that VLAN go; static, sticky and extern_learn stay.
+    #[test]
+    fn vlan_delete_flushes_only_dynamic_entries_of_the_port_in_it() {
+        use crate::vlan::VlanSet;
+        let t = Fdb::new(10);
+        let k = |i: u8, vlan: u16| FdbKey::new(MacAddr([2, 0, 0, 0, 0, i]), vlan);
+        t.learn(k(1, 10), P1, Timestamp(0));
+        t.insert_user(k(2, 10), P1, EntryKind::Dynamic, false, Timestamp(0))
+            .unwrap();
+        t.insert_user(k(3, 10), P1, EntryKind::Static, false, Timestamp(0))
+            .unwrap();
+        t.insert_user(k(4, 10), P1, EntryKind::Sticky, false, Timestamp(0))
+            .unwrap();
+        t.insert_user(k(5, 10), P1, EntryKind::ExternLearn, false, Timestamp(0))
+            .unwrap();
+        t.learn(k(6, 20), P1, Timestamp(0)); // another VLAN
+        t.learn(k(7, 10), P2, Timestamp(0)); // another port
+        let n = t.flush_port_vlans(P1, &VlanSet::from_vids([10]).unwrap());
+        assert_eq!(n, 2);
+        for (i, vlan, kept) in [
+            (1, 10, false),
+            (2, 10, false),
+            (3, 10, true),
+            (4, 10, true),
+            (5, 10, true),
+            (6, 20, true),
+            (7, 10, true),
+        ] {
+            assert_eq!(
+                t.kind_of(&k(i, vlan)).is_some(),
+                kept,
+                "mac {i} vlan {vlan}"
+            );
+        }
+        assert_eq!(t.learned_count(), 2);
+        assert_eq!(t.port_learned(P1).0, 1);
     }
 
     #[test]

@@ -65,6 +65,11 @@ pub enum OffloadError {
     /// The frame's headers contradict the virtio_net_hdr.
     #[error("frame headers do not match the GSO type")]
     BadFrame,
+    /// A GSO frame that would make more segments than a sender may ask for: TCP segments
+    /// below [`TCP_MIN_MSS`], more than [`UDP_MAX_SEGMENTS`] UDP segments, or more than
+    /// [`MAX_GSO_SEGS`] in all.
+    #[error("GSO frame below the minimum segment size or over the segment limit")]
+    TooManySegments,
 }
 
 impl VnetHdr {
@@ -174,7 +179,9 @@ fn fold(mut acc: u32) -> u16 {
 }
 
 /// Completes a partial checksum (Linux `skb_checksum_help`): sums from `csum_start` to the end,
-/// the field holding the pseudo-header sum, and stores the complement.
+/// the field holding the pseudo-header sum, and stores the complement; a result of 0 is
+/// stored as 0xffff (`CSUM_MANGLED_0`, as Linux does: for UDP, 0 would mean "no checksum",
+/// which IPv6 refuses).
 pub fn complete_csum(
     frame: &mut [u8],
     csum_start: usize,
@@ -184,7 +191,10 @@ pub fn complete_csum(
     if field + 2 > frame.len() {
         return Err(OffloadError::BadHeader);
     }
-    let c = !fold(sum16(0, &frame[csum_start..]));
+    let c = match !fold(sum16(0, &frame[csum_start..])) {
+        0 => 0xffff,
+        c => c,
+    };
     frame[field..field + 2].copy_from_slice(&c.to_be_bytes());
     Ok(())
 }
@@ -218,30 +228,22 @@ fn pseudo(frame: &[u8], l3_off: usize, v6: bool, proto: u8, l4_len: usize) -> u3
     acc
 }
 
-/// Scratch space for one software segment: the largest frame a port without offloads takes.
-pub const SEG_BUF: usize = 65536;
+/// Where the headers of a GSO frame are, as [`finish`] segments it.
+#[derive(Clone, Copy, Debug)]
+struct Layout {
+    l3_off: usize,
+    l3_len: usize,
+    v6: bool,
+    tcp: bool,
+    proto: u8,
+    l4_off: usize,
+    l4_hlen: usize,
+}
 
-/// Makes a frame with a virtio_net_hdr fit a port without offloads: completes the checksum
-/// and/or cuts it into segments, calling `emit` for each finished frame (built in `scratch`).
-/// Returns the number of frames emitted.
-pub fn finish<E>(
-    hdr: &VnetHdr,
-    frame: &[u8],
-    scratch: &mut [u8],
-    mut emit: impl FnMut(&[u8]) -> Result<(), E>,
-) -> Result<Result<usize, E>, OffloadError> {
-    hdr.validate(frame.len())?;
-    if hdr.gso() == GSO_NONE {
-        if hdr.flags & F_NEEDS_CSUM == 0 {
-            return Ok(emit(frame).map(|_| 1));
-        }
-        let out = scratch
-            .get_mut(..frame.len())
-            .ok_or(OffloadError::BadFrame)?;
-        out.copy_from_slice(frame);
-        complete_csum(out, hdr.csum_start as usize, hdr.csum_offset as usize)?;
-        return Ok(emit(out).map(|_| 1));
-    }
+/// Locates the headers of a GSO frame and checks them against its GSO type: TCP over the IP
+/// version the type names, UDP (USO) over either; IPv4 options and TCP options are allowed,
+/// IPv6 extension headers are not; UFO is refused.
+fn gso_layout(hdr: &VnetHdr, frame: &[u8]) -> Result<Layout, OffloadError> {
     let (l3_off, et) = l3(frame)?;
     let v6 = match (hdr.gso(), et) {
         (GSO_TCPV4 | GSO_UDP_L4 | GSO_UDP, 0x0800) => false,
@@ -276,11 +278,207 @@ pub fn finish<E>(
     } else {
         8
     };
-    let hlen = l4_off + l4_hlen;
     // a TCP header is at least 20 bytes (flags at 13, checksum at 16); UDP is 8
-    if l4_hlen < if tcp { 20 } else { 8 } || frame.len() < hlen {
+    if l4_hlen < if tcp { 20 } else { 8 } || frame.len() < l4_off + l4_hlen {
         return Err(OffloadError::BadFrame);
     }
+    Ok(Layout {
+        l3_off,
+        l3_len,
+        v6,
+        tcp,
+        proto,
+        l4_off,
+        l4_hlen,
+    })
+}
+
+/// The smallest TCP segment a GSO frame may ask for: payload plus TCP options, as Linux's TCP
+/// never sends less (`net.ipv4.tcp_min_snd_mss`, default and floor `TCP_MIN_SND_MSS` = 48,
+/// "room for the full set of TCP options and 8 bytes of data"; `TCP_MIN_GSO_SIZE` = 48 - 40
+/// is the smallest `gso_size` it makes).
+pub const TCP_MIN_MSS: usize = 48;
+
+/// The most segments one UDP GSO frame may make (Linux's `UDP_MAX_SEGMENTS`, which
+/// `virtio_net_hdr_to_skb` enforces on USO frames from a tap).
+pub const UDP_MAX_SEGMENTS: usize = 128;
+
+/// The most segments one GSO frame makes for a port without offloads. With [`TCP_MIN_MSS`],
+/// the worst case is a 64 KiB TCP frame with 40 bytes of options and 8 bytes per segment:
+/// (65,600 - 94) / 8 = 8,189 segments from the largest frame a port reads; with no TCP
+/// options it is (65,600 - 54) / 48 = 1,366.
+pub const MAX_GSO_SEGS: usize = 8192;
+
+/// Checks a GSO frame at ingress, once, before it is sent anywhere, and returns the number of
+/// segments it makes. Linux's rules for a frame from a tap (`virtio_net_hdr_to_skb` and the
+/// GSO segmenters): headers that match the GSO type, and with `NEEDS_CSUM`, `csum_start` at
+/// the TCP/UDP header and `csum_offset` at its checksum; USO needs `NEEDS_CSUM`, takes no ECN
+/// bit and makes at most [`UDP_MAX_SEGMENTS`]. Then the bound Linux has no check for but its
+/// own TCP keeps: segments of at least [`TCP_MIN_MSS`] (payload plus options), so a 64 KiB
+/// frame with a `gso_size` of 1 cannot make 65,000 segments, checksums and writes per egress
+/// port. A frame that makes a single segment (payload up to `gso_size`) is not really a GSO
+/// frame (Linux treats it as a plain one) and passes whatever its `gso_size`.
+pub fn check_gso(hdr: &VnetHdr, frame: &[u8]) -> Result<usize, OffloadError> {
+    if hdr.gso() == GSO_NONE {
+        return Ok(1);
+    }
+    let lay = gso_layout(hdr, frame)?;
+    if hdr.flags & F_NEEDS_CSUM != 0 {
+        let field = if lay.tcp { 16 } else { 6 };
+        if usize::from(hdr.csum_start) != lay.l4_off || usize::from(hdr.csum_offset) != field {
+            return Err(OffloadError::BadHeader);
+        }
+    } else if !lay.tcp {
+        return Err(OffloadError::BadHeader);
+    }
+    if !lay.tcp && hdr.gso_type & GSO_ECN != 0 {
+        return Err(OffloadError::BadHeader);
+    }
+    let mss = usize::from(hdr.gso_size);
+    let payload = frame.len() - (lay.l4_off + lay.l4_hlen);
+    let segs = payload.div_ceil(mss).max(1);
+    if segs == 1 {
+        return Ok(1);
+    }
+    let within = if lay.tcp {
+        mss + (lay.l4_hlen - 20) >= TCP_MIN_MSS
+    } else {
+        segs <= UDP_MAX_SEGMENTS
+    };
+    if !within || segs > MAX_GSO_SEGS {
+        return Err(OffloadError::TooManySegments);
+    }
+    Ok(segs)
+}
+
+/// Where the TCP or UDP checksum of a received frame is, if its sender left it partial: the
+/// field holds the folded pseudo-header sum of the packet, which is what Linux writes there
+/// under `CHECKSUM_PARTIAL` (`~tcp_v4_check(len, saddr, daddr, 0)`) for a NIC, or
+/// `skb_checksum_help`, to complete. Across veths nothing completes it: a Linux or OVS VTEP
+/// whose host sits on a veth with TX checksum offload (the default) sends such frames in
+/// VXLAN, and a UDP socket reads them as they are. Returns `(csum_start, csum_offset)` for a
+/// `NEEDS_CSUM` header. IPv4 (not a fragment, total length = the frame's) or IPv6 without
+/// extension headers (payload length = the frame's), behind up to any VLAN tags; a UDP
+/// checksum of 0 ("none") is not partial. A frame with a plainly wrong checksum does not
+/// match and stays as it is; a valid checksum that happens to equal the pseudo-header sum (1
+/// in 65,536) matches, and completing it writes the same value back.
+pub fn partial_csum(frame: &[u8]) -> Option<(u16, u16)> {
+    let (l3_off, et) = l3(frame).ok()?;
+    let ip = frame.get(l3_off..)?;
+    let be16 = |b: &[u8], i: usize| u16::from_be_bytes([b[i], b[i + 1]]);
+    let (v6, l4_off, proto) = match et {
+        0x0800 => {
+            if ip.len() < 20 || ip[0] >> 4 != 4 {
+                return None;
+            }
+            let ihl = usize::from(ip[0] & 0x0f) * 4;
+            if ihl < 20 || usize::from(be16(ip, 2)) != ip.len() || be16(ip, 6) & 0x3fff != 0 {
+                return None;
+            }
+            (false, l3_off + ihl, ip[9])
+        }
+        0x86dd => {
+            if ip.len() < 40 || ip[0] >> 4 != 6 || usize::from(be16(ip, 4)) != ip.len() - 40 {
+                return None;
+            }
+            (true, l3_off + 40, ip[6])
+        }
+        _ => return None,
+    };
+    let (offset, min_len) = match proto {
+        6 => (16, 20),
+        17 => (6, 8),
+        _ => return None,
+    };
+    let l4_len = frame.len().checked_sub(l4_off)?;
+    if l4_len < min_len {
+        return None;
+    }
+    let field = be16(frame, l4_off + offset);
+    if proto == 17 && field == 0 {
+        return None;
+    }
+    if field != fold(pseudo(frame, l3_off, v6, proto, l4_len)) {
+        return None;
+    }
+    Some((u16::try_from(l4_off).ok()?, offset as u16))
+}
+
+/// The virtio_net_hdr for a received TCP frame longer than the link it came over (`mtu`, of
+/// L3) and than Ethernet's 1500 bytes, whose checksum its sender left partial: a TSO
+/// "super-frame" that lost its GSO header on the way. A Linux VTEP whose host sits on a veth
+/// with offloads (the default) sends a 64 KiB TCP frame whole through a veth underlay, and a
+/// plain UDP socket (as tapswitch's VXLAN hub) reads it as one datagram: the kernel segments a
+/// tunnel GSO packet for a UDP socket only if the socket is an in-kernel tunnel's
+/// (`udp_unexpected_gso`). (A frame of up to 1500 bytes over a smaller tunnel is one segment
+/// whose outer packet was fragmented, and stays as it is.) The segment size is not in the
+/// datagram; this takes the largest that fits both `mtu` and 1500 bytes (the MTU of the hosts
+/// behind a VTEP, unless they are given the tunnel's smaller one), which is the sender's own
+/// MSS in both usual cases. `None` if the frame is not such a frame.
+pub fn partial_tso(frame: &[u8], mtu: usize) -> Option<VnetHdr> {
+    let (l3_off, _) = l3(frame).ok()?;
+    if frame.len() - l3_off <= mtu.max(1500) {
+        return None;
+    }
+    let (start, offset) = partial_csum(frame)?;
+    let l4 = usize::from(start);
+    if offset != 16 {
+        return None; // UDP: a USO frame's segment size cannot be guessed
+    }
+    let tcp_hlen = usize::from(frame[l4 + 12] >> 4) * 4;
+    if tcp_hlen < 20 || frame.len() < l4 + tcp_hlen {
+        return None;
+    }
+    let v6 = l4 - l3_off == 40 && frame[l3_off] >> 4 == 6;
+    let mss = mtu.min(1500).checked_sub(l4 - l3_off + tcp_hlen)?;
+    if mss + tcp_hlen - 20 < TCP_MIN_MSS {
+        return None;
+    }
+    let cwr = frame[l4 + 13] & 0x80 != 0;
+    Some(VnetHdr {
+        flags: F_NEEDS_CSUM,
+        gso_type: if v6 { GSO_TCPV6 } else { GSO_TCPV4 } | if cwr { GSO_ECN } else { 0 },
+        hdr_len: u16::try_from(l4 + tcp_hlen).ok()?,
+        gso_size: u16::try_from(mss).ok()?,
+        csum_start: start,
+        csum_offset: offset,
+    })
+}
+
+/// Scratch space for one software segment: the largest frame a port without offloads takes.
+pub const SEG_BUF: usize = 65536;
+
+/// Makes a frame with a virtio_net_hdr fit a port without offloads: completes the checksum
+/// and/or cuts it into segments, calling `emit` for each finished frame (built in `scratch`).
+/// Returns the number of frames emitted.
+pub fn finish<E>(
+    hdr: &VnetHdr,
+    frame: &[u8],
+    scratch: &mut [u8],
+    mut emit: impl FnMut(&[u8]) -> Result<(), E>,
+) -> Result<Result<usize, E>, OffloadError> {
+    hdr.validate(frame.len())?;
+    if hdr.gso() == GSO_NONE {
+        if hdr.flags & F_NEEDS_CSUM == 0 {
+            return Ok(emit(frame).map(|_| 1));
+        }
+        let out = scratch
+            .get_mut(..frame.len())
+            .ok_or(OffloadError::BadFrame)?;
+        out.copy_from_slice(frame);
+        complete_csum(out, hdr.csum_start as usize, hdr.csum_offset as usize)?;
+        return Ok(emit(out).map(|_| 1));
+    }
+    let Layout {
+        l3_off,
+        l3_len,
+        v6,
+        tcp,
+        proto,
+        l4_off,
+        l4_hlen,
+    } = gso_layout(hdr, frame)?;
+    let hlen = l4_off + l4_hlen;
     let payload = &frame[hlen..];
     let mss = hdr.gso_size as usize;
     if hlen + mss > scratch.len() {
@@ -310,6 +508,10 @@ pub fn finish<E>(
     };
     // A GSO frame with no payload still goes out once, as its headers alone.
     let n = payload.len().div_ceil(mss).max(1);
+    if n > MAX_GSO_SEGS {
+        // the frame path never gets here ([`check_gso`] at ingress); a last bound on the work
+        return Err(OffloadError::TooManySegments);
+    }
     for i in 0..n {
         let chunk = payload
             .get(i * mss..((i + 1) * mss).min(payload.len()))
@@ -632,6 +834,323 @@ mod tests {
             })
             .unwrap_err(),
             OffloadError::BadFrame
+        );
+    }
+
+    /// A TCP (`proto` 6) or UDP (17) packet over IPv4 or IPv6 behind `tags` VLAN tags, with
+    /// `opts` bytes of TCP options and `len` payload bytes, its L4 checksum left partial as a
+    /// Linux sender with TX checksum offload leaves it (the folded pseudo-header sum).
+    fn partial(v6: bool, proto: u8, tags: usize, opts: usize, len: usize) -> (Vec<u8>, usize) {
+        let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1];
+        for _ in 0..tags {
+            f.extend_from_slice(&[0x81, 0x00, 0x00, 0x0a]);
+        }
+        let l4_hlen = if proto == 6 { 20 + opts } else { 8 };
+        let l4_len = l4_hlen + len;
+        let l3 = f.len() + 2;
+        if v6 {
+            f.extend_from_slice(&[0x86, 0xdd, 0x60, 0, 0, 0]);
+            f.extend_from_slice(&(l4_len as u16).to_be_bytes());
+            f.extend_from_slice(&[proto, 64]);
+            f.extend((0..32).map(|i| 0x20 + i as u8));
+        } else {
+            f.extend_from_slice(&[0x08, 0x00, 0x45, 0]);
+            f.extend_from_slice(&((20 + l4_len) as u16).to_be_bytes());
+            f.extend_from_slice(&[0, 7, 0x40, 0, 64, proto, 0, 0, 198, 18, 0, 1, 198, 18, 0, 2]);
+            let c = !fold(sum16(0, &f[l3..l3 + 20]));
+            f[l3 + 10..l3 + 12].copy_from_slice(&c.to_be_bytes());
+        }
+        let l4 = f.len();
+        let mut h = vec![0u8; l4_hlen];
+        h[..4].copy_from_slice(&[0x9c, 0x40, 0x00, 0x50]);
+        if proto == 6 {
+            h[4..8].copy_from_slice(&1000u32.to_be_bytes());
+            h[12] = ((l4_hlen / 4) as u8) << 4;
+            h[13] = 0x18;
+            h[20..].fill(1); // NOP options
+        } else {
+            h[4..6].copy_from_slice(&(l4_len as u16).to_be_bytes());
+        }
+        f.extend_from_slice(&h);
+        f.extend((0..len).map(|i| (i * 13 + 5) as u8));
+        let ps = fold(pseudo(&f, l3, v6, proto, l4_len));
+        let at = l4 + if proto == 6 { 16 } else { 6 };
+        f[at..at + 2].copy_from_slice(&ps.to_be_bytes());
+        (f, l3)
+    }
+
+    fn l4_ok(f: &[u8], l3: usize, v6: bool, proto: u8) -> bool {
+        let l4 = l3 + if v6 { 40 } else { 20 };
+        let ps = pseudo(f, l3, v6, proto, f.len() - l4);
+        fold(sum16(ps, &f[l4..])) == 0xffff
+    }
+
+    #[test]
+    fn recognises_partial_checksums_and_completes_them() {
+        for v6 in [false, true] {
+            for proto in [6u8, 17] {
+                for tags in [0, 2] {
+                    for len in [0, 1, 100, 1447] {
+                        let (f, l3) = partial(v6, proto, tags, 0, len);
+                        let what = format!("v6 {v6} proto {proto} tags {tags} len {len}");
+                        assert!(!l4_ok(&f, l3, v6, proto), "{what}: not complete yet");
+                        let l4 = l3 + if v6 { 40 } else { 20 };
+                        let field = if proto == 6 { 16 } else { 6 };
+                        assert_eq!(partial_csum(&f), Some((l4 as u16, field as u16)), "{what}");
+                        let mut done = f.clone();
+                        complete_csum(&mut done, l4, field).unwrap();
+                        assert!(l4_ok(&done, l3, v6, proto), "{what}: completed");
+                        assert_eq!(done[..l4 + field], f[..l4 + field]);
+                        assert_eq!(done[l4 + field + 2..], f[l4 + field + 2..]);
+                        // complete, it is no longer partial
+                        assert_eq!(partial_csum(&done), None, "{what}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_wrong_checksum_is_not_taken_for_a_partial_one() {
+        for v6 in [false, true] {
+            for proto in [6u8, 17] {
+                let (mut f, l3) = partial(v6, proto, 0, 0, 200);
+                let at = l3 + if v6 { 40 } else { 20 } + if proto == 6 { 16 } else { 6 };
+                f[at] ^= 0x12;
+                assert_eq!(partial_csum(&f), None, "v6 {v6} proto {proto}");
+                assert!(!l4_ok(&f, l3, v6, proto));
+            }
+        }
+        // UDP "no checksum" over IPv4
+        let (mut f, l3) = partial(false, 17, 0, 0, 20);
+        f[l3 + 26..l3 + 28].fill(0);
+        assert_eq!(partial_csum(&f), None);
+    }
+
+    #[test]
+    fn partial_checksums_only_where_they_can_be() {
+        let (base, l3) = partial(false, 6, 0, 0, 100);
+        // a fragment, an IP length that is not the frame's (padding), another protocol,
+        // an IPv6 extension header, cut short: none is read as partial, none panics
+        let mut frag = base.clone();
+        frag[l3 + 6] = 0x20;
+        let mut padded = base.clone();
+        padded.extend_from_slice(&[0; 6]);
+        let mut icmp = base.clone();
+        icmp[l3 + 9] = 1;
+        let (mut ext, l3v6) = partial(true, 6, 0, 0, 100);
+        ext[l3v6 + 6] = 0; // hop-by-hop
+        for (what, f) in [
+            ("fragment", frag),
+            ("padded", padded),
+            ("icmp", icmp),
+            ("extension header", ext),
+        ] {
+            assert_eq!(partial_csum(&f), None, "{what}");
+        }
+        for n in 0..base.len() {
+            assert_eq!(partial_csum(&base[..n]), None, "cut at {n}");
+        }
+        assert!(partial_csum(&base).is_some());
+    }
+
+    #[test]
+    fn a_completed_zero_is_sent_as_all_ones() {
+        // a UDP packet whose checksum comes out 0 carries 0xffff (CSUM_MANGLED_0)
+        let (mut f, l3) = partial(false, 17, 0, 0, 2);
+        let l4 = l3 + 20;
+        let mut done = f.clone();
+        complete_csum(&mut done, l4, 6).unwrap();
+        let c = u16::from_be_bytes([done[l4 + 6], done[l4 + 7]]);
+        // move the sum by the checksum's complement through the payload, so the result is 0
+        let sum = u32::from(u16::from_be_bytes([f[l4 + 8], f[l4 + 9]])) + u32::from(c);
+        f[l4 + 8..l4 + 10].copy_from_slice(&fold(sum).to_be_bytes());
+        complete_csum(&mut f, l4, 6).unwrap();
+        assert_eq!(&f[l4 + 6..l4 + 8], &[0xff, 0xff]);
+        assert!(l4_ok(&f, l3, false, 17));
+    }
+
+    /// A GSO header for `partial(..)`'s frame.
+    fn gso_hdr(v6: bool, proto: u8, l3: usize, mss: u16) -> VnetHdr {
+        let l4 = (l3 + if v6 { 40 } else { 20 }) as u16;
+        VnetHdr {
+            flags: F_NEEDS_CSUM,
+            gso_type: match (proto, v6) {
+                (17, _) => GSO_UDP_L4,
+                (_, false) => GSO_TCPV4,
+                (_, true) => GSO_TCPV6,
+            },
+            hdr_len: 0,
+            gso_size: mss,
+            csum_start: l4,
+            csum_offset: if proto == 6 { 16 } else { 6 },
+        }
+    }
+
+    #[test]
+    fn gso_segments_are_bounded_as_linux_tcp_and_udp_bound_them() {
+        for v6 in [false, true] {
+            // TCP: payload + options at least 48 per segment
+            for (opts, floor) in [(0usize, 48u16), (12, 36), (40, 8)] {
+                let (f, l3) = partial(v6, 6, 0, opts, 60_000);
+                let at = gso_hdr(v6, 6, l3, floor);
+                assert_eq!(
+                    check_gso(&at, &f),
+                    Ok(60_000usize.div_ceil(floor.into())),
+                    "v6 {v6} options {opts}"
+                );
+                let below = gso_hdr(v6, 6, l3, floor - 1);
+                assert_eq!(
+                    check_gso(&below, &f),
+                    Err(OffloadError::TooManySegments),
+                    "v6 {v6} options {opts}"
+                );
+            }
+            let (f, l3) = partial(v6, 6, 1, 0, 65_000);
+            assert_eq!(
+                check_gso(&gso_hdr(v6, 6, l3, 1), &f),
+                Err(OffloadError::TooManySegments)
+            );
+            // one segment is not really GSO, whatever the gso_size
+            let (f, l3) = partial(v6, 6, 0, 0, 1);
+            assert_eq!(check_gso(&gso_hdr(v6, 6, l3, 1), &f), Ok(1));
+            // UDP: at most 128 segments
+            let (f, l3) = partial(v6, 17, 0, 0, 128 * 100);
+            assert_eq!(check_gso(&gso_hdr(v6, 17, l3, 100), &f), Ok(128));
+            let (f, l3) = partial(v6, 17, 0, 0, 128 * 100 + 1);
+            assert_eq!(
+                check_gso(&gso_hdr(v6, 17, l3, 100), &f),
+                Err(OffloadError::TooManySegments)
+            );
+        }
+        // the largest frame a port reads, at the floor: within MAX_GSO_SEGS
+        let rx_buf = crate::dataplane::RX_BUF;
+        let (f, l3) = partial(false, 6, 0, 40, rx_buf - 14 - 20 - 60);
+        assert_eq!(f.len(), rx_buf);
+        let n = check_gso(&gso_hdr(false, 6, l3, 8), &f).unwrap();
+        assert!(n <= MAX_GSO_SEGS, "{n}");
+        let mut scratch = vec![0u8; SEG_BUF];
+        let mut count = 0;
+        let sent = finish(&gso_hdr(false, 6, l3, 8), &f, &mut scratch, |_| {
+            count += 1;
+            Ok::<(), ()>(())
+        });
+        assert_eq!(sent, Ok(Ok(n)));
+        assert_eq!(count, n);
+    }
+
+    #[test]
+    fn gso_headers_must_match_their_frame_as_linux_wants() {
+        let (f, l3) = partial(false, 6, 0, 0, 3000);
+        let ok = gso_hdr(false, 6, l3, 1448);
+        assert_eq!(check_gso(&ok, &f), Ok(3));
+        let bad = [
+            VnetHdr {
+                csum_start: ok.csum_start + 4,
+                ..ok
+            },
+            VnetHdr {
+                csum_offset: 6,
+                ..ok
+            },
+        ];
+        for h in bad {
+            assert_eq!(check_gso(&h, &f), Err(OffloadError::BadHeader), "{h:?}");
+        }
+        // without NEEDS_CSUM a TCP frame is fine (the segments get computed checksums)
+        assert_eq!(check_gso(&VnetHdr { flags: 0, ..ok }, &f), Ok(3));
+        assert_eq!(
+            check_gso(
+                &VnetHdr {
+                    gso_type: GSO_TCPV6,
+                    ..ok
+                },
+                &f
+            ),
+            Err(OffloadError::BadFrame)
+        );
+        assert_eq!(
+            check_gso(
+                &VnetHdr {
+                    gso_type: GSO_UDP,
+                    ..ok
+                },
+                &f
+            ),
+            Err(OffloadError::Unsupported)
+        );
+        // USO: NEEDS_CSUM required, no ECN
+        let (u, l3) = partial(true, 17, 0, 0, 3000);
+        let uso = gso_hdr(true, 17, l3, 1000);
+        assert_eq!(check_gso(&uso, &u), Ok(3));
+        assert_eq!(
+            check_gso(&VnetHdr { flags: 0, ..uso }, &u),
+            Err(OffloadError::BadHeader)
+        );
+        assert_eq!(
+            check_gso(
+                &VnetHdr {
+                    gso_type: GSO_UDP_L4 | GSO_ECN,
+                    ..uso
+                },
+                &u
+            ),
+            Err(OffloadError::BadHeader)
+        );
+        assert_eq!(check_gso(&VnetHdr::default(), &[]), Ok(1));
+    }
+
+    #[test]
+    fn a_tso_frame_that_lost_its_header_gets_one_back() {
+        let mut scratch = vec![0u8; SEG_BUF];
+        for (v6, mtu, opts, mss) in [
+            (false, 1550, 12, 1448), // a 1600-byte veth underlay, hosts at 1500
+            (false, 1450, 12, 1398), // hosts at the tunnel's MTU
+            (true, 1550, 12, 1428),
+            (false, 9000, 0, 1460), // at most Ethernet's 1500
+        ] {
+            let what = format!("v6 {v6} mtu {mtu}");
+            let (f, l3) = partial(v6, 6, 0, opts, 30_000);
+            let h = partial_tso(&f, mtu).unwrap_or_else(|| panic!("{what}"));
+            let l4 = l3 + if v6 { 40 } else { 20 };
+            assert_eq!(
+                h,
+                VnetHdr {
+                    flags: F_NEEDS_CSUM,
+                    gso_type: if v6 { GSO_TCPV6 } else { GSO_TCPV4 },
+                    hdr_len: (l4 + 20 + opts) as u16,
+                    gso_size: mss,
+                    csum_start: l4 as u16,
+                    csum_offset: 16,
+                },
+                "{what}"
+            );
+            let n = check_gso(&h, &f).unwrap();
+            let mut payload = Vec::new();
+            let sent = finish(&h, &f, &mut scratch, |s| {
+                assert!(s.len() - l3 <= mtu.min(1500), "{what}");
+                assert!(l4_ok(s, l3, v6, 6), "{what}");
+                payload.extend_from_slice(&s[l4 + 20 + opts..]);
+                Ok::<(), ()>(())
+            });
+            assert_eq!(sent, Ok(Ok(n)));
+            assert_eq!(payload, f[l4 + 20 + opts..], "{what}");
+        }
+        // not such a frame: fits the link, complete checksum, UDP, CWR kept as ECN
+        let (f, l3) = partial(false, 6, 0, 0, 1000);
+        assert_eq!(partial_tso(&f, 1500), None);
+        // one 1500-byte segment over a 1450 tunnel (its outer packet was fragmented)
+        assert_eq!(partial_tso(&partial(false, 6, 0, 12, 1448).0, 1450), None);
+        assert!(partial_tso(&partial(false, 6, 0, 12, 1449).0, 1450).is_some());
+        let mut done = partial(false, 6, 0, 0, 30_000).0;
+        complete_csum(&mut done, l3 + 20, 16).unwrap();
+        assert_eq!(partial_tso(&done, 1500), None);
+        assert_eq!(partial_tso(&partial(false, 17, 0, 0, 30_000).0, 1500), None);
+        let (mut cwr, _) = partial(false, 6, 0, 0, 30_000);
+        cwr[l3 + 20 + 13] |= 0x80;
+        assert_eq!(
+            partial_tso(&cwr, 1500).map(|h| h.gso_type),
+            Some(GSO_TCPV4 | GSO_ECN)
         );
     }
 }

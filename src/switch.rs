@@ -328,6 +328,10 @@ labelled_enum!(
         Oversized => "oversized",
         /// A virtio_net_hdr with invalid values (offload ports).
         BadVnetHdr => "bad_vnet_hdr",
+        /// A GSO frame that would make segments below the minimum TCP segment size or more
+        /// than the UDP segment limit, or whose headers contradict its virtio_net_hdr
+        /// (`offload::check_gso`); checked once at ingress.
+        BadGso => "bad_gso",
         /// Source MAC is multicast, broadcast or all-zero.
         InvalidSource => "invalid_source",
         /// To 01:80:c2:00:00:0X and not enabled in `group_fwd_mask`.

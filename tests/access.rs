@@ -271,3 +271,248 @@ fn control_socket_admits_only_its_group() {
         sw.log.text()
     );
 }
+
+/// Root: `mode=` and `owner=` of port specs land on the socket files themselves (stream,
+/// dgram and vhost ports), and a port whose directory its group may write to is refused with
+/// a 422 naming the directory, with nothing created there (issue 24, item 3).
+#[test]
+fn socket_mode_and_owner_land_on_the_socket_and_shared_dirs_are_refused() {
+    if !common::root_or_skip() {
+        return;
+    }
+    use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+    let dir = TempDir::new("sockown");
+    std::fs::set_permissions(&dir.path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (s, d, v) = (
+        dir.path.join("s.sock"),
+        dir.path.join("d.sock"),
+        dir.path.join("v.sock"),
+    );
+    let ctl = dir.path.join("ctl.sock").display().to_string();
+    let specs = [
+        format!("s=stream:{},mode=0640,owner=65534:65534", s.display()),
+        format!("g=dgram:{},mode=0600,owner=65534", d.display()),
+        format!("v=vhost:{},mode=0660,owner=65534:65534", v.display()),
+    ];
+    let mut args = vec!["--no-default-ports", "--listen", "none", "--control", &ctl];
+    for sp in &specs {
+        args.push("--port");
+        args.push(sp);
+    }
+    let sw = Proc::start(&args, &[]);
+    for (path, mode, uid, gid) in [
+        (&s, 0o640, 65534, 65534),
+        (&d, 0o600, 65534, 0),
+        (&v, 0o660, 65534, 65534),
+    ] {
+        let m = std::fs::symlink_metadata(path).unwrap();
+        assert!(m.file_type().is_socket(), "{}", path.display());
+        assert_eq!(
+            (m.mode() & 0o7777, m.uid(), m.gid()),
+            (mode, uid, gid),
+            "{}",
+            path.display()
+        );
+    }
+    let meta = std::fs::metadata(&ctl).unwrap();
+    assert_eq!(meta.mode() & 0o777, 0o660, "control socket mode");
+    // a group-writable directory: refused, naming it; no file left there
+    let shared = dir.path.join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o775)).unwrap();
+    for kind in ["stream", "dgram", "vhost"] {
+        let body = format!(
+            r#"{{"spec": "x-{kind}={kind}:{}"}}"#,
+            shared.join("x.sock").display()
+        );
+        let (st, text) = request(&ctl, "POST", "/api/v1/ports", Some(&body), None).unwrap();
+        assert_eq!(st, 422, "{kind}: {text}");
+        assert!(
+            text.contains(&shared.display().to_string()) && text.contains("0775"),
+            "{kind}: {text}"
+        );
+        assert!(!shared.join("x.sock").exists(), "{kind}");
+    }
+    drop(sw);
+}
+
+/// Root, running the switch as `nobody` without `$XDG_RUNTIME_DIR`: its default control
+/// directory `/tmp/tapswitch-65534` is refused, with an error naming it, when someone else
+/// created it first or when it is not mode 0700, and is created with mode 0700 when missing.
+#[test]
+fn the_default_tmp_control_dir_must_be_the_users_own_and_0700() {
+    if !common::root_or_skip() {
+        return;
+    }
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    /// Removes the directory on drop, even on panic.
+    struct Gone(std::path::PathBuf);
+    impl Drop for Gone {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let dir = TempDir::new("privctl");
+    std::fs::set_permissions(&dir.path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = dir.path.join("tapswitch");
+    std::fs::copy(TAPSWITCH, &bin).unwrap();
+    let private = std::path::PathBuf::from("/tmp/tapswitch-65534");
+    let _ = std::fs::remove_dir_all(&private);
+    let _gone = Gone(private.clone());
+    let as_nobody = |bounded: bool| {
+        let mut c = Command::new(if bounded { "timeout" } else { "setpriv" });
+        if bounded {
+            c.args(["10", "setpriv"]);
+        }
+        c.args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
+            .arg(&bin)
+            .args(["run", "--no-default-ports", "--listen", "none"])
+            .env_remove("XDG_RUNTIME_DIR")
+            .env_remove("TAPSWITCH_CONTROL")
+            .env_remove("TAPSWITCH_API_TOKEN")
+            .stdin(Stdio::null());
+        c
+    };
+    // created first by someone else (root here), then ours but readable by others
+    std::fs::create_dir(&private).unwrap();
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = as_nobody(true).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("/tmp/tapswitch-65534") && err.contains("belongs to uid 0"),
+        "{err}"
+    );
+    std::os::unix::fs::chown(&private, Some(65534), Some(65534)).unwrap();
+    let out = as_nobody(true).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("/tmp/tapswitch-65534") && err.contains("mode 0755"),
+        "{err}"
+    );
+    // missing: created with mode 0700, the control socket in it
+    std::fs::remove_dir(&private).unwrap();
+    let mut child = as_nobody(false)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let sock = private.join("tapswitch.sock");
+    let up = wait_until(Duration::from_secs(10), Duration::from_millis(20), || {
+        sock.exists()
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(up, "no control socket at {}", sock.display());
+    let m = std::fs::metadata(&private).unwrap();
+    assert_eq!((m.uid(), m.mode() & 0o7777), (65534, 0o700));
+}
+
+/// `--api-token-file` (and the configuration key `api_token_file`): the token from the file
+/// opens TCP changes, a wrong one gets 401, and the token is nowhere in the process's command
+/// line (where `--api-token` puts it for every local user to read). A missing or empty file
+/// is an error naming the file.
+#[test]
+fn api_token_file_opens_tcp_changes_and_stays_out_of_proc() {
+    let dir = TempDir::new("token");
+    let tok = dir.path.join("api-token");
+    let secret = "f1le-t0ken-7f3a9c";
+    std::fs::write(&tok, format!("{secret}\n")).unwrap();
+    let tok_s = tok.display().to_string();
+    let api = common::free_addr();
+    let sw = Proc::start(
+        &[
+            "--no-default-ports",
+            "--control",
+            "none",
+            "--listen",
+            &api,
+            "--api-token-file",
+            &tok_s,
+        ],
+        &[],
+    );
+    let patch = |api: &str, t: Option<&str>, secs: u32| {
+        request(
+            api,
+            "PATCH",
+            "/api/v1/config",
+            Some(&format!(r#"{{"ageing_secs": {secs}}}"#)),
+            t,
+        )
+        .expect("request")
+    };
+    assert_eq!(patch(&api, None, 9).0, 401);
+    assert_eq!(patch(&api, Some("f1le-t0ken-7f3a9X"), 9).0, 401);
+    let (st, body) = patch(&api, Some(secret), 9);
+    assert_eq!(st, 200, "{body}");
+    assert!(body.contains("\"ageing_secs\":9"), "{body}");
+    // the CLI's --token against it
+    let out = common::tapswitch_cmd(&[
+        "config",
+        "--api",
+        &api,
+        "--token",
+        secret,
+        "ageing_secs",
+        "11",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", sw.child.id())).unwrap();
+    let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+    assert!(cmdline.contains(&tok_s), "{cmdline}");
+    assert!(
+        !cmdline.contains(secret),
+        "the token is in /proc: {cmdline}"
+    );
+    drop(sw);
+
+    // the configuration key, relative to the file's directory
+    let api2 = common::free_addr();
+    let cfg = dir.path.join("sw.toml");
+    std::fs::write(
+        &cfg,
+        format!("listen = \"{api2}\"\ncontrol = \"none\"\napi_token_file = \"api-token\"\n"),
+    )
+    .unwrap();
+    let _sw2 = Proc::start(
+        &["--no-default-ports", "--config", &cfg.display().to_string()],
+        &[],
+    );
+    assert_eq!(patch(&api2, Some("nope"), 12).0, 401);
+    assert_eq!(patch(&api2, Some(secret), 12).0, 200);
+
+    // errors name the file
+    let base = [
+        "run",
+        "--no-default-ports",
+        "--control",
+        "none",
+        "--listen",
+        "none",
+    ];
+    let missing = dir.path.join("no-such-token").display().to_string();
+    let (st, err) = common::tapswitch_fails(&[&base[..], &["--api-token-file", &missing]].concat());
+    assert!(!st.success());
+    assert!(
+        err.contains(&format!(
+            "--api-token-file: cannot read the token file {missing}"
+        )),
+        "{err}"
+    );
+    std::fs::write(&tok, "\n  \n").unwrap();
+    let (_, err) = common::tapswitch_fails(&[&base[..], &["--api-token-file", &tok_s]].concat());
+    assert!(
+        err.contains(&format!("the token file {tok_s} is empty")),
+        "{err}"
+    );
+    let (_, err) = common::tapswitch_fails(
+        &[&base[..], &["--api-token-file", &tok_s, "--api-token", "x"]].concat(),
+    );
+    assert!(err.contains("cannot be used with"), "{err}");
+}

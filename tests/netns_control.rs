@@ -1480,3 +1480,89 @@ fn locked_port_passes_only_sources_in_the_table_for_it() {
         o
     });
 }
+
+/// `tapswitch config KEY VALUE` takes every setting in the API's type (README "VLANs" and
+/// "Loop safety": `tapswitch config vlan_filtering true`, `tapswitch config stp rstp`): on a
+/// running switch between two hosts, filtering and the spanning tree come on, and act (a
+/// VLAN removed from a port cuts its host off; the tree runs), and go off again.
+#[test]
+fn config_command_turns_vlan_filtering_and_stp_on_and_off() {
+    if !root_or_skip() {
+        return;
+    }
+    let t = common::Topo::new(2, &[]);
+    let (a, b) = (t.h(0), t.h(1));
+    let ctl = t.sw.ctl.clone();
+    let config = |words: &[&str]| {
+        let mut args = vec!["config", "--control", &ctl];
+        args.extend_from_slice(words);
+        tapswitch_cmd(&args)
+    };
+    a.ping_ok(&b.ip, 2);
+    let out = config(&[
+        "vlan_filtering",
+        "true",
+        "stp",
+        "rstp",
+        "group_fwd_mask",
+        "lldp",
+    ]);
+    assert!(out.status.success(), "{}", out_text(&out));
+    let c = t.sw.get("/api/v1/config");
+    assert_eq!(
+        (&c["vlan_filtering"], &c["stp"], &c["group_fwd_mask"]),
+        (
+            &Value::from(true),
+            &Value::from("rstp"),
+            &Value::from(0x4000)
+        )
+    );
+    assert!(
+        t.sw.get("/api/v1/stp")["bridge"]["bridge_id"].is_string(),
+        "the spanning tree runs: {}",
+        t.sw.get("/api/v1/stp")
+    );
+    // both hosts are in VLAN 1 (the default PVID): they talk once the ports forward
+    // (auto-edge after 3 s without BPDUs)
+    assert!(
+        wait_until(Duration::from_secs(15), Duration::from_millis(200), || a
+            .ping(&b.ip, 1)
+            .status
+            .success()),
+        "no ping with filtering and STP on:\n{}",
+        t.sw.log.text()
+    );
+    let out = tapswitch_cmd(&[
+        "vlan",
+        "del",
+        "--control",
+        &ctl,
+        "dev",
+        &b.ifname,
+        "vid",
+        "1",
+    ]);
+    assert!(out.status.success(), "{}", out_text(&out));
+    assert!(
+        !a.ping(&b.ip, 2).status.success(),
+        "filtering is on: b left VLAN 1"
+    );
+    // a value of the wrong type is refused before anything is sent
+    let out = config(&["vlan_filtering", "maybe", "stp", "off"]);
+    assert!(!out.status.success());
+    assert!(
+        out_text(&out).contains("takes true or false"),
+        "{}",
+        out_text(&out)
+    );
+    assert_eq!(t.sw.get("/api/v1/config")["stp"], "rstp");
+    // off again (1/0 and on/off spellings): tags pass untouched, b is reachable again
+    let out = config(&["vlan_filtering", "0", "stp", "off"]);
+    assert!(out.status.success(), "{}", out_text(&out));
+    let c = t.sw.get("/api/v1/config");
+    assert_eq!(
+        (&c["vlan_filtering"], &c["stp"]),
+        (&Value::from(false), &Value::from("off"))
+    );
+    a.ping_ok(&b.ip, 2);
+}

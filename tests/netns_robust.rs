@@ -880,10 +880,9 @@ fn link_down_and_up_is_seen_and_others_keep_forwarding() {
     let mut up_seen = 0;
     for _ in 0..3 {
         d.ns.ip(&["link", "set", "dev", &d.ifname, "down"]);
-        // A flood (a broadcast from A) makes the switch write to the downed TAP: EIO.
+        // The switch follows the link itself: no frame has to be written to the downed TAP.
         assert!(
-            wait_until(Duration::from_secs(3), Duration::from_millis(100), || {
-                a.send(&frame_hex(BCAST, &a.mac, ETH_EXP, b"anyone"), 1);
+            wait_until(Duration::from_secs(3), Duration::from_millis(20), || {
                 lab.sw.port(&d.ifname)["state"] == "down"
             }),
             "{}",
@@ -916,7 +915,6 @@ fn link_down_and_up_is_seen_and_others_keep_forwarding() {
         dv["counters"]["tx_dropped_by_reason"]["port_down"]
     );
     assert_eq!(changes, 6, "{dv}");
-    assert!(dv["counters"]["tx_dropped_by_reason"]["port_down"].as_u64() >= Some(3));
     assert_eq!((tx, rx), (60, 60), "A<->B lost pings while D flapped");
 }
 

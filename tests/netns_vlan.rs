@@ -203,3 +203,102 @@ fn trunk_carries_tagged_frames_and_drops_other_vids() {
     h[2].send(&tagged(30, &h[2].mac, b"vlan-30-now"), 2);
     assert_eq!(at_h1.count(), 2, "VLAN 30 now reaches h1");
 }
+
+/// Through the real CLI on a running switch, as the kernel's bridge_locked_port.sh and
+/// bridge_vlan_aware.sh drive `bridge`: `fdb add MAC dev P static` (no `vlan`) opens a locked
+/// access port (br_fdb_add adds VLAN 0 and each VLAN of P); `vlan del dev P vid N` keeps that
+/// static entry (br_fdb_delete_by_port with do_all 0), so P passes again as soon as N is back;
+/// `fdb del MAC dev P` removes every one of them; an extern_learn entry taken over by traffic
+/// leaves `fdb_n_learned` as it was (br_fdb_update).
+#[test]
+fn locked_port_fdb_add_and_vlan_del_through_the_cli() {
+    if !common::root_or_skip() {
+        return;
+    }
+    let lab = Lab::new(&["access=10,locked", "access=10"]);
+    let (h0, h1) = (&lab.hosts[0], &lab.hosts[1]);
+    let (a, b) = (h0.ifname.as_str(), h1.ifname.as_str());
+    let cli = |args: &[&str]| {
+        let mut v = args.to_vec();
+        v.extend_from_slice(&["--control", &lab.sw.ctl]);
+        let out = common::tapswitch_cmd(&v);
+        assert!(
+            out.status.success(),
+            "tapswitch {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let locked_drops = || lab.sw.dropped(a, "rx", "locked");
+    // closed: h0's frames arrive and are dropped as locked
+    let before = locked_drops();
+    assert!(!h0.ping(&h1.ip, 2).status.success(), "locked port passed");
+    assert!(
+        locked_drops() > before,
+        "positive control: counted as locked"
+    );
+    cli(&["fdb", "add", &h0.mac, "dev", a, "static"]);
+    let table = cli(&["fdb"]);
+    assert!(
+        table.contains(&format!("{} dev {a} vlan 10 master", h0.mac)),
+        "{table}"
+    );
+    assert!(
+        table.contains(&format!("{} dev {a} master", h0.mac)),
+        "{table}"
+    );
+    // (h0's failed ARP attempts above would answer the next ping with errors at once)
+    h0.ns.ip(&["neigh", "flush", "dev", a]);
+    h0.ping_ok(&h1.ip, 2);
+    // VLAN 10 leaves the port and comes back: the static entry stays, the port passes
+    cli(&["vlan", "del", "dev", a, "vid", "10"]);
+    let table = cli(&["fdb"]);
+    assert!(
+        table.contains(&format!("{} dev {a} vlan 10 master", h0.mac)),
+        "static entry kept by vlan del:\n{table}"
+    );
+    cli(&["vlan", "add", "dev", a, "vid", "10", "pvid", "untagged"]);
+    h0.ping_ok(&h1.ip, 2);
+    // del without vlan: VLAN 0 and VLAN 10 entries go, the port is closed again
+    cli(&["fdb", "del", &h0.mac, "dev", a]);
+    let table = cli(&["fdb"]);
+    assert!(!table.contains(&h0.mac), "{table}");
+    let before = locked_drops();
+    assert!(!h0.ping(&h1.ip, 1).status.success());
+    assert!(locked_drops() > before);
+    // extern_learn for h1's MAC on a; h1's next frame takes it over on b
+    cli(&[
+        "fdb",
+        "replace",
+        &h1.mac,
+        "dev",
+        a,
+        "vlan",
+        "10",
+        "extern_learn",
+    ]);
+    let n_learned = || {
+        lab.sw.get("/api/v1/config")["fdb_n_learned"]
+            .as_u64()
+            .unwrap()
+    };
+    let n0 = n_learned();
+    h1.send(&frame_hex(BCAST, &h1.mac, ETH_EXP, b"take-over"), 1);
+    let entry = || {
+        lab.sw
+            .fdb()
+            .into_iter()
+            .find(|e| e["mac"] == h1.mac.as_str() && e["vlan"] == 10)
+            .unwrap_or_default()
+    };
+    assert!(
+        wait_until(Duration::from_secs(3), Duration::from_millis(50), || {
+            entry()["port"] == b
+        }),
+        "{}",
+        entry()
+    );
+    assert_eq!(entry()["kind"], "dynamic", "{}", entry());
+    assert_eq!(n_learned(), n0, "fdb_n_learned unchanged by the take-over");
+}

@@ -3,9 +3,12 @@
 //!
 //! - two tapswitch sites, two hosts each, joined by a veth underlay: every host pings every
 //!   other, TCP data arrives intact, `tapswitch fdb` shows the far hosts with `dst`;
-//! - a Linux VTEP (vxlan device in a Linux bridge, with a host) as a third site, in
-//!   flood-and-learn mode and with static flood entries (`nolearning`), over IPv4 and IPv6;
-//! - an Open vSwitch VTEP (userspace datapath, `type=vxlan`) as a peer;
+//! - a Linux VTEP (vxlan device in a Linux bridge, with a host on a veth at default offloads,
+//!   so its TCP and UDP checksums cross the tunnel unfinished) as a third site, in
+//!   flood-and-learn mode and with static flood entries (`nolearning`), over IPv4 and IPv6,
+//!   TCP both ways to a host on an offload TAP and to one on a plain TAP (`offload=off`);
+//! - an Open vSwitch VTEP (userspace datapath, `type=vxlan`) as a peer, its host's checksums
+//!   left partial (TX checksum offload on; TSO off, which OVS's userspace datapath needs);
 //! - a stranger sending VXLAN to the port: dropped and counted; a tunnel MTU below the hosts'
 //!   MTU: oversize frames dropped and counted, TCP fine once the hosts' MTU is right.
 //!
@@ -217,13 +220,18 @@ fn host(site: &Netns, tap: &str, cidr: &str, mac: &str, mtu: u32) -> Host {
     }
 }
 
-/// Turns off TX checksum offload on `dev` in `ns` (`ethtool -K DEV tx off`), so the kernel
-/// finishes checksums before a frame leaves. Needed for hosts behind a Linux or OVS VTEP on
-/// veths: with offload on, an inner TCP checksum stays partial all the way through the
-/// tunnel (no NIC ever completes it), and a userspace VTEP's socket gets it unfinished.
-fn tx_csum_off(ns: &Netns, dev: &str) {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/tx_csum_off.py");
-    ns.ok(&["python3", script, dev]);
+/// Whether TX checksum offload is on for `dev` in `ns` (`ethtool -k DEV`'s
+/// tx-checksumming, read with ETHTOOL_GTXCSUM).
+fn tx_csum_on(ns: &Netns, dev: &str) -> bool {
+    const GET: &str = r#"
+import ctypes, fcntl, socket, struct, sys
+v = ctypes.create_string_buffer(struct.pack("II", 0x16, 0))
+ifr = struct.pack("16sP16x", sys.argv[1].encode(), ctypes.addressof(v))
+with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+    fcntl.ioctl(s.fileno(), 0x8946, ifr)
+print(struct.unpack("II", v.raw[:8])[1])
+"#;
+    ns.ok(&["python3", "-c", GET, dev]).trim() == "1"
 }
 
 /// A host behind a Linux bridge `br` in `site`: a veth pair, one end in the bridge.
@@ -243,7 +251,12 @@ fn linux_host(site: &Netns, br: &str, cidr: &str, mac: &str, mtu: u32) -> Host {
     ns.ip(&["link", "set", "dev", &b, "address", mac]);
     ns.ip(&["addr", "add", cidr, "dev", &b]);
     ns.ip(&["link", "set", "dev", &b, "up"]);
-    tx_csum_off(&ns, &b);
+    // default offloads: the host's TCP and UDP checksums leave it partial (CHECKSUM_PARTIAL),
+    // and across veths, the bridge and the Linux VTEP nothing completes them
+    assert!(
+        tx_csum_on(&ns, &b),
+        "veths start with TX checksum offload on"
+    );
     Host {
         ifname: b,
         ip: cidr.split('/').next().unwrap().to_string(),
@@ -404,11 +417,15 @@ fn linux_vtep_peer(v6: bool) {
         &[&format!("{uc}/{plen}")],
         1600,
     );
-    let taps = [ifname('a'), ifname('b')];
+    let taps = [ifname('a'), ifname('b'), ifname('p')];
     let vx = format!("vx0=vxlan:4242,local={ua},remote={uc}");
+    // a3's TAP has no offloads: checksums a sender left partial must be completed for it
+    let plain = format!("{},offload=off", taps[2]);
     let a = NsSwitch::start(
         &sa,
-        &["--port", &taps[0], "--port", &taps[1], "--port", &vx],
+        &[
+            "--port", &taps[0], "--port", &taps[1], "--port", &plain, "--port", &vx,
+        ],
     );
     let hn = n + 1;
     let a1 = host(
@@ -423,6 +440,13 @@ fn linux_vtep_peer(v6: bool) {
         &taps[1],
         &format!("198.18.{hn}.2/24"),
         &mac(hn, 2),
+        1500,
+    );
+    let a3 = host(
+        &sa,
+        &taps[2],
+        &format!("198.18.{hn}.4/24"),
+        &mac(hn, 4),
         1500,
     );
     sc.ip(&["link", "add", "br0", "type", "bridge"]);
@@ -475,7 +499,12 @@ fn linux_vtep_peer(v6: bool) {
         fdb.contains(&format!("{} dev vx0 dst {uc} self", c1.mac)),
         "{fdb}"
     );
+    // TCP from the Linux host (checksums left partial, segments coalesced here) to a host on
+    // an offload TAP and to one on a plain TAP, and back
+    tcp_intact(&c1, &a1, 2 << 20);
+    tcp_intact(&c1, &a3, 2 << 20);
     tcp_intact(&a1, &c1, 2 << 20);
+    tcp_intact(&a3, &c1, 2 << 20);
     tcp_intact(&c1, &a2, 2 << 20);
     // Static flood entries, no learning on the Linux side.
     linux_vtep(false);
@@ -493,9 +522,10 @@ fn linux_vtep_peer(v6: bool) {
         "{lf}"
     );
     tcp_intact(&c1, &a1, 2 << 20);
+    tcp_intact(&c1, &a3, 2 << 20);
     let l = [("port", "vx0"), ("remote", uc.as_str())];
     assert!(a.metric("tapswitch_vxlan_remote_rx_frames_total", &l) > 100.0);
-    drop((a1, a2, c1));
+    drop((a1, a2, a3, c1));
 }
 
 #[test]
@@ -669,7 +699,16 @@ fn an_open_vswitch_userspace_vtep_is_a_peer() {
     d1.ip(&["link", "set", "dev", &ph, "address", &mac(hn, 4)]);
     d1.ip(&["addr", "add", &format!("198.18.{hn}.4/24"), "dev", &ph]);
     d1.ip(&["link", "set", "dev", &ph, "up"]);
-    tx_csum_off(&d1, &ph);
+    // TX checksum offload stays on (the default): d1's TCP and UDP checksums reach OVS, and
+    // the tunnel, partial. TSO and GSO go off because OVS's userspace datapath reads its
+    // ports with frame-size buffers and drops a host's 64 KiB frames itself ("Dropped packet:
+    // Too big. GRO/TSO enabled?"), toward any peer.
+    assert!(
+        tx_csum_on(&d1, &ph),
+        "veths start with TX checksum offload on"
+    );
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/tso_off.py");
+    d1.ok(&["python3", script, &ph]);
     let d1 = Host {
         ifname: ph,
         ip: format!("198.18.{hn}.4"),

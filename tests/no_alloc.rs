@@ -310,3 +310,80 @@ fn capture_and_mirror_allocate_nothing_per_frame() {
     assert!(filtered.capture().ring.frames.load(Relaxed) > 0);
     assert!(sw.mirrors()[0].frames.load(Relaxed) > 0);
 }
+
+/// GSO frames and partial checksums: the ingress bound (`bad_gso`), software segmentation and
+/// checksum completion toward ports without offloads allocate nothing either.
+#[test]
+fn gso_bounds_and_checksum_completion_allocate_nothing_per_frame() {
+    use tapswitch::offload::{VnetHdr, F_NEEDS_CSUM, GSO_TCPV4};
+    let sw = Switch::new("t", Settings::default(), 1024);
+    let ports: Vec<_> = (0..4)
+        .map(|i| {
+            sw.add_port(&format!("p{i}"), Box::new(Sink), PortFlags::default())
+                .unwrap()
+        })
+        .collect();
+    let reg = sw.ports();
+    let s = Settings::default();
+    let mut scratch = tapswitch::dataplane::Scratch::default();
+    // TCP/IPv4, `payload` bytes, a header asking for `gso_type` at `gso_size`
+    let tcp = |gso_type: u8, gso_size: u16, payload: usize| {
+        let mut ip = vec![0x45, 0];
+        ip.extend_from_slice(&((40 + payload) as u16).to_be_bytes());
+        ip.extend_from_slice(&[0, 1, 0x40, 0, 64, 6, 0, 0, 198, 18, 0, 1, 198, 18, 0, 2]);
+        ip.extend_from_slice(&[0x9c, 0x40, 0, 80, 0, 0, 0, 1, 0, 0, 0, 1, 0x50, 0x18, 1, 0]);
+        ip.extend_from_slice(&[0; 4]);
+        ip.extend(std::iter::repeat_n(7u8, payload));
+        let mut v = vec![0u8; 10];
+        VnetHdr {
+            flags: F_NEEDS_CSUM,
+            gso_type,
+            hdr_len: 54,
+            gso_size,
+            csum_start: 34,
+            csum_offset: 16,
+        }
+        .write(&mut v);
+        v.extend(build_frame(MacAddr::BROADCAST, mac(1), 0x0800, &ip));
+        v
+    };
+    let frames = [
+        tcp(GSO_TCPV4, 1448, 5000), // segmented for every port
+        tcp(GSO_TCPV4, 1, 5000),    // bad_gso
+        tcp(0, 0, 300),             // checksum completed for every port
+    ];
+    for f in &frames {
+        sw.handle_frame(&reg, &s, &ports[0], f, false, sw.now(), &mut scratch);
+    }
+    sw.publish(&reg, &mut scratch);
+    let before = ALLOCS.with(Cell::get);
+    for i in 0..3_000 {
+        let f = &frames[i % frames.len()];
+        sw.handle_frame(
+            &reg,
+            &s,
+            &ports[0],
+            f,
+            false,
+            tapswitch::fdb::Timestamp(5),
+            &mut scratch,
+        );
+        if i % 64 == 63 {
+            sw.publish(&reg, &mut scratch);
+        }
+    }
+    sw.publish(&reg, &mut scratch);
+    let after = ALLOCS.with(Cell::get);
+    assert_eq!(after - before, 0, "allocations on the frame path");
+    let c = &ports[0].counters;
+    assert_eq!(
+        c.rx_dropped[tapswitch::switch::RxDrop::BadGso.index()].load(Relaxed),
+        1_001
+    );
+    // 4 segments of the GSO frame and 1 completed frame, to each of 3 ports
+    let tx: u64 = ports[1..]
+        .iter()
+        .map(|p| p.counters.tx_frames.load(Relaxed))
+        .sum();
+    assert_eq!(tx, 3 * (1_001 * 4 + 1_001));
+}

@@ -1149,3 +1149,304 @@ fn empty_frame_is_a_runt_not_end_of_port() {
     assert_eq!(r.handles[0].state(), LinkState::Up);
     assert_eq!(r.send(1, BCAST, mac(2)), vec![0]);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Ports that follow their link (TAP, packet, dgram, vhost), simulated with MemPort::with_link
+// ---------------------------------------------------------------------------------------------
+
+/// Frames `p` was sent since the last call, BPDUs left out.
+fn data_frames(p: &MemPort) -> Vec<Vec<u8>> {
+    let stp = MacAddr([0x01, 0x80, 0xc2, 0, 0, 0]);
+    p.take_sent()
+        .into_iter()
+        .filter(|f| mac_of(f) != stp)
+        .collect()
+}
+
+/// Issue 24 item 1: with the spanning tree on, a host attached while the switch runs (its
+/// link down at first, then brought up) gets traffic as soon as its link is up, without
+/// sending anything itself. The frame path never wrote to it while it was down (no
+/// `port_down` drops from floods), and the port's state follows the link both ways.
+#[test]
+fn port_comes_back_with_its_link_under_stp_without_its_host_speaking() {
+    use tapswitch::port::Link;
+    let edge = tapswitch::stp::PortConfig {
+        admin_edge: true,
+        ..Default::default()
+    };
+    let sw = Switch::new("br-link", Settings::default(), 1024);
+    sw.set_stp(true).unwrap();
+    let a = Arc::new(MemPort::default().with_link());
+    let b = Arc::new(MemPort::default().with_link());
+    b.set_link(Link::Down); // b's host is not up yet
+    let ha = sw
+        .add_port("a", Box::new(a.clone()), PortFlags::default())
+        .unwrap();
+    let hb = sw
+        .add_port("b", Box::new(b.clone()), PortFlags::default())
+        .unwrap();
+    sw.set_port_stp(&ha, edge).unwrap();
+    sw.set_port_stp(&hb, edge).unwrap();
+    assert_eq!(
+        hb.state(),
+        LinkState::Down,
+        "a port starts in its link's state"
+    );
+    // the control thread's periodic work: a forwards (edge), b stays disabled
+    for _ in 0..50 {
+        sw.tick();
+        if ha.stp_gate.forwards() {
+            break;
+        }
+    }
+    assert!(ha.stp_gate.forwards());
+    assert!(!hb.stp_gate.forwards());
+    // a's host pings b's address before b is up: the ARP broadcast floods nowhere
+    let (ma, mb) = (mac(1), mac(2));
+    let arp = build_frame(MacAddr([0xff; 6]), ma, 0x0806, &[0; 46]);
+    a.inject(&arp);
+    sw.pump();
+    assert!(data_frames(&b).is_empty());
+    assert_eq!(
+        hb.counters.tx_dropped_total(),
+        0,
+        "a down port is left out of floods, not written to"
+    );
+    // b's host brings its link up; it sends nothing
+    b.set_link(Link::Up);
+    for _ in 0..50 {
+        sw.tick();
+        if hb.stp_gate.forwards() {
+            break;
+        }
+    }
+    assert_eq!(hb.state(), LinkState::Up);
+    assert!(hb.stp_gate.forwards(), "the edge port forwards again");
+    assert_eq!(hb.counters.link_changes.load(Relaxed), 1);
+    // a's next ARP reaches b, and so does unicast to b's (unknown) MAC
+    a.inject(&arp);
+    let uni = build_frame(mb, ma, 0x0800, &[7; 46]);
+    a.inject(&uni);
+    sw.pump();
+    assert_eq!(data_frames(&b), vec![arp.clone(), uni]);
+    // the link goes down again: the state follows, the port's entries go, floods skip it
+    b.inject(&build_frame(ma, mb, 0x0800, &[8; 46]));
+    sw.pump();
+    assert_eq!(sw.fdb.port_of(&key(mb)), Some(hb.id));
+    b.set_link(Link::Down);
+    assert_eq!(sw.poll_links(), 1);
+    sw.control_work();
+    assert_eq!(hb.state(), LinkState::Down);
+    assert_eq!(sw.fdb.port_of(&key(mb)), None, "flushed on link down");
+    a.inject(&arp);
+    sw.pump();
+    assert!(data_frames(&b).is_empty());
+    assert_eq!(hb.counters.tx_dropped_total(), 0);
+    assert_identity(&sw);
+}
+
+/// Without the spanning tree too: a port whose link is down is out of floods (a vhost port
+/// without a guest counted every flooded frame as a `port_down` drop); known unicast to it is
+/// a `port_down` drop; its state is what its link says, and a frame read from it while it is
+/// thought down asks for the link to be read at once.
+#[test]
+fn down_link_is_out_of_floods_and_unicast_to_it_is_counted() {
+    use tapswitch::port::Link;
+    let mut r = Rig::with(
+        Settings::default(),
+        1024,
+        vec![
+            (MemPort::default(), PortFlags::default()),
+            (MemPort::default().with_link(), PortFlags::default()),
+            (MemPort::default(), PortFlags::default()),
+        ],
+    );
+    let (a, b, c) = (mac(1), mac(2), mac(3));
+    r.send(1, BCAST, b);
+    assert_eq!(r.port_of(b), Some(1));
+    r.ports[1].set_link(Link::Down);
+    assert_eq!(r.sw.poll_links(), 1);
+    r.sw.control_work();
+    assert_eq!(r.handles[1].state(), LinkState::Down);
+    assert_eq!(r.send(0, BCAST, a), vec![2]);
+    assert_eq!(r.send(0, c, a), vec![2], "unknown unicast floods around it");
+    assert_eq!(r.handles[1].counters.tx_dropped_total(), 0);
+    // learned again (a static entry would stay): known unicast to the down port is dropped
+    r.sw.fdb
+        .insert_user(
+            key(b),
+            r.handles[1].id,
+            tapswitch::fdb::EntryKind::Static,
+            false,
+            r.sw.now(),
+        )
+        .unwrap();
+    assert_eq!(r.send(0, b, a), Vec::<usize>::new());
+    assert_eq!(r.tx_drop(1, TxDrop::PortDown), 1);
+    // a frame read from it while down: its link is read at once, not at the next period
+    assert!(!r.sw.control_pending());
+    r.ports[1].set_link(Link::Up);
+    let f = r.frame(a, b);
+    r.ports[1].inject(&f);
+    r.sw.pump();
+    assert_eq!(
+        r.ports[0].take_sent(),
+        vec![f],
+        "a frame read while down is forwarded"
+    );
+    assert_eq!(
+        r.handles[1].state(),
+        LinkState::Up,
+        "the pump's control work read the link"
+    );
+    assert_eq!(r.send(0, b, a), vec![1]);
+    assert_eq!(r.handles[1].counters.link_changes.load(Relaxed), 2);
+    assert_identity(&r.sw);
+}
+
+// ---------------------------------------------------------------------------------------------
+// GSO bounds: one frame from an offload port (a guest, a TAP or packet port with vnet_hdr)
+// may not make tens of thousands of segments at each port without offloads
+
+/// A virtio_net_hdr + broadcast TCP (or UDP, `udp`) over IPv4 GSO frame with `opts` bytes of
+/// TCP options, `payload` bytes cut at `gso_size`, checksum left partial.
+fn gso_frame(udp: bool, opts: usize, payload: usize, gso_size: u16) -> Vec<u8> {
+    use tapswitch::offload::{VnetHdr, F_NEEDS_CSUM, GSO_TCPV4, GSO_UDP_L4};
+    let l4_hlen = if udp { 8 } else { 20 + opts };
+    let mut ip = vec![0x45, 0];
+    ip.extend_from_slice(&((20 + l4_hlen + payload) as u16).to_be_bytes());
+    ip.extend_from_slice(&[0, 1, 0x40, 0, 64, if udp { 17 } else { 6 }, 0, 0]);
+    ip.extend_from_slice(&[198, 18, 50, 1, 198, 18, 50, 2]);
+    let mut l4 = vec![0u8; l4_hlen];
+    l4[..4].copy_from_slice(&[0x9c, 0x40, 0x00, 0x50]);
+    if udp {
+        l4[4..6].copy_from_slice(&((8 + payload) as u16).to_be_bytes());
+    } else {
+        l4[12] = ((l4_hlen / 4) as u8) << 4;
+        l4[13] = 0x18;
+        l4[20..].fill(1);
+    }
+    ip.extend_from_slice(&l4);
+    ip.extend((0..payload).map(|i| (i * 7) as u8));
+    let frame = build_frame(BCAST, mac(0x61), 0x0800, &ip);
+    let hdr = VnetHdr {
+        flags: F_NEEDS_CSUM,
+        gso_type: if udp { GSO_UDP_L4 } else { GSO_TCPV4 },
+        hdr_len: (34 + l4_hlen) as u16,
+        gso_size,
+        csum_start: 34,
+        csum_offset: if udp { 6 } else { 16 },
+    };
+    let mut pkt = vec![0u8; tapswitch::offload::VNET_HDR_LEN];
+    hdr.write(&mut pkt);
+    pkt.extend_from_slice(&frame);
+    pkt
+}
+
+/// A guest port (offload), a plain port with a 9000-byte MTU and an offload port.
+fn gso_rig() -> Rig {
+    Rig::with(
+        Settings::default(),
+        1024,
+        vec![
+            (MemPort::new(9000).with_vnet_hdr(), PortFlags::default()),
+            (MemPort::new(9000), PortFlags::default()),
+            (MemPort::new(9000).with_vnet_hdr(), PortFlags::default()),
+        ],
+    )
+}
+
+/// Sends `pkt` from the guest port; returns what the plain and the offload port got.
+fn gso_send(r: &Rig, pkt: &[u8]) -> (usize, usize) {
+    r.ports[0].inject(pkt);
+    assert_eq!(r.sw.pump(), 1);
+    (r.ports[1].take_sent().len(), r.ports[2].take_sent().len())
+}
+
+#[test]
+fn a_gso_frame_of_one_byte_segments_is_dropped_once_at_ingress() {
+    let r = gso_rig();
+    // the positive control: a frame at the bound goes everywhere, cut for the plain port
+    assert_eq!(gso_send(&r, &gso_frame(false, 0, 4800, 48)), (100, 1));
+    assert_eq!(r.rx_drop(0, RxDrop::BadGso), 0);
+    // a 64 KiB frame with a gso_size of 1: 65,000 segments per plain port; dropped, once
+    assert_eq!(gso_send(&r, &gso_frame(false, 0, 65_000, 1)), (0, 0));
+    assert_eq!(r.rx_drop(0, RxDrop::BadGso), 1);
+    for i in 1..3 {
+        assert_eq!(r.handles[i].counters.tx_dropped_total(), 0, "p{i}");
+    }
+    // one below the bound is dropped too; the bound counts TCP options as Linux's does
+    assert_eq!(gso_send(&r, &gso_frame(false, 0, 4800, 47)), (0, 0));
+    assert_eq!(gso_send(&r, &gso_frame(false, 12, 3600, 36)), (100, 1));
+    assert_eq!(gso_send(&r, &gso_frame(false, 12, 3600, 35)), (0, 0));
+    assert_eq!(gso_send(&r, &gso_frame(false, 40, 800, 8)), (100, 1));
+    assert_eq!(gso_send(&r, &gso_frame(false, 40, 800, 7)), (0, 0));
+    // a frame that makes one segment is not really GSO: it passes whatever its gso_size
+    assert_eq!(gso_send(&r, &gso_frame(false, 0, 1, 1)), (1, 1));
+    assert_eq!(r.rx_drop(0, RxDrop::BadGso), 4);
+    // the drop is the frame's only verdict
+    assert_identity(&r.sw);
+    // a metric label and a key of the port's JSON
+    let text = tapswitch::metrics::render(&r.sw);
+    assert!(
+        text.contains("tapswitch_port_rx_dropped_total{port=\"p0\",reason=\"bad_gso\"} 4"),
+        "{text}"
+    );
+    let json = tapswitch::api::port_json(&r.sw, &r.handles[0], 0);
+    assert_eq!(
+        json["counters"]["rx_dropped_by_reason"]["bad_gso"], 4,
+        "{json}"
+    );
+}
+
+#[test]
+fn udp_gso_over_the_segment_cap_is_refused() {
+    let r = gso_rig();
+    // 128 segments (Linux's UDP_MAX_SEGMENTS), even of one byte each: fine
+    assert_eq!(gso_send(&r, &gso_frame(true, 0, 128 * 100, 100)), (128, 1));
+    assert_eq!(gso_send(&r, &gso_frame(true, 0, 128, 1)), (128, 1));
+    assert_eq!(r.rx_drop(0, RxDrop::BadGso), 0);
+    // one byte more makes 129
+    assert_eq!(
+        gso_send(&r, &gso_frame(true, 0, 128 * 100 + 1, 100)),
+        (0, 0)
+    );
+    assert_eq!(gso_send(&r, &gso_frame(true, 0, 60_000, 1)), (0, 0));
+    assert_eq!(r.rx_drop(0, RxDrop::BadGso), 2);
+    assert_identity(&r.sw);
+}
+
+/// Legal GSO frames at the floor cost many writes each on a plain port: a batch ends early
+/// once it has written its share of software segments (`SEG_BUDGET`), so one guest cannot
+/// hold a worker for a whole batch of them; the rest is read on the next turn.
+#[test]
+fn a_batch_of_floor_sized_gso_frames_ends_early_and_loses_nothing() {
+    use tapswitch::dataplane::{DrainEnd, RxBuffers};
+    let r = gso_rig();
+    // nearly 64 KiB at the 48-byte floor: 1,355 segments per plain port
+    let pkt = gso_frame(false, 0, 65_000, 48);
+    for _ in 0..64 {
+        r.ports[0].inject(&pkt);
+    }
+    let mut bufs = RxBuffers::default();
+    let (n, end) = r.sw.drain(&r.handles[0], &mut bufs, 64);
+    assert_eq!(end, DrainEnd::BatchFull);
+    let budget = tapswitch::dataplane::forward::SEG_BUDGET;
+    assert_eq!(n, budget.div_ceil(1355), "frames in the first batch");
+    assert_eq!(r.ports[1].take_sent().len(), n * 1355);
+    // nothing lost: the next drains take the rest
+    let mut total = n;
+    while total < 64 {
+        let (k, _) = r.sw.drain(&r.handles[0], &mut bufs, 64);
+        assert!(k > 0);
+        total += k;
+    }
+    assert_eq!(r.ports[1].take_sent().len(), (64 - n) * 1355);
+    assert_eq!(r.rx_drop(0, RxDrop::BadGso), 0);
+    assert_eq!(
+        r.ports[2].take_sent().len(),
+        64,
+        "the offload port gets each frame whole"
+    );
+    assert_identity(&r.sw);
+}

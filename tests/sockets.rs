@@ -431,3 +431,56 @@ fn sighup_reloads_ports_and_settings_from_the_config_file() {
     assert_eq!(listeners(), ["a", "c"]);
     assert!(tapswitch::client::request(&api, "GET", "/healthz", None, None).is_ok());
 }
+
+/// Issue 24 item 1, dgram ports: a QEMU that exits leaves its port down (not removed), and
+/// a QEMU started again on the same path brings the same port back up and gets floods before
+/// its guest sends anything.
+#[test]
+fn dgram_peer_goes_down_with_its_socket_and_comes_back_on_the_same_path() {
+    let rig = Rig::start(&[]);
+    let mut a = rig.stream();
+    rig.wait_ports(1);
+    let gpath = rig.dir.join("g1.sock");
+    let g1 = UnixDatagram::bind(&gpath).unwrap();
+    g1.connect(rig.dir.join("d.sock")).unwrap();
+    g1.send(&frame(BCAST, B, 60, 1)).unwrap();
+    assert_eq!(read_frame(&mut a), frame(BCAST, B, 60, 1));
+    let port = |key: &str| -> serde_json::Value {
+        get_json(&rig.api, "/api/v1/ports/g-1").unwrap()[key].clone()
+    };
+    assert_eq!(port("state"), "up");
+    // QEMU exits: its socket file stays behind with nobody bound to it
+    drop(g1);
+    let t = Instant::now();
+    while port("state") != "down" {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "still {}",
+            port("state")
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // a broadcast while it is down is not written to it (no port_down drop)
+    a.write_all(&framed(&frame(BCAST, A, 60, 2))).unwrap();
+    // QEMU again on the same path; its guest sends nothing
+    std::fs::remove_file(&gpath).unwrap();
+    let g1 = UnixDatagram::bind(&gpath).unwrap();
+    g1.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let t = Instant::now();
+    while port("state") != "up" {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "still {}",
+            port("state")
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    a.write_all(&framed(&frame(BCAST, A, 60, 3))).unwrap();
+    let mut buf = [0u8; 2000];
+    let n = g1.recv(&mut buf).unwrap();
+    assert_eq!(&buf[..n], &frame(BCAST, A, 60, 3)[..]);
+    assert_eq!(rig.ports(), vec!["vm-1".to_string(), "g-1".to_string()]);
+    let c = port("counters");
+    assert_eq!(c["tx_dropped_by_reason"]["port_down"], 0, "{c}");
+    assert!(c["link_changes"].as_u64().unwrap() >= 2, "{c}");
+}

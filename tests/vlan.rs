@@ -502,3 +502,132 @@ fn selftest_drop_untagged() {
         2
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Table entries and VLANs as the kernel's br_fdb.c / br_vlan.c handle them.
+
+fn fdb_vlans_of(r: &Rig, m: MacAddr) -> Vec<u16> {
+    let mut v: Vec<u16> =
+        r.sw.fdb
+            .snapshot(r.sw.now())
+            .iter()
+            .filter(|e| e.mac == m)
+            .map(|e| e.vlan)
+            .collect();
+    v.sort();
+    v
+}
+
+/// `bridge fdb add MAC dev P master static` without `vlan` on a VLAN-filtering bridge adds
+/// the VLAN-0 entry and one per VLAN of P (br_fdb_add: "add/update entry for every vlan on
+/// this port"), so a locked P admits MAC afterwards, as bridge_locked_port.sh expects; `bridge
+/// fdb del MAC dev P master` removes them all again (br_fdb_delete).
+#[test]
+fn fdb_add_without_vlan_opens_a_locked_port_in_its_vlans() {
+    use tapswitch::control::{add_fdb_entry, del_fdb_entry};
+    use tapswitch::fdb::{EntryKind, FdbError};
+    let r = Rig::new(2, Protocol::Dot1Q);
+    r.set(
+        0,
+        PortVlans::trunk(&VlanSet::from_vids([20]).unwrap(), Some(10)).unwrap(),
+    );
+    r.set(1, PortVlans::access(10).unwrap());
+    r.sw.set_port_flags(&r.h[0], PortFlags::default().with(PortFlags::LOCKED, true))
+        .unwrap();
+    let f = frame(BCAST, mac(1), &[], b"locked");
+    assert!(r.send(0, &f).is_empty());
+    assert_eq!(
+        r.rx_drop(0, RxDrop::Locked),
+        1,
+        "positive control: dropped as locked"
+    );
+    add_fdb_entry(&r.sw, &r.h[0], mac(1), 0, EntryKind::Static, false).unwrap();
+    assert_eq!(
+        fdb_vlans_of(&r, mac(1)),
+        [0, 10, 20],
+        "VLAN 0 and each VLAN of p0"
+    );
+    assert_eq!(
+        ports_of(&r.send(0, &f)),
+        [1],
+        "the locked port admits it now"
+    );
+    assert_eq!(r.rx_drop(0, RxDrop::Locked), 1);
+    // adding again: 409, nothing changes
+    assert!(matches!(
+        add_fdb_entry(&r.sw, &r.h[0], mac(1), 0, EntryKind::Static, false),
+        Err(FdbError::Exists { .. })
+    ));
+    // an entry given a VLAN is that entry alone
+    add_fdb_entry(&r.sw, &r.h[0], mac(2), 20, EntryKind::Static, false).unwrap();
+    assert_eq!(fdb_vlans_of(&r, mac(2)), [20]);
+    // del on another port removes nothing; on p0 without VLAN, every one of them
+    assert_eq!(del_fdb_entry(&r.sw, &r.h[1], mac(1), 0), 0);
+    assert_eq!(del_fdb_entry(&r.sw, &r.h[0], mac(1), 0), 3);
+    assert!(r.send(0, &f).is_empty(), "closed again");
+    assert_eq!(r.rx_drop(0, RxDrop::Locked), 2);
+    // with filtering off, only the VLAN-0 entry (the one frames are looked up with)
+    r.sw.settings.store(Settings {
+        vlan_filtering: false,
+        ..r.sw.settings.load()
+    });
+    add_fdb_entry(&r.sw, &r.h[0], mac(3), 0, EntryKind::Static, false).unwrap();
+    assert_eq!(fdb_vlans_of(&r, mac(3)), [0]);
+}
+
+/// `bridge vlan del dev P vid N`: nbp_vlan_delete calls br_fdb_delete_by_port(br, p, vid, 0),
+/// which removes P's learned and dynamic entries in N and keeps static (sticky included) and
+/// extern_learn ones; those forward again as soon as N is back on P.
+#[test]
+fn vlan_del_flushes_dynamic_entries_and_keeps_static_and_extern_learn() {
+    use tapswitch::control::{add_fdb_entry, set_port_vlans};
+    use tapswitch::fdb::EntryKind;
+    let r = Rig::new(3, Protocol::Dot1Q);
+    for i in 0..3 {
+        r.set(i, PortVlans::access(10).unwrap());
+    }
+    r.send(1, &frame(BCAST, mac(1), &[], b"learned"));
+    let h1 = &r.h[1];
+    add_fdb_entry(&r.sw, h1, mac(2), 10, EntryKind::Static, false).unwrap();
+    add_fdb_entry(&r.sw, h1, mac(3), 10, EntryKind::ExternLearn, false).unwrap();
+    add_fdb_entry(&r.sw, h1, mac(4), 10, EntryKind::Sticky, false).unwrap();
+    add_fdb_entry(&r.sw, h1, mac(5), 10, EntryKind::Dynamic, false).unwrap();
+    let kind = |m: u8| r.sw.fdb.kind_of(&FdbKey::new(mac(m), 10));
+    assert_eq!(kind(1), Some(EntryKind::Learned));
+    let mut v = h1.vlans();
+    assert!(v.del(10).unwrap());
+    set_port_vlans(&r.sw, h1, v);
+    assert_eq!(kind(1), None, "learned: flushed");
+    assert_eq!(kind(5), None, "dynamic: flushed");
+    assert_eq!(kind(2), Some(EntryKind::Static));
+    assert_eq!(kind(3), Some(EntryKind::ExternLearn));
+    assert_eq!(kind(4), Some(EntryKind::Sticky));
+    assert_eq!(r.sw.fdb.learned_count(), 0);
+    // VLAN 10 back on p1: the kept entries send to p1 alone, the flushed one is flooded
+    r.set(1, PortVlans::access(10).unwrap());
+    for m in [2, 3, 4] {
+        let out = r.send(0, &frame(mac(m), mac(9), &[], b"known"));
+        assert_eq!(ports_of(&out), [1], "mac {m}");
+    }
+    let out = r.send(0, &frame(mac(1), mac(9), &[], b"unknown"));
+    assert_eq!(ports_of(&out), [1, 2], "the learned entry is gone: flooded");
+}
+
+/// br_fdb_update on an extern_learn entry whose MAC shows up on another port: it moves and
+/// loses only BR_FDB_ADDED_BY_EXT_LEARN; it was added by the user, so it never gets
+/// BR_FDB_DYNAMIC_LEARNED and `fdb_n_learned` stays as it was.
+#[test]
+fn extern_learn_taken_over_by_traffic_does_not_count_as_learned() {
+    use tapswitch::control::add_fdb_entry;
+    use tapswitch::fdb::EntryKind;
+    let r = Rig::new(2, Protocol::Dot1Q);
+    add_fdb_entry(&r.sw, &r.h[1], mac(5), 1, EntryKind::ExternLearn, false).unwrap();
+    r.send(0, &frame(BCAST, mac(6), &[], b"learned"));
+    assert_eq!(r.sw.fdb.learned_count(), 1, "positive control: p0 learns");
+    r.send(0, &frame(BCAST, mac(5), &[], b"moved"));
+    let key = FdbKey::new(mac(5), 1);
+    assert_eq!(r.sw.fdb.port_of(&key), Some(r.h[0].id), "taken over by p0");
+    assert_eq!(r.sw.fdb.kind_of(&key), Some(EntryKind::Dynamic));
+    assert_eq!(r.sw.fdb.learned_count(), 1, "fdb_n_learned unchanged");
+    assert_eq!(r.sw.fdb.port_learned(r.h[0].id).0, 1);
+}

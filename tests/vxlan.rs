@@ -811,3 +811,297 @@ fn a_batch_of_tcp_segments_reaches_an_offload_port_as_one_gso_frame() {
         10
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Inner checksums a sender left partial (a Linux or OVS VTEP whose host sits on a veth with TX
+// checksum offload: the TCP/UDP checksum field holds only the pseudo-header sum)
+
+/// What the inner L4 checksum holds.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Csum {
+    /// The folded pseudo-header sum, as Linux leaves it under CHECKSUM_PARTIAL.
+    Partial,
+    /// A plainly wrong value (neither complete nor partial).
+    Wrong,
+}
+
+/// Ones' complement sum of `b` (16-bit big-endian words), folded.
+fn sum16(mut acc: u64, b: &[u8]) -> u16 {
+    for c in b.chunks(2) {
+        acc += u64::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
+    }
+    while acc > 0xffff {
+        acc = (acc & 0xffff) + (acc >> 16);
+    }
+    acc as u16
+}
+
+/// The L3 offset, L4 offset and protocol of an untagged inner frame.
+fn layout(f: &[u8]) -> (usize, usize, u8, bool) {
+    if f[12..14] == [0x86, 0xdd] {
+        (14, 54, f[20], true)
+    } else {
+        (14, 34, f[23], false)
+    }
+}
+
+fn pseudo_sum(f: &[u8]) -> u16 {
+    let (l3, l4, proto, v6) = layout(f);
+    let addrs = if v6 {
+        &f[l3 + 8..l3 + 40]
+    } else {
+        &f[l3 + 12..l3 + 20]
+    };
+    sum16(u64::from(proto) + (f.len() - l4) as u64, addrs)
+}
+
+/// Whether the inner frame's TCP/UDP checksum verifies.
+fn l4_valid(f: &[u8]) -> bool {
+    let (_, l4, _, _) = layout(f);
+    sum16(u64::from(pseudo_sum(f)), &f[l4..]) == 0xffff
+}
+
+/// Where the L4 checksum field of an inner frame is.
+fn csum_at(f: &[u8]) -> usize {
+    let (_, l4, proto, _) = layout(f);
+    l4 + if proto == 6 { 16 } else { 6 }
+}
+
+/// An inner frame from `src` (broadcast: every host gets it): TCP (`proto` 6, with `flags`) or
+/// UDP (17) over IPv4 or IPv6, `payload` after the L4 header, its checksum as `csum` says.
+fn inner(v6: bool, proto: u8, seq: u32, payload: &[u8], flags: u8, csum: Csum) -> Vec<u8> {
+    let l4_hlen = if proto == 6 { 20 } else { 8 };
+    let l4_len = l4_hlen + payload.len();
+    let mut ip = if v6 {
+        let mut ip = vec![0x60, 0, 0, 0];
+        ip.extend_from_slice(&(l4_len as u16).to_be_bytes());
+        ip.extend_from_slice(&[proto, 64]);
+        ip.extend_from_slice(&[0x20, 0x01, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+        ip.extend_from_slice(&[0x20, 0x01, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+        ip
+    } else {
+        let mut ip = vec![0x45, 0];
+        ip.extend_from_slice(&((20 + l4_len) as u16).to_be_bytes());
+        ip.extend_from_slice(&[
+            0, 1, 0x40, 0, 64, proto, 0, 0, 198, 18, 40, 1, 198, 18, 40, 2,
+        ]);
+        let c = !sum16(0, &ip);
+        ip[10..12].copy_from_slice(&c.to_be_bytes());
+        ip
+    };
+    let mut l4 = vec![0x9c, 0x40, 0x00, 0x50];
+    if proto == 6 {
+        l4.extend_from_slice(&seq.to_be_bytes());
+        l4.extend_from_slice(&[0, 0, 0, 1, 0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
+    } else {
+        l4.extend_from_slice(&(l4_len as u16).to_be_bytes());
+        l4.extend_from_slice(&[0, 0]);
+    }
+    l4.extend_from_slice(payload);
+    ip.extend_from_slice(&l4);
+    let mut f = build_frame(
+        MacAddr::BROADCAST,
+        mac(77),
+        if v6 { 0x86dd } else { 0x0800 },
+        &ip,
+    );
+    let at = csum_at(&f);
+    let ps = pseudo_sum(&f);
+    let v = match csum {
+        Csum::Partial => ps,
+        Csum::Wrong => ps ^ 0x5a5a,
+    };
+    f[at..at + 2].copy_from_slice(&v.to_be_bytes());
+    assert!(!l4_valid(&f), "built {csum:?}, not valid");
+    f
+}
+
+/// A site with an offload host ("fast"), a plain host ("plain") and VNI 100 from 198.18.36.2.
+fn offload_and_plain_site() -> Site {
+    let wire = Arc::new(Wire::default());
+    let mut s = Site::new(0);
+    s.add_host(MemPort::new(1500).with_vnet_hdr(), "fast");
+    s.add_host(MemPort::new(1500), "plain");
+    s.vxlan(
+        &wire,
+        100,
+        &["local=198.18.36.1", "remote=198.18.36.2"],
+        1500,
+    );
+    s
+}
+
+fn vxlan_packets(frames: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    frames
+        .iter()
+        .map(|f| {
+            let mut p = vec![0u8; 8];
+            wire::write_header(100, &mut p);
+            p.extend_from_slice(f);
+            p
+        })
+        .collect()
+}
+
+fn deliver(s: &Site, frames: &[Vec<u8>]) {
+    let pkts = vxlan_packets(frames);
+    let batch: Vec<(IpAddr, &[u8])> = pkts
+        .iter()
+        .map(|p| (ip("198.18.36.2"), p.as_slice()))
+        .collect();
+    s.sw.vxlan_deliver_batch(ip("198.18.36.1"), 4789, &batch);
+}
+
+#[test]
+fn a_partial_inner_checksum_goes_on_as_needs_csum_or_completed() {
+    use tapswitch::offload::{finish, SEG_BUF};
+    let s = offload_and_plain_site();
+    for v6 in [false, true] {
+        for (what, proto, payload, flags) in [
+            (
+                "TCP with data (through the coalescing path)",
+                6u8,
+                1000usize,
+                0x18u8,
+            ),
+            ("a pure TCP ACK", 6, 0, 0x10),
+            ("UDP", 17, 300, 0),
+            ("an empty UDP datagram", 17, 0, 0),
+        ] {
+            let what = format!("{what}, IPv6 {v6}");
+            let data: Vec<u8> = (0..payload).map(|i| (i * 3 + 1) as u8).collect();
+            let f = inner(v6, proto, 77, &data, flags, Csum::Partial);
+            deliver(&s, std::slice::from_ref(&f));
+            // the offload port: the frame as it came, with NEEDS_CSUM where its checksum is
+            let fast = s.hosts[0].take_sent();
+            assert_eq!(fast.len(), 1, "{what}");
+            let h = VnetHdr::parse(&fast[0]).unwrap();
+            let (_, l4, _, _) = layout(&f);
+            assert_eq!(
+                (h.flags, h.gso_type, h.csum_start as usize, h.csum_offset),
+                (F_NEEDS_CSUM, 0, l4, if proto == 6 { 16 } else { 6 }),
+                "{what}"
+            );
+            assert_eq!(&fast[0][VNET_HDR_LEN..], &f[..], "{what}");
+            // ... which is right once completed, as the receiving kernel completes it
+            let mut scratch = vec![0u8; SEG_BUF];
+            let mut done = Vec::new();
+            finish(&h, &fast[0][VNET_HDR_LEN..], &mut scratch, |x| {
+                done.push(x.to_vec());
+                Ok::<(), ()>(())
+            })
+            .unwrap()
+            .unwrap();
+            assert!(l4_valid(&done[0]), "{what}");
+            // the plain port: completed in software, nothing else changed
+            let plain = s.hosts[1].take_sent();
+            assert_eq!(plain.len(), 1, "{what}");
+            assert!(l4_valid(&plain[0]), "{what}: checksum completed");
+            let at = csum_at(&f);
+            assert_eq!(plain[0][..at], f[..at], "{what}");
+            assert_eq!(plain[0][at + 2..], f[at + 2..], "{what}");
+            assert_eq!(plain[0], done[0]);
+        }
+    }
+    // every frame counted once, none dropped
+    let vx = s.vx_handle(0);
+    assert_eq!(vx.counters.rx_frames.load(Relaxed), 8);
+    assert_eq!(vx.counters.rx_dropped_total(), 0);
+}
+
+#[test]
+fn partial_tcp_segments_coalesce_and_are_finished_for_a_plain_port() {
+    for v6 in [false, true] {
+        let s = offload_and_plain_site();
+        // full-size segments for a 1500-byte MTU
+        let mss = if v6 { 1440 } else { 1460 };
+        let data: Vec<u8> = (0..10 * mss as u32).map(|i| (i % 253) as u8).collect();
+        let segs: Vec<Vec<u8>> = data
+            .chunks(mss)
+            .enumerate()
+            .map(|(i, c)| inner(v6, 6, 5000 + (i * mss) as u32, c, 0x10, Csum::Partial))
+            .collect();
+        deliver(&s, &segs);
+        let (_, l4, _, _) = layout(&segs[0]);
+        let fast = s.hosts[0].take_sent();
+        assert_eq!(fast.len(), 1, "coalesced (IPv6 {v6})");
+        let h = VnetHdr::parse(&fast[0]).unwrap();
+        assert_eq!(
+            (h.flags, h.gso_size as usize, h.csum_start as usize),
+            (F_NEEDS_CSUM, mss, l4)
+        );
+        assert_eq!(fast[0][VNET_HDR_LEN + l4 + 20..], data[..]);
+        let plain = s.hosts[1].take_sent();
+        assert_eq!(plain.len(), 10);
+        for (i, (p, o)) in plain.iter().zip(&segs).enumerate() {
+            assert!(l4_valid(p), "segment {i} (IPv6 {v6}): checksum completed");
+            assert_eq!(p[l4 + 20..], o[l4 + 20..], "segment {i}: payload");
+            assert_eq!(p[l4..l4 + 16], o[l4..l4 + 16], "segment {i}: TCP header");
+        }
+    }
+}
+
+#[test]
+fn a_wrong_inner_checksum_is_not_repaired() {
+    let s = offload_and_plain_site();
+    for v6 in [false, true] {
+        for (proto, payload, flags) in [(6u8, 1000usize, 0x10u8), (6, 0, 0x10), (17, 300, 0)] {
+            let what = format!("proto {proto} payload {payload} IPv6 {v6}");
+            let data = vec![9u8; payload];
+            let f = inner(v6, proto, 1, &data, flags, Csum::Wrong);
+            deliver(&s, std::slice::from_ref(&f));
+            // as it came, with a plain header: the receiving stack drops it, as Linux's would
+            let fast = s.hosts[0].take_sent();
+            assert_eq!(fast.len(), 1, "{what}");
+            assert_eq!(&fast[0][..VNET_HDR_LEN], &[0; VNET_HDR_LEN], "{what}");
+            assert_eq!(&fast[0][VNET_HDR_LEN..], &f[..], "{what}");
+            let plain = s.hosts[1].take_sent();
+            assert_eq!(plain, vec![f.clone()], "{what}");
+            assert!(!l4_valid(&plain[0]), "{what}: still wrong");
+        }
+    }
+    // wrong segments in a batch are not merged either: each comes out alone, unchanged
+    let segs: Vec<Vec<u8>> = (0..3)
+        .map(|i| inner(false, 6, i * 1448, &[5; 1448], 0x10, Csum::Wrong))
+        .collect();
+    deliver(&s, &segs);
+    assert_eq!(s.hosts[0].take_sent().len(), 3);
+    assert_eq!(s.hosts[1].take_sent(), segs);
+}
+
+#[test]
+fn a_tso_frame_that_crossed_a_veth_underlay_whole_goes_on_as_a_gso_frame() {
+    // A Linux VTEP whose host has TSO sends 64 KiB TCP frames through a veth underlay whole;
+    // the hub's UDP socket reads each as one datagram, its checksum partial, its GSO header
+    // lost. The tunnel's MTU here is 1450.
+    for v6 in [false, true] {
+        let s = offload_and_plain_site();
+        let data: Vec<u8> = (0..30_000u32).map(|i| (i % 241) as u8).collect();
+        let before = inner(v6, 6, 1, &[3; 100], 0x10, Csum::Partial);
+        let big = inner(v6, 6, 101, &data, 0x18, Csum::Partial);
+        deliver(&s, &[before.clone(), big.clone()]);
+        let (_, l4, _, _) = layout(&big);
+        let mss = 1450 - (l4 - 14) - 20;
+        // the offload port: the frame that was waiting, then the big one as a GSO frame
+        let fast = s.hosts[0].take_sent();
+        assert_eq!(fast.len(), 2, "IPv6 {v6}");
+        assert_eq!(&fast[0][VNET_HDR_LEN..], &before[..]);
+        let h = VnetHdr::parse(&fast[1]).unwrap();
+        assert_eq!(
+            (h.flags, h.gso_size as usize, h.csum_start as usize),
+            (F_NEEDS_CSUM, mss, l4)
+        );
+        assert_eq!(&fast[1][VNET_HDR_LEN..], &big[..]);
+        // the plain port: segments that fit, checksums complete, the data in order
+        let plain = s.hosts[1].take_sent();
+        assert_eq!(plain.len(), 1 + data.len().div_ceil(mss), "IPv6 {v6}");
+        assert!(plain.iter().all(|p| l4_valid(p)));
+        assert!(plain.iter().all(|p| p.len() <= 14 + 1450));
+        let got: Vec<u8> = plain[1..]
+            .iter()
+            .flat_map(|p| p[l4 + 20..].to_vec())
+            .collect();
+        assert_eq!(got, data);
+        assert_eq!(s.host_handles[1].counters.tx_dropped_total(), 0);
+    }
+}

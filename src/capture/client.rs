@@ -319,6 +319,14 @@ pub fn mirror_line(m: &Value) -> String {
     s
 }
 
+/// Checks the words of a `mirror` command without sending it (`tapswitch::cli::check_args`).
+pub(crate) fn check_mirror(a: &MirrorArgs) -> Result<()> {
+    if let Some(MirrorAction::Add { words }) = &a.action {
+        parse_mirror_words(words)?;
+    }
+    Ok(())
+}
+
 /// `tapswitch mirror [show|add|del]`.
 pub fn mirror_cmd(a: MirrorArgs) -> Result<()> {
     let api = a.client.endpoint();

@@ -106,7 +106,14 @@ pub struct Scratch {
     pub(super) mirrored: u32,
     /// A frame that may have learned came from a port the batch had no tally for.
     untallied_learn: bool,
+    /// Segments written in software segmentation during this batch (see [`SEG_BUDGET`]).
+    pub(super) seg_work: usize,
 }
+
+/// Software segments one batch may write before the batch ends early and the worker serves
+/// its other ports: a guest sending frames at the GSO floor ([`offload::MAX_GSO_SEGS`] writes
+/// per plain egress port each) cannot hold a worker for a whole batch of them.
+pub const SEG_BUDGET: usize = 2 * offload::MAX_GSO_SEGS;
 
 impl Default for Scratch {
     fn default() -> Self {
@@ -121,6 +128,7 @@ impl Default for Scratch {
             tap_ts: 0,
             mirrored: 0,
             untallied_learn: false,
+            seg_work: 0,
         }
     }
 }
@@ -218,6 +226,11 @@ impl Switch {
                 return c.rx_drop(RxDrop::TruncatedVlan)
             }
         };
+        // A GSO frame is bounded here, once, not at each egress that would segment it: a
+        // guest's 64 KiB frame with a gso_size of 1 must not cost 65,000 writes per port.
+        if hdr.gso() != GSO_NONE && offload::check_gso(&hdr, bytes).is_err() {
+            return c.rx_drop(RxDrop::BadGso);
+        }
         if taps_armed {
             let received = Outgoing {
                 hdr,
@@ -281,7 +294,11 @@ impl Switch {
                             c.rx_forwarded.fetch_add(1, Relaxed);
                         }
                     }
-                    if vlan.is_some_and(|cl| !reg.vlans(to).is_member(cl.vid)) {
+                    if !h.sendable() {
+                        // a port that follows its link and is down (the Linux bridge's
+                        // disabled port) gets nothing
+                        h.counters.tx_drop(TxDrop::PortDown);
+                    } else if vlan.is_some_and(|cl| !reg.vlans(to).is_member(cl.vid)) {
                         // br_allowed_egress: known unicast to a port outside the VLAN
                         h.counters.tx_drop(TxDrop::VlanNotMember);
                     } else if settings.stp && !h.stp_gate.forwards() {
@@ -304,15 +321,17 @@ impl Switch {
                     }
                 }
                 for h in reg.iter() {
-                    if flood_eligible(
-                        settings.mode,
-                        ingress.id,
-                        in_flags,
-                        h.id,
-                        h.flags.get(),
-                        kind,
-                        except,
-                    ) && vlan.is_none_or(|cl| reg.vlans(h.id).is_member(cl.vid))
+                    if h.sendable()
+                        && flood_eligible(
+                            settings.mode,
+                            ingress.id,
+                            in_flags,
+                            h.id,
+                            h.flags.get(),
+                            kind,
+                            except,
+                        )
+                        && vlan.is_none_or(|cl| reg.vlans(h.id).is_member(cl.vid))
                         && (!settings.stp || h.stp_gate.forwards())
                         && !(taps_armed && reg.taps().is_output(h.id))
                     {
@@ -523,6 +542,7 @@ impl Switch {
                     }
                 }
             });
+            w.seg_work += sent as usize;
             if sent > 0 {
                 self.sent_ok(h, sent, sent_bytes, w);
             }
@@ -559,7 +579,7 @@ impl Switch {
             }
         }
         if h.state() == LinkState::Down {
-            self.set_state(h, LinkState::Up);
+            self.read_while_down(h);
         }
     }
 
@@ -574,6 +594,10 @@ impl Switch {
             IoClass::Down => {
                 c.tx_drop(TxDrop::PortDown);
                 self.set_state(h, LinkState::Down);
+                if h.follows_link() {
+                    // its link says when it is back
+                    self.request_link_poll();
+                }
             }
             IoClass::Gone => {
                 c.tx_drop(TxDrop::PortDown);

@@ -78,6 +78,13 @@ pub async fn dgram_loop(
                         let pname = format!("{name}-{next}");
                         next += 1;
                         if sw.listener_port_count(&name, PortKind::Dgram) >= max_peers {
+                            // a peer whose socket went away (kept down in case its QEMU comes
+                            // back on the same path) makes room for a new one: the control
+                            // thread detaches it, the sender's next datagram gets a port
+                            if let Some(old) = peers.values().find(|h| h.state() == LinkState::Down)
+                            {
+                                sw.set_state(old, LinkState::Gone);
+                            }
                             if HUB_REFUSED.allow(sw.now().millis() + 1000).is_some() {
                                 tracing::debug!(listener = %name, max_peers, "datagram peer refused: max-conns");
                             }

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
 use super::Switch;
-use crate::port::{Port, PortKind};
+use crate::port::{Link, Port, PortKind};
 use crate::switch::{AtomicPortFlags, PortDirectory, PortFlags, RxDrop, TxDrop};
 use crate::types::PortId;
 use crate::vlan::PortVlans;
@@ -65,13 +65,19 @@ impl PortCounters {
 }
 
 /// Operational state of a port as the switch sees it.
+///
+/// A port that follows a link ([`Port::follows_link`]: TAP, packet, dgram, vhost) takes its
+/// state from the link, as the Linux bridge follows carrier and admin state: the control
+/// thread reads it a few times a second ([`Switch::poll_links`]), and at once when the frame
+/// path sees a sign of change (a write refused, a frame read on a port it thought down). Other
+/// ports (streams, tunnels, in-memory ports) go by the outcome of reads and writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LinkState {
     /// Frames pass.
     Up,
-    /// The interface is down (a write returned EIO); it comes back on the next successful read
-    /// or write.
+    /// The link is down (admin down, no carrier, interface away, peer not there); a port that
+    /// follows a link comes back with it, another on its next successful read or write.
     Down,
     /// The interface or peer is gone; the port reads nothing more.
     Gone,
@@ -100,6 +106,8 @@ pub struct PortHandle {
     /// Frame counters.
     pub counters: PortCounters,
     pub(super) state: AtomicU8,
+    /// The port's state follows its link ([`Port::follows_link`]), not its I/O.
+    pub(super) follows_link: bool,
     /// The state the control thread last saw (and logged).
     reported: AtomicU8,
     /// The frame path saw the port leave `up`: its dynamic entries await a flush.
@@ -136,6 +144,21 @@ impl PortHandle {
     /// Whether frames pass.
     pub fn is_up(&self) -> bool {
         self.state() == LinkState::Up
+    }
+    /// Whether the frame path sends to the port: up, or down but following its I/O (a send
+    /// that works brings it back). A port that follows a link and is down is left out of
+    /// floods, as the Linux bridge leaves out a disabled port.
+    #[inline]
+    pub fn sendable(&self) -> bool {
+        match self.state() {
+            LinkState::Up => true,
+            LinkState::Down => !self.follows_link,
+            LinkState::Gone => false,
+        }
+    }
+    /// Whether the port's state follows its link ([`Port::follows_link`]).
+    pub fn follows_link(&self) -> bool {
+        self.follows_link
     }
     /// The port kind.
     pub fn kind(&self) -> PortKind {
@@ -285,6 +308,9 @@ pub struct Listener {
     pub path: std::path::PathBuf,
     /// The task that accepts connections or reads the hub.
     pub task: tokio::task::AbortHandle,
+    /// The socket file, removed when the listener is dropped (only while its name still
+    /// holds this socket).
+    pub file: crate::port::sockfile::SockFile,
 }
 
 /// What one round of control work did.
@@ -341,14 +367,21 @@ impl Switch {
             let id = reg.next_id().ok_or(AddPortError::Full)?;
             let vlans = PortVlans::new_default(self.settings.load().default_pvid);
             reg.vlans[Registry::slot(id)] = Arc::new(vlans.clone());
+            // a port that follows a link starts in its link's state
+            let follows_link = port.follows_link();
+            let state = match follows_link.then(|| port.link()).flatten() {
+                Some(Link::Down | Link::Gone) => LinkState::Down,
+                _ => LinkState::Up,
+            };
             let handle = Arc::new(PortHandle {
                 id,
                 name: name.to_string(),
                 port,
                 flags: AtomicPortFlags::new(flags),
                 counters: PortCounters::default(),
-                state: AtomicU8::new(LinkState::Up as u8),
-                reported: AtomicU8::new(LinkState::Up as u8),
+                state: AtomicU8::new(state as u8),
+                follows_link,
+                reported: AtomicU8::new(state as u8),
                 flush_pending: AtomicBool::new(false),
                 owner: owner.map(Arc::from),
                 vlans: Mutex::new(vlans),
@@ -447,6 +480,17 @@ impl Switch {
         handle.port.shutdown();
         self.fdb.flush_port(handle.id);
         self.fdb.forget_port(handle.id);
+        if handle.kind() == PortKind::Vxlan {
+            self.vxlan_forget_gone();
+        }
+        // The workers have let go of it; a batch or a reply that took the port set just
+        // before may still hold it for a moment. Wait for them (bounded), so the port's fds
+        // are closed when the caller drops the handle: a TAP detached and attached again at
+        // once must not find its old fd still open (EBUSY).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        while Arc::strong_count(&handle) > 1 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
         tracing::info!(port = %name, "port detached");
         Some(handle)
     }
@@ -511,7 +555,7 @@ impl Switch {
             }
         };
         l.task.abort();
-        let _ = std::fs::remove_file(&l.path);
+        l.file.remove();
         for h in self.listener_ports(&l.name, l.kind) {
             self.remove_port(&h.name);
         }
@@ -535,6 +579,48 @@ impl Switch {
         self.wake_control();
     }
 
+    /// Frame path: asks the control thread to read the links of the ports that follow one now
+    /// (a frame came from a port thought down, a write was refused).
+    pub fn request_link_poll(&self) {
+        if !self.link_poll_pending.swap(true, Relaxed) {
+            self.wake_control();
+        }
+    }
+
+    /// Frame path: a frame was read from (or written to) a port thought down. A port that
+    /// follows its I/O is up again; one that follows a link gets its link read now.
+    pub(super) fn read_while_down(&self, h: &PortHandle) {
+        if h.follows_link {
+            self.request_link_poll();
+        } else {
+            self.set_state(h, LinkState::Up);
+        }
+    }
+
+    /// Control thread: reads the link of every port that follows one and moves the port to
+    /// that state (up with carrier: `up`; otherwise `down`; a deleted TAP: `gone`). Returns
+    /// how many ports changed state.
+    pub fn poll_links(&self) -> usize {
+        self.link_poll_pending.store(false, Relaxed);
+        let mut changed = 0;
+        for h in self.ports().iter() {
+            if !h.follows_link || h.state() == LinkState::Gone {
+                continue;
+            }
+            let want = match h.port.link() {
+                Some(Link::Up) => LinkState::Up,
+                Some(Link::Down) => LinkState::Down,
+                Some(Link::Gone) => LinkState::Gone,
+                None => continue,
+            };
+            if h.state() != want {
+                self.set_state(h, want);
+                changed += 1;
+            }
+        }
+        changed
+    }
+
     /// Asks the control thread to look at the ports (a state changed, a port is gone).
     pub fn wake_control(&self) {
         self.control_pending.store(true, Relaxed);
@@ -553,6 +639,9 @@ impl Switch {
     /// frame path (the control thread does; tests without a runtime call it themselves).
     pub fn control_work(&self) -> ControlWork {
         self.control_pending.store(false, Relaxed);
+        if self.link_poll_pending.load(Relaxed) {
+            self.poll_links();
+        }
         let mut work = ControlWork::default();
         self.stp_work();
         self.flush_removed();

@@ -92,7 +92,8 @@ enum Cmd {
         h: Arc<PortHandle>,
         q: usize,
     },
-    Remove(crate::types::PortId),
+    /// Stop reading a port; the worker answers on the channel once it holds none of it.
+    Remove(crate::types::PortId, std::sync::mpsc::Sender<()>),
 }
 
 /// One worker thread's shared state: its epoll set and its command queue.
@@ -141,10 +142,25 @@ impl Workers {
         }
     }
 
-    /// Stops reading a port on every worker.
+    /// Stops reading a port on every worker, and waits (2 s at most) until each has let go
+    /// of it: after this, no worker reads the port's fds or holds its handle.
     fn remove(&self, id: crate::types::PortId) {
-        for i in 0..self.list.len() {
-            self.send(i, Cmd::Remove(id));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut asked = 0;
+        for (i, w) in self.list.iter().enumerate() {
+            if !w.stop.load(Relaxed) {
+                self.send(i, Cmd::Remove(id, tx.clone()));
+                asked += 1;
+            }
+        }
+        drop(tx);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        for _ in 0..asked {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if rx.recv_timeout(left).is_err() {
+                tracing::warn!("a dataplane worker did not let go of a removed port in time");
+                return;
+            }
         }
     }
 }
@@ -378,7 +394,7 @@ fn apply(me: &WorkerShared, entries: &mut Vec<Option<Entry>>, c: Cmd) {
                 me.wake.notify();
             }
         }
-        Cmd::Remove(id) => {
+        Cmd::Remove(id, done) => {
             for e in entries.iter_mut() {
                 if e.as_ref().is_some_and(|x| x.h.id == id) {
                     if let Some(x) = e.take() {
@@ -386,6 +402,7 @@ fn apply(me: &WorkerShared, entries: &mut Vec<Option<Entry>>, c: Cmd) {
                     }
                 }
             }
+            let _ = done.send(());
         }
     }
 }
@@ -446,7 +463,13 @@ impl Switch {
         let vlen = h.port.vnet_hdr_len().min(HEADROOM);
         let mut errors = 0;
         let mut end = (max, DrainEnd::BatchFull);
+        bufs.work.seg_work = 0;
         for i in 0..max {
+            if bufs.work.seg_work >= super::forward::SEG_BUDGET {
+                // this batch wrote its share of software segments: the others get a turn
+                end = (i, DrainEnd::BatchFull);
+                break;
+            }
             if vlen < HEADROOM {
                 // A plain port's frames get an all-zero header in the headroom.
                 bufs.buf[..HEADROOM].fill(0);
@@ -456,7 +479,7 @@ impl Switch {
             match h.port.recv_queue(q, area) {
                 Ok(n) => {
                     if h.state() == LinkState::Down {
-                        self.set_state(h, LinkState::Up);
+                        self.read_while_down(h);
                     }
                     let pkt = &bufs.buf[..HEADROOM - vlen + n];
                     self.handle_frame(&reg, &settings, h, pkt, n == cap, now, &mut bufs.work);

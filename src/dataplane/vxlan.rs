@@ -18,6 +18,7 @@ use super::runtime::{LogLimit, RX_BATCH, RX_BUF};
 use super::{Scratch, Switch};
 use crate::buf::PageBuf;
 use crate::config::PortSpec;
+use crate::offload::{self, VnetHdr, F_NEEDS_CSUM};
 use crate::port::vxlan::{RawUnderlay, VxlanPort};
 use crate::port::{sys, Port};
 use crate::switch::{PortFlags, Settings};
@@ -55,7 +56,8 @@ pub struct Hub {
     members: RwLock<Arc<Members>>,
     /// Packets dropped before a VNI's port could be found (`short`, `unknown_vni`).
     pub dropped: DropCounters,
-    task: Mutex<Option<tokio::task::AbortHandle>>,
+    /// The receive task, and the channel it closes when it has ended (its socket closed).
+    task: Mutex<Option<(tokio::task::AbortHandle, std::sync::mpsc::Receiver<()>)>>,
 }
 
 impl Hub {
@@ -89,9 +91,12 @@ impl Hub {
         *lock = Arc::new(m);
     }
 
+    /// Stops the receive task and waits (1 s at most) until its socket is closed, so the
+    /// address and port can be bound again at once.
     fn stop(&self) {
-        if let Some(t) = self.task.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        if let Some((t, ended)) = self.task.lock().unwrap_or_else(|p| p.into_inner()).take() {
             t.abort();
+            let _ = ended.recv_timeout(std::time::Duration::from_secs(1));
         }
     }
 }
@@ -204,8 +209,15 @@ impl Switch {
                 tracing::debug!(hub = %addr, error = %e, "receive buffer not enlarged");
             }
             if let Some(rt) = self.frame_runtime() {
-                let t = rt.spawn(hub_loop(self.clone(), hub.clone(), sock));
-                *hub.task.lock().unwrap_or_else(|p| p.into_inner()) = Some(t.abort_handle());
+                let (done, ended) = std::sync::mpsc::channel::<()>();
+                let (sw, h) = (self.clone(), hub.clone());
+                let t = rt.spawn(async move {
+                    // dropped after the loop (and its socket): tells `stop` the socket is closed
+                    let _done = done;
+                    hub_loop(sw, h, sock).await
+                });
+                *hub.task.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some((t.abort_handle(), ended));
             }
             tracing::info!(hub = %addr, "vxlan socket listening");
         }
@@ -251,14 +263,28 @@ impl Switch {
     /// Control work for the hubs: ages the VTEP tables, forgets ports that were detached and
     /// closes hubs no port uses any more.
     pub fn vxlan_tick(&self, now: Timestamp, ageing_ms: u64) {
+        for hub in self
+            .vxlan
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            for m in hub.members().values() {
+                m.vtep.age_out(now, ageing_ms);
+            }
+        }
+        self.vxlan_forget_gone();
+    }
+
+    /// Forgets `vxlan` ports that were detached (their hubs let go of them) and closes hubs
+    /// no port uses any more.
+    pub(super) fn vxlan_forget_gone(&self) {
         let mut hubs = self.vxlan.0.lock().unwrap_or_else(|p| p.into_inner());
         hubs.retain(|hub| {
             let members = hub.members();
             if members.values().any(|m| m.port.state() == LinkState::Gone) {
                 hub.update(|m| m.retain(|_, m| m.port.state() != LinkState::Gone));
-            }
-            for m in hub.members().values() {
-                m.vtep.age_out(now, ageing_ms);
             }
             let used = !hub.members().is_empty();
             if !used {
@@ -309,6 +335,20 @@ impl Switch {
             Ok(inner) => inner,
         };
         let frame = &buf[HEADROOM..HEADROOM + inner];
+        // A TCP frame longer than the tunnel (and 1500 bytes) with a partial checksum is a
+        // sender's TSO frame that crossed a veth underlay whole (see `offload::partial_tso`):
+        // it goes on as the GSO frame it is, after what the coalescing buffer holds.
+        let tso = if truncated {
+            None
+        } else {
+            offload::partial_tso(frame, m.port.port.mtu() as usize)
+        };
+        if let Some(hdr) = tso {
+            self.vxlan_flush(reg, settings, now, rx);
+            hdr.write(&mut buf[..HEADROOM]);
+            let pkt = &buf[..HEADROOM + inner];
+            return self.handle_frame(reg, settings, &m.port, pkt, false, now, &mut rx.work);
+        }
         let ctx = (u64::from(m.port.id.0) << 32) | u64::from(ip_key(src));
         if !truncated {
             if rx.gro.merge(ctx, frame) {
@@ -322,8 +362,18 @@ impl Switch {
         } else {
             self.vxlan_flush(reg, settings, now, rx);
         }
-        // the VXLAN header becomes the (all-zero) virtio_net_hdr of a plain frame
-        buf[..HEADROOM].fill(0);
+        // The VXLAN header becomes the virtio_net_hdr: all zero for a plain frame; NEEDS_CSUM
+        // for a TCP/UDP checksum its sender left partial (a Linux or OVS VTEP's host on a
+        // veth), which offload ports take as it is and the frame path completes for the rest.
+        let mut hdr = VnetHdr::default();
+        if !truncated {
+            if let Some((start, offset)) = offload::partial_csum(&buf[HEADROOM..HEADROOM + inner]) {
+                hdr.flags = F_NEEDS_CSUM;
+                hdr.csum_start = start;
+                hdr.csum_offset = offset;
+            }
+        }
+        hdr.write(&mut buf[..HEADROOM]);
         let pkt = &buf[..HEADROOM + inner];
         self.handle_frame(reg, settings, &m.port, pkt, truncated, now, &mut rx.work);
     }

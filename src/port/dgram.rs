@@ -11,7 +11,7 @@ use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 
 use super::stream::MAX_FRAME;
-use super::{Port, PortKind};
+use super::{Link, Port, PortKind};
 
 /// One sender on a datagram hub: the switch answers it from the hub socket.
 #[derive(Debug)]
@@ -38,14 +38,31 @@ impl Port for DgramPeer {
     fn recv(&self, _buf: &mut [u8]) -> io::Result<usize> {
         Err(io::ErrorKind::WouldBlock.into())
     }
+    /// A peer whose socket is gone (file removed, or nobody bound to it: QEMU exited) is
+    /// down, not gone: QEMU started again on the same path brings it back.
     fn send(&self, frame: &[u8]) -> io::Result<()> {
         match self.sock.send_to(frame, &self.path) {
             Ok(_) => Ok(()),
-            // the peer's socket file is gone: so is the peer
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
-                Err(io::Error::from_raw_os_error(libc::ECONNREFUSED))
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ECONNREFUSED)) => {
+                Err(io::Error::from_raw_os_error(libc::ENETDOWN))
             }
             Err(e) => Err(e),
+        }
+    }
+    fn follows_link(&self) -> bool {
+        true
+    }
+    /// Up while a socket is bound at the peer's path (a connect from a fresh socket succeeds,
+    /// or is refused with EPERM by a socket connected to the hub; nothing is sent).
+    fn link(&self) -> Option<Link> {
+        let probe = UnixDatagram::unbound().ok()?;
+        match probe.connect(&self.path) {
+            Ok(()) => Some(Link::Up),
+            Err(e) if e.raw_os_error() == Some(libc::EPERM) => Some(Link::Up),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ECONNREFUSED)) => {
+                Some(Link::Down)
+            }
+            Err(_) => None,
         }
     }
     fn poll_fd(&self) -> Option<RawFd> {
@@ -98,9 +115,19 @@ mod tests {
         peer.send(&[1u8; 60]).unwrap();
         let mut buf = [0u8; 100];
         assert_eq!(guest.recv(&mut buf).unwrap(), 60);
+        assert_eq!(peer.link(), Some(Link::Up));
+        // QEMU exits: its socket file stays behind, nobody is bound to it
         drop(guest);
         let e = peer.send(&[1u8; 60]).unwrap_err();
-        assert_eq!(crate::port::classify(&e), crate::port::IoClass::Gone, "{e}");
+        assert_eq!(crate::port::classify(&e), crate::port::IoClass::Down, "{e}");
+        assert_eq!(peer.link(), Some(Link::Down));
+        std::fs::remove_file(&g).unwrap();
+        assert_eq!(peer.link(), Some(Link::Down));
+        // QEMU again, same path: the port is up without the guest sending anything
+        let guest = UnixDatagram::bind(&g).unwrap();
+        assert_eq!(peer.link(), Some(Link::Up));
+        peer.send(&[2u8; 60]).unwrap();
+        assert_eq!(guest.recv(&mut buf).unwrap(), 60);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

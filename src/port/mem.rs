@@ -4,10 +4,10 @@
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering::Relaxed};
 use std::sync::Mutex;
 
-use super::{Port, PortKind};
+use super::{Link, Port, PortKind};
 
 /// See the module documentation.
 #[derive(Debug)]
@@ -15,6 +15,9 @@ pub struct MemPort {
     rx: Mutex<VecDeque<Vec<u8>>>,
     tx: Mutex<VecDeque<Vec<u8>>>,
     up: AtomicBool,
+    /// What [`Port::link`] answers: 0 no opinion (the port does not follow a link), 1 up,
+    /// 2 down, 3 gone.
+    link: AtomicU8,
     mtu: u32,
     /// Queue limit on sent frames; beyond it `send` returns WouldBlock (a peer not reading).
     tx_limit: usize,
@@ -34,6 +37,7 @@ impl MemPort {
             rx: Mutex::default(),
             tx: Mutex::default(),
             up: AtomicBool::new(true),
+            link: AtomicU8::new(0),
             mtu,
             tx_limit: usize::MAX,
             vnet: false,
@@ -65,6 +69,27 @@ impl MemPort {
     /// Simulates the interface going down (sends fail with EIO) or up.
     pub fn set_up(&self, up: bool) {
         self.up.store(up, Relaxed);
+    }
+
+    /// Makes the port follow a link, as a TAP does ([`Port::follows_link`]), starting with
+    /// carrier: its state then comes from [`MemPort::set_link`], not from its reads and
+    /// writes. Sends fail with EIO while the link is not up.
+    pub fn with_link(self) -> Self {
+        self.link.store(1, Relaxed);
+        self
+    }
+
+    /// Simulates the link's admin state and carrier (for a port made [`MemPort::with_link`]).
+    pub fn set_link(&self, l: Link) {
+        self.link.store(
+            match l {
+                Link::Up => 1,
+                Link::Down => 2,
+                Link::Gone => 3,
+            },
+            Relaxed,
+        );
+        self.up.store(l == Link::Up, Relaxed);
     }
 }
 
@@ -102,6 +127,19 @@ impl Port for MemPort {
 
     fn mtu(&self) -> u32 {
         self.mtu
+    }
+
+    fn follows_link(&self) -> bool {
+        self.link.load(Relaxed) != 0
+    }
+
+    fn link(&self) -> Option<Link> {
+        match self.link.load(Relaxed) {
+            1 => Some(Link::Up),
+            2 => Some(Link::Down),
+            3 => Some(Link::Gone),
+            _ => None,
+        }
     }
 
     fn vnet_hdr_len(&self) -> usize {

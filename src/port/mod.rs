@@ -60,6 +60,17 @@ impl PortKind {
     }
 }
 
+/// What a port's own check says of its link ([`Port::link`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Link {
+    /// Administratively up with carrier (an interface), or a peer is there (a socket).
+    Up,
+    /// Down, without carrier, deleted for now, or no peer: it may come back.
+    Down,
+    /// Gone for good (a TAP whose device was deleted).
+    Gone,
+}
+
 /// One frame source and sink. Both calls are non-blocking: `WouldBlock` means nothing to read,
 /// or no room to write.
 pub trait Port: Send + Sync + 'static {
@@ -80,6 +91,16 @@ pub trait Port: Send + Sync + 'static {
     }
     /// Periodic housekeeping off the frame path (re-reading the MTU, for example).
     fn refresh(&self) {}
+    /// Whether the port's state follows [`Port::link`] (carrier and admin state, as the Linux
+    /// bridge follows its ports' netdev events) rather than the outcome of reads and writes.
+    fn follows_link(&self) -> bool {
+        false
+    }
+    /// Checks the link now (the control thread does, a few times a second; it may make
+    /// syscalls); `None` when it cannot tell.
+    fn link(&self) -> Option<Link> {
+        None
+    }
     /// Length of the virtio_net_hdr before every frame read or written (0: none, plain frames;
     /// [`crate::offload::VNET_HDR_LEN`]: the port takes GSO frames and partial checksums).
     fn vnet_hdr_len(&self) -> usize {
@@ -162,6 +183,12 @@ impl<P: Port> Port for std::sync::Arc<P> {
     }
     fn refresh(&self) {
         (**self).refresh()
+    }
+    fn follows_link(&self) -> bool {
+        (**self).follows_link()
+    }
+    fn link(&self) -> Option<Link> {
+        (**self).link()
     }
     fn vnet_hdr_len(&self) -> usize {
         (**self).vnet_hdr_len()

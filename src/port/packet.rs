@@ -25,7 +25,7 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicI32, AtomicU32, Ordering::Relaxed};
 
-use super::{check_ifname, sys, Port, PortKind};
+use super::{check_ifname, sys, Link, Port, PortKind};
 use crate::frame::VLAN_TAG_LEN;
 use crate::offload::{VnetHdr, F_NEEDS_CSUM, VNET_HDR_LEN};
 
@@ -277,6 +277,29 @@ impl Port for PacketPort {
             self.reattach(now);
         } else {
             self.read_mtu();
+        }
+    }
+
+    fn follows_link(&self) -> bool {
+        true
+    }
+
+    /// Re-attaches a returning interface first ([`Port::refresh`]), then reads its flags:
+    /// up with carrier is `Up`; down, without carrier (a veth whose peer is down, a TAP whose
+    /// QEMU closed it) or deleted (waiting to come back) is `Down`.
+    fn link(&self) -> Option<Link> {
+        self.refresh();
+        let bound = self.ifindex.load(Relaxed);
+        if bound == 0 {
+            return Some(Link::Down);
+        }
+        match sys::netns::if_state(&self.name) {
+            Ok(s) if s.up() && sys::if_index(&self.name) == Some(bound as u32) => Some(Link::Up),
+            Ok(_) => Some(Link::Down),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENODEV | libc::ENXIO)) => {
+                Some(Link::Down)
+            }
+            Err(_) => None,
         }
     }
 }

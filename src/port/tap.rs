@@ -11,7 +11,7 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 
-use super::{check_ifname, sys, Port, PortKind};
+use super::{check_ifname, sys, Link, Port, PortKind};
 
 /// Why a TAP could not be opened; the text is what the user sees.
 #[derive(Debug, thiserror::Error)]
@@ -58,7 +58,6 @@ pub struct TapPort {
     fd: TapFd,
     name: String,
     created: bool,
-    ifindex: u32,
     mtu: AtomicU32,
     mtu_fixed: bool,
 }
@@ -106,7 +105,6 @@ impl TapPort {
             });
         }
         sys::set_if_up(name).map_err(|e| TapError::Io(name.into(), e))?;
-        let ifindex = sys::if_index(name).unwrap_or(0);
         let mtu_now = match mtu {
             Some(m) => m,
             None => sys::if_mtu(name).map_err(|e| TapError::Io(name.into(), e))?,
@@ -115,7 +113,6 @@ impl TapPort {
             fd,
             name: name.to_string(),
             created: !existed,
-            ifindex,
             mtu: AtomicU32::new(mtu_now),
             mtu_fixed: mtu.is_some(),
         })
@@ -195,14 +192,25 @@ impl Port for TapPort {
         self.created
     }
 
-    /// Re-reads the MTU while the interface is still in this namespace under its name (after
-    /// it moves to another namespace, the MTU read last stays in force).
-    fn refresh(&self) {
-        if self.mtu_fixed || sys::if_index(self.name()) != Some(self.ifindex) {
-            return;
-        }
-        if let Ok(m) = sys::if_mtu(self.name()) {
-            self.mtu.store(m, Relaxed);
+    fn follows_link(&self) -> bool {
+        true
+    }
+
+    /// Reads the interface's flags and MTU wherever it is now (this namespace or the one a
+    /// host was moved into): up with carrier is `Up`; a deleted device is `Gone`.
+    fn link(&self) -> Option<Link> {
+        let fd = self.poll_fd()?;
+        match sys::netns::tap_state(fd) {
+            Ok(s) => {
+                if !self.mtu_fixed {
+                    self.mtu.store(s.mtu, Relaxed);
+                }
+                Some(if s.up() { Link::Up } else { Link::Down })
+            }
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EBADFD | libc::ENODEV)) => {
+                Some(Link::Gone)
+            }
+            Err(_) => None,
         }
     }
 }

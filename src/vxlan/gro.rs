@@ -11,11 +11,17 @@
 //! checksums (options included, so timestamps must match), sequence numbers contiguous, every
 //! segment the size of the first but the last, which may be shorter and ends the merge. Each
 //! segment's IP and TCP checksums are verified before it is merged: the merged frame carries a
-//! partial checksum that the receiver trusts, so nothing corrupt may hide in it.
+//! partial checksum that the receiver trusts, so nothing corrupt may hide in it. The one
+//! exception is a TCP checksum its sender left partial (the field holds the pseudo-header sum,
+//! see [`crate::offload::partial_csum`]: a Linux host on a veth behind a Linux or OVS VTEP):
+//! there is no checksum to verify, Linux hands such a segment on as `CHECKSUM_PARTIAL` and so
+//! does this, merged or alone (then with a `NEEDS_CSUM` header). A merge starts only with a
+//! segment of at least [`TCP_MIN_MSS`] (payload and options), so a merged frame always passes
+//! the frame path's GSO bound ([`crate::offload::check_gso`]).
 
 use crate::buf::PageBuf;
 use crate::offload::{
-    csum_add, csum_fold, VnetHdr, F_NEEDS_CSUM, GSO_TCPV4, GSO_TCPV6, VNET_HDR_LEN,
+    csum_add, csum_fold, VnetHdr, F_NEEDS_CSUM, GSO_TCPV4, GSO_TCPV6, TCP_MIN_MSS, VNET_HDR_LEN,
 };
 
 const ETH_HLEN: usize = 14;
@@ -34,6 +40,8 @@ struct Seg {
     payload: usize,
     seq: u32,
     flags: u8,
+    /// The TCP checksum was left partial by the sender (not verified: there is nothing to).
+    partial: bool,
 }
 
 /// The pending merged frame.
@@ -129,7 +137,9 @@ fn parse(frame: &[u8]) -> Option<Seg> {
         return None;
     }
     let l4_len = frame.len() - l4;
-    if csum_fold(csum_add(pseudo(frame, v6, l4_len), tcp)) != 0xffff {
+    let ps = pseudo(frame, v6, l4_len);
+    let partial = u32::from(be16(tcp, 16)) == ps;
+    if !partial && csum_fold(csum_add(ps, tcp)) != 0xffff {
         return None;
     }
     Some(Seg {
@@ -139,6 +149,7 @@ fn parse(frame: &[u8]) -> Option<Seg> {
         payload: frame.len() - hlen,
         seq: u32::from_be_bytes([tcp[4], tcp[5], tcp[6], tcp[7]]),
         flags,
+        partial,
     })
 }
 
@@ -221,6 +232,11 @@ impl Gro {
             return false;
         }
         let Some(s) = parse(frame) else { return false };
+        if s.payload + (s.hlen - s.l4 - 20) < TCP_MIN_MSS {
+            // smaller segments than any Linux TCP sends: merged, the frame would make more
+            // segments than the frame path lets a GSO frame make
+            return false;
+        }
         self.buf[VNET_HDR_LEN..VNET_HDR_LEN + frame.len()].copy_from_slice(frame);
         self.len = frame.len();
         self.flow = Some(Flow {
@@ -237,13 +253,24 @@ impl Gro {
 
     /// Takes the pending frame: a virtio_net_hdr and the frame, as a TAP with offloads reads
     /// them. Several merged segments make a GSO frame with a partial TCP checksum; a single one
-    /// comes back unchanged with an all-zero header. `None` if nothing is pending.
+    /// comes back unchanged with an all-zero header, or a `NEEDS_CSUM` one if its sender left
+    /// its checksum partial. `None` if nothing is pending.
     pub fn take(&mut self) -> Option<&[u8]> {
         let f = self.flow.take()?;
         let len = self.len;
         let out = &mut self.buf[..VNET_HDR_LEN + len];
         if f.segs == 1 {
-            out[..VNET_HDR_LEN].fill(0);
+            let hdr = if f.seg.partial {
+                VnetHdr {
+                    flags: F_NEEDS_CSUM,
+                    csum_start: f.seg.l4 as u16,
+                    csum_offset: 16,
+                    ..VnetHdr::default()
+                }
+            } else {
+                VnetHdr::default()
+            };
+            hdr.write(&mut out[..VNET_HDR_LEN]);
             return Some(out);
         }
         let frame = &mut out[VNET_HDR_LEN..];
@@ -520,5 +547,112 @@ mod tests {
         assert_eq!(n, 45, "45 x 1448 bytes fit an IPv4 packet, 46 do not");
         let pkt = g.take().unwrap();
         assert!(pkt.len() - VNET_HDR_LEN - 14 <= 65535);
+    }
+
+    /// `seg(..)` with its TCP checksum left partial, as a Linux sender with TX checksum
+    /// offload leaves it: the pseudo-header sum.
+    fn partial_seg(v6: bool, seq: u32, payload: &[u8], flags: u8) -> Vec<u8> {
+        let mut f = seg(v6, seq, payload, flags, 4000);
+        let l4 = if v6 { 54 } else { 34 };
+        let ps = pseudo(&f, v6, f.len() - l4) as u16;
+        f[l4 + 16..l4 + 18].copy_from_slice(&ps.to_be_bytes());
+        f
+    }
+
+    fn tcp_ok(f: &[u8]) -> bool {
+        let v6 = f[12..14] == [0x86, 0xdd];
+        let l4 = if v6 { 54 } else { 34 };
+        csum_fold(csum_add(pseudo(f, v6, f.len() - l4), &f[l4..])) == 0xffff
+    }
+
+    #[test]
+    fn partial_segments_merge_and_come_out_right_once_finished() {
+        for v6 in [false, true] {
+            let data: Vec<u8> = (0..7000u32).map(|i| (i * 11) as u8).collect();
+            let segs: Vec<Vec<u8>> = data
+                .chunks(1448)
+                .enumerate()
+                .map(|(i, c)| partial_seg(v6, 9000 + (i * 1448) as u32, c, TCP_ACK))
+                .collect();
+            assert!(segs.iter().all(|s| !tcp_ok(s)), "partial, not valid");
+            let mut g = Gro::new();
+            assert!(g.start(3, &segs[0]));
+            for s in &segs[1..] {
+                assert!(g.merge(3, s), "v6 {v6}");
+            }
+            let pkt = g.take().unwrap().to_vec();
+            let h = VnetHdr::parse(&pkt).unwrap();
+            assert_eq!(h.flags, F_NEEDS_CSUM);
+            assert_eq!(pkt[VNET_HDR_LEN + segs[0].len() - 1448..], data[..]);
+            // finished for a plain port: every segment's checksum verifies
+            let back = resegment(&pkt);
+            assert_eq!(back.len(), segs.len());
+            for (i, b) in back.iter().enumerate() {
+                assert!(tcp_ok(b), "v6 {v6} segment {i}");
+                assert_eq!(b.len(), segs[i].len(), "v6 {v6} segment {i}");
+            }
+            let payload: Vec<u8> = back
+                .iter()
+                .flat_map(|b| b[segs[0].len() - 1448..].to_vec())
+                .collect();
+            assert_eq!(payload, data);
+            // mixed: a valid segment joins a partial one
+            let mut g = Gro::new();
+            assert!(g.start(3, &segs[0]));
+            assert!(g.merge(3, &seg(v6, 9000 + 1448, &data[1448..2896], TCP_ACK, 4000)));
+            let back = resegment(g.take().unwrap());
+            assert!(back.iter().all(|b| tcp_ok(b)));
+        }
+    }
+
+    #[test]
+    fn a_lone_partial_segment_goes_on_with_needs_csum() {
+        for v6 in [false, true] {
+            let f = partial_seg(v6, 1, &[7; 300], TCP_ACK | TCP_PSH);
+            let mut g = Gro::new();
+            assert!(g.start(1, &f));
+            let pkt = g.take().unwrap().to_vec();
+            let h = VnetHdr::parse(&pkt).unwrap();
+            let l4 = if v6 { 54 } else { 34 };
+            assert_eq!(
+                (h.flags, h.gso_type, h.csum_start, h.csum_offset),
+                (F_NEEDS_CSUM, 0, l4, 16)
+            );
+            assert_eq!(&pkt[VNET_HDR_LEN..], &f[..], "the frame as it came");
+            let done = resegment(&pkt);
+            assert_eq!(done.len(), 1);
+            assert!(tcp_ok(&done[0]));
+        }
+    }
+
+    #[test]
+    fn a_wrong_checksum_is_never_merged_nor_repaired() {
+        let good = partial_seg(false, 0, &[1; 1000], TCP_ACK);
+        let mut wrong = partial_seg(false, 1000, &[1; 1000], TCP_ACK);
+        wrong[34 + 16] ^= 0x40; // neither the pseudo-header sum nor a valid checksum
+        let mut g = Gro::new();
+        assert!(g.start(1, &good));
+        assert!(!g.merge(1, &wrong));
+        assert!(g.take().is_some());
+        assert!(!g.start(1, &wrong), "handled alone, as it is");
+        assert!(!tcp_ok(&wrong));
+    }
+
+    #[test]
+    fn no_merge_below_the_minimum_segment() {
+        // 36 bytes of payload + 12 of options (the timestamps of `seg`) = 48: merged
+        let mut g = Gro::new();
+        assert!(g.start(1, &seg(false, 0, &[1; 36], TCP_ACK, 1)));
+        assert!(g.merge(1, &seg(false, 36, &[1; 36], TCP_ACK, 1)));
+        let pkt = g.take().unwrap().to_vec();
+        let h = VnetHdr::parse(&pkt).unwrap();
+        assert_eq!(
+            crate::offload::check_gso(&h, &pkt[VNET_HDR_LEN..]),
+            Ok(2),
+            "a merged frame passes the frame path's bound"
+        );
+        // 35: not merged, each segment goes on alone
+        assert!(!g.start(1, &seg(false, 0, &[1; 35], TCP_ACK, 1)));
+        assert!(!g.pending());
     }
 }

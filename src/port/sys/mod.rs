@@ -6,7 +6,9 @@
 )]
 
 pub mod epoll;
+pub mod fs;
 pub mod icmp;
+pub mod netns;
 pub mod vhost;
 
 use std::ffi::CString;

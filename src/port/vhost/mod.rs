@@ -269,6 +269,8 @@ struct Shared {
     shutdown: Mutex<Option<ShutdownHandle>>,
     /// Private directory (mode 0700) of the socket between the relay and rust-vmm.
     inner_dir: Option<PathBuf>,
+    /// The socket file QEMU connects to (removed by `stop`, or when this is dropped).
+    sock_file: Option<sockfile::SockFile>,
 }
 
 impl Shared {
@@ -349,42 +351,34 @@ impl VhostPort {
             )));
         }
         let path = cfg.path.clone();
-        sockfile::prepare(&path, false)?;
-        let listener = UnixListener::bind(&path)
-            .map_err(|e| VhostError::Bind(path.display().to_string(), e))?;
-        if let Err(e) = sockfile::apply(&path, cfg.mode, cfg.owner) {
-            let _ = std::fs::remove_file(&path);
-            return Err(e.into());
-        }
-        let cleanup = |dir: Option<&Path>| {
-            let _ = std::fs::remove_file(&path);
-            if let Some(d) = dir {
-                let _ = std::fs::remove_dir_all(d);
-            }
+        // the socket file is removed when `file` (or the `Shared` holding it) is dropped
+        let (listener, file) =
+            sockfile::bind_at(&path, false, cfg.mode, cfg.owner, |p| UnixListener::bind(p))
+                .map_err(|e| match e {
+                    sockfile::BindError::Sock(e) => VhostError::Socket(e),
+                    sockfile::BindError::Bind(e) => VhostError::Bind(path.display().to_string(), e),
+                })?;
+        let cleanup = |d: &Path| {
+            let _ = std::fs::remove_dir_all(d);
         };
-        let (dir, inner) = match private_socket() {
-            Ok(x) => x,
-            Err(e) => {
-                cleanup(None);
-                return Err(VhostError::Setup(e));
-            }
-        };
+        let (dir, inner) = private_socket().map_err(VhostError::Setup)?;
         let inner_path = dir.join(INNER_SOCK);
         let mut shared = match Shared::new(name, cfg) {
             Ok(s) => s,
             Err(e) => {
-                cleanup(Some(&dir));
+                cleanup(&dir);
                 return Err(VhostError::Setup(e));
             }
         };
         shared.inner_dir = Some(dir.clone());
+        shared.sock_file = Some(file);
         let shared = Arc::new(shared);
         let s2 = shared.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("vhost-{name}"))
             .spawn(move || backend::serve(s2, listener, inner, inner_path));
         if let Err(e) = spawned {
-            cleanup(Some(&dir));
+            cleanup(&dir);
             return Err(VhostError::Setup(e));
         }
         tracing::info!(port = %name, path = %path.display(), "vhost-user port listening");
@@ -445,7 +439,9 @@ impl VhostPort {
         }
         // wake a blocked accept(); the serving loop sees `stopping` and ends
         let _ = UnixStream::connect(&s.cfg.path);
-        let _ = std::fs::remove_file(&s.cfg.path);
+        if let Some(f) = &s.sock_file {
+            f.remove();
+        }
         if let Some(d) = &s.inner_dir {
             let _ = std::fs::remove_dir_all(d);
         }
@@ -492,6 +488,20 @@ impl Port for VhostPort {
 
     fn vnet_hdr_len(&self) -> usize {
         VNET_HDR_LEN
+    }
+
+    fn follows_link(&self) -> bool {
+        true
+    }
+
+    /// Up while a guest NIC runs on the port (the back-end also says so at once with
+    /// `LinkUp`/`LinkDown`; this is the same state, read again).
+    fn link(&self) -> Option<crate::port::Link> {
+        Some(if self.is_up() {
+            crate::port::Link::Up
+        } else {
+            crate::port::Link::Down
+        })
     }
 }
 
@@ -559,6 +569,7 @@ impl Shared {
             stopping: AtomicBool::new(false),
             shutdown: Mutex::new(None),
             inner_dir: None,
+            sock_file: None,
             cfg,
         })
     }
