@@ -780,15 +780,23 @@ async fn list_ports(State(st): State<AppState>) -> ApiResult<Json<Value>> {
     Ok(Json(v))
 }
 
-/// A port's JSON, its table entries counted off the runtime and the control thread.
-async fn port_reply(st: &AppState, h: &Arc<PortHandle>) -> ApiResult<Value> {
-    let (sw, h) = (st.sw.clone(), h.clone());
-    read_off(st, move || port_json(&sw, &h, sw.fdb.entries_of(h.id))).await
+/// A port's JSON, its table entries counted off the runtime and the control thread. Takes the
+/// port's id, not its handle: detaching a port waits for whoever holds its handle, and must
+/// not wait for this count (a walk of the table) or for its client.
+async fn port_reply(st: &AppState, id: crate::types::PortId, name: &str) -> ApiResult<Value> {
+    let sw = st.sw.clone();
+    read_off(st, move || {
+        let n = sw.fdb.entries_of(id);
+        let h = sw.ports().get(id).cloned();
+        h.map(|h| port_json(&sw, &h, n))
+    })
+    .await?
+    .ok_or_else(|| not_found(format!("port '{name}' was detached meanwhile")))
 }
 
 async fn get_port(State(st): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<Value>> {
-    let h = find_port(&st.sw, &name)?;
-    Ok(Json(port_reply(&st, &h).await?))
+    let id = find_port(&st.sw, &name)?.id;
+    Ok(Json(port_reply(&st, id, &name).await?))
 }
 
 #[derive(Deserialize)]
@@ -809,16 +817,23 @@ async fn add_port(
         .run(move || {
             // A port whose interface was deleted (`gone`) is replaced: attaching it again is
             // how a deleted TAP comes back without a `DELETE` first.
-            if let Some(h) = sw.ports().by_name(&spec.name) {
-                if h.state() == crate::dataplane::LinkState::Gone {
-                    sw.remove_port(&spec.name);
-                }
+            // (no handle held meanwhile: detaching waits for every holder to let go)
+            let gone = sw
+                .ports()
+                .by_name(&spec.name)
+                .is_some_and(|h| h.state() == crate::dataplane::LinkState::Gone);
+            if gone {
+                sw.remove_port(&spec.name);
             }
             crate::control::attach(&sw, &spec)
         })
         .await??;
     let body = match attached {
-        crate::control::Attached::Port(h) => port_reply(&st, &h).await?,
+        crate::control::Attached::Port(h) => {
+            let (id, name) = (h.id, h.name.clone());
+            drop(h);
+            port_reply(&st, id, &name).await?
+        }
         crate::control::Attached::Listener(name) => listener_json(&st.sw, &name),
     };
     Ok((StatusCode::CREATED, Json(body)))
@@ -871,12 +886,12 @@ async fn patch_port(
     let (sw, n) = (st.sw.clone(), name.clone());
     // read, checked as a whole and applied in one step on the control thread: serialized with
     // every other change and with reloads; a bad field changes nothing
-    let (h, flags, max_learned) = st
+    let (id, flags, max_learned) = st
         .ctl
         .run(move || apply_port_patch(&sw, &n, &body))
         .await??;
     tracing::info!(port = %name, flags = ?flags, ?max_learned, "port changed");
-    Ok(Json(port_reply(&st, &h).await?))
+    Ok(Json(port_reply(&st, id, &name).await?))
 }
 
 /// `PATCH /api/v1/ports/{name}`: checks every field against the port's current settings,
@@ -885,7 +900,7 @@ fn apply_port_patch(
     sw: &Switch,
     name: &str,
     body: &Map<String, Value>,
-) -> ApiResult<(Arc<PortHandle>, PortFlags, Option<usize>)> {
+) -> ApiResult<(crate::types::PortId, PortFlags, Option<usize>)> {
     let h = find_port(sw, name)?;
     let mut flags = h.flags.get();
     let mut max_learned = None;
@@ -1011,7 +1026,7 @@ fn apply_port_patch(
             h.storm.bucket(*k).set_rate(pps);
         }
     }
-    Ok((h, flags, max_learned))
+    Ok((h.id, flags, max_learned))
 }
 
 #[derive(Deserialize)]
@@ -1170,7 +1185,9 @@ impl std::str::FromStr for FdbCursor {
 }
 
 /// One page of the listing (see [`FdbCursor`]) and the cursor of the next one, if more may
-/// follow. One walk of the bridge's table, and of the vxlan tables the page reaches.
+/// follow. One walk of the bridge's table, and of the vxlan tables the page reaches. Holds no
+/// port (nor the registry) while it walks a table: detaching a port waits for whoever holds
+/// it, and must not wait for a reader.
 fn fdb_page(
     sw: &Switch,
     port: Option<crate::types::PortId>,
@@ -1179,7 +1196,6 @@ fn fdb_page(
     limit: usize,
 ) -> (Vec<EntryJson>, Option<FdbCursor>) {
     let now = sw.now();
-    let ports = sw.ports();
     let mut out = Vec::new();
     let mut last = None;
     if !matches!(after, Some(FdbCursor::Vtep { .. })) {
@@ -1189,6 +1205,7 @@ fn fdb_page(
         };
         let keep = |k: &FdbKey, p| port.is_none_or(|x| p == x) && vlan.is_none_or(|v| k.vlan == v);
         let recs = sw.fdb.page(from, limit + 1, keep, now);
+        let ports = sw.ports();
         for r in recs.iter().take(limit) {
             out.push(entry_json(&ports, r));
             last = Some(FdbCursor::Bridge {
@@ -1204,21 +1221,25 @@ fn fdb_page(
     if vlan.is_some_and(|v| v != 0) {
         return (out, None);
     }
-    let mut members = sw.vxlan_members();
-    members.retain(|m| port.is_none_or(|p| m.port.id == p));
-    members.sort_by_key(|m| m.port.id);
-    for m in members {
+    let mut tables: Vec<(crate::types::PortId, String, Arc<crate::vxlan::vtep::Vtep>)> = sw
+        .vxlan_members()
+        .into_iter()
+        .filter(|m| port.is_none_or(|p| m.port.id == p))
+        .map(|m| (m.port.id, m.port.name.clone(), m.vtep))
+        .collect();
+    tables.sort_by_key(|t| t.0);
+    for (id, name, vtep) in tables {
         let from = match after {
-            Some(FdbCursor::Vtep { port, .. }) if m.port.id < port => continue,
-            Some(FdbCursor::Vtep { port, mac, dst }) if m.port.id == port => Some((mac, dst)),
+            Some(FdbCursor::Vtep { port, .. }) if id < port => continue,
+            Some(FdbCursor::Vtep { port, mac, dst }) if id == port => Some((mac, dst)),
             _ => None,
         };
         let room = limit - out.len();
-        let recs = m.vtep.page(from, room + 1, now);
+        let recs = vtep.page(from, room + 1, now);
         for r in recs.iter().take(room) {
-            out.push(vtep_entry_json(&m.port.name, r));
+            out.push(vtep_entry_json(&name, r));
             last = Some(FdbCursor::Vtep {
-                port: m.port.id,
+                port: id,
                 mac: r.mac,
                 dst: r.dst,
             });
@@ -1388,15 +1409,13 @@ fn insert_entry(sw: &Switch, mac: MacAddr, b: &EntryBody, replace: bool) -> ApiR
     let key = FdbKey::new(mac, b.vlan);
     let now = sw.now();
     // no VLAN, filtering on: VLAN 0 and every VLAN of the port, as Linux br_fdb_add
-    crate::control::add_fdb_entry(sw, &h, mac, b.vlan, b.kind, replace).map_err(
-        |e| match e {
-            crate::fdb::FdbError::Exists { .. } => ApiError(StatusCode::CONFLICT, e.to_string()),
-            crate::fdb::FdbError::UserLimit(_) => {
-                ApiError(StatusCode::INSUFFICIENT_STORAGE, e.to_string())
-            }
-            crate::fdb::FdbError::NotUnicast(_) => bad(e.to_string()),
-        },
-    )?;
+    crate::control::add_fdb_entry(sw, &h, mac, b.vlan, b.kind, replace).map_err(|e| match e {
+        crate::fdb::FdbError::Exists { .. } => ApiError(StatusCode::CONFLICT, e.to_string()),
+        crate::fdb::FdbError::UserLimit(_) => {
+            ApiError(StatusCode::INSUFFICIENT_STORAGE, e.to_string())
+        }
+        crate::fdb::FdbError::NotUnicast(_) => bad(e.to_string()),
+    })?;
     let rec = sw
         .fdb
         .record(&key, now)

@@ -535,10 +535,12 @@ pub fn reload(sw: &Arc<Switch>, old: &Applied, new: &Config) -> Applied {
         // A declared TAP or packet port that is gone (interface deleted) or was detached through
         // the API is attached again: after a reload the configuration file is the truth.
         let listener = matches!(n.kind, PortKind::Stream | PortKind::Dgram);
+        // (no handle held while detaching: it waits for every holder to let go)
+        let state = sw.ports().by_name(&n.name).map(|h| h.state());
         let missing = !listener
-            && match sw.ports().by_name(&n.name) {
+            && match state {
                 None => true,
-                Some(h) if h.state() == dataplane::LinkState::Gone => {
+                Some(dataplane::LinkState::Gone) => {
                     sw.remove_port(&n.name);
                     true
                 }

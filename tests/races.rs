@@ -42,31 +42,44 @@ fn a_source_learned_after_the_removal_flush_is_flushed_again() {
     let keep = sw
         .add_port("b", Box::new(MemPort::default()), PortFlags::default())
         .expect("add port");
+    let (id, keep_id) = (h.id, keep.id);
     let (reg, settings, now) = (sw.ports(), sw.settings.load(), sw.now());
     let mut w = Scratch::default();
     sw.handle_frame(&reg, &settings, &h, &pkt(mac(1, 1)), false, now, &mut w);
     sw.handle_frame(&reg, &settings, &keep, &pkt(mac(2, 1)), false, now, &mut w);
     assert_eq!(sw.fdb.len(), 2, "positive control: both sources learned");
-    sw.remove_port("a");
+    drop((h, keep));
+    // The removal, from another thread (as the control thread does it): it flushes, then
+    // waits for this "batch" to let go of the port.
+    let remover = {
+        let sw = sw.clone();
+        std::thread::spawn(move || sw.remove_port("a").is_some())
+    };
+    let t = Instant::now();
+    while sw.fdb.len() != 1 && t.elapsed() < Duration::from_secs(10) {
+        std::thread::yield_now();
+    }
     assert_eq!(sw.fdb.len(), 1, "the removal flushed a's entry");
     // the late frame: its check passed before the removal; `decide` learns it now
-    sw.fdb.learn(FdbKey::new(mac(1, 2), 0), h.id, now);
+    sw.fdb.learn(FdbKey::new(mac(1, 2), 0), id, now);
     sw.publish(&reg, &mut w);
+    drop(reg);
+    assert!(remover.join().expect("remover"), "a was removed");
     sw.control_work();
     assert_eq!(
-        sw.fdb.entries_of(h.id),
+        sw.fdb.entries_of(id),
         0,
         "an entry of the removed port survived: {:?}",
         sw.fdb.snapshot(sw.now())
     );
     assert_eq!(
-        sw.fdb.entries_of(keep.id),
+        sw.fdb.entries_of(keep_id),
         1,
         "the other port's entry stays"
     );
     assert_eq!(sw.fdb.learned_count(), 1, "the learned count follows");
     assert_eq!(
-        sw.fdb.port_learned(h.id),
+        sw.fdb.port_learned(id),
         (0, 0),
         "the removed port is forgotten"
     );
@@ -127,15 +140,18 @@ fn removal_racing_learning_on_threads_leaves_no_entry() {
             learned.load(Relaxed) >= target,
             "round {round}: positive control: the workers learn"
         );
-        sw.remove_port("a");
-        std::thread::sleep(Duration::from_micros(200));
+        let id = h.id;
+        drop(h);
+        // the workers stop by themselves a few batches after they lose the port, and so let
+        // go of it while the removal waits for them
+        assert!(sw.remove_port("a").is_some());
         stop.store(true, Relaxed);
         for w in workers {
             w.join().expect("worker");
         }
         // what the control thread does when woken
         sw.control_work();
-        let left = sw.fdb.entries_of(h.id);
+        let left = sw.fdb.entries_of(id);
         assert_eq!(
             left, 0,
             "round {round}: {left} entries of the removed port survived"
