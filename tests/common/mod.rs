@@ -416,12 +416,10 @@ impl Switch {
             .unwrap_or_else(|| panic!("port {port}: no {dir} drop reason {reason}"))
     }
 
-    /// The forwarding table.
+    /// The forwarding table (every page).
     pub fn fdb(&self) -> Vec<Value> {
-        self.get("/api/v1/fdb")
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
+        tapswitch::client::get_all_pages(&self.api, "/api/v1/fdb?limit=10000", 10_000)
+            .unwrap_or_else(|e| panic!("GET /api/v1/fdb: {e:#}\nswitch log:\n{}", self.log.text()))
     }
 
     /// The port the table has for `mac` (vlan 0), if any.
