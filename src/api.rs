@@ -732,10 +732,12 @@ async fn add_port(
         .run(move || {
             // A port whose interface was deleted (`gone`) is replaced: attaching it again is
             // how a deleted TAP comes back without a `DELETE` first.
-            if let Some(h) = sw.ports().by_name(&spec.name) {
-                if h.state() == crate::dataplane::LinkState::Gone {
-                    sw.remove_port(&spec.name);
-                }
+            let gone = sw
+                .ports()
+                .by_name(&spec.name)
+                .is_some_and(|h| h.state() == crate::dataplane::LinkState::Gone);
+            if gone {
+                sw.remove_port(&spec.name);
             }
             crate::control::attach(&sw, &spec)
         })

@@ -227,6 +227,8 @@ pub fn attach(sw: &Arc<Switch>, spec: &PortSpec) -> Result<Attached, AttachError
                     source,
                 })?;
             sw.fdb.set_port_limit(h.id, spec.max_learned);
+            // VLANs, spanning tree and storm control apply to a tunnel port as to any other
+            apply_port_settings(sw, &h, spec);
             Ok(Attached::Port(h))
         }
         _ => {
@@ -453,10 +455,11 @@ pub fn reload(sw: &Arc<Switch>, old: &[PortSpec], new: &Config) -> Vec<PortSpec>
         // A declared TAP or packet port that is gone (interface deleted) or was detached through
         // the API is attached again: after a reload the configuration file is the truth.
         let listener = matches!(n.kind, PortKind::Stream | PortKind::Dgram);
+        let state = sw.ports().by_name(&n.name).map(|h| h.state());
         let missing = !listener
-            && match sw.ports().by_name(&n.name) {
+            && match state {
                 None => true,
-                Some(h) if h.state() == dataplane::LinkState::Gone => {
+                Some(dataplane::LinkState::Gone) => {
                     sw.remove_port(&n.name);
                     true
                 }
