@@ -292,4 +292,4 @@ fn inspect_ipv6(payload: &[u8]) -> Result<McastFrame<'_>, WireError> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
