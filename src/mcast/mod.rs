@@ -106,7 +106,7 @@ mod state;
 mod tests;
 mod view;
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 
 use crate::frame::MacAddr;
 pub use crate::types::{PortId, Timestamp};
@@ -590,7 +590,9 @@ pub struct QuerierState {
 /// (Linux `br_multicast_new_group_src`).
 pub fn valid_source(group: &IpAddr, source: &IpAddr) -> bool {
     match (group, source) {
-        (IpAddr::V4(_), IpAddr::V4(s)) => !s.is_unspecified() && !s.is_multicast() && s.octets()[0] != 0,
+        (IpAddr::V4(_), IpAddr::V4(s)) => {
+            !s.is_unspecified() && !s.is_multicast() && s.octets()[0] != 0
+        }
         (IpAddr::V6(_), IpAddr::V6(s)) => !s.is_unspecified() && !s.is_multicast(),
         _ => false,
     }

@@ -157,6 +157,8 @@ struct FamCtx {
     own_next: Option<Timestamp>,
     /// Own start-up queries sent.
     own_sent: u32,
+    /// When the last own general query went out (to every port).
+    own_last: Option<Timestamp>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -601,7 +603,8 @@ impl McastState {
     }
 
     fn other_present(&self, vid: u16, family: Family) -> bool {
-        self.fam(vid, family).is_some_and(|f| f.other_until.is_some())
+        self.fam(vid, family)
+            .is_some_and(|f| f.other_until.is_some())
     }
 
     /// The switch is the querier of `vid` (Linux `multicast_querier && !other_query pending`).
@@ -715,6 +718,7 @@ impl McastState {
         }
         let next = if f.own_sent < count { startup } else { regular };
         f.own_next = Some(Timestamp(t.0.saturating_add(next)));
+        f.own_last = Some(t);
         let own = QuerierInfo {
             address: self.own_address(vid, family),
             port: None,
@@ -876,7 +880,10 @@ impl McastState {
     ) -> Result<(), McastError> {
         self.run_timers(now);
         let qi = self.cfg.querier_interval_ms;
-        let ps = self.ports.get_mut(&port).ok_or(McastError::UnknownPort(port))?;
+        let ps = self
+            .ports
+            .get_mut(&port)
+            .ok_or(McastError::UnknownPort(port))?;
         let old = ps.cfg.router;
         let was_global = matches!(old, RouterMode::Permanent)
             || (old == RouterMode::Temp && ps.temp_router_until.is_some());
@@ -919,7 +926,10 @@ impl McastState {
         now: Timestamp,
     ) -> Result<(), McastError> {
         self.run_timers(now);
-        let ps = self.ports.get_mut(&port).ok_or(McastError::UnknownPort(port))?;
+        let ps = self
+            .ports
+            .get_mut(&port)
+            .ok_or(McastError::UnknownPort(port))?;
         if ps.enabled == enabled {
             return Ok(());
         }
@@ -1004,7 +1014,13 @@ impl McastState {
         }
     }
 
-    fn group_gone(&mut self, key: (IpAddr, u16), port: PortId, source: Option<IpAddr>, reason: RemoveReason) {
+    fn group_gone(
+        &mut self,
+        key: (IpAddr, u16),
+        port: PortId,
+        source: Option<IpAddr>,
+        reason: RemoveReason,
+    ) {
         if let Some(ps) = self.ports.get_mut(&port) {
             ps.ngroups = ps.ngroups.saturating_sub(1);
         }
@@ -1093,7 +1109,13 @@ impl McastState {
 
     /// The source addresses of the switch's queries in `vid` (Linux: the bridge's address
     /// with `mcast_query_use_ifaddr`, else 0.0.0.0; for MLD its link-local address).
-    pub fn set_query_source(&mut self, vid: u16, v4: Option<Ipv4Addr>, v6: Option<Ipv6Addr>, now: Timestamp) {
+    pub fn set_query_source(
+        &mut self,
+        vid: u16,
+        v4: Option<Ipv4Addr>,
+        v6: Option<Ipv6Addr>,
+        now: Timestamp,
+    ) {
         let v = self.ctx_mut(vid, now);
         v.src_v4 = v4;
         v.src_v6 = v6;
@@ -1338,7 +1360,10 @@ impl McastState {
     }
 
     /// A query from another router (Linux `br_ip4_multicast_query` / `br_ip6_...`).
-    #[expect(clippy::too_many_arguments, reason = "the fields of one query, kept flat")]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the fields of one query, kept flat"
+    )]
     fn query_received(
         &mut self,
         port: PortId,
@@ -1414,7 +1439,10 @@ impl McastState {
 
     /// Counts one more group of `port`, or refuses it (`mcast_max_groups`).
     fn charge_group(&mut self, port: PortId, key: (IpAddr, u16)) -> Result<(), McastError> {
-        let ps = self.ports.get_mut(&port).ok_or(McastError::UnknownPort(port))?;
+        let ps = self
+            .ports
+            .get_mut(&port)
+            .ok_or(McastError::UnknownPort(port))?;
         let max = ps.cfg.max_groups;
         if max != 0 && ps.ngroups >= max {
             self.refuse(port, key, "port_max_groups");
@@ -1632,7 +1660,11 @@ impl McastState {
                     return Err(McastError::BadSource(s));
                 }
                 if let Some(entry) = self.groups.get(&key) {
-                    if entry.static_sg.iter().any(|x| x.port == e.port && x.source == s) {
+                    if entry
+                        .static_sg
+                        .iter()
+                        .any(|x| x.port == e.port && x.source == s)
+                    {
                         return Err(McastError::Exists);
                     }
                 } else if self.groups.len() >= self.cfg.hash_max {
@@ -1640,11 +1672,15 @@ impl McastState {
                     return Err(McastError::MdbFull(self.cfg.hash_max));
                 }
                 self.charge_group(e.port, key)?;
-                self.groups.entry(key).or_default().static_sg.push(StaticSg {
-                    port: e.port,
-                    source: s,
-                    expires,
-                });
+                self.groups
+                    .entry(key)
+                    .or_default()
+                    .static_sg
+                    .push(StaticSg {
+                        port: e.port,
+                        source: s,
+                        expires,
+                    });
                 self.dirty = true;
                 self.push_event(Event::GroupAdded {
                     vid: e.vid,
@@ -1822,8 +1858,15 @@ impl McastState {
                     .map(|(k, _)| *k)
                     .collect();
                 for vid in vids {
-                    if self.is_querier(vid, family) {
-                        let spec = self.query_spec(vid, Some(port), family, None, Vec::new(), false);
+                    // While the VLAN's own start-up queries run, or when one just went out,
+                    // they reach this port too.
+                    let in_startup = self.fam(vid, family).is_some_and(|f| {
+                        (f.own_next.is_some() && f.own_sent < self.cfg.startup_query_count)
+                            || f.own_last == Some(t)
+                    });
+                    if self.is_querier(vid, family) && !in_startup {
+                        let spec =
+                            self.query_spec(vid, Some(port), family, None, Vec::new(), false);
                         self.send_query(spec);
                     }
                 }
@@ -1861,8 +1904,7 @@ impl McastState {
                     rexmit(pg, t, querier, &c, &mut q);
                     queries.extend(q.into_iter().map(|q| (key, pg.port, q)));
                 }
-                let timers_due =
-                    due(pg.timer) || pg.sources.iter().any(|s| due(s.timer));
+                let timers_due = due(pg.timer) || pg.sources.iter().any(|s| due(s.timer));
                 if timers_due {
                     let before = pg.signature();
                     expire(pg, t);
@@ -1884,7 +1926,9 @@ impl McastState {
                 None => self.remove_pg(key, port, RemoveReason::Expired),
                 Some(s) => {
                     if let Some(entry) = self.groups.get_mut(&key) {
-                        entry.static_sg.retain(|x| !(x.port == port && x.source == s));
+                        entry
+                            .static_sg
+                            .retain(|x| !(x.port == port && x.source == s));
                         if entry.is_empty() {
                             self.groups.remove(&key);
                         }
@@ -1903,7 +1947,14 @@ impl McastState {
             });
         }
         for ((group, vid), port, q) in queries {
-            let spec = self.query_spec(vid, Some(port), Family::of(&group), Some(group), q.sources, q.s_flag);
+            let spec = self.query_spec(
+                vid,
+                Some(port),
+                Family::of(&group),
+                Some(group),
+                q.sources,
+                q.s_flag,
+            );
             self.send_query(spec);
         }
     }
@@ -1955,16 +2006,17 @@ impl McastState {
             let handles = self.cfg.handles_sources(Family::of(&group));
             let mut ports: Vec<FwdPort> = Vec::new();
             let mut sources: Vec<IpAddr> = Vec::new();
-            let mut push = |port: PortId, filter: Filter, list: &mut dyn Iterator<Item = IpAddr>| {
-                let start = sources.len() as u32;
-                sources.extend(list);
-                ports.push(FwdPort {
-                    port,
-                    filter,
-                    start,
-                    len: sources.len() as u32 - start,
-                });
-            };
+            let mut push =
+                |port: PortId, filter: Filter, list: &mut dyn Iterator<Item = IpAddr>| {
+                    let start = sources.len() as u32;
+                    sources.extend(list);
+                    ports.push(FwdPort {
+                        port,
+                        filter,
+                        start,
+                        len: sources.len() as u32 - start,
+                    });
+                };
             let statics = |port: PortId| {
                 entry
                     .static_sg
@@ -2082,7 +2134,11 @@ impl McastState {
                     grp,
                     src: Some(s.source),
                     vid,
-                    state: if s.expires.is_none() { "permanent" } else { "temp" },
+                    state: if s.expires.is_none() {
+                        "permanent"
+                    } else {
+                        "temp"
+                    },
                     flags: Vec::new(),
                     filter_mode: None,
                     source_list: Vec::new(),
@@ -2166,7 +2222,11 @@ impl McastState {
         port: PortId,
         vid: u16,
         group: IpAddr,
-    ) -> Option<(FilterMode, Option<Timestamp>, Vec<(IpAddr, Option<Timestamp>)>)> {
+    ) -> Option<(
+        FilterMode,
+        Option<Timestamp>,
+        Vec<(IpAddr, Option<Timestamp>)>,
+    )> {
         let pg = self.groups.get(&(group, vid))?.pg(port)?;
         let mut s: Vec<_> = pg.sources.iter().map(|s| (s.addr, s.timer)).collect();
         s.sort();
