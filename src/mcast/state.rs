@@ -2214,19 +2214,18 @@ impl McastState {
     }
 }
 
+/// Test view of a port group: (mode, group timer, sorted [(source, timer)]).
+#[cfg(test)]
+pub(crate) type PgState = (
+    FilterMode,
+    Option<Timestamp>,
+    Vec<(IpAddr, Option<Timestamp>)>,
+);
+
 #[cfg(test)]
 impl McastState {
     /// Test access: the (mode, [(source, timer)]) of a port group.
-    pub(crate) fn pg_state(
-        &self,
-        port: PortId,
-        vid: u16,
-        group: IpAddr,
-    ) -> Option<(
-        FilterMode,
-        Option<Timestamp>,
-        Vec<(IpAddr, Option<Timestamp>)>,
-    )> {
+    pub(crate) fn pg_state(&self, port: PortId, vid: u16, group: IpAddr) -> Option<PgState> {
         let pg = self.groups.get(&(group, vid))?.pg(port)?;
         let mut s: Vec<_> = pg.sources.iter().map(|s| (s.addr, s.timer)).collect();
         s.sort();

@@ -218,15 +218,7 @@ impl H {
             .collect()
     }
 
-    pub fn pg(
-        &self,
-        port: u32,
-        group: IpAddr,
-    ) -> Option<(
-        FilterMode,
-        Option<Timestamp>,
-        Vec<(IpAddr, Option<Timestamp>)>,
-    )> {
+    pub fn pg(&self, port: u32, group: IpAddr) -> Option<super::state::PgState> {
         self.s.pg_state(p(port), 0, group)
     }
 
