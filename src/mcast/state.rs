@@ -115,6 +115,9 @@ struct StaticSg {
 struct GroupEntry {
     ports: Vec<PortGroup>,
     static_sg: Vec<StaticSg>,
+    /// The earliest timer of the entry, kept by [`GroupEntry::recompute`] after every change,
+    /// so finding the next deadline does not walk every source of every group.
+    next: Option<Timestamp>,
 }
 
 impl GroupEntry {
@@ -128,6 +131,21 @@ impl GroupEntry {
 
     fn is_empty(&self) -> bool {
         self.ports.is_empty() && self.static_sg.is_empty()
+    }
+
+    fn recompute(&mut self) {
+        let mut d = None;
+        for pg in &self.ports {
+            d = min_opt(d, pg.timer);
+            d = min_opt(d, pg.rexmit_at);
+            for s in &pg.sources {
+                d = min_opt(d, s.timer);
+            }
+        }
+        for s in &self.static_sg {
+            d = min_opt(d, s.expires);
+        }
+        self.next = d;
     }
 }
 
@@ -1005,6 +1023,7 @@ impl McastState {
                 }
                 !go
             });
+            entry.recompute();
             if entry.is_empty() {
                 self.groups.remove(&key);
             }
@@ -1043,6 +1062,7 @@ impl McastState {
         if entry.ports.len() == before {
             return;
         }
+        entry.recompute();
         if entry.is_empty() {
             self.groups.remove(&key);
         }
@@ -1400,6 +1420,7 @@ impl McastState {
                     None => {}
                 }
             }
+            entry.recompute();
         }
     }
 
@@ -1489,6 +1510,7 @@ impl McastState {
                 pg.timer = Some(Timestamp(now.0 + gmi));
             }
         }
+        self.touch(key);
         Ok(())
     }
 
@@ -1533,9 +1555,17 @@ impl McastState {
                 }
             }
         }
+        self.touch(key);
         if querier {
             let spec = self.query_spec(vid, Some(port), family, Some(group), Vec::new(), false);
             self.send_query(spec);
+        }
+    }
+
+    /// Refreshes the cached earliest timer of an entry after a change.
+    fn touch(&mut self, key: (IpAddr, u16)) {
+        if let Some(e) = self.groups.get_mut(&key) {
+            e.recompute();
         }
     }
 
@@ -1603,6 +1633,7 @@ impl McastState {
         let after = pg.signature();
         let mode = pg.mode;
         let empty = pg.is_empty_include();
+        self.touch(key);
         if limited > 0 {
             self.stats.source_limit += limited;
             if let Some(ps) = self.ports.get_mut(&port) {
@@ -1654,6 +1685,7 @@ impl McastState {
                 if let Some(pg) = self.groups.get_mut(&key).and_then(|g| g.pg_mut(e.port)) {
                     pg.timer = expires;
                 }
+                self.touch(key);
             }
             Some(s) => {
                 if !valid_source(&e.group, &s) {
@@ -1681,6 +1713,7 @@ impl McastState {
                         source: s,
                         expires,
                     });
+                self.touch(key);
                 self.dirty = true;
                 self.push_event(Event::GroupAdded {
                     vid: e.vid,
@@ -1720,6 +1753,7 @@ impl McastState {
                     .position(|x| x.port == port && x.source == s)
                 {
                     entry.static_sg.remove(i);
+                    entry.recompute();
                     if entry.is_empty() {
                         self.groups.remove(&key);
                     }
@@ -1729,7 +1763,9 @@ impl McastState {
                     let i = pg.find(&s).ok_or(McastError::NotFound)?;
                     pg.sources.remove(i);
                     let mode = pg.mode;
-                    if pg.is_empty_include() {
+                    let empty = pg.is_empty_include();
+                    entry.recompute();
+                    if empty {
                         self.remove_pg(key, port, RemoveReason::Deleted);
                     } else {
                         self.push_event(Event::GroupChanged {
@@ -1768,16 +1804,7 @@ impl McastState {
             d = min_opt(d, Some(*t));
         }
         for e in self.groups.values() {
-            for pg in &e.ports {
-                d = min_opt(d, pg.timer);
-                d = min_opt(d, pg.rexmit_at);
-                for s in &pg.sources {
-                    d = min_opt(d, s.timer);
-                }
-            }
-            for s in &e.static_sg {
-                d = min_opt(d, s.expires);
-            }
+            d = min_opt(d, e.next);
         }
         d
     }
@@ -1892,7 +1919,12 @@ impl McastState {
         let mut removals = Vec::new();
         let mut changes = Vec::new();
         let mut queries = Vec::new();
-        let keys: Vec<(IpAddr, u16)> = self.groups.keys().copied().collect();
+        let keys: Vec<(IpAddr, u16)> = self
+            .groups
+            .iter()
+            .filter(|(_, e)| due(e.next))
+            .map(|(k, _)| *k)
+            .collect();
         for key in keys {
             let family = Family::of(&key.0);
             let querier = self.is_querier(key.1, family);
@@ -1920,18 +1952,15 @@ impl McastState {
                     removals.push((key, s.port, Some(s.source)));
                 }
             }
+            entry.static_sg.retain(|s| !due(s.expires));
+            entry.recompute();
         }
         for (key, port, source) in removals {
             match source {
                 None => self.remove_pg(key, port, RemoveReason::Expired),
                 Some(s) => {
-                    if let Some(entry) = self.groups.get_mut(&key) {
-                        entry
-                            .static_sg
-                            .retain(|x| !(x.port == port && x.source == s));
-                        if entry.is_empty() {
-                            self.groups.remove(&key);
-                        }
+                    if self.groups.get(&key).is_some_and(|e| e.is_empty()) {
+                        self.groups.remove(&key);
                     }
                     self.group_gone(key, port, Some(s), RemoveReason::Expired);
                 }
