@@ -17,6 +17,33 @@
 //! with `mcast_flood`) or [`McastDecision::Deliver`] (a [`PortList`] of member ports whose
 //! filter admits the source, merged with the router ports).
 //!
+//! # Wiring it (for the dataplane, API, metrics and config)
+//!
+//! - Frame path, per multicast (non-broadcast) frame: `wire::inspect` once; an `Err` is a
+//!   drop (count it, and tell the control side with [`McastState::note_parse_error`]); if
+//!   [`crate::wire::McastFrame::needs_control`], queue a copy (bytes, ingress port, VID) for
+//!   the control thread; forward by `view.decide(vid, &frame)`: `Flood` is today's multicast
+//!   flood, `Deliver(list)` sends to `list.iter()` minus the usual egress checks (ingress port
+//!   without hairpin, isolation, VLAN membership and tagging, STP state).
+//! - Control thread: owns [`McastState`]; calls `handle_bytes` for queued frames, `add_port` /
+//!   `set_port_enabled` / `remove_port` with link and STP changes, `add_vlan` / `remove_vlan`
+//!   with the VLAN set (VLAN 0 when filtering is off), `tick(now)` at `next_deadline()`; after
+//!   each batch: `take_actions` (build each query with [`QuerySpec::build`] and send it on
+//!   `port`, or on every port of `vid` when `None`), `take_events` (API event stream), and if
+//!   `is_dirty()`, `view()` published for the frame path (e.g. an `ArcSwap<ForwardingView>`).
+//! - API/CLI: [`McastState::mdb_add`] / [`McastState::mdb_del`] / [`McastState::mdb`]
+//!   (`bridge mdb` shaped), [`McastState::router_ports`], [`McastState::querier_state`].
+//! - Metrics: [`McastState::stats`] and [`McastState::port_stats`] (Linux's mcast_stats
+//!   names), [`McastState::groups_per_port_vlan`], [`McastState::group_count`].
+//! - Config: [`McastConfig`] (bridge-wide, Linux names and defaults, [`McastConfig::validated`])
+//!   and [`PortConfig`] (per port), [`McastState::set_config`] / `set_port_config` at run time,
+//!   [`McastState::set_query_source`] per VLAN.
+//!
+//! Cost: the frame path's question is one hash lookup of (group, VID) plus a scan of the
+//! member ports and their (at most 32) sources, no allocation. The control side keeps each
+//! entry's earliest timer, so `next_deadline` and `tick` walk the groups, not their sources;
+//! `view()` rebuilds the whole view (call it once per batch of changes, not per report).
+//!
 //! # What Linux does, and what is kept (net/bridge/br_multicast.c, br_mdb.c, br_input.c,
 //! br_forward.c, net/ipv4/igmp.c `ip_mc_check_igmp`, net/ipv6/mcast_snoop.c)
 //!

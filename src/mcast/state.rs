@@ -1991,7 +1991,9 @@ impl McastState {
     // ----- forwarding view -----
 
     /// Builds the forwarding view of the current state and clears [`McastState::is_dirty`].
-    /// Allocates; run it on the control thread and publish the result.
+    /// Allocates; run it on the control thread and publish the result. Timers are applied by
+    /// the calls that take `now` and by [`McastState::tick`]; call `tick(now)` first when
+    /// time passed since the last of them.
     pub fn view(&mut self) -> ForwardingView {
         self.dirty = false;
         let mut v = ForwardingView {

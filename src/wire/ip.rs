@@ -171,7 +171,8 @@ impl<'a> Ipv6View<'a> {
     /// When the first header is hop-by-hop: the upper layer after the extension-header chain
     /// (hop-by-hop, routing, destination options, fragment, AH), as Linux's
     /// `ipv6_skip_exthdr` walks it. `None` without a hop-by-hop header or for a later fragment
-    /// or "no next header". A chain that runs past the payload is an error.
+    /// (Linux `ipv6_mc_check_exthdrs`). A chain that runs past the payload or ends in "no next
+    /// header" is an error.
     pub fn upper_layer(&self) -> Result<Option<Ipv6Upper<'a>>, WireError> {
         const HOPOPTS: u8 = 0;
         const ROUTING: u8 = 43;
@@ -187,17 +188,22 @@ impl<'a> Ipv6View<'a> {
         let mut router_alert_mld = false;
         for i in 0..MAX_EXT_HEADERS {
             match next {
-                HOPOPTS | ROUTING | DSTOPTS | AUTH => {
-                    let hdr = Ipv6ExtHeader::new_checked(rest)
-                        .map_err(|_| WireError::Truncated("ipv6 extension header"))?;
-                    let len = if next == AUTH {
-                        (usize::from(hdr.header_len()) + 2) * 4
-                    } else {
-                        (usize::from(hdr.header_len()) + 1) * 8
-                    };
+                AUTH => {
+                    // Length in 4-octet units minus 2 (RFC 4302), unlike the others.
+                    if rest.len() < 8 {
+                        return Err(WireError::Truncated("ipv6 extension header"));
+                    }
+                    let len = (usize::from(rest[1]) + 2) * 4;
                     if rest.len() < len {
                         return Err(WireError::Truncated("ipv6 extension header"));
                     }
+                    next = rest[0];
+                    rest = &rest[len..];
+                }
+                HOPOPTS | ROUTING | DSTOPTS => {
+                    let hdr = Ipv6ExtHeader::new_checked(rest)
+                        .map_err(|_| WireError::Truncated("ipv6 extension header"))?;
+                    let len = (usize::from(hdr.header_len()) + 1) * 8;
                     if next == HOPOPTS && i == 0 {
                         router_alert_mld = hbh_router_alert_mld(&rest[2..len]);
                     }
@@ -215,7 +221,8 @@ impl<'a> Ipv6View<'a> {
                     next = rest[0];
                     rest = &rest[8..];
                 }
-                NONE => return Ok(None),
+                // Linux: ipv6_skip_exthdr fails, the bridge drops the packet.
+                NONE => return Err(WireError::Malformed("ipv6 no next header")),
                 proto => {
                     return Ok(Some(Ipv6Upper {
                         protocol: proto,

@@ -196,6 +196,21 @@ pub enum McastFrame<'a> {
 }
 
 impl McastFrame<'_> {
+    /// Whether the snooping state machine needs to see the frame (hand a copy to the control
+    /// thread): an IGMP or MLD message, a PIM hello or an MRD advertisement. Other data only
+    /// needs the forwarding decision.
+    pub fn needs_control(&self) -> bool {
+        matches!(
+            self,
+            McastFrame::Igmp { .. }
+                | McastFrame::Mld { .. }
+                | McastFrame::Data {
+                    router_advert: true,
+                    ..
+                }
+        )
+    }
+
     /// The destination address, if the frame is IP.
     pub fn dst(&self) -> Option<IpAddr> {
         match self {

@@ -637,3 +637,48 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn ipv6_extension_header_chains() {
+    // hop-by-hop (Router Alert) -> destination options -> ICMPv6: still MLD.
+    let f = hex(MLDV1_REPORT);
+    let (eth, rest) = f.split_at(14);
+    let (ip, after) = rest.split_at(40);
+    let (hbh, icmp) = after.split_at(8);
+    let mut hbh = hbh.to_vec();
+    hbh[0] = 60; // next: destination options
+    let dst_opts = [IPPROTO_ICMPV6, 0, 1, 4, 0, 0, 0, 0];
+    let mut ip = ip.to_vec();
+    let plen = u16::from_be_bytes([ip[4], ip[5]]) + 8;
+    ip[4..6].copy_from_slice(&plen.to_be_bytes());
+    let frame = [eth, &ip, &hbh, &dst_opts, icmp].concat();
+    assert!(matches!(
+        inspect_frame(&frame).unwrap(),
+        McastFrame::Mld {
+            router_alert: true,
+            msg: MldMessage::ReportV1 { .. },
+            ..
+        }
+    ));
+    // "No next header" after hop-by-hop: Linux drops it.
+    let mut hbh2 = hbh.clone();
+    hbh2[0] = 59;
+    let frame = [eth, &ip, &hbh2, &dst_opts, icmp].concat();
+    assert_eq!(
+        inspect_frame(&frame).unwrap_err(),
+        WireError::Malformed("ipv6 no next header")
+    );
+    // A later fragment: not MLD, data.
+    let mut hbh3 = hbh.clone();
+    hbh3[0] = 44;
+    let frag = [IPPROTO_ICMPV6, 0, 0, 8, 0, 0, 0, 1];
+    let frame = [eth, &ip, &hbh3, &frag, icmp].concat();
+    assert!(matches!(
+        inspect_frame(&frame).unwrap(),
+        McastFrame::Data { .. }
+    ));
+    // needs_control: what the control thread must see.
+    assert!(inspect_frame(&hex(MLDV1_REPORT)).unwrap().needs_control());
+    let udp = ipv4_frame(v4("198.18.0.9"), v4("239.1.2.3"), 17, &[0; 12]);
+    assert!(!inspect_frame(&udp).unwrap().needs_control());
+}
