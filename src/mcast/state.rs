@@ -1609,9 +1609,7 @@ impl McastState {
             return Ok(());
         }
         let key = (group, vid);
-        if !empty_in {
-            self.ensure_pg(port, key, FilterMode::Include, false, false)?;
-        }
+        let created = !empty_in && self.ensure_pg(port, key, FilterMode::Include, false, false)?;
         let c = self.rec_ctx(port, vid, family, now);
         let mut limited = 0u64;
         let mut queries = Vec::new();
@@ -1644,6 +1642,9 @@ impl McastState {
             self.remove_pg(key, port, RemoveReason::Left);
         } else if before != after {
             self.dirty = true;
+            if created {
+                return self.emit_queries(vid, port, family, group, queries);
+            }
             self.push_event(Event::GroupChanged {
                 vid,
                 group,
@@ -1651,6 +1652,17 @@ impl McastState {
                 filter_mode: mode,
             });
         }
+        self.emit_queries(vid, port, family, group, queries)
+    }
+
+    fn emit_queries(
+        &mut self,
+        vid: u16,
+        port: PortId,
+        family: Family,
+        group: IpAddr,
+        queries: Vec<PgQuery>,
+    ) -> Result<(), McastError> {
         for q in queries {
             let spec = self.query_spec(vid, Some(port), family, Some(group), q.sources, q.s_flag);
             self.send_query(spec);

@@ -1160,7 +1160,7 @@ fn parse_errors_are_counted() {
 }
 
 #[test]
-fn view_decision_does_not_allocate_and_iterates_sorted_unique() {
+fn delivery_lists_each_port_once_in_order() {
     let mut h = H::v3_querier();
     h.s.set_port_config(
         p(2),
@@ -1184,5 +1184,96 @@ fn view_decision_does_not_allocate_and_iterates_sorted_unique() {
     assert_eq!(
         h.fwd(v4("239.1.1.1"), v4("198.18.0.9")),
         Some(vec![1, 2, 3])
+    );
+}
+
+#[test]
+fn querier_can_be_turned_off_and_on() {
+    let mut h = H::new(McastConfig {
+        querier: true,
+        ..McastConfig::default()
+    });
+    h.advance(secs(11));
+    assert!(h.s.querier_state(0, Family::V4, h.now).exists);
+    let mut c = h.s.config().clone();
+    c.querier = false;
+    h.s.set_config(c.clone(), h.now).unwrap();
+    h.queries();
+    assert!(!h.s.querier_state(0, Family::V4, h.now).exists);
+    assert_eq!(h.s.querier_state(0, Family::V4, h.now).querier, None);
+    assert_eq!(
+        h.fwd(v4("239.1.1.1"), v4("198.18.0.9")),
+        None,
+        "no querier: flood"
+    );
+    h.advance(secs(300));
+    assert!(h.queries().is_empty(), "no own queries while off");
+    // Back on: start-up queries at once, a querier counts after the response interval.
+    c.querier = true;
+    h.s.set_config(c, h.now).unwrap();
+    assert_eq!(h.queries().len(), 2);
+    assert!(!h.s.querier_state(0, Family::V4, h.now).exists);
+    h.advance(10_000);
+    assert!(h.s.querier_state(0, Family::V6, h.now).exists);
+    assert_eq!(h.fwd(v4("239.1.1.1"), v4("198.18.0.9")), Some(vec![]));
+}
+
+#[test]
+fn events_tell_the_story() {
+    let mut h = H::v3_querier();
+    h.s.take_events();
+    let g = v4("232.1.1.1");
+    h.feed(
+        1,
+        &report(
+            v4("198.18.0.2"),
+            &[(RecordType::AllowNewSources, g, vec![v4("198.18.1.1")])],
+        ),
+    );
+    h.feed(
+        1,
+        &report(v4("198.18.0.2"), &[(RecordType::ModeIsExclude, g, vec![])]),
+    );
+    h.feed(
+        2,
+        &other_query(QueryVersion::IgmpV3, v4("198.18.0.1"), None, 1000),
+    );
+    let ev = h.s.take_events();
+    assert_eq!(
+        ev,
+        vec![
+            Event::GroupAdded {
+                vid: 0,
+                group: g,
+                source: None,
+                port: p(1),
+                is_static: false
+            },
+            Event::GroupChanged {
+                vid: 0,
+                group: g,
+                port: p(1),
+                filter_mode: FilterMode::Exclude
+            },
+            Event::QuerierChanged {
+                vid: 0,
+                family: Family::V4,
+                querier: Some(QuerierInfo {
+                    address: v4("198.18.0.1"),
+                    port: Some(p(2))
+                })
+            },
+            Event::RouterAdded {
+                port: p(2),
+                vid: Some(0),
+                family: Family::V4
+            },
+        ]
+    );
+    // The JSON the API would stream.
+    let j = serde_json::to_string(&ev[0]).unwrap();
+    assert_eq!(
+        j,
+        r#"{"event":"group_added","vid":0,"group":"232.1.1.1","port":1,"static":false}"#
     );
 }
