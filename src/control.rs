@@ -229,6 +229,8 @@ pub fn attach(sw: &Arc<Switch>, spec: &PortSpec) -> Result<Attached, AttachError
                     source,
                 })?;
             sw.fdb.set_port_limit(h.id, spec.max_learned);
+            // VLANs, spanning tree and storm control apply to a tunnel port as to any other
+            apply_port_settings(sw, &h, spec);
             Ok(Attached::Port(h))
         }
         _ => {

@@ -10,6 +10,9 @@
 //!   only per-frame syscalls.
 //! - [`config`], [`api`], [`metrics`], [`cli`]: configuration, the HTTP endpoint and the
 //!   command line.
+//! - [`wire`]: checked, borrowed packet views (IPv4/IPv6, IGMP, MLD). No I/O.
+//! - [`mcast`]: IGMP/MLD snooping: the MDB state machine, querier, router ports and the
+//!   read-mostly forwarding view the frame path asks. No I/O, no clock.
 //! - [`capture`]: live packet capture (pcapng/pcap streams) and port mirroring; the frame
 //!   path's side of it is in [`dataplane`].
 //!
@@ -30,6 +33,7 @@ pub mod dataplane;
 pub mod demo;
 pub mod fdb;
 pub mod frame;
+pub mod mcast;
 pub mod metrics;
 pub mod offload;
 pub mod page;
@@ -40,6 +44,7 @@ pub mod types;
 pub mod validate;
 pub mod vlan;
 pub mod vxlan;
+pub mod wire;
 
 /// An error with its sources, `outer: inner: innermost`, as users should read it (the
 /// errors of this crate keep a wrapped error as a source instead of repeating its text).

@@ -188,15 +188,7 @@ fn readme_block(marker: &str) -> String {
 /// The guest kernel and initramfs of tests/qemu.rs, copied into `dir` (libvirt relabels what
 /// a domain boots; the shared cache stays untouched).
 fn guest_files(dir: &Path) -> (PathBuf, PathBuf) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/qemu/build-guest.sh");
-    let out = Command::new("bash")
-        .arg(&script)
-        .output()
-        .expect("build-guest.sh");
-    assert!(out.status.success(), "build-guest.sh: {}", show(&out));
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let mut it = text.split_whitespace();
-    let (k, i) = (it.next().unwrap(), it.next().unwrap());
+    let (k, i) = common::guest::image();
     let (kd, id) = (dir.join("vmlinuz"), dir.join("initrd.gz"));
     std::fs::copy(k, &kd).unwrap();
     std::fs::copy(i, &id).unwrap();

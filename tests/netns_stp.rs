@@ -114,7 +114,8 @@ fn name(tag: &str) -> String {
 }
 
 /// The tree has settled: root and designated ports forward, alternate and backup ports
-/// discard.
+/// discard, and no port is disabled (every port's link is up: a host's port follows its TAP's
+/// link, which the switch sees up a moment after the host brings it up).
 fn settled(sws: &[&NsSwitch]) -> bool {
     sws.iter().all(|s| {
         let r = s.roles();
@@ -122,6 +123,7 @@ fn settled(sws: &[&NsSwitch]) -> bool {
             && r.iter().all(|(_, role, st)| match role.as_str() {
                 "root" | "designated" => st == "forwarding",
                 "alternate" | "backup" => st == "discarding",
+                "disabled" => false,
                 _ => true,
             })
     })

@@ -6,37 +6,16 @@
 //! `.ci/run` turns it on. Guest images are built by tests/qemu/build-guest.sh and cached
 //! outside the repo.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-static N: AtomicUsize = AtomicUsize::new(0);
+use common::guest::{boot, enabled, image, marker, vhost_net, wait_marker};
 
-fn enabled(root: bool) -> bool {
-    let ci = std::env::var("CI").as_deref() == Ok("true");
-    if std::env::var("TAPSWITCH_QEMU").as_deref() != Ok("1") {
-        assert!(
-            !ci,
-            "CI must run the QEMU tests: set TAPSWITCH_QEMU=1 (.ci/run does)"
-        );
-        eprintln!("SKIP: QEMU guest tests are off; run with TAPSWITCH_QEMU=1");
-        return false;
-    }
-    // SAFETY-free check of the effective uid through /proc.
-    let is_root = std::fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false);
-    if root && !is_root {
-        assert!(!ci, "root tests must run in CI (as root)");
-        eprintln!("SKIP: this QEMU test needs root (QEMU creates taps)");
-        return false;
-    }
-    true
-}
+static N: AtomicUsize = AtomicUsize::new(0);
 
 struct Guard {
     children: Vec<Child>,
@@ -51,55 +30,6 @@ impl Drop for Guard {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-fn guest_image() -> (String, String) {
-    static IMAGE: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();
-    IMAGE.get_or_init(build_guest_image).clone()
-}
-
-fn build_guest_image() -> (String, String) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/qemu/build-guest.sh");
-    let out = Command::new("bash")
-        .arg(&script)
-        .output()
-        .expect("run build-guest.sh");
-    assert!(
-        out.status.success(),
-        "build-guest.sh failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
-    let mut it = text.split_whitespace();
-    (
-        it.next().unwrap().to_string(),
-        it.next().unwrap().to_string(),
-    )
-}
-
-/// Boots the guest image under TCG (256 MiB, serial console to `log`) with the kernel command
-/// line `append`, the arguments `net` that define netdev `n0`, and `-device` value `device`.
-fn boot(img: &(String, String), append: &str, net: &[String], device: &str, log: &Path) -> Child {
-    Command::new("qemu-system-x86_64")
-        .args([
-            "-accel",
-            "tcg",
-            "-m",
-            "256",
-            "-nodefaults",
-            "-display",
-            "none",
-        ])
-        .arg("-no-reboot")
-        .arg("-serial")
-        .arg(format!("file:{}", log.display()))
-        .args(["-kernel", &img.0, "-initrd", &img.1, "-append", append])
-        .args(net)
-        .args(["-device", device])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start qemu-system-x86_64")
 }
 
 /// The kernel command line of guest `n` (198.18.7.n) in `role`, plus `extra`.
@@ -137,13 +67,6 @@ fn switch(dir: &Path, ports: &[String]) -> Child {
         .stderr(std::fs::File::create(dir.join("switch.log")).unwrap())
         .spawn()
         .unwrap()
-}
-
-fn marker(log: &Path, key: &str) -> Option<String> {
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    text.lines()
-        .find(|l| l.starts_with(key))
-        .map(|l| l[key.len()..].trim().to_string())
 }
 
 /// Waits for both guests to finish and checks ping and the transfer.
@@ -189,7 +112,7 @@ fn guests_on_stream_ports() {
     if !enabled(false) {
         return;
     }
-    let img = guest_image();
+    let img = image();
     let dir = tmpdir();
     let sock = dir.join("sw.sock");
     let mut g = Guard {
@@ -221,7 +144,7 @@ fn guests_on_qemu_taps_attached_as_packet_ports() {
     if !enabled(true) {
         return;
     }
-    let img = guest_image();
+    let img = image();
     let dir = tmpdir();
     let n = N.fetch_add(1, Ordering::Relaxed);
     let taps: Vec<String> = (0..2)
@@ -291,7 +214,7 @@ fn guest_with_vlan_subinterfaces_on_a_trunk() {
     if !enabled(true) {
         return;
     }
-    let img = guest_image();
+    let img = image();
     let dir = tmpdir();
     let n = N.fetch_add(1, Ordering::Relaxed);
     let pid = std::process::id() % 100000;
@@ -410,25 +333,8 @@ fn qemu_vhost(
     log: &Path,
     extra: &str,
 ) -> Child {
-    let net: Vec<String> = [
-        "-object",
-        "memory-backend-memfd,id=mem,size=256M,share=on",
-        "-machine",
-        "memory-backend=mem",
-        "-chardev",
-        &format!("socket,id=c0,path={}", sock.display()),
-        "-netdev",
-        "vhost-user,id=n0,chardev=c0",
-    ]
-    .map(String::from)
-    .into();
-    boot(
-        img,
-        &guest_append(n, role, extra),
-        &net,
-        &format!("virtio-net-pci,netdev=n0,vectors=0,mac=52:54:00:7a:00:0{n}"),
-        log,
-    )
+    let (net, device) = vhost_net(sock, &format!("52:54:00:7a:00:0{n}"));
+    boot(img, &guest_append(n, role, extra), &net, &device, log)
 }
 
 /// A switch with these ports and a control socket in `dir`.
@@ -466,18 +372,6 @@ fn port_json(ctl: &str, name: &str) -> serde_json::Value {
     tapswitch::client::get_json(ctl, &format!("/api/v1/ports/{name}")).unwrap_or_default()
 }
 
-fn wait_marker(log: &Path, key: &str, count: usize, secs: u64) -> bool {
-    let t = Instant::now();
-    while t.elapsed() < Duration::from_secs(secs) {
-        let text = std::fs::read_to_string(log).unwrap_or_default();
-        if text.lines().filter(|l| l.starts_with(key)).count() >= count {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    false
-}
-
 /// Two guests on vhost-user ports ping and move TCP data with a content check; then the client
 /// guest is killed while it pings: the port goes down while a namespace host on a TAP port keeps
 /// reaching the other guest through the switch, and a new QEMU on the same socket brings the
@@ -487,7 +381,7 @@ fn guests_on_vhost_ports_and_a_guest_restart() {
     if !enabled(true) {
         return;
     }
-    let img = guest_image();
+    let img = image();
     let dir = tmpdir();
     let (a, b) = (dir.join("a.sock"), dir.join("b.sock"));
     let mut g = Guard {
@@ -626,7 +520,7 @@ fn vhost_guest_and_offload_tap_host_pass_gso_frames() {
     if !enabled(true) {
         return;
     }
-    let img = guest_image();
+    let img = image();
     let dir = tmpdir();
     let n = N.fetch_add(1, Ordering::Relaxed);
     let tap = format!("tvh{}{n}", std::process::id() % 100000);

@@ -491,6 +491,9 @@ impl Switch {
         while Arc::strong_count(&handle) > 1 && std::time::Instant::now() < deadline {
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
+        if Arc::strong_count(&handle) > 1 {
+            tracing::warn!(port = %name, holders = Arc::strong_count(&handle) - 1, "a detached port is still held; its fds close when it is let go");
+        }
         tracing::info!(port = %name, "port detached");
         Some(handle)
     }
@@ -501,8 +504,10 @@ impl Switch {
         for n in names {
             self.remove_listener(&n);
         }
-        for h in self.ports().iter() {
-            self.remove_port(&h.name);
+        // names first: a port set held across the loop would hold every port it detaches
+        let names: Vec<String> = self.ports().iter().map(|h| h.name.clone()).collect();
+        for n in names {
+            self.remove_port(&n);
         }
     }
 
@@ -556,8 +561,14 @@ impl Switch {
         };
         l.task.abort();
         l.file.remove();
-        for h in self.listener_ports(&l.name, l.kind) {
-            self.remove_port(&h.name);
+        // names only: a handle held here would hold the port remove_port waits to close
+        let names: Vec<String> = self
+            .listener_ports(&l.name, l.kind)
+            .iter()
+            .map(|h| h.name.clone())
+            .collect();
+        for n in names {
+            self.remove_port(&n);
         }
         tracing::info!(listener = %name, "listener closed");
         true
@@ -645,6 +656,7 @@ impl Switch {
         let mut work = ControlWork::default();
         self.stp_work();
         self.flush_removed();
+        let mut ended = Vec::new();
         for h in self.ports().iter() {
             let flushed = if h.flush_pending.swap(false, Relaxed) {
                 self.fdb.flush_port_dynamic(h.id)
@@ -663,9 +675,13 @@ impl Switch {
                 );
             }
             if LinkState::from_u8(now) == LinkState::Gone && h.port.ephemeral() {
-                self.remove_port(&h.name);
-                work.removed += 1;
+                ended.push(h.name.clone());
             }
+        }
+        // after the loop: its port set would hold the ports remove_port waits to close
+        for n in ended {
+            self.remove_port(&n);
+            work.removed += 1;
         }
         work
     }

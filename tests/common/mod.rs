@@ -11,6 +11,8 @@
     reason = "each test binary uses a part of the shared harness"
 )]
 
+pub mod guest;
+
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -246,7 +248,7 @@ pub fn collect_stderr(r: impl Read + Send + 'static, log: Log) {
     collect_lines(r, log, None);
 }
 
-fn sigterm(pid: u32) {
+pub fn sigterm(pid: u32) {
     let _ = Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .stdout(Stdio::null())
@@ -255,7 +257,7 @@ fn sigterm(pid: u32) {
 }
 
 /// Waits for a child up to `timeout`.
-fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+pub fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
     let deadline = Instant::now() + timeout;
     loop {
         match child.try_wait() {
@@ -348,12 +350,17 @@ impl Switch {
         match wait_timeout(&mut child, Duration::from_secs(5)) {
             Some(s) => Some(s),
             None => {
-                eprintln!(
-                    "tapswitch {} ignored SIGTERM for 5 s; killing it",
-                    child.id()
-                );
+                let id = child.id();
                 let _ = child.kill();
                 let _ = child.wait();
+                // a switch that does not stop on SIGTERM is a bug every test should catch
+                // (unless the test is failing already)
+                if !std::thread::panicking() {
+                    panic!(
+                        "tapswitch {id} ignored SIGTERM for 5 s:\n{}",
+                        self.log.text()
+                    );
+                }
                 None
             }
         }
