@@ -1756,3 +1756,221 @@ pub fn check_port_spec(data: &[u8]) {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// api_bodies: every route that changes the switch, fed request bodies from the fuzzer
+// ---------------------------------------------------------------------------------------------
+
+/// Routes that change the switch (method, path), each fuzzed with any body.
+const API_ROUTES: &[(&str, &str)] = &[
+    ("PATCH", "/api/v1/config"),
+    ("PATCH", "/api/v1/ports/p0"),
+    ("PATCH", "/api/v1/ports/p1"),
+    ("PATCH", "/api/v1/ports/nope"),
+    ("POST", "/api/v1/fdb"),
+    ("PUT", "/api/v1/fdb/02:00:00:00:00:07"),
+    ("PUT", "/api/v1/fdb/zz"),
+    ("DELETE", "/api/v1/fdb/02:00:00:00:00:01"),
+    ("DELETE", "/api/v1/fdb"),
+    ("POST", "/api/v1/mirrors"),
+    ("DELETE", "/api/v1/mirrors/m"),
+    ("PUT", "/api/v1/ports/p1/vlans/10"),
+    ("PUT", "/api/v1/ports/p1/vlans/5000"),
+    ("DELETE", "/api/v1/ports/p0/vlans/1"),
+    ("POST", "/api/v1/ports"),
+];
+
+/// JSON pieces a structured body is built from (keys the routes know, values of every type).
+const API_KEYS: &[&str] = &[
+    "ageing_secs",
+    "vlan_filtering",
+    "vlan_protocol",
+    "default_pvid",
+    "stp",
+    "stp_priority",
+    "group_fwd_mask",
+    "mode",
+    "learning",
+    "flood",
+    "hairpin",
+    "isolated",
+    "locked",
+    "uplink",
+    "max_learned",
+    "stp_cost",
+    "edge",
+    "mac",
+    "port",
+    "vlan",
+    "kind",
+    "dst",
+    "name",
+    "select_src",
+    "select_dst",
+    "select_all",
+    "output",
+    "pvid",
+    "untagged",
+    "spec",
+    "storm_broadcast",
+    "bpdu_guard",
+    "enable",
+];
+const API_VALUES: &[&str] = &[
+    "true",
+    "false",
+    "0",
+    "1",
+    "10",
+    "4094",
+    "4095",
+    "-1",
+    "65536",
+    "1e3",
+    "null",
+    "\"\"",
+    "\"p0\"",
+    "\"p1\"",
+    "\"rstp\"",
+    "\"off\"",
+    "\"802.1ad\"",
+    "\"02:00:00:00:00:09\"",
+    "\"ff:ff:ff:ff:ff:ff\"",
+    "\"static\"",
+    "\"extern_learn\"",
+    "\"198.18.0.9\"",
+    "[\"p0\"]",
+    "[]",
+    "{}",
+    "\"tap:x\"",
+    "\"m\"",
+    "18446744073709551616",
+    "\"vepa\"",
+];
+
+thread_local! {
+    static API_RT: tokio::runtime::Runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+}
+
+/// What a change may alter, read back from the switch: settings, ports (flags, state, VLANs,
+/// limits, spanning tree), table entries (key, port, kind) and mirrors.
+fn api_state(sw: &Switch) -> String {
+    let mut s = format!("{:?}|", sw.settings.load());
+    for h in sw.ports().iter() {
+        s += &format!(
+            "{}:{:?}:{:?}:{:?}:{:?}:{:?}|",
+            h.name,
+            h.flags.get(),
+            h.state(),
+            h.vlans(),
+            sw.fdb.port_learned(h.id),
+            sw.port_stp_config(h)
+        );
+    }
+    let mut entries: Vec<String> = sw
+        .fdb
+        .snapshot(Timestamp(0))
+        .iter()
+        .map(|r| format!("{:?}", (r.mac, r.vlan, r.port, r.kind)))
+        .collect();
+    entries.sort();
+    s += &entries.join(",");
+    s += &format!("|{:?}", sw.mirrors());
+    s
+}
+
+/// Up to 8 requests to routes that change the switch, with raw or structured JSON bodies,
+/// through the real router (TCP access with the right token): no panic, never a 5xx but 503
+/// and 507 where meant; an error answer is JSON with an "error" text and changes nothing.
+/// A port spec that would open a real interface or socket is not sent.
+pub fn check_api_bodies(data: &[u8]) {
+    use tapswitch::api::{router, Access};
+    use tapswitch::control::ControlHandle;
+    use tower::ServiceExt;
+    let mut r = Reader::new(data);
+    API_RT.with(|rt| {
+        rt.block_on(async {
+            let sw = Switch::new("fuzz-api", Settings::default(), 64);
+            for i in 0..3 {
+                sw.add_port(
+                    &format!("p{i}"),
+                    Box::new(MemPort::default()),
+                    PortFlags::default(),
+                )
+                .expect("a port");
+            }
+            let k = FdbKey::new(tapswitch::frame::MacAddr([2, 0, 0, 0, 0, 1]), 0);
+            let p0 = sw.ports().by_name("p0").expect("p0").id;
+            sw.fdb.learn(k, p0, Timestamp(0));
+            let app = router(
+                sw.clone(),
+                ControlHandle::current(),
+                Access::Tcp {
+                    token: Some("t".into()),
+                },
+            );
+            for _ in 0..(1 + r.u8() % 8) {
+                let (method, path) = API_ROUTES[r.u8() as usize % API_ROUTES.len()];
+                let body = if r.u8() & 1 == 0 {
+                    String::from_utf8_lossy(r.bytes(256)).into_owned()
+                } else {
+                    let mut b = String::from("{");
+                    for i in 0..(r.u8() % 5) {
+                        if i > 0 {
+                            b.push(',');
+                        }
+                        let key = API_KEYS[r.u8() as usize % API_KEYS.len()];
+                        let val = API_VALUES[r.u8() as usize % API_VALUES.len()];
+                        b += &format!("\"{key}\": {val}");
+                    }
+                    b.push('}');
+                    b
+                };
+                if path == "/api/v1/ports" {
+                    // only specs that fail before anything is opened
+                    let spec = serde_json::from_str::<serde_json::Value>(&body)
+                        .ok()
+                        .and_then(|v| v["spec"].as_str().map(str::to_string));
+                    if spec.is_some_and(|s| tapswitch::config::parse_spec(&s).is_ok()) {
+                        continue;
+                    }
+                }
+                let before = api_state(&sw);
+                let req = axum::http::Request::builder()
+                    .method(method)
+                    .uri(path)
+                    .header("authorization", "Bearer t")
+                    .header("content-type", "application/json")
+                    .body(axum::body::Body::from(body.clone()))
+                    .expect("a request");
+                let resp = app.clone().oneshot(req).await.expect("infallible");
+                let status = resp.status().as_u16();
+                let text = axum::body::to_bytes(resp.into_body(), 1 << 20)
+                    .await
+                    .expect("a body");
+                let text = String::from_utf8_lossy(&text);
+                assert!(
+                    status < 500 || status == 503 || status == 507,
+                    "{method} {path} {body:?}: {status} {text}"
+                );
+                if status >= 400 {
+                    let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| {
+                        panic!("{method} {path}: {status} not JSON ({e}): {text}")
+                    });
+                    assert!(
+                        v["error"].as_str().is_some_and(|e| !e.is_empty()),
+                        "{method} {path}: {status} without an error text: {text}"
+                    );
+                    assert_eq!(
+                        before,
+                        api_state(&sw),
+                        "{method} {path} {body:?} answered {status} but changed the switch"
+                    );
+                }
+            }
+        })
+    });
+}

@@ -714,10 +714,15 @@ struct VlanBody {
 async fn put_port_vlan(
     State(st): State<AppState>,
     Path((name, vid)): Path<(String, String)>,
-    body: Option<Json<VlanBody>>,
+    body: axum::body::Bytes,
 ) -> ApiResult<Json<Value>> {
     let range = parse_vid_range(&vid)?;
-    let b = body.map(|Json(b)| b).unwrap_or_default();
+    // the body is optional; a bad one is a JSON error like every other route's
+    let b: VlanBody = if body.iter().all(u8::is_ascii_whitespace) {
+        VlanBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| bad(format!("bad JSON body: {e}")))?
+    };
     let (sw, n) = (st.sw.clone(), name.clone());
     // on the control thread: serialized with other VLAN changes and reloads
     let v = st

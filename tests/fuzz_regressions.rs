@@ -300,3 +300,27 @@ fn vxlan_decap_completes_a_partial_inner_checksum() {
     input.extend_from_slice(&ip);
     harness::check_vxlan_decap(&input);
 }
+
+#[test]
+fn seed_corpus_api_bodies() {
+    replay("api_bodies", harness::check_api_bodies);
+}
+
+/// Random inputs through the API target without libFuzzer (a deterministic generator), so
+/// its checks run in every `cargo test`.
+#[test]
+fn api_bodies_random_inputs() {
+    let mut x: u64 = 0x6a09_e667_f3bc_c909;
+    for _ in 0..400 {
+        let n = 4 + (x % 200) as usize;
+        let input: Vec<u8> = (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        harness::check_api_bodies(&input);
+    }
+}
