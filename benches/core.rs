@@ -10,9 +10,9 @@ use std::sync::Arc;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use tapswitch::dataplane::Switch;
 use tapswitch::fdb::{Fdb, FdbKey, Timestamp};
-use tapswitch::frame::{build_frame, EthernetFrame, MacAddr};
+use tapswitch::forwarding::{decide, PortDirectory, PortFlags, PortId, Settings};
 use tapswitch::port::{Port, PortKind};
-use tapswitch::switch::{decide, PortDirectory, PortFlags, PortId, Settings};
+use tapswitch::wire::{build_frame, EthernetFrame, MacAddr};
 
 /// A port that discards what it is sent, so a bench measures the switch, not a sink.
 struct NullPort;

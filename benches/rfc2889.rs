@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use tapswitch::dataplane::Switch;
-use tapswitch::frame::{build_frame, MacAddr};
+use tapswitch::forwarding::{PortFlags, Settings};
 use tapswitch::port::mem::MemPort;
-use tapswitch::switch::{PortFlags, Settings};
+use tapswitch::wire::{build_frame, MacAddr};
 
 fn mac(i: u32) -> MacAddr {
     let b = i.to_be_bytes();

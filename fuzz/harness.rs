@@ -13,16 +13,16 @@ use std::sync::Arc;
 
 use tapswitch::dataplane::{PortHandle, Switch};
 use tapswitch::fdb::{EntryKind, FdbKey, Timestamp};
-use tapswitch::frame::EthernetFrame;
+use tapswitch::forwarding::{
+    exceeds_mtu, flood_eligible, FloodKind, Mode, PortFlags, RxDrop, Settings,
+};
 use tapswitch::offload::{
     self, VnetHdr, F_NEEDS_CSUM, GSO_ECN, GSO_NONE, GSO_TCPV4, GSO_TCPV6, GSO_UDP_L4, SEG_BUF,
     VNET_HDR_LEN,
 };
 use tapswitch::port::mem::MemPort;
 use tapswitch::port::stream::{StreamDecoder, MAX_FRAME};
-use tapswitch::switch::{
-    exceeds_mtu, flood_eligible, FloodKind, Mode, PortFlags, RxDrop, Settings,
-};
+use tapswitch::wire::EthernetFrame;
 
 /// Reads fuzzer bytes; past the end every read returns zeros, so any input decodes.
 pub struct Reader<'a> {
@@ -1270,9 +1270,9 @@ pub fn check_vlan_frame(data: &[u8]) {
 /// an LLC payload) fed to a two-port RSTP bridge. Nothing may panic; a frame that decodes
 /// re-encodes to the same kind.
 pub fn check_bpdu(data: &[u8]) {
-    use tapswitch::frame::MacAddr;
     use tapswitch::stp::{bpdu, BridgeConfig, PortConfig, Stp};
     use tapswitch::types::PortId;
+    use tapswitch::wire::MacAddr;
     let _ = bpdu::bpdu_payload(data);
     let _ = tapswitch::stp::Bpdu::decode(data);
     let mut stp = Stp::new(BridgeConfig::new(MacAddr([2, 0, 0, 0, 0, 9])), Timestamp(0))
@@ -1448,12 +1448,10 @@ pub fn check_vxlan_decap(data: &[u8]) {
                 // Flood list and table changes, as the API makes them.
                 let (_, vtep, _) = &vx[(r.u8() % 2) as usize];
                 let ipv4 = IpAddr::V4([198, 18, 60, 2 + r.u8() % 4].into());
-                let m = tapswitch::frame::MacAddr(mac(&mut r));
+                let m = tapswitch::wire::MacAddr(mac(&mut r));
                 let t = Timestamp::from_millis(now_ms);
                 let _ = match r.u8() % 4 {
-                    0 => vtep
-                        .append(tapswitch::frame::MacAddr::ZERO, ipv4)
-                        .map(|_| 1),
+                    0 => vtep.append(tapswitch::wire::MacAddr::ZERO, ipv4).map(|_| 1),
                     1 => Ok(vtep.remove(m, if op & 0x10 != 0 { Some(ipv4) } else { None })),
                     2 => vtep
                         .insert_user(m, ipv4, EntryKind::Static, op & 0x20 != 0, t)
@@ -1902,7 +1900,7 @@ pub fn check_api_bodies(data: &[u8]) {
                 )
                 .expect("a port");
             }
-            let k = FdbKey::new(tapswitch::frame::MacAddr([2, 0, 0, 0, 0, 1]), 0);
+            let k = FdbKey::new(tapswitch::wire::MacAddr([2, 0, 0, 0, 0, 1]), 0);
             let p0 = sw.ports().by_name("p0").expect("p0").id;
             sw.fdb.learn(k, p0, Timestamp(0));
             let app = router(

@@ -58,8 +58,8 @@ use crate::config::{parse_group_mask, parse_spec};
 use crate::control::{AttachError, ControlGone, ControlHandle, FailureClass};
 use crate::dataplane::{AddPortError, PortHandle, Switch};
 use crate::fdb::{EntryKind, FdbKey, FlushFilter, MAX_MAX_LEARNED};
-use crate::frame::MacAddr;
-use crate::switch::{PortFlags, RxDrop, TxDrop};
+use crate::forwarding::{PortFlags, RxDrop, TxDrop};
+use crate::wire::MacAddr;
 
 /// Which listener a request came in on, and so what it may do.
 #[derive(Clone, Debug)]
@@ -546,9 +546,9 @@ pub fn port_json(sw: &Switch, h: &PortHandle, fdb_entries: usize) -> Value {
         "vlans": vlans_json(&h.vlans()),
         "stp": stp_json(sw, h),
         "storm": {
-            "broadcast": h.storm.bucket(crate::switch::FloodKind::Broadcast).rate(),
-            "multicast": h.storm.bucket(crate::switch::FloodKind::Multicast).rate(),
-            "unknown_unicast": h.storm.bucket(crate::switch::FloodKind::UnknownUnicast).rate(),
+            "broadcast": h.storm.bucket(crate::forwarding::FloodKind::Broadcast).rate(),
+            "multicast": h.storm.bucket(crate::forwarding::FloodKind::Multicast).rate(),
+            "unknown_unicast": h.storm.bucket(crate::forwarding::FloodKind::UnknownUnicast).rate(),
         },
         "learned": sw.fdb.port_learned(h.id).0,
         "max_learned": sw.fdb.port_learned(h.id).1,
@@ -1026,7 +1026,7 @@ fn apply_port_patch(
     if enable {
         sw.enable_port_stp(&h);
     }
-    for (k, pps) in crate::switch::FloodKind::ALL.iter().zip(storm) {
+    for (k, pps) in crate::forwarding::FloodKind::ALL.iter().zip(storm) {
         if let Some(pps) = pps {
             h.storm.bucket(*k).set_rate(pps);
         }
@@ -1090,7 +1090,7 @@ fn entry_json(ports: &crate::dataplane::Registry, r: &crate::fdb::FdbRecord) -> 
     }
 }
 
-fn filter_port(sw: &Switch, f: &FdbFilter) -> ApiResult<Option<crate::switch::PortId>> {
+fn filter_port(sw: &Switch, f: &FdbFilter) -> ApiResult<Option<crate::forwarding::PortId>> {
     match &f.port {
         Some(name) => Ok(Some(find_port(sw, name)?.id)),
         None => Ok(None),
@@ -1587,7 +1587,7 @@ async fn patch_config(
 
 /// `PATCH /api/v1/config`: checks every field against the current settings, then applies
 /// them all. Runs on the control thread.
-fn apply_config_patch(sw: &Switch, p: &ConfigPatch) -> ApiResult<crate::switch::Settings> {
+fn apply_config_patch(sw: &Switch, p: &ConfigPatch) -> ApiResult<crate::forwarding::Settings> {
     let mut s = sw.settings.load();
     if let Some(a) = p.ageing_secs {
         s.ageing_ms = crate::validate::AGEING_SECS
@@ -1626,7 +1626,7 @@ fn apply_config_patch(sw: &Switch, p: &ConfigPatch) -> ApiResult<crate::switch::
     if let Some(m) = &p.stp_mac {
         b.mac = m
             .parse()
-            .map_err(|e: crate::frame::ParseMacError| bad(e.to_string()))?;
+            .map_err(|e: crate::wire::ParseMacError| bad(e.to_string()))?;
     }
     if b != b0 {
         b.validate().map_err(|e| bad(e.to_string()))?;

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{Config, Overrides, DEFAULT_NAME};
-use crate::switch::Mode;
+use crate::forwarding::Mode;
 
 #[derive(Parser, Debug)]
 #[command(

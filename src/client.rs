@@ -466,7 +466,7 @@ struct PortFlagsNames;
 
 impl PortFlagsNames {
     fn is_flag(k: &str) -> bool {
-        crate::switch::PortFlags::by_name(k).is_some()
+        crate::forwarding::PortFlags::by_name(k).is_some()
             || matches!(
                 k,
                 "edge" | "auto_edge" | "bpdu_guard" | "root_guard" | "enabled"
@@ -557,7 +557,7 @@ pub fn stp_text(v: &Value) -> String {
 pub fn parse_fdb_words(words: &[String], need_dev: bool) -> Result<Value> {
     let mut it = words.iter().map(String::as_str);
     let mac = it.next().context("missing MAC address")?;
-    let mac: crate::frame::MacAddr = mac.parse()?;
+    let mac: crate::wire::MacAddr = mac.parse()?;
     let mut body = serde_json::json!({ "mac": mac, "vlan": 0, "kind": "static" });
     let mut dev = None;
     while let Some(w) = it.next() {
@@ -790,7 +790,7 @@ pub fn parse_config_words(words: &[String]) -> Result<Value> {
                 Value::from(v.as_str())
             }
             SettingType::Mac => {
-                v.parse::<crate::frame::MacAddr>()
+                v.parse::<crate::wire::MacAddr>()
                     .with_context(|| format!("'{key}'"))?;
                 Value::from(v.as_str())
             }

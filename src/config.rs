@@ -17,9 +17,9 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::fdb::DEFAULT_MAX_LEARNED;
+use crate::forwarding::{Mode, PortFlags, Settings};
 use crate::port::{check_ifname, IfnameError, PortKind};
 use crate::stp::{BridgeConfig, P2p, PortConfig as StpPortConfig};
-use crate::switch::{Mode, PortFlags, Settings};
 use crate::validate::{self, OutOfRange};
 use crate::vlan::{check_vid, ParseVlanSetError, PortVlans, Protocol, VlanError, VlanSet};
 use crate::vxlan::spec::{VxlanSpec, VxlanSpecError};
@@ -820,7 +820,7 @@ struct Pending {
     /// `control`: `Some(None)` is `"none"`.
     control: Option<Option<PathBuf>>,
     control_gid: Option<u32>,
-    stp_mac: Option<crate::frame::MacAddr>,
+    stp_mac: Option<crate::wire::MacAddr>,
     stp_priority: Option<u16>,
     stp_hello_time: Option<u8>,
     stp_forward_delay: Option<u8>,
@@ -1023,7 +1023,7 @@ fn load_file(path: &Path, cfg: &mut Config, pending: &mut Pending) -> Result<(),
         }
     }
     if let Some(m) = fc.stp_mac {
-        match m.get_ref().parse::<crate::frame::MacAddr>() {
+        match m.get_ref().parse::<crate::wire::MacAddr>() {
             Ok(mac) => pending.stp_mac = Some(mac),
             Err(e) => return src.err(m.span(), "stp_mac", e.to_string()),
         }
@@ -1211,7 +1211,7 @@ impl Config {
             dataplane_threads: 1,
             busy_poll_us: DEFAULT_BUSY_POLL_US,
             api_max_conns: crate::conn_cap::DEFAULT_MAX_CONNS,
-            stp_bridge: BridgeConfig::new(crate::frame::MacAddr([2, 0, 0, 0, 0, 1])),
+            stp_bridge: BridgeConfig::new(crate::wire::MacAddr([2, 0, 0, 0, 0, 1])),
             mirrors: Vec::new(),
         };
         let mut pending = Pending {
@@ -1280,7 +1280,7 @@ impl Config {
         }
         let mac = match &o.stp_mac {
             Some(m) => m
-                .parse::<crate::frame::MacAddr>()
+                .parse::<crate::wire::MacAddr>()
                 .map_err(flag("--stp-mac"))?,
             None => pending
                 .stp_mac

@@ -307,7 +307,7 @@ fn apply_stp_storm(sw: &Switch, h: &PortHandle, spec: &PortSpec) {
     if let Err(e) = sw.set_port_stp(h, spec.stp) {
         tracing::warn!(port = %h.name, error = %e, "spanning tree settings not applied");
     }
-    for (k, pps) in crate::switch::FloodKind::ALL.iter().zip(spec.storm) {
+    for (k, pps) in crate::forwarding::FloodKind::ALL.iter().zip(spec.storm) {
         h.storm.bucket(*k).set_rate(pps);
     }
 }
@@ -396,7 +396,7 @@ pub struct Applied {
     /// The declared ports attached.
     pub ports: Vec<PortSpec>,
     /// Switch-wide settings.
-    pub settings: crate::switch::Settings,
+    pub settings: crate::forwarding::Settings,
     /// The learned-entry limit.
     pub fdb_max: usize,
     /// Spanning tree bridge settings.
@@ -426,12 +426,12 @@ fn take_changed<T: PartialEq + Copy>(cur: &mut T, old: T, new: T) {
 /// Flags `cur` with the flags the file changed (bits that differ between `old` and `new`)
 /// taken from `new`.
 fn changed_flags(
-    cur: crate::switch::PortFlags,
-    old: crate::switch::PortFlags,
-    new: crate::switch::PortFlags,
-) -> crate::switch::PortFlags {
+    cur: crate::forwarding::PortFlags,
+    old: crate::forwarding::PortFlags,
+    new: crate::forwarding::PortFlags,
+) -> crate::forwarding::PortFlags {
     let changed = old.0 ^ new.0;
-    crate::switch::PortFlags((cur.0 & !changed) | (new.0 & changed))
+    crate::forwarding::PortFlags((cur.0 & !changed) | (new.0 & changed))
 }
 
 /// A port's spanning tree settings with the fields the file changed taken from `new`.
@@ -599,7 +599,7 @@ fn update_port(sw: &Switch, h: &PortHandle, old: &PortSpec, new: &PortSpec) {
             tracing::warn!(port = %h.name, error = %e, "reload: spanning tree settings not applied");
         }
     }
-    for (i, k) in crate::switch::FloodKind::ALL.iter().enumerate() {
+    for (i, k) in crate::forwarding::FloodKind::ALL.iter().enumerate() {
         if old.storm[i] != new.storm[i] {
             h.storm.bucket(*k).set_rate(new.storm[i]);
         }
@@ -609,7 +609,7 @@ fn update_port(sw: &Switch, h: &PortHandle, old: &PortSpec, new: &PortSpec) {
 /// Applies new switch settings. Turning VLAN filtering on or off, or changing its protocol,
 /// flushes the learned entries (they were keyed by another VLAN scheme); a new `default_pvid`
 /// moves the ports that still have the old default as PVID, as Linux does.
-pub fn set_settings(sw: &Switch, new: crate::switch::Settings) {
+pub fn set_settings(sw: &Switch, new: crate::forwarding::Settings) {
     let old = sw.settings.load();
     if old.stp != new.stp {
         if let Err(e) = sw.set_stp(new.stp) {
@@ -694,7 +694,7 @@ pub fn del_port_vlans(
 pub fn add_fdb_entry(
     sw: &Switch,
     h: &PortHandle,
-    mac: crate::frame::MacAddr,
+    mac: crate::wire::MacAddr,
     vlan: u16,
     kind: crate::fdb::EntryKind,
     replace: bool,
@@ -711,7 +711,7 @@ pub fn add_fdb_entry(
 /// Removes the entries of `mac` on a port as `bridge fdb del MAC dev PORT [vlan N] master`
 /// does (with no VLAN: VLAN 0 and every VLAN of the port, whether filtering is on or not, so
 /// entries added while it was on can go after it was turned off); returns how many went.
-pub fn del_fdb_entry(sw: &Switch, h: &PortHandle, mac: crate::frame::MacAddr, vlan: u16) -> usize {
+pub fn del_fdb_entry(sw: &Switch, h: &PortHandle, mac: crate::wire::MacAddr, vlan: u16) -> usize {
     let vids = *h.vlans().members();
     sw.fdb.remove_on_port(mac, vlan, &vids, h.id)
 }

@@ -28,7 +28,7 @@ pub async fn run(cfg: Config, o: Overrides) -> Result<()> {
         .context("cannot start the dataplane thread")?;
     let sw = Switch::new(
         &cfg.name,
-        crate::switch::Settings {
+        crate::forwarding::Settings {
             stp: false,
             ..cfg.settings
         },

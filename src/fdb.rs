@@ -18,8 +18,8 @@ use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use dashmap::mapref::entry::Entry as MapEntry;
 use dashmap::DashMap;
 
-use crate::frame::MacAddr;
 pub use crate::types::{PortId, Timestamp};
+use crate::wire::MacAddr;
 
 /// Table key: MAC and VLAN ID (0 = untagged / VLAN-unaware, as Linux with vlan_filtering off).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

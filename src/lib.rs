@@ -1,9 +1,9 @@
 //! tapswitch: a userspace MAC-learning Ethernet switch over TAP interfaces.
 //!
 //! Layers, from the bottom:
-//! - [`frame`]: MAC addresses and a checked, borrowed Ethernet header view. No I/O.
+//! - [`wire`]: packet views (Ethernet with VLAN tags, IP, IGMP, MLD). No I/O.
 //! - [`fdb`]: the bounded forwarding table; time is an argument. No I/O, no clock.
-//! - [`switch`]: the pure forwarding decision ([`switch::decide`]) and port flags.
+//! - [`forwarding`]: the forwarding decision ([`forwarding::decide`]) and port flags.
 //! - [`port`]: the [`port::Port`] trait with TAP and in-memory implementations; `port::sys` is
 //!   the only module with `unsafe` (ioctls).
 //! - [`dataplane`]: the switch at run time: its ports, counters, the receive loops and the
@@ -32,14 +32,13 @@ pub mod daemon;
 pub mod dataplane;
 pub mod demo;
 pub mod fdb;
-pub mod frame;
+pub mod forwarding;
 pub mod mcast;
 pub mod metrics;
 pub mod offload;
 pub mod page;
 pub mod port;
 pub mod stp;
-pub mod switch;
 pub mod types;
 pub mod validate;
 pub mod vlan;

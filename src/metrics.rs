@@ -61,7 +61,7 @@ use prometheus::proto::{
 use prometheus::{Encoder, TextEncoder};
 
 use crate::dataplane::Switch;
-use crate::switch::{FloodKind, RxDrop, TxDrop};
+use crate::forwarding::{FloodKind, RxDrop, TxDrop};
 
 /// Every metric name this module exports (the dashboard test compares against it).
 pub const METRIC_NAMES: &[&str] = &[
@@ -605,8 +605,8 @@ pub fn render(sw: &Switch) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::forwarding::{PortFlags, Settings};
     use crate::port::mem::MemPort;
-    use crate::switch::{PortFlags, Settings};
 
     #[test]
     fn a_switch_without_ports_still_describes_every_family() {

@@ -8,7 +8,7 @@
 //! TAP, a stream or dgram socket), [`finish`] completes the checksum and cuts GSO frames into
 //! wire-size segments, in a scratch buffer, without allocating. No I/O here.
 
-use crate::frame::{ETH_HLEN, VLAN_TAG_LEN};
+use crate::wire::{ETH_HLEN, VLAN_TAG_LEN};
 
 /// Length of `struct virtio_net_hdr` (without `num_buffers`).
 pub const VNET_HDR_LEN: usize = 10;

@@ -24,8 +24,8 @@ use std::fmt;
 use std::ops::RangeInclusive;
 use std::str::FromStr;
 
-use crate::frame::{ETH_HLEN, VLAN_TAG_LEN};
 use crate::offload::{VnetHdr, F_NEEDS_CSUM};
+use crate::wire::{ETH_HLEN, VLAN_TAG_LEN};
 
 /// The lowest usable VLAN ID (0 marks a priority tag).
 pub const VID_MIN: u16 = 1;
@@ -863,7 +863,7 @@ pub enum VlanDrop {
     #[error("untagged or priority-tagged and the port has no PVID")]
     NoPvid,
     /// Shorter than an Ethernet header, or than the tag its EtherType announces.
-    /// ([`crate::frame::EthernetFrame::new_checked`] refuses these first.)
+    /// ([`crate::wire::EthernetFrame::new_checked`] refuses these first.)
     #[error("frame too short for its Ethernet header or VLAN tag")]
     Truncated,
 }

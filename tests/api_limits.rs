@@ -354,7 +354,7 @@ fn inferior_bpdu() -> Vec<u8> {
     use tapswitch::stp::bpdu::{
         Bpdu, BpduFlags, BridgeId, ConfigBody, PortIdentifier, RoleFlag, TimeField,
     };
-    let me = tapswitch::frame::MacAddr([0x02, 0xfe, 0xfe, 0xfe, 0xfe, 0x01]);
+    let me = tapswitch::wire::MacAddr([0x02, 0xfe, 0xfe, 0xfe, 0xfe, 0x01]);
     let id = BridgeId::new(61440, me);
     Bpdu::Rst(ConfigBody {
         flags: BpduFlags::default()
@@ -847,13 +847,13 @@ fn vxlan_tables_are_paged_after_the_bridge_table() {
     use tapswitch::control::ControlHandle;
     use tapswitch::dataplane::Switch as Sw;
     use tapswitch::fdb::{EntryKind, FdbKey};
-    use tapswitch::frame::MacAddr;
+    use tapswitch::forwarding::{PortFlags, Settings};
     use tapswitch::port::mem::MemPort;
     use tapswitch::port::vxlan::VxlanPort;
-    use tapswitch::switch::{PortFlags, Settings};
     use tapswitch::vxlan::spec::VxlanSpec;
     use tapswitch::vxlan::vtep::{Underlay, Vtep};
     use tapswitch::vxlan::wire::ENCAP_HLEN;
+    use tapswitch::wire::MacAddr;
 
     struct Nowhere;
     impl Underlay for Nowhere {

@@ -18,10 +18,10 @@ use tapswitch::capture::session::{self, CaptureError, Request, MAX_CAPTURES};
 use tapswitch::capture::{Direction, Directions, MirrorError, MirrorSpec};
 use tapswitch::dataplane::{PortHandle, Switch};
 use tapswitch::fdb::{EntryKind, FdbKey};
-use tapswitch::frame::{build_frame, MacAddr};
+use tapswitch::forwarding::{PortFlags, RxDrop, Settings, TxDrop};
 use tapswitch::port::mem::MemPort;
-use tapswitch::switch::{PortFlags, RxDrop, Settings, TxDrop};
 use tapswitch::types::Timestamp;
+use tapswitch::wire::{build_frame, MacAddr};
 
 fn mac(n: u8) -> MacAddr {
     MacAddr([0x02, 0x00, 0x5e, 0x20, 0x00, n])

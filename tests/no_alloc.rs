@@ -8,9 +8,9 @@ use std::os::fd::RawFd;
 use std::sync::atomic::Ordering::Relaxed;
 
 use tapswitch::dataplane::Switch;
-use tapswitch::frame::{build_frame, MacAddr};
+use tapswitch::forwarding::{PortFlags, Settings};
 use tapswitch::port::{Port, PortKind};
-use tapswitch::switch::{PortFlags, Settings};
+use tapswitch::wire::{build_frame, MacAddr};
 
 struct Counting;
 
@@ -377,7 +377,7 @@ fn gso_bounds_and_checksum_completion_allocate_nothing_per_frame() {
     assert_eq!(after - before, 0, "allocations on the frame path");
     let c = &ports[0].counters;
     assert_eq!(
-        c.rx_dropped[tapswitch::switch::RxDrop::BadGso.index()].load(Relaxed),
+        c.rx_dropped[tapswitch::forwarding::RxDrop::BadGso.index()].load(Relaxed),
         1_001
     );
     // 4 segments of the GSO frame and 1 completed frame, to each of 3 ports

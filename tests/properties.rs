@@ -19,9 +19,9 @@ use proptest::test_runner::TestCaseError;
 
 use tapswitch::dataplane::{PortHandle, Switch};
 use tapswitch::fdb::FdbKey;
-use tapswitch::frame::MacAddr;
+use tapswitch::forwarding::{flood_eligible, FloodKind, Mode, PortFlags, RxDrop, Settings};
 use tapswitch::port::mem::MemPort;
-use tapswitch::switch::{flood_eligible, FloodKind, Mode, PortFlags, RxDrop, Settings};
+use tapswitch::wire::MacAddr;
 
 /// The flags the strategies vary (no locked/uplink: VEPA and locked ports are out of scope).
 const VARIED: [PortFlags; 6] = [

@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 
 use tapswitch::dataplane::{Scratch, Switch};
 use tapswitch::fdb::FdbKey;
-use tapswitch::frame::MacAddr;
+use tapswitch::forwarding::{PortFlags, Settings};
 use tapswitch::offload::VNET_HDR_LEN;
 use tapswitch::port::mem::MemPort;
-use tapswitch::switch::{PortFlags, Settings};
+use tapswitch::wire::MacAddr;
 
 /// A broadcast frame from `src`, behind an all-zero virtio_net_hdr.
 fn pkt(src: MacAddr) -> Vec<u8> {

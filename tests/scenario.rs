@@ -19,9 +19,9 @@ use smoltcp::wire::{EthernetAddress, Icmpv4Packet, Icmpv4Repr, IpAddress, IpCidr
 
 use tapswitch::dataplane::{LinkState, PortHandle, Switch};
 use tapswitch::fdb::FdbKey;
-use tapswitch::frame::{build_frame, MacAddr};
+use tapswitch::forwarding::{FloodKind, PortFlags, RxDrop, Settings, TxDrop};
 use tapswitch::port::mem::MemPort;
-use tapswitch::switch::{FloodKind, PortFlags, RxDrop, Settings, TxDrop};
+use tapswitch::wire::{build_frame, MacAddr};
 
 // ---------------------------------------------------------------------------------------------
 // Shared helpers

@@ -8,11 +8,11 @@ use std::sync::Arc;
 
 use tapswitch::dataplane::{PortHandle, Switch};
 use tapswitch::fdb::FdbKey;
-use tapswitch::frame::MacAddr;
+use tapswitch::forwarding::{PortFlags, RxDrop, Settings, TxDrop};
 use tapswitch::offload::{VnetHdr, F_NEEDS_CSUM, GSO_TCPV4};
 use tapswitch::port::mem::MemPort;
-use tapswitch::switch::{PortFlags, RxDrop, Settings, TxDrop};
 use tapswitch::vlan::{PortVlans, Protocol, VlanSet};
+use tapswitch::wire::MacAddr;
 
 const BCAST: MacAddr = MacAddr::BROADCAST;
 

@@ -21,14 +21,14 @@ use std::sync::{Arc, Mutex};
 
 use tapswitch::dataplane::{PortHandle, Switch};
 use tapswitch::fdb::{EntryKind, FdbKey};
-use tapswitch::frame::{build_frame, MacAddr};
+use tapswitch::forwarding::{PortFlags, Settings, TxDrop};
 use tapswitch::offload::{VnetHdr, F_NEEDS_CSUM, GSO_TCPV4, VNET_HDR_LEN};
 use tapswitch::port::mem::MemPort;
 use tapswitch::port::vxlan::VxlanPort;
-use tapswitch::switch::{PortFlags, Settings, TxDrop};
 use tapswitch::vxlan::spec::VxlanSpec;
 use tapswitch::vxlan::vtep::{Underlay, Vtep, VxlanDrop};
 use tapswitch::vxlan::wire::{self, ENCAP_HLEN};
+use tapswitch::wire::{build_frame, MacAddr};
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()

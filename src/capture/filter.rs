@@ -5,7 +5,7 @@
 use std::str::FromStr;
 
 use crate::capture::pcap::Direction;
-use crate::frame::MacAddr;
+use crate::wire::MacAddr;
 
 /// TPIDs a filter looks through: 802.1Q, 802.1ad and the old QinQ 0x9100.
 const TPIDS: [u16; 3] = [0x8100, 0x88a8, 0x9100];
@@ -134,7 +134,7 @@ impl Filter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frame::build_frame;
+    use crate::wire::build_frame;
 
     const A: MacAddr = MacAddr([2, 0, 0, 0, 0, 1]);
     const B: MacAddr = MacAddr([2, 0, 0, 0, 0, 2]);

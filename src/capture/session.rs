@@ -17,8 +17,8 @@ use crate::capture::pcap::{Format, Writer, MAX_SNAPLEN};
 use crate::capture::ring::records;
 use crate::capture::{port_slot, Capture, Filter};
 use crate::dataplane::Switch;
-use crate::frame::MacAddr;
 use crate::types::PortId;
+use crate::wire::MacAddr;
 
 /// Most captures running at once.
 pub const MAX_CAPTURES: usize = 8;

@@ -10,14 +10,14 @@ use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use super::registry::{LinkState, PortHandle, Registry, MAX_PORTS};
 use super::Switch;
 use crate::buf::PageBuf;
-use crate::frame::EthernetFrame;
-use crate::frame::VLAN_TAG_LEN;
+use crate::forwarding::{decide, exceeds_mtu, flood_eligible, Decision, RxDrop, Settings, TxDrop};
 use crate::offload::{self, VnetHdr, GSO_NONE, VNET_HDR_LEN};
 use crate::port::{classify, IoClass};
 use crate::stp::PortState;
-use crate::switch::{decide, exceeds_mtu, flood_eligible, Decision, RxDrop, Settings, TxDrop};
 use crate::types::Timestamp;
 use crate::vlan::{self, Classified, Protocol, TagAction, VlanDrop};
+use crate::wire::EthernetFrame;
+use crate::wire::VLAN_TAG_LEN;
 
 /// Room before each received frame for a virtio_net_hdr, so a frame from a plain port can go
 /// to an offload port with a zero header and no copy.
@@ -221,10 +221,8 @@ impl Switch {
         };
         let frame = match EthernetFrame::new_checked(bytes) {
             Ok(f) => f,
-            Err(crate::frame::FrameError::TooShort) => return c.rx_drop(RxDrop::TooShort),
-            Err(crate::frame::FrameError::TruncatedVlan) => {
-                return c.rx_drop(RxDrop::TruncatedVlan)
-            }
+            Err(crate::wire::FrameError::TooShort) => return c.rx_drop(RxDrop::TooShort),
+            Err(crate::wire::FrameError::TruncatedVlan) => return c.rx_drop(RxDrop::TruncatedVlan),
         };
         // A GSO frame is bounded here, once, not at each egress that would segment it: a
         // guest's 64 KiB frame with a gso_size of 1 must not cost 65,000 writes per port.

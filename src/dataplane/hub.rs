@@ -7,8 +7,8 @@ use super::forward::HEADROOM;
 use super::registry::{LinkState, PortHandle};
 use super::runtime::{DrainEnd, LogLimit, RxBuffers, RX_BATCH};
 use super::Switch;
+use crate::forwarding::PortFlags;
 use crate::port::{sys, PortKind};
-use crate::switch::PortFlags;
 
 /// Datagram senders the hub cannot serve: one debug line a second at most.
 static HUB_REFUSED: LogLimit = LogLimit::new(1000);

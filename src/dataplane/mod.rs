@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 use crate::fdb::Fdb;
-use crate::switch::{FloodKind, Settings, SharedSettings};
+use crate::forwarding::{FloodKind, Settings, SharedSettings};
 use crate::types::{PortId, Timestamp};
 
 pub mod forward;

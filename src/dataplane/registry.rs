@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
 use super::Switch;
+use crate::forwarding::{AtomicPortFlags, PortDirectory, PortFlags, RxDrop, TxDrop};
 use crate::port::{Link, Port, PortKind};
-use crate::switch::{AtomicPortFlags, PortDirectory, PortFlags, RxDrop, TxDrop};
 use crate::types::PortId;
 use crate::vlan::PortVlans;
 

@@ -8,9 +8,9 @@ use std::sync::Mutex;
 
 use super::registry::{LinkState, PortHandle};
 use super::Switch;
-use crate::frame::MacAddr;
 use crate::stp::{self, Action, BridgeConfig, PortConfig, PortState, Stp};
 use crate::types::PortId;
+use crate::wire::MacAddr;
 
 /// BPDUs waiting for the control thread; more are dropped (and counted as `bpdu`).
 pub const BPDU_INBOX: usize = 256;

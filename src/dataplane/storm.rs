@@ -10,7 +10,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use crate::switch::FloodKind;
+use crate::forwarding::FloodKind;
 
 /// Tokens are counted in thousandths of a frame.
 const MILLI: u64 = 1000;

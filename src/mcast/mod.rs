@@ -135,9 +135,9 @@ mod view;
 
 use std::net::IpAddr;
 
-use crate::frame::MacAddr;
 pub use crate::types::{PortId, Timestamp};
 pub use crate::wire::Family;
+use crate::wire::MacAddr;
 
 pub use query::{link_local_from_mac, QuerySpec, QueryVersion};
 pub use state::McastState;

@@ -10,10 +10,10 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use smoltcp::wire::{IpProtocol, Ipv4Packet, Ipv6Packet};
 
-use crate::frame::MacAddr;
 use crate::types::PortId;
 use crate::wire::igmp::{igmpv3_code_encode, IGMP_HOST_MEMBERSHIP_QUERY};
 use crate::wire::mld::{mldv2_mrc_encode, ICMPV6_MGM_QUERY};
+use crate::wire::MacAddr;
 use crate::wire::{Family, IPV4_ALL_SYSTEMS, IPV6_ALL_NODES};
 
 /// The format of a query.

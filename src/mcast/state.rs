@@ -7,9 +7,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::view::{Filter, FwdGroup, FwdPort};
 use super::*;
-use crate::frame::EtherType;
 use crate::wire::igmp::IgmpMessage;
 use crate::wire::mld::MldMessage;
+use crate::wire::EtherType;
 use crate::wire::{is_unsnooped_group, McastFrame, RecordType};
 
 /// One source of a port group.
@@ -1199,7 +1199,7 @@ impl McastState {
         match crate::wire::inspect_frame(frame) {
             Ok(f) => self.handle_frame(port, vid, &f, now),
             Err(e) => {
-                let eth = crate::frame::EthernetFrame::new_checked(frame).ok();
+                let eth = crate::wire::EthernetFrame::new_checked(frame).ok();
                 let family = match eth.map(|e| e.inner_ethertype()) {
                     Some(EtherType::Ipv6) => Family::V6,
                     _ => Family::V4,

@@ -26,8 +26,8 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicI32, AtomicU32, Ordering::Relaxed};
 
 use super::{check_ifname, sys, Link, Port, PortKind};
-use crate::frame::VLAN_TAG_LEN;
 use crate::offload::{VnetHdr, F_NEEDS_CSUM, VNET_HDR_LEN};
+use crate::wire::VLAN_TAG_LEN;
 
 /// Bytes of the two MAC addresses, after which a VLAN tag goes.
 const MACS_LEN: usize = 12;

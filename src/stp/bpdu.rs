@@ -16,7 +16,7 @@
 
 use std::fmt;
 
-use crate::frame::MacAddr;
+use crate::wire::MacAddr;
 
 /// The Bridge Group Address every BPDU is sent to.
 pub const STP_GROUP: MacAddr = MacAddr([0x01, 0x80, 0xc2, 0x00, 0x00, 0x00]);

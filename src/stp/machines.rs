@@ -41,8 +41,8 @@ use super::bpdu::{
     Bpdu, BpduFlags, BpduKind, BridgeId, ConfigBody, PortIdentifier, RoleFlag, TimeField,
 };
 use super::{Action, PortConfig, PortCounters, PortRole, PortState, Stp};
-use crate::frame::MacAddr;
 use crate::types::PortId;
+use crate::wire::MacAddr;
 
 /// 802.1D-2004 17.13.9 Migrate Time, seconds (fixed).
 pub(super) const MIGRATE_TIME: u16 = 3;

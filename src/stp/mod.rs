@@ -88,8 +88,8 @@ mod sim;
 #[cfg(test)]
 mod tests;
 
-use crate::frame::MacAddr;
 use crate::types::{PortId, Timestamp};
+use crate::wire::MacAddr;
 
 pub use bpdu::{Bpdu, BpduError, BpduKind, BridgeId, PortIdentifier};
 use machines::{Port, PrsState, RcvdBpdu, Times, Vector};

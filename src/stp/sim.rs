@@ -12,8 +12,8 @@
 use std::collections::VecDeque;
 
 use super::*;
-use crate::frame::MacAddr;
 use crate::types::{PortId, Timestamp};
+use crate::wire::MacAddr;
 
 const STEP_MS: u64 = 100;
 

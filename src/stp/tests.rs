@@ -3,8 +3,8 @@
 
 use super::bpdu::*;
 use super::*;
-use crate::frame::MacAddr;
 use crate::types::{PortId, Timestamp};
+use crate::wire::MacAddr;
 
 fn mac(last: u8) -> MacAddr {
     MacAddr([0x02, 0, 0, 0, 0, last])

@@ -27,8 +27,8 @@ use dashmap::DashMap;
 use super::spec::{VxlanSpec, MAX_MTU, MAX_REMOTES};
 use super::wire::{self, VxlanError, ENCAP_HLEN, OVERHEAD_V4, OVERHEAD_V6};
 use crate::fdb::EntryKind;
-use crate::frame::MacAddr;
 use crate::types::Timestamp;
+use crate::wire::MacAddr;
 
 type Hasher = foldhash::fast::RandomState;
 

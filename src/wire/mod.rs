@@ -1,8 +1,8 @@
-//! Packet views: borrowed, checked, zero-copy views of the protocol headers the switch reads.
+//! Packet views: borrowed, checked, zero-copy views of the protocol headers the switch reads,
+//! in one place for the whole crate (forwarding, VLANs, offloads, GRO, VXLAN, snooping).
 //!
-//! This is meant to become the one home of packet views (issue 25). Today it holds what
-//! multicast snooping (issue 26) needs to get from an Ethernet frame to an IGMP or MLD message:
-//!
+//! - [`ethernet`]: MAC addresses, EtherTypes and the Ethernet frame view with its 802.1Q/802.1ad
+//!   tag accessors (smoltcp has no VLAN type); its items are re-exported here.
 //! - [`ip`]: the IPv4 header (with its options, for Router Alert) and the IPv6 header with its
 //!   extension-header chain (hop-by-hop Router Alert), on top of `smoltcp::wire::Ipv4Packet`,
 //!   `Ipv6Packet`, `Ipv6ExtHeader` and `Ipv6HopByHopHeader`.
@@ -18,13 +18,14 @@
 //! bytes; once it returns `Ok`, no accessor can panic. Unknown values stay representable.
 //! Nothing here allocates, and nothing panics on any input (the tests feed random bytes).
 
+pub mod ethernet;
 pub mod igmp;
 pub mod ip;
 pub mod mld;
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+pub use ethernet::*;
 
-use crate::frame::{EtherType, EthernetFrame};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 pub use igmp::IgmpMessage;
 pub use mld::MldMessage;

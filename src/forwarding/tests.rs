@@ -1,7 +1,7 @@
 //! Every forwarding rule of the decision function, without I/O.
 
 use super::*;
-use crate::frame::build_frame;
+use crate::wire::build_frame;
 use std::collections::HashMap;
 
 const P1: PortId = PortId(1);

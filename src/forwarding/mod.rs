@@ -25,9 +25,9 @@ use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering::Relaxed};
 
 use crate::fdb::{Fdb, FdbKey};
-use crate::frame::{EthernetFrame, MacAddr};
 pub use crate::types::{PortId, Timestamp};
 use crate::vlan::Protocol;
+use crate::wire::{EthernetFrame, MacAddr};
 
 /// Per-port behaviour flags, named as in `bridge link set`.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
