@@ -1024,7 +1024,7 @@ mod tests {
             );
         }
         // the largest frame a port reads, at the floor: within MAX_GSO_SEGS
-        let rx_buf = crate::dataplane::RX_BUF;
+        let rx_buf = crate::buf::RX_BUF;
         let (f, l3) = partial(false, 6, 0, 40, rx_buf - 14 - 20 - 60);
         assert_eq!(f.len(), rx_buf);
         let n = check_gso(&gso_hdr(false, 6, l3, 8), &f).unwrap();
