@@ -20,11 +20,10 @@
 //! the frame path's GSO bound ([`crate::offload::check_gso`]).
 
 use crate::buf::PageBuf;
-use crate::offload::{
-    csum_add, csum_fold, VnetHdr, F_NEEDS_CSUM, GSO_TCPV4, GSO_TCPV6, TCP_MIN_MSS, VNET_HDR_LEN,
-};
+use crate::offload::{VnetHdr, F_NEEDS_CSUM, GSO_TCPV4, GSO_TCPV6, TCP_MIN_MSS, VNET_HDR_LEN};
+use crate::wire::checksum::{self, csum_add, csum_fold};
+use crate::wire::{be16, ETH_HLEN};
 
-const ETH_HLEN: usize = 14;
 const TCP_ACK: u8 = 0x10;
 const TCP_PSH: u8 = 0x08;
 /// Most bytes of L3 a merged frame holds (the IPv4 total length and IPv6 payload length
@@ -77,20 +76,14 @@ impl std::fmt::Debug for Gro {
     }
 }
 
-fn be16(b: &[u8], at: usize) -> u16 {
-    u16::from_be_bytes([b[at], b[at + 1]])
-}
-
-/// Pseudo-header sum of a TCP segment of `l4_len` bytes.
+/// Pseudo-header sum of a TCP segment of `l4_len` bytes, folded.
 fn pseudo(frame: &[u8], v6: bool, l4_len: usize) -> u32 {
-    let l3 = ETH_HLEN;
-    let addrs = if v6 {
-        &frame[l3 + 8..l3 + 40]
-    } else {
-        &frame[l3 + 12..l3 + 20]
-    };
-    let acc = csum_add(0, addrs) + 6 + (l4_len as u32 & 0xffff) + (l4_len as u32 >> 16);
-    u32::from(csum_fold(acc))
+    u32::from(csum_fold(checksum::pseudo(
+        &frame[ETH_HLEN..],
+        v6,
+        6,
+        l4_len,
+    )))
 }
 
 /// The segment, if `frame` is a TCP segment with data that may be merged, with valid checksums.
