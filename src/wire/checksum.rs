@@ -86,7 +86,7 @@ mod tests {
     fn sums_stay_addable_with_all_ones_addresses() {
         // IPv4 and IPv6 pseudo-headers whose addresses are all ones: the address sum must
         // leave room for the protocol and the length (the `vlan_frame` fuzz crash)
-        let frame = vec![0xffu8; 14 + 40];
+        let frame = [0xffu8; 14 + 40];
         for (v6, span) in [(false, 26..34), (true, 22..54)] {
             assert!(sum16(0, &frame[span.clone()]) <= 0xffff);
             let p = pseudo(&frame[14..], v6, 17, 65535);
