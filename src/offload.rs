@@ -307,38 +307,40 @@ pub fn check_gso(hdr: &VnetHdr, frame: &[u8]) -> Result<usize, OffloadError> {
 /// match and stays as it is; a valid checksum that happens to equal the pseudo-header sum (1
 /// in 65,536) matches, and completing it writes the same value back.
 pub fn partial_csum(frame: &[u8]) -> Option<(u16, u16)> {
+    use smoltcp::wire::{IpProtocol, Ipv4Packet, Ipv6Packet};
     let (l3_off, et) = l3(frame).ok()?;
     let ip = frame.get(l3_off..)?;
-    let be16 = |b: &[u8], i: usize| u16::from_be_bytes([b[i], b[i + 1]]);
     let (v6, l4_off, proto) = match et {
         0x0800 => {
-            if ip.len() < 20 || ip[0] >> 4 != 4 {
+            let p = Ipv4Packet::new_checked(ip).ok()?;
+            if p.version() != 4
+                || usize::from(p.total_len()) != ip.len()
+                || p.more_frags()
+                || p.frag_offset() != 0
+            {
                 return None;
             }
-            let ihl = usize::from(ip[0] & 0x0f) * 4;
-            if ihl < 20 || usize::from(be16(ip, 2)) != ip.len() || be16(ip, 6) & 0x3fff != 0 {
-                return None;
-            }
-            (false, l3_off + ihl, ip[9])
+            (false, l3_off + usize::from(p.header_len()), p.next_header())
         }
         0x86dd => {
-            if ip.len() < 40 || ip[0] >> 4 != 6 || usize::from(be16(ip, 4)) != ip.len() - 40 {
+            let p = Ipv6Packet::new_checked(ip).ok()?;
+            if p.version() != 6 || usize::from(p.payload_len()) != ip.len() - 40 {
                 return None;
             }
-            (true, l3_off + 40, ip[6])
+            (true, l3_off + 40, p.next_header())
         }
         _ => return None,
     };
-    let (offset, min_len) = match proto {
-        6 => (16, 20),
-        17 => (6, 8),
+    let (proto, offset, min_len) = match proto {
+        IpProtocol::Tcp => (6, 16, 20),
+        IpProtocol::Udp => (17, 6, 8),
         _ => return None,
     };
     let l4_len = frame.len().checked_sub(l4_off)?;
     if l4_len < min_len {
         return None;
     }
-    let field = be16(frame, l4_off + offset);
+    let field = crate::wire::be16(frame, l4_off + offset);
     if proto == 17 && field == 0 {
         return None;
     }
