@@ -1,8 +1,9 @@
-//! The forwarding decision: pure, no I/O, no clock.
+//! The forwarding decision: no I/O, no clock (time is an argument).
 //!
 //! [`decide`] takes one received frame and returns a [`Decision`]: forward to one port, flood, or
-//! drop with a [`RxDrop`] reason. It learns the source into the [`Fdb`] first (Linux learns before
-//! the forwarding decision, even for frames it then drops). Which ports a flood reaches is
+//! drop with a [`RxDrop`] reason. It is not a pure function: it learns the source into the
+//! [`Fdb`] first, as Linux learns before the forwarding decision, even for frames it then drops;
+//! the table is its only side effect. Which ports a flood reaches is
 //! answered port by port by [`flood_eligible`], so the dataplane walks its port list once without
 //! building a set.
 //!
