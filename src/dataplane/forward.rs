@@ -587,6 +587,11 @@ impl Switch {
             // a tunnel port with no remote to send to (see `Vtep::transmit`)
             return c.tx_drop(TxDrop::NoRemote);
         }
+        if e.raw_os_error() == Some(libc::EMSGSIZE) && h.port.kind() == crate::port::PortKind::Vxlan
+        {
+            // a GSO frame whose segments do not fit the tunnel (see `Vtep::transmit_offload`)
+            return c.tx_drop(TxDrop::Mtu);
+        }
         match classify(e) {
             IoClass::WouldBlock => c.tx_drop(TxDrop::QueueFull),
             IoClass::Down => {
