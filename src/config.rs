@@ -776,6 +776,7 @@ struct FilePort {
     #[serde(default)]
     accept: Vec<Spanned<String>>,
     learning: Option<bool>,
+    gso: Option<bool>,
 }
 
 struct Src<'a> {
@@ -860,6 +861,10 @@ fn file_vxlan(
     if let Some(l) = p.learning {
         let w = if l { "learning" } else { "no-learning" };
         words.push(("learning", pspan.clone(), w.to_string()));
+    }
+    if let Some(g) = p.gso {
+        let w = if g { "gso" } else { "no-gso" };
+        words.push(("gso", pspan.clone(), w.to_string()));
     }
     if spec.kind == PortKind::Vxlan && spec.vxlan.is_none() {
         let Some(vni) = &p.vni else {

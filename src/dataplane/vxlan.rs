@@ -511,7 +511,7 @@ pub fn attach_vxlan(
     };
     v.check()?;
     let local = v.local.ok_or(VxlanSpecError::NoLocal)?;
-    let underlay = UdpUnderlay::open(local, v.dstport, v.srcport, v.ttl, v.tos)
+    let underlay = UdpUnderlay::open(local, v.dstport, v.srcport, v.ttl, v.tos, v.gso)
         .map_err(|source| VxlanAttachError::Send { local, source })?;
     let vtep = Vtep::new(v.clone(), 1500);
     vtep.set_mtu(vtep.mtu_for_path(1500));

@@ -21,28 +21,41 @@ use crate::vxlan::wire::{self, ENCAP_HLEN, VXLAN_HLEN};
 /// over queues and paths, few enough to stay cheap.
 pub const SEND_SOCKETS: usize = 8;
 
-/// The kernel's stack as the underlay: [`SEND_SOCKETS`] UDP sockets bound to the local address,
-/// on source ports spread over the port's `srcport` range. A flow's hash picks its socket
-/// (the one whose share of the range holds the port Linux would have picked), so a flow
-/// keeps its source port and flows spread over several, as with Linux, though from a fixed
-/// set of ports rather than any port of the range.
+/// The kernel's stack as the underlay: [`SEND_SOCKETS`] source ports on the local address,
+/// spread over the port's `srcport` range. A flow's hash picks its port (the one whose share
+/// of the range holds the port Linux would have picked), so a flow keeps its source port and
+/// flows spread over several, as with Linux, though from a fixed set of ports rather than any
+/// port of the range. Each port has a socket for single datagrams (over IPv4 with the UDP
+/// checksum 0, as before and as RFC 7348 advises) and, with GSO on, one for UDP GSO batches
+/// (checksum on, which UDP GSO needs), bound to the same port.
 #[derive(Debug)]
 pub struct UdpUnderlay {
-    socks: Vec<(u16, UdpSocket)>,
+    socks: Vec<Slot>,
+    /// Over IPv6 (one socket per port): whether GSO is on.
+    gso_v6: bool,
     local: IpAddr,
     dport: u16,
     range: (u16, u16),
 }
 
+#[derive(Debug)]
+struct Slot {
+    port: u16,
+    plain: UdpSocket,
+    gso: Option<UdpSocket>,
+}
+
 impl UdpUnderlay {
     /// Opens the sending sockets: for each share of the `srcport` range `(min, max)` the first
-    /// free port of it (a share whose ports are all taken is skipped; none free is an error).
+    /// free port of it (a share whose first 64 ports are all taken is skipped; none free is an
+    /// error). Without `gso`, no GSO sockets: a GSO frame goes as one datagram per segment.
     pub fn open(
         local: IpAddr,
         dport: u16,
         range: (u16, u16),
         ttl: Option<u8>,
         tos: Option<u8>,
+        gso: bool,
     ) -> io::Result<UdpUnderlay> {
         let (min, max) = if range.0 >= range.1 {
             (wire::DEFAULT_SRC_PORT_MIN, wire::DEFAULT_SRC_PORT_MAX)
@@ -51,21 +64,30 @@ impl UdpUnderlay {
         };
         let span = usize::from(max - min);
         let shares = SEND_SOCKETS.min(span.max(1));
+        let open = |port: u16| -> io::Result<Slot> {
+            let v4 = local.is_ipv4();
+            // over IPv6 the checksum is always on: one socket does both
+            let shared = gso && v4;
+            let plain = sys::vxlan::udp_send_socket(local, port, ttl, tos, true, shared)?;
+            let gso = if shared {
+                Some(sys::vxlan::udp_send_socket(local, port, ttl, tos, false, true)?)
+            } else {
+                None
+            };
+            Ok(Slot { port, plain, gso })
+        };
         let mut socks = Vec::new();
         let mut last = None;
         for i in 0..shares {
             let lo = usize::from(min) + span * i / shares;
             let hi = usize::from(min) + span * (i + 1) / shares;
-            for port in lo..hi.max(lo + 1) {
-                match sys::vxlan::udp_send_socket(local, port as u16, ttl, tos) {
+            for port in lo..hi.max(lo + 1).min(lo + 64) {
+                match open(port as u16) {
                     Ok(s) => {
-                        socks.push((port as u16, s));
+                        socks.push(s);
                         break;
                     }
                     Err(e) => last = Some(e),
-                }
-                if port - lo >= 64 {
-                    break;
                 }
             }
         }
@@ -74,6 +96,7 @@ impl UdpUnderlay {
         }
         Ok(UdpUnderlay {
             socks,
+            gso_v6: gso,
             local,
             dport,
             range: (min, max),
@@ -82,15 +105,24 @@ impl UdpUnderlay {
 
     /// The source ports it sends from.
     pub fn ports(&self) -> Vec<u16> {
-        self.socks.iter().map(|s| s.0).collect()
+        self.socks.iter().map(|s| s.port).collect()
     }
 
-    /// The socket for a flow whose Linux source port would be `sport`.
-    fn sock(&self, sport: u16) -> &UdpSocket {
+    /// Whether it sends UDP GSO batches.
+    pub fn gso(&self) -> bool {
+        if self.local.is_ipv6() {
+            self.gso_v6
+        } else {
+            self.socks[0].gso.is_some()
+        }
+    }
+
+    /// The slot for a flow whose Linux source port would be `sport`.
+    fn slot(&self, sport: u16) -> &Slot {
         let (min, max) = self.range;
         let span = usize::from(max - min).max(1);
         let at = usize::from(sport.saturating_sub(min)).min(span - 1);
-        &self.socks[at * self.socks.len() / span].1
+        &self.socks[at * self.socks.len() / span]
     }
 }
 
@@ -113,7 +145,8 @@ impl Underlay for UdpUnderlay {
         done: &mut dyn FnMut(usize, io::Result<()>),
     ) {
         let parts = [&head[ENCAP_HLEN - VXLAN_HLEN..], frame];
-        sys::vxlan::send_each(self.sock(sport(head)), to, self.dport, &parts, 0, done);
+        let s = &self.slot(sport(head)).plain;
+        sys::vxlan::send_each(s, to, self.dport, &parts, 0, done);
     }
 
     fn send_batch(
@@ -124,8 +157,29 @@ impl Underlay for UdpUnderlay {
         seg: usize,
         done: &mut dyn FnMut(usize, io::Result<()>),
     ) {
-        let sock = self.sock(sport(head));
-        sys::vxlan::send_each(sock, to, self.dport, &[data], seg, &mut |i, r| match r {
+        let slot = self.slot(sport(head));
+        let sock = &slot.plain;
+        let gso = match &slot.gso {
+            _ if data.len() <= seg => sock,
+            Some(g) => g,
+            None if self.local.is_ipv6() && self.gso_v6 => sock,
+            None => {
+                // GSO off: one send per datagram and remote
+                for (i, ip) in to.iter().enumerate() {
+                    let mut res = Ok(());
+                    for d in data.chunks(seg.max(1)) {
+                        sys::vxlan::send_each(sock, &[*ip], self.dport, &[d], 0, &mut |_, x| {
+                            if x.is_err() {
+                                res = x
+                            }
+                        });
+                    }
+                    done(i, res);
+                }
+                return;
+            }
+        };
+        sys::vxlan::send_each(gso, to, self.dport, &[data], seg, &mut |i, r| match r {
             // The kernel refuses a GSO send its path cannot take whole (a path MTU below a
             // datagram: EMSGSIZE; no checksum offload path: EIO): one send per datagram,
             // which the kernel fragments as it must.
@@ -148,6 +202,9 @@ impl Underlay for UdpUnderlay {
     }
 
     fn batch_limits(&self) -> (usize, usize) {
+        if !self.gso() {
+            return (0, 1);
+        }
         let max = if self.local.is_ipv4() {
             MAX_GSO_BYTES
         } else {

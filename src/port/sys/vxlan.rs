@@ -10,7 +10,7 @@
 use std::io;
 use std::mem::size_of;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 
 fn check(rc: libc::c_int) -> io::Result<()> {
     if rc < 0 {
@@ -92,14 +92,15 @@ const UDP_SEGMENT: libc::c_int = 103;
 /// flow to `recvmsg` at once, with a `SOL_UDP` control message giving their size.
 const UDP_GRO: libc::c_int = 104;
 
-/// Opens one sending socket of a `vxlan` port: a plain UDP socket bound to `local`:`port`
-/// (`port` 0: the kernel picks one), non-blocking. Why UDP and not a raw socket: only a UDP
-/// socket can send a GSO batch (`UDP_SEGMENT`, handled in `udp_sendmsg`; a raw socket's
-/// `raw_sendmsg` has no such option), and it needs no CAP_NET_RAW. The kernel writes the UDP
-/// header (source port: the socket's), the IP header, routes and fragments; the UDP checksum
-/// is on, as Linux 6.18's VXLAN sends it by default, because a UDP GSO send refuses a socket
-/// without it (`udp_send_skb`: `sk_no_check_tx` gives EINVAL) and it costs nothing where the
-/// device offloads it (veth, NICs). `ttl` and `tos` set the outer hop limit and
+/// Opens one sending socket of a `vxlan` port: a plain UDP socket bound to `local`:`port`,
+/// non-blocking. Why UDP and not a raw socket: only a UDP socket can send a GSO batch
+/// (`UDP_SEGMENT`, handled in `udp_sendmsg`; a raw socket's `raw_sendmsg` has no such option),
+/// and it needs no CAP_NET_RAW. The kernel writes the UDP header (source port: the socket's),
+/// the IP header, routes and fragments. `no_check` (IPv4 only): the UDP checksum is sent as 0
+/// (`SO_NO_CHECK`), as RFC 7348 advises and Linux's `noudpcsum` does; a UDP GSO send needs it
+/// on (`udp_send_skb` refuses `sk_no_check_tx` with EINVAL), which costs nothing where the
+/// device offloads it (veth, NICs). `shared`: `SO_REUSEPORT`, so a flow's GSO socket and
+/// its plain one share the source port. `ttl` and `tos` set the outer hop limit and
 /// TOS/traffic class. The socket never receives: a filter that rejects everything keeps its
 /// receive queue empty.
 pub fn udp_send_socket(
@@ -107,9 +108,36 @@ pub fn udp_send_socket(
     port: u16,
     ttl: Option<u8>,
     tos: Option<u8>,
+    no_check: bool,
+    shared: bool,
 ) -> io::Result<UdpSocket> {
-    let sock = UdpSocket::bind(SocketAddr::new(local, port))?;
-    sock.set_nonblocking(true)?;
+    let family = if local.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    };
+    // SAFETY: plain socket(2) call; the result is checked before use.
+    let fd = unsafe {
+        libc::socket(
+            family,
+            libc::SOCK_DGRAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            libc::IPPROTO_UDP,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a fresh UDP socket descriptor that nothing else owns.
+    let sock = unsafe { UdpSocket::from_raw_fd(fd) };
+    if shared {
+        set_int(fd, libc::SOL_SOCKET, libc::SO_REUSEPORT, 1)?;
+    }
+    if no_check && local.is_ipv4() {
+        set_int(fd, libc::SOL_SOCKET, libc::SO_NO_CHECK, 1)?;
+    }
+    let (sa, len) = sockaddr(local, port);
+    // SAFETY: `sa` holds a valid sockaddr of `len` bytes for the call.
+    check(unsafe { libc::bind(fd, (&sa as *const libc::sockaddr_storage).cast(), len) })?;
     let raw = sock.as_raw_fd();
     // Reject everything on receive: `ret #0`.
     let mut prog = [libc::sock_filter {
