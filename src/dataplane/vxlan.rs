@@ -404,6 +404,89 @@ impl Switch {
         self.handle_frame(reg, settings, &m.port, pkt, truncated, now, &mut rx.work);
     }
 
+    /// Handles one read of a hub's socket: one datagram, or several of one flow the kernel
+    /// coalesced (`UDP_GRO`), taken datagram by datagram in place: datagram i sits at
+    /// `AT + i * seg` and is handled as if read alone into `buf[i * seg..]` (its inner frame's
+    /// header room overlaps the tail of datagram i - 1, which is done with by then: merged,
+    /// copied or sent).
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the per-packet context, kept flat for speed"
+    )]
+    fn vxlan_read(
+        &self,
+        reg: &Registry,
+        settings: &Settings,
+        hub: &Hub,
+        members: &Members,
+        from: IpAddr,
+        buf: &mut [u8],
+        d: &sys::vxlan::Datagram,
+        now: Timestamp,
+        rx: &mut HubRx,
+    ) {
+        if d.seg == 0 || d.seg >= d.len || d.truncated {
+            return self.vxlan_input(
+                reg, settings, hub, members, from, buf, d.len, d.truncated, now, rx,
+            );
+        }
+        let mut off = 0;
+        while off < d.len {
+            let len = d.seg.min(d.len - off);
+            self.vxlan_input(
+                reg,
+                settings,
+                hub,
+                members,
+                from,
+                &mut buf[off..],
+                len,
+                false,
+                now,
+                rx,
+            );
+            off += len;
+        }
+    }
+
+    /// Hands the hub at `local`:`dstport` one read the kernel coalesced from `src` (`UDP_GRO`):
+    /// `data` holds datagrams of `seg` bytes back to back, the last maybe shorter; then
+    /// publishes the counts (tests and fuzzing; allocates its buffers).
+    pub fn vxlan_deliver_coalesced(
+        &self,
+        local: IpAddr,
+        dstport: u16,
+        src: IpAddr,
+        data: &[u8],
+        seg: usize,
+    ) {
+        let Some(hub) = self
+            .vxlan_hubs()
+            .into_iter()
+            .find(|h| h.local == local && h.dstport == dstport)
+        else {
+            return;
+        };
+        let mut rx = HubRx::new(1);
+        let at = HEADROOM - VXLAN_HLEN;
+        let reg = self.ports();
+        let settings = self.settings.load();
+        let members = hub.members();
+        let now = self.now();
+        let mut buf = std::mem::take(&mut rx.bufs[0]);
+        let len = data.len().min(buf.len() - at);
+        buf[at..at + len].copy_from_slice(&data[..len]);
+        let d = sys::vxlan::Datagram {
+            len,
+            truncated: len < data.len(),
+            from: Some(src),
+            seg,
+        };
+        self.vxlan_read(&reg, &settings, &hub, &members, src, &mut buf, &d, now, &mut rx);
+        self.vxlan_flush(&reg, &settings, now, &mut rx);
+        self.publish(&reg, &mut rx.work);
+    }
+
     /// Hands on the frame waiting in `rx`'s coalescing buffer, if any: one GSO frame for the
     /// segments merged, or the lone segment as it came.
     fn vxlan_flush(&self, reg: &Registry, settings: &Settings, now: Timestamp, rx: &mut HubRx) {
@@ -574,32 +657,7 @@ impl Switch {
         };
         for (buf, d) in bufs.iter_mut().zip(&meta).take(n) {
             let Some(from) = d.from else { continue };
-            if d.seg == 0 || d.seg >= d.len || d.truncated {
-                self.vxlan_input(
-                    &reg, &settings, hub, &members, from, buf, d.len, d.truncated, now, rx,
-                );
-                continue;
-            }
-            // Datagram i sits at AT + i * seg: handled as if read alone into `buf[i * seg..]`
-            // (its inner frame's header room overlaps the tail of datagram i - 1, which is
-            // done with by then: merged, copied or sent).
-            let mut off = 0;
-            while off < d.len {
-                let len = d.seg.min(d.len - off);
-                self.vxlan_input(
-                    &reg,
-                    &settings,
-                    hub,
-                    &members,
-                    from,
-                    &mut buf[off..],
-                    len,
-                    false,
-                    now,
-                    rx,
-                );
-                off += len;
-            }
+            self.vxlan_read(&reg, &settings, hub, &members, from, buf, d, now, rx);
         }
         self.vxlan_flush(&reg, &settings, now, rx);
         rx.bufs = bufs;
