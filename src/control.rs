@@ -841,6 +841,9 @@ async fn housekeeping(sw: Arc<Switch>) {
             _ = tokio::time::sleep_until(links) => {
                 if sw.poll_links() > 0 {
                     sw.control_work();
+                } else {
+                    // snooping's timers (last-member queries run at 1 s)
+                    sw.mcast_work();
                 }
                 links = tokio::time::Instant::now() + sw.link_poll_interval();
             }
