@@ -15,8 +15,7 @@ use crate::port::{Link, Port, PortKind};
 use crate::types::PortId;
 use crate::vlan::PortVlans;
 
-/// Most ports one switch holds.
-pub const MAX_PORTS: usize = 4096;
+pub use crate::types::MAX_PORTS;
 
 /// Counters of one port, from the switch's point of view (rx = read from the port).
 ///
