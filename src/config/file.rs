@@ -32,6 +32,11 @@ use crate::vlan::{Protocol, VlanSet};
 use crate::vxlan::spec::VxlanSpec;
 use crate::wire::MacAddr;
 
+/// Why an empty `api_token` (or `--api-token`) is refused: a request without a token would
+/// match it.
+pub(super) const EMPTY_TOKEN: &str =
+    "an empty token would let anyone change the switch over TCP: give a token, or leave it out (TCP is then read-only)";
+
 /// A value of the file that is checked later (by a lookup), with where it was.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) struct AtLine<T> {
@@ -315,6 +320,9 @@ fn runtime_keys(
                 "api_token_file",
                 "give api_token or api_token_file, not both",
             )
+        }
+        (Some(t), None) if t.get_ref().is_empty() => {
+            return src.err(t.span(), "api_token", EMPTY_TOKEN);
         }
         (Some(t), None) => out.api_token = Some(t.get_ref().clone()),
         (None, Some(f)) => {
@@ -727,6 +735,12 @@ stp_max_age = 6
         );
         let f = parse("api_token_file = \"/run/keys/tok\"\n").unwrap();
         assert_eq!(f.api_token_file.unwrap().value, Path::new("/run/keys/tok"));
+        let e = err("name = \"x\"\napi_token = \"\"\n");
+        assert!(e.contains(":2: key 'api_token': an empty token"), "{e}");
+        assert_eq!(
+            parse("api_token = \" \"\n").unwrap().api_token.as_deref(),
+            Some(" ")
+        );
         let e = err("api_token = \"a\"\napi_token_file = \"b\"\n");
         assert!(
             e.contains(":2: key 'api_token_file'") && e.contains("not both"),

@@ -10,7 +10,7 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use super::file::{load_file, FileSettings};
+use super::file::{load_file, FileSettings, EMPTY_TOKEN};
 use super::grammar::{
     check_default_pvid, check_vxlan_mtu, parse_control, parse_group_mask, parse_listen, parse_spec,
     parse_stp,
@@ -429,8 +429,11 @@ fn runtime_flags(cfg: &mut Config, o: &Overrides) -> Result<(), ConfigError> {
             .check("--dataplane-threads", t as u64)
             .map_err(flag("--dataplane-threads"))? as usize;
     }
-    if o.api_token.is_some() {
-        cfg.api_token = o.api_token.clone();
+    if let Some(t) = &o.api_token {
+        if t.is_empty() {
+            return Err(flag("--api-token")(EMPTY_TOKEN));
+        }
+        cfg.api_token = Some(t.clone());
     }
     if let (Some(p), false) = (&o.api_token_file, o.reload) {
         cfg.api_token = Some(read_token_file(p).map_err(flag("--api-token-file"))?);
@@ -780,6 +783,14 @@ spec = "tsw1,isolated"
         .unwrap_err()
         .to_string();
         assert!(e.contains("not both"), "{e}");
+        // an empty token would match a request that sends none
+        let e = Config::resolve(&Overrides {
+            api_token: Some(String::new()),
+            ..o(None)
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("--api-token: an empty token"), "{e}");
         // a reload does not read the file again (the token is fixed at start)
         let c = Config::resolve(&Overrides {
             reload: true,
