@@ -393,3 +393,21 @@ fn config_file_refuses_an_empty_api_token() {
         harness::CfgOutcome::Key
     );
 }
+
+/// Found by a sweep of the `config_file` target's generated inputs: a `[[port]]` table with
+/// `name` and `kind = "stream"` (or `dgram`, `vhost`) and no spec was accepted, its interface
+/// name taken for the socket path, so the switch listened on a socket relative to its working
+/// directory (`/p0` under systemd), where the spec grammar refuses a relative path. Now
+/// refused with the file, line and key `port[0].kind`.
+#[test]
+fn config_file_refuses_a_socket_port_without_a_path() {
+    for kind in ["stream", "dgram", "vhost"] {
+        let mut input = vec![0u8];
+        input.extend_from_slice(format!("[[port]]\nname = \"p0\"\nkind = \"{kind}\"\n").as_bytes());
+        assert_eq!(
+            harness::config_file_outcome(&input),
+            harness::CfgOutcome::Key,
+            "{kind}"
+        );
+    }
+}

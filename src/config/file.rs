@@ -188,7 +188,7 @@ struct FilePort {
     /// A whole spec string, as on the command line.
     spec: Option<Spanned<String>>,
     name: Option<Spanned<String>>,
-    kind: Option<PortKind>,
+    kind: Option<Spanned<PortKind>>,
     /// Interface name, when different from `name`.
     ifname: Option<Spanned<String>>,
     #[serde(default)]
@@ -480,9 +480,21 @@ fn port_base(t: &Table<'_>, p: &FilePort) -> Result<PortSpec, ConfigError> {
         let k = if p.ifname.is_some() { "ifname" } else { "name" };
         return t.err(ifname.span(), k, m.to_string());
     }
+    let kind = p
+        .kind
+        .as_ref()
+        .map_or(PortKind::default(), |k| *k.get_ref());
+    if let (Some(k), PortKind::Stream | PortKind::Dgram | PortKind::Vhost) = (&p.kind, kind) {
+        // the interface name would become a socket path relative to the daemon's directory
+        let kind = kind.as_str();
+        let msg = format!(
+            "a {kind} port needs an absolute socket path: give it as a spec string (spec = \"NAME={kind}:/PATH\")"
+        );
+        return t.err(k.span(), "kind", msg);
+    }
     Ok(PortSpec::new(
         name.get_ref().clone(),
-        p.kind.unwrap_or_default(),
+        kind,
         ifname.get_ref().clone(),
     ))
 }
@@ -894,6 +906,21 @@ kind = "packet"
                 "[[port]]\nname = \"a\"\noffload = false\nqueues = 2\n",
                 ":4: key 'port[0].queues'",
                 "queues= needs",
+            ),
+            (
+                "[[port]]\nname = \"a\"\nkind = \"stream\"\n",
+                ":3: key 'port[0].kind'",
+                "spec = \"NAME=stream:/PATH\"",
+            ),
+            (
+                "[[port]]\nname = \"a\"\nkind = \"dgram\"\n",
+                ":3: key 'port[0].kind'",
+                "absolute socket path",
+            ),
+            (
+                "[[port]]\nname = \"a\"\nkind = \"vhost\"\n",
+                ":3: key 'port[0].kind'",
+                "absolute socket path",
             ),
         ] {
             let e = err(text);
