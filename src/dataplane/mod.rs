@@ -34,6 +34,7 @@ use crate::types::{PortId, Timestamp};
 
 pub mod forward;
 pub mod hub;
+pub mod mcast;
 pub mod registry;
 pub mod runtime;
 pub mod spanning;
@@ -91,6 +92,8 @@ pub struct Switch {
     pub stats: SwitchStats,
     /// The spanning tree (off unless turned on).
     pub stp: spanning::Spanning,
+    /// IGMP/MLD snooping (on by default, as Linux's `mcast_snooping 1`).
+    pub mcast: mcast::Snooping,
     /// Totals of ended captures and the capture id counter.
     pub capture: crate::capture::Totals,
     registry: RwLock<Arc<Registry>>,
@@ -130,6 +133,10 @@ impl Switch {
             settings: SharedSettings::new(settings),
             stats: SwitchStats::default(),
             stp: spanning::Spanning::new(spanning::derived_mac(name)),
+            mcast: mcast::Snooping::new(crate::mcast::McastConfig {
+                switch_mac: spanning::derived_mac(name),
+                ..Default::default()
+            }),
             capture: crate::capture::Totals::default(),
             registry: RwLock::new(Arc::default()),
             listeners: Mutex::new(Vec::new()),
