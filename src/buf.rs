@@ -19,6 +19,9 @@ use std::ops::{Deref, DerefMut};
 /// The alignment of a [`PageBuf`]: one page on x86-64 and aarch64 (4 KiB).
 pub const PAGE: usize = 4096;
 
+/// A receive buffer's size: the largest frame any port can deliver.
+pub const RX_BUF: usize = 65536 + 64;
+
 /// A zeroed byte buffer of a fixed length whose first byte is page-aligned. Allocated once
 /// (one page more than asked, to have room to align); moving it does not move its bytes.
 pub struct PageBuf {

@@ -8,6 +8,8 @@
 //! TAP, a stream or dgram socket), [`finish`] completes the checksum and cuts GSO frames into
 //! wire-size segments, in a scratch buffer, without allocating. No I/O here.
 
+use crate::wire::checksum::{self, fold, sum16};
+pub use crate::wire::checksum::{csum_add, csum_fold};
 use crate::wire::{ETH_HLEN, VLAN_TAG_LEN};
 
 /// Length of `struct virtio_net_hdr` (without `num_buffers`).
@@ -127,57 +129,6 @@ impl VnetHdr {
     }
 }
 
-/// Internet checksum accumulation (ones' complement sum of 16-bit big-endian words).
-///
-/// Eight bytes at a time with an end-around carry (RFC 1071: the ones' complement sum of
-/// 64-bit words folds to the same 16-bit sum, as 2^16 = 1 modulo 2^16 - 1), then the 0 to 7
-/// bytes left; the result is folded to 16 bits (at most 0xffff, in a `u32`), so a caller may
-/// add a few more 16-bit values (a protocol number, a length) without overflow before its
-/// [`fold`]. (Folded only to 32 bits, a sum near `u32::MAX` plus a length overflowed: the
-/// `vlan_frame` fuzz target's first crash, with pseudo-header addresses summing that high; a
-/// remote VTEP's packet could do the same in `vxlan::gro`.) Four times fewer
-/// additions than word by word: segmenting a GSO frame for a plain port (a `vxlan` port, a
-/// socket port) checksums every byte of it.
-fn sum16(acc: u32, data: &[u8]) -> u32 {
-    let mut sum = u64::from(acc);
-    let mut chunks = data.chunks_exact(8);
-    for c in &mut chunks {
-        let w = u64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
-        let (s, carry) = sum.overflowing_add(w);
-        sum = s + u64::from(carry);
-    }
-    let mut tail = 0u64;
-    for (i, b) in chunks.remainder().iter().enumerate() {
-        // byte i of an 8-byte big-endian word, zero-padded (an odd last byte is the high
-        // half of its 16-bit word)
-        tail |= u64::from(*b) << (56 - 8 * i);
-    }
-    let (s, carry) = sum.overflowing_add(tail);
-    sum = s + u64::from(carry);
-    // 64 -> 16 bits, keeping the value modulo 2^16 - 1
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    sum as u32
-}
-
-/// The ones' complement sum of `data` added to `acc`, not yet folded (for [`csum_fold`]).
-pub fn csum_add(acc: u32, data: &[u8]) -> u32 {
-    sum16(acc, data)
-}
-
-/// Folds a sum of [`csum_add`] to 16 bits (not complemented).
-pub fn csum_fold(acc: u32) -> u16 {
-    fold(acc)
-}
-
-fn fold(mut acc: u32) -> u16 {
-    while acc > 0xffff {
-        acc = (acc & 0xffff) + (acc >> 16);
-    }
-    acc as u16
-}
-
 /// Completes a partial checksum (Linux `skb_checksum_help`): sums from `csum_start` to the end,
 /// the field holding the pseudo-header sum, and stores the complement; a result of 0 is
 /// stored as 0xffff (`CSUM_MANGLED_0`, as Linux does: for UDP, 0 would mean "no checksum",
@@ -216,16 +167,9 @@ fn l3(frame: &[u8]) -> Result<(usize, u16), OffloadError> {
     Ok((off + 2, et))
 }
 
-/// Pseudo-header sum for an L4 segment of `l4_len` bytes with protocol `proto`.
+/// Pseudo-header sum of the L4 segment of `l4_len` bytes after the IP header at `l3_off`.
 fn pseudo(frame: &[u8], l3_off: usize, v6: bool, proto: u8, l4_len: usize) -> u32 {
-    let mut acc = if v6 {
-        sum16(0, &frame[l3_off + 8..l3_off + 40])
-    } else {
-        sum16(0, &frame[l3_off + 12..l3_off + 20])
-    };
-    acc += proto as u32;
-    acc += l4_len as u32;
-    acc
+    checksum::pseudo(&frame[l3_off..], v6, proto, l4_len)
 }
 
 /// Where the headers of a GSO frame are, as [`finish`] segments it.
@@ -363,38 +307,40 @@ pub fn check_gso(hdr: &VnetHdr, frame: &[u8]) -> Result<usize, OffloadError> {
 /// match and stays as it is; a valid checksum that happens to equal the pseudo-header sum (1
 /// in 65,536) matches, and completing it writes the same value back.
 pub fn partial_csum(frame: &[u8]) -> Option<(u16, u16)> {
+    use smoltcp::wire::{IpProtocol, Ipv4Packet, Ipv6Packet};
     let (l3_off, et) = l3(frame).ok()?;
     let ip = frame.get(l3_off..)?;
-    let be16 = |b: &[u8], i: usize| u16::from_be_bytes([b[i], b[i + 1]]);
     let (v6, l4_off, proto) = match et {
         0x0800 => {
-            if ip.len() < 20 || ip[0] >> 4 != 4 {
+            let p = Ipv4Packet::new_checked(ip).ok()?;
+            if p.version() != 4
+                || usize::from(p.total_len()) != ip.len()
+                || p.more_frags()
+                || p.frag_offset() != 0
+            {
                 return None;
             }
-            let ihl = usize::from(ip[0] & 0x0f) * 4;
-            if ihl < 20 || usize::from(be16(ip, 2)) != ip.len() || be16(ip, 6) & 0x3fff != 0 {
-                return None;
-            }
-            (false, l3_off + ihl, ip[9])
+            (false, l3_off + usize::from(p.header_len()), p.next_header())
         }
         0x86dd => {
-            if ip.len() < 40 || ip[0] >> 4 != 6 || usize::from(be16(ip, 4)) != ip.len() - 40 {
+            let p = Ipv6Packet::new_checked(ip).ok()?;
+            if p.version() != 6 || usize::from(p.payload_len()) != ip.len() - 40 {
                 return None;
             }
-            (true, l3_off + 40, ip[6])
+            (true, l3_off + 40, p.next_header())
         }
         _ => return None,
     };
-    let (offset, min_len) = match proto {
-        6 => (16, 20),
-        17 => (6, 8),
+    let (proto, offset, min_len) = match proto {
+        IpProtocol::Tcp => (6, 16, 20),
+        IpProtocol::Udp => (17, 6, 8),
         _ => return None,
     };
     let l4_len = frame.len().checked_sub(l4_off)?;
     if l4_len < min_len {
         return None;
     }
-    let field = be16(frame, l4_off + offset);
+    let field = crate::wire::be16(frame, l4_off + offset);
     if proto == 17 && field == 0 {
         return None;
     }
@@ -564,56 +510,6 @@ pub fn finish<E>(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The checksum word by word, as RFC 1071 defines it.
-    fn sum16_words(mut acc: u64, data: &[u8]) -> u16 {
-        for c in data.chunks(2) {
-            acc += u64::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
-        }
-        while acc > 0xffff {
-            acc = (acc & 0xffff) + (acc >> 16);
-        }
-        acc as u16
-    }
-
-    #[test]
-    fn sums_stay_addable_with_all_ones_addresses() {
-        // IPv4 and IPv6 pseudo-headers whose addresses are all ones: the address sum must
-        // leave room for the protocol and the length (the `vlan_frame` fuzz crash)
-        let frame = vec![0xffu8; 14 + 40];
-        for (v6, span) in [(false, 26..34), (true, 22..54)] {
-            assert!(sum16(0, &frame[span.clone()]) <= 0xffff);
-            let p = pseudo(&frame, 14, v6, 17, 65535);
-            assert_eq!(fold(p), sum16_words(17 + 65535, &frame[span]), "v6 {v6}");
-        }
-    }
-
-    #[test]
-    fn sum16_equals_the_word_by_word_sum() {
-        let mut x = 0x9e37_79b9_7f4a_7c15u64;
-        let data: Vec<u8> = (0..4099)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect();
-        for len in (0..64).chain([1499, 1500, 4096, 4099]) {
-            for acc in [0u32, 1, 0xffff, 0x1_2345, u32::MAX] {
-                assert_eq!(
-                    fold(sum16(acc, &data[..len])),
-                    sum16_words(u64::from(acc), &data[..len]),
-                    "len {len} acc {acc:#x}"
-                );
-            }
-        }
-        let ones = vec![0xffu8; 65536];
-        assert_eq!(
-            fold(sum16(u32::MAX, &ones)),
-            sum16_words(u64::from(u32::MAX), &ones)
-        );
-    }
 
     /// A TCP/IPv4 frame with `len` payload bytes, checksum left partial as a sender with
     /// offloads would leave it.
@@ -1024,7 +920,7 @@ mod tests {
             );
         }
         // the largest frame a port reads, at the floor: within MAX_GSO_SEGS
-        let rx_buf = crate::dataplane::RX_BUF;
+        let rx_buf = crate::buf::RX_BUF;
         let (f, l3) = partial(false, 6, 0, 40, rx_buf - 14 - 20 - 60);
         assert_eq!(f.len(), rx_buf);
         let n = check_gso(&gso_hdr(false, 6, l3, 8), &f).unwrap();

@@ -39,3 +39,6 @@ impl Timestamp {
         self.0.saturating_sub(earlier.0)
     }
 }
+
+/// Most ports one switch holds (a [`PortId`]'s slot is below it).
+pub const MAX_PORTS: usize = 4096;

@@ -72,7 +72,7 @@ pub const FDB_MAX: Range = Range {
 /// Connections or senders on one socket listener (`max-conns=N`).
 pub const MAX_CONNS: Range = Range {
     min: 1,
-    max: crate::dataplane::MAX_PORTS as u64,
+    max: crate::types::MAX_PORTS as u64,
 };
 /// Threads of the frame path.
 pub const DATAPLANE_THREADS: Range = Range { min: 1, max: 64 };

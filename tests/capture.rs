@@ -392,7 +392,7 @@ fn at_most_eight_captures_and_unknown_ports() {
 }
 
 /// Runs a session to its end on a runtime and returns the stream's events.
-fn stream_of(s: session::Session) -> Vec<Event> {
+fn stream_of(s: session::Session<Switch>) -> Vec<Event> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

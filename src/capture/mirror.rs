@@ -201,102 +201,17 @@ impl Mirror {
     }
 }
 
-impl crate::dataplane::Switch {
-    /// Adds a mirror. `from_file` marks one declared in the configuration file; with
-    /// `require_ports` every port it names must be attached (the API), else ports may come
-    /// later (the file). The output port's learned and dynamic table entries are flushed:
-    /// whole-table work, so call it on the control thread.
-    pub fn add_mirror(
-        &self,
-        spec: MirrorSpec,
-        from_file: bool,
-        require_ports: bool,
-    ) -> Result<std::sync::Arc<Mirror>, MirrorError> {
-        spec.check()?;
-        let m = std::sync::Arc::new(Mirror::new(spec, from_file));
-        let output = self.update_taps(|taps, reg| {
-            let spec = &m.spec;
-            if require_ports {
-                if let Some(p) = spec.ports().find(|p| reg.by_name(p).is_none()) {
-                    return Err(MirrorError::UnknownPort {
-                        mirror: spec.name.clone(),
-                        port: p.clone(),
-                    });
-                }
-            }
-            let replacing = taps.mirror(&spec.name).is_some();
-            if replacing && !from_file {
-                return Err(MirrorError::Exists(spec.name.clone()));
-            }
-            if !replacing && taps.mirrors().len() >= MAX_MIRRORS {
-                return Err(MirrorError::Full);
-            }
-            spec.check_against(taps.mirrors().iter().map(|m| &m.spec))?;
-            taps.put_mirror(m.clone());
-            Ok(reg.by_name(&spec.output).map(|h| h.id))
-        })?;
-        if let Some(id) = output {
-            let n = self.fdb.flush_port_dynamic(id);
-            tracing::debug!(port = %m.spec.output, flushed = n, "mirror output: entries flushed");
-        }
-        tracing::info!(
-            mirror = %m.spec.name,
-            select_src = ?m.spec.select_src,
-            select_dst = ?m.spec.select_dst,
-            select_all = m.spec.select_all,
-            output = %m.spec.output,
-            "mirror added"
-        );
-        Ok(m)
-    }
-
-    /// Removes a mirror.
-    pub fn remove_mirror(&self, name: &str) -> Result<std::sync::Arc<Mirror>, MirrorError> {
-        let m = self
-            .update_taps(|taps, _| taps.remove_mirror(name))
-            .ok_or_else(|| MirrorError::NotFound(name.to_string()))?;
-        tracing::info!(mirror = %name, "mirror removed");
-        Ok(m)
-    }
-
-    /// The mirrors, in the order they were added.
-    pub fn mirrors(&self) -> Vec<std::sync::Arc<Mirror>> {
-        self.ports().taps().mirrors().to_vec()
-    }
-
-    /// Makes the file's mirrors the switch's (start and SIGHUP): mirrors from an earlier file
-    /// that this one no longer declares go, declared ones are added or replaced (counters kept
-    /// when unchanged); mirrors added through the API stay unless the file declares one of the
-    /// same name. Errors are logged, the other mirrors still apply. Control thread.
-    pub fn apply_file_mirrors(&self, specs: &[MirrorSpec]) {
-        for m in self.mirrors() {
-            if m.from_file && !specs.iter().any(|s| s.name == m.spec.name) {
-                let _ = self.remove_mirror(&m.spec.name);
-            }
-        }
-        for s in specs {
-            let same = self.mirrors().iter().any(|m| m.from_file && m.spec == *s);
-            if same {
-                continue;
-            }
-            if let Err(e) = self.add_mirror(s.clone(), true, false) {
-                tracing::error!(mirror = %s.name, error = %e, "mirror from the configuration not applied");
-            }
-        }
-    }
-}
-
 /// The JSON form of a mirror.
-pub fn mirror_json(sw: &crate::dataplane::Switch, m: &Mirror) -> serde_json::Value {
+pub fn mirror_json(sw: &impl super::Host, m: &Mirror) -> serde_json::Value {
     use std::sync::atomic::Ordering::Relaxed;
-    let reg = sw.ports();
+    let active = sw.port_names().iter().any(|(_, n)| *n == m.spec.output);
     serde_json::json!({
         "name": m.spec.name,
         "select_src": m.spec.select_src,
         "select_dst": m.spec.select_dst,
         "select_all": m.spec.select_all,
         "output": m.spec.output,
-        "active": reg.by_name(&m.spec.output).is_some(),
+        "active": active,
         "source": if m.from_file { "config" } else { "api" },
         "frames": m.frames.load(Relaxed),
         "dropped": m.dropped.load(Relaxed),

@@ -12,12 +12,38 @@
 //! mirrors select it and whether it is a mirror output. One flag, [`Taps::armed`], tells the
 //! frame path whether any of it applies; while no capture runs and no mirror exists it is the
 //! only thing the frame path looks at.
+//!
+//! This module never reaches into the dataplane: the dataplane owns the [`Taps`] it reads
+//! (and calls the frame-path hooks in `dataplane/taps.rs`), and a capture session asks the
+//! running switch for what it needs through the small [`Host`] trait the dataplane implements.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
-use crate::dataplane::PortHandle;
 use crate::types::PortId;
+
+/// What captures and mirrors ask of the running switch; `dataplane::Switch` implements it.
+pub trait Host: Send + Sync + 'static {
+    /// Runs `f` on the taps the frame path reads, with a lookup of attached ports by name, and
+    /// publishes the result for the next batch. Returns what `f` returned.
+    fn update_taps<R>(&self, f: impl FnOnce(&mut Taps, &dyn Fn(&str) -> Option<PortId>) -> R) -> R;
+    /// Every attached port: its id and name, in the order they were attached.
+    fn port_names(&self) -> Vec<(PortId, String)>;
+    /// The switch-wide capture totals.
+    fn capture_totals(&self) -> &Totals;
+}
+
+impl<T: Host> Host for Arc<T> {
+    fn update_taps<R>(&self, f: impl FnOnce(&mut Taps, &dyn Fn(&str) -> Option<PortId>) -> R) -> R {
+        (**self).update_taps(f)
+    }
+    fn port_names(&self) -> Vec<(PortId, String)> {
+        (**self).port_names()
+    }
+    fn capture_totals(&self) -> &Totals {
+        (**self).capture_totals()
+    }
+}
 
 pub mod filter;
 pub mod mirror;
@@ -69,7 +95,7 @@ impl Capture {
             filter,
             snaplen,
             ring: ring::Ring::new(ring_bytes),
-            dropped_by_slot: (0..crate::dataplane::MAX_PORTS)
+            dropped_by_slot: (0..crate::types::MAX_PORTS)
                 .map(|_| AtomicU64::new(0))
                 .collect(),
         }
@@ -238,7 +264,7 @@ impl Taps {
     /// not attached are skipped (they count again once attached under that name).
     pub fn rebuild<'a>(
         &mut self,
-        ports: impl Iterator<Item = &'a Arc<PortHandle>> + Clone,
+        ports: impl Iterator<Item = (PortId, &'a str)> + Clone,
         slots: usize,
     ) {
         self.src.clear();
@@ -247,7 +273,7 @@ impl Taps {
         self.dst.resize(slots, 0);
         self.output.clear();
         self.output.resize(slots, false);
-        let by_name = |n: &str| ports.clone().find(|h| h.name == n).map(|h| h.id);
+        let by_name = |n: &str| ports.clone().find(|(_, name)| *name == n).map(|(id, _)| id);
         self.outputs = self
             .mirrors
             .iter()
@@ -263,15 +289,15 @@ impl Taps {
                 continue;
             }
             let bit = 1u32 << i;
-            for h in ports.clone() {
-                let s = port_slot(h.id);
+            for (id, name) in ports.clone() {
+                let s = port_slot(id);
                 if s >= slots || self.output[s] {
                     continue;
                 }
-                if m.spec.select_all || m.spec.select_src.contains(&h.name) {
+                if m.spec.select_all || m.spec.select_src.iter().any(|n| n == name) {
                     self.src[s] |= bit;
                 }
-                if m.spec.select_all || m.spec.select_dst.contains(&h.name) {
+                if m.spec.select_all || m.spec.select_dst.iter().any(|n| n == name) {
                     self.dst[s] |= bit;
                 }
             }

@@ -45,6 +45,8 @@ use std::fmt::Write as _;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
+use crate::wire::be16;
+
 /// Largest pcapng block, or classic pcap record, that [`Reader`] accepts: 16 MiB.
 pub const MAX_BLOCK_LEN: u32 = 16 * 1024 * 1024;
 
@@ -1022,10 +1024,6 @@ pub fn summary(ts_ns: u64, port: &str, dir: Direction, frame: &[u8]) -> String {
         _ => {}
     }
     s
-}
-
-fn be16(b: &[u8], at: usize) -> u16 {
-    u16::from_be_bytes([b[at], b[at + 1]])
 }
 
 fn push_mac(s: &mut String, mac: &[u8]) {

@@ -15,8 +15,7 @@ use std::time::Duration;
 
 use crate::capture::pcap::{Format, Writer, MAX_SNAPLEN};
 use crate::capture::ring::records;
-use crate::capture::{port_slot, Capture, Filter};
-use crate::dataplane::Switch;
+use crate::capture::{port_slot, Capture, Filter, Host};
 use crate::types::PortId;
 use crate::wire::MacAddr;
 
@@ -194,8 +193,8 @@ impl EndReason {
 }
 
 /// A registered capture and its stream state; unregistered when dropped.
-pub struct Session {
-    sw: Arc<Switch>,
+pub struct Session<H: Host> {
+    sw: Arc<H>,
     cap: Arc<Capture>,
     req: Request,
     /// The ports named, in order, with their names (empty: every port).
@@ -204,15 +203,13 @@ pub struct Session {
 }
 
 /// Registers a capture for `req` on `sw`; frames are captured from now on.
-pub fn start(sw: &Arc<Switch>, req: Request) -> Result<Session, CaptureError> {
-    let id = sw.capture.next_id();
-    let r = sw.update_taps(|taps, reg| {
+pub fn start<H: Host>(sw: &Arc<H>, req: Request) -> Result<Session<H>, CaptureError> {
+    let id = sw.capture_totals().next_id();
+    let r = sw.update_taps(|taps, port| {
         let mut named = Vec::new();
         for n in &req.ports {
-            let h = reg
-                .by_name(n)
-                .ok_or_else(|| CaptureError::UnknownPort(n.clone()))?;
-            named.push((h.id, h.name.clone()));
+            let id = port(n).ok_or_else(|| CaptureError::UnknownPort(n.clone()))?;
+            named.push((id, n.clone()));
         }
         if taps.captures().len() >= MAX_CAPTURES {
             return Err(CaptureError::TooMany(MAX_CAPTURES));
@@ -250,7 +247,7 @@ pub fn start(sw: &Arc<Switch>, req: Request) -> Result<Session, CaptureError> {
     })
 }
 
-impl Session {
+impl<H: Host> Session<H> {
     /// The capture as the frame path sees it.
     pub fn capture(&self) -> &Arc<Capture> {
         &self.cap
@@ -260,7 +257,7 @@ impl Session {
         if std::mem::take(&mut self.registered) {
             let id = self.cap.id;
             self.sw.update_taps(|t, _| t.remove_capture(id));
-            self.sw.capture.retire(&self.cap);
+            self.sw.capture_totals().retire(&self.cap);
         }
     }
 
@@ -274,11 +271,7 @@ impl Session {
         let mut ifaces: HashMap<PortId, u32> = HashMap::new();
         let mut written: Vec<u64> = Vec::new();
         let initial: Vec<(PortId, String)> = if self.named.is_empty() {
-            self.sw
-                .ports()
-                .iter()
-                .map(|h| (h.id, h.name.clone()))
-                .collect()
+            self.sw.port_names()
         } else {
             self.named.clone()
         };
@@ -343,10 +336,10 @@ impl Session {
                 if !ifaces.keys().any(|id| port_slot(*id) == *slot) {
                     let name = self
                         .sw
-                        .ports()
-                        .iter()
-                        .find(|h| port_slot(h.id) == *slot)
-                        .map_or_else(|| format!("slot{slot}"), |h| h.name.clone());
+                        .port_names()
+                        .into_iter()
+                        .find(|(id, _)| port_slot(*id) == *slot)
+                        .map_or_else(|| format!("slot{slot}"), |(_, n)| n);
                     let id = PortId(*slot as u32);
                     ifaces.insert(id, w.interface(&name, &mut out));
                     written.push(0);
@@ -389,9 +382,10 @@ impl Session {
                 None => {
                     let name = self
                         .sw
-                        .ports()
-                        .get(r.port)
-                        .map_or_else(|| format!("slot{}", port_slot(r.port)), |h| h.name.clone());
+                        .port_names()
+                        .into_iter()
+                        .find(|(id, _)| *id == r.port)
+                        .map_or_else(|| format!("slot{}", port_slot(r.port)), |(_, n)| n);
                     let i = w.interface(&name, out);
                     ifaces.insert(r.port, i);
                     written.push(0);
@@ -408,7 +402,7 @@ impl Session {
     }
 }
 
-impl Drop for Session {
+impl<H: Host> Drop for Session<H> {
     fn drop(&mut self) {
         self.unregister();
     }

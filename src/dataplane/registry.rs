@@ -15,8 +15,7 @@ use crate::port::{Link, Port, PortKind};
 use crate::types::PortId;
 use crate::vlan::PortVlans;
 
-/// Most ports one switch holds.
-pub const MAX_PORTS: usize = 4096;
+pub use crate::types::MAX_PORTS;
 
 /// Counters of one port, from the switch's point of view (rx = read from the port).
 ///
@@ -207,7 +206,8 @@ impl Registry {
 
     fn rebuild_taps(&mut self) {
         let n = self.slots.len();
-        self.taps.rebuild(self.list.iter(), n);
+        self.taps
+            .rebuild(self.list.iter().map(|h| (h.id, h.name.as_str())), n);
     }
 
     /// The VLAN configuration of a port (none for a port that is not attached).

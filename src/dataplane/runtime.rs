@@ -13,8 +13,7 @@ use crate::port::{classify, IoClass};
 
 /// Frames read from one port before other ports get a turn.
 pub const RX_BATCH: usize = 64;
-/// Receive buffer: the largest frame any port can deliver.
-pub const RX_BUF: usize = 65536 + 64;
+pub use crate::buf::RX_BUF;
 
 /// The buffers one receive loop owns, allocated once.
 pub struct RxBuffers {

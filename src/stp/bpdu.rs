@@ -16,7 +16,7 @@
 
 use std::fmt;
 
-use crate::wire::MacAddr;
+use crate::wire::{be16, be32, MacAddr};
 
 /// The Bridge Group Address every BPDU is sent to.
 pub const STP_GROUP: MacAddr = MacAddr([0x01, 0x80, 0xc2, 0x00, 0x00, 0x00]);
@@ -362,14 +362,6 @@ pub enum BpduError {
     /// The caller's buffer cannot hold a BPDU frame.
     #[error("buffer of {0} bytes is too small for a {BPDU_FRAME_LEN}-byte BPDU frame")]
     BufferTooSmall(usize),
-}
-
-fn be16(b: &[u8], at: usize) -> u16 {
-    u16::from_be_bytes([b[at], b[at + 1]])
-}
-
-fn be32(b: &[u8], at: usize) -> u32 {
-    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
 
 fn bid(b: &[u8], at: usize) -> BridgeId {

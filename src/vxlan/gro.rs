@@ -20,11 +20,10 @@
 //! the frame path's GSO bound ([`crate::offload::check_gso`]).
 
 use crate::buf::PageBuf;
-use crate::offload::{
-    csum_add, csum_fold, VnetHdr, F_NEEDS_CSUM, GSO_TCPV4, GSO_TCPV6, TCP_MIN_MSS, VNET_HDR_LEN,
-};
+use crate::offload::{VnetHdr, F_NEEDS_CSUM, GSO_TCPV4, GSO_TCPV6, TCP_MIN_MSS, VNET_HDR_LEN};
+use crate::wire::checksum::{self, csum_add, csum_fold};
+use crate::wire::{be16, ETH_HLEN};
 
-const ETH_HLEN: usize = 14;
 const TCP_ACK: u8 = 0x10;
 const TCP_PSH: u8 = 0x08;
 /// Most bytes of L3 a merged frame holds (the IPv4 total length and IPv6 payload length
@@ -77,35 +76,35 @@ impl std::fmt::Debug for Gro {
     }
 }
 
-fn be16(b: &[u8], at: usize) -> u16 {
-    u16::from_be_bytes([b[at], b[at + 1]])
-}
-
-/// Pseudo-header sum of a TCP segment of `l4_len` bytes.
+/// Pseudo-header sum of a TCP segment of `l4_len` bytes, folded.
 fn pseudo(frame: &[u8], v6: bool, l4_len: usize) -> u32 {
-    let l3 = ETH_HLEN;
-    let addrs = if v6 {
-        &frame[l3 + 8..l3 + 40]
-    } else {
-        &frame[l3 + 12..l3 + 20]
-    };
-    let acc = csum_add(0, addrs) + 6 + (l4_len as u32 & 0xffff) + (l4_len as u32 >> 16);
-    u32::from(csum_fold(acc))
+    u32::from(csum_fold(checksum::pseudo(
+        &frame[ETH_HLEN..],
+        v6,
+        6,
+        l4_len,
+    )))
 }
 
-/// The segment, if `frame` is a TCP segment with data that may be merged, with valid checksums.
+/// The segment, if `frame` is a TCP segment with data that may be merged, with valid checksums
+/// (or a checksum the sender left partial). Read through smoltcp's IPv4, IPv6 and TCP views;
+/// the checksums with [`checksum`] (smoltcp skips its own under `cfg(fuzzing)`).
 fn parse(frame: &[u8]) -> Option<Seg> {
+    use smoltcp::wire::{IpProtocol, Ipv4Packet, Ipv6Packet, TcpPacket};
     if frame.len() < ETH_HLEN + 40 {
         return None;
     }
     let l3 = ETH_HLEN;
+    let ip = &frame[l3..];
     let (v6, l4) = match be16(frame, 12) {
         0x0800 => {
-            let ip = &frame[l3..];
-            if ip[0] != 0x45
-                || usize::from(be16(ip, 2)) != frame.len() - l3
-                || be16(ip, 6) & 0x3fff != 0
-                || ip[9] != 6
+            let p = Ipv4Packet::new_checked(ip).ok()?;
+            let plain = p.version() == 4 && p.header_len() == 20;
+            if !plain
+                || usize::from(p.total_len()) != ip.len()
+                || p.more_frags()
+                || p.frag_offset() != 0
+                || p.next_header() != IpProtocol::Tcp
                 || csum_fold(csum_add(0, &ip[..20])) != 0xffff
             {
                 return None;
@@ -113,11 +112,11 @@ fn parse(frame: &[u8]) -> Option<Seg> {
             (false, l3 + 20)
         }
         0x86DD => {
-            let ip = &frame[l3..];
+            let p = Ipv6Packet::new_checked(ip).ok()?;
             if frame.len() < l3 + 60
-                || ip[0] >> 4 != 6
-                || usize::from(be16(ip, 4)) != frame.len() - l3 - 40
-                || ip[6] != 6
+                || p.version() != 6
+                || usize::from(p.payload_len()) != ip.len() - 40
+                || p.next_header() != IpProtocol::Tcp
             {
                 return None;
             }
@@ -125,21 +124,20 @@ fn parse(frame: &[u8]) -> Option<Seg> {
         }
         _ => return None,
     };
-    let tcp = &frame[l4..];
-    let hlen = l4 + usize::from(tcp[12] >> 4) * 4;
-    let flags = tcp[13];
-    if hlen < l4 + 20
-        || hlen >= frame.len()
-        || tcp[12] & 0x0f != 0
+    let tcp = TcpPacket::new_checked(&frame[l4..]).ok()?;
+    let hlen = l4 + usize::from(tcp.header_len());
+    let flags = frame[l4 + 13];
+    if hlen >= frame.len()
+        || frame[l4 + 12] & 0x0f != 0
         || flags & !(TCP_ACK | TCP_PSH) != 0
-        || flags & TCP_ACK == 0
+        || !tcp.ack()
     {
         return None;
     }
     let l4_len = frame.len() - l4;
     let ps = pseudo(frame, v6, l4_len);
-    let partial = u32::from(be16(tcp, 16)) == ps;
-    if !partial && csum_fold(csum_add(ps, tcp)) != 0xffff {
+    let partial = u32::from(tcp.checksum()) == ps;
+    if !partial && csum_fold(csum_add(ps, &frame[l4..])) != 0xffff {
         return None;
     }
     Some(Seg {
@@ -147,7 +145,7 @@ fn parse(frame: &[u8]) -> Option<Seg> {
         l4,
         hlen,
         payload: frame.len() - hlen,
-        seq: u32::from_be_bytes([tcp[4], tcp[5], tcp[6], tcp[7]]),
+        seq: tcp.seq_number().0 as u32,
         flags,
         partial,
     })

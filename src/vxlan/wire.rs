@@ -36,6 +36,8 @@
 //! Linux's flow hash is symmetric: the same Linux VTEPs sent an ICMP echo request and its reply
 //! with the same outer source port. [`flow_hash`] is symmetric too.
 
+use crate::wire::be16;
+
 /// Length of the VXLAN header.
 pub const VXLAN_HLEN: usize = 8;
 /// IANA-assigned VXLAN UDP port (RFC 7348).
@@ -196,10 +198,6 @@ pub fn src_port(hash: u32, min: u16, max: u16) -> u16 {
     let span = u64::from(max - min);
     // (hash * span) >> 32 < span <= u16::MAX, so the sum stays below max.
     min + ((u64::from(hash) * span) >> 32) as u16
-}
-
-fn be16(b: &[u8], at: usize) -> u16 {
-    u16::from_be_bytes([b[at], b[at + 1]])
 }
 
 /// The two slices, smaller first.

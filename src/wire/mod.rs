@@ -1,6 +1,8 @@
 //! Packet views: borrowed, checked, zero-copy views of the protocol headers the switch reads,
 //! in one place for the whole crate (forwarding, VLANs, offloads, GRO, VXLAN, snooping).
 //!
+//! - [`checksum`]: the Internet checksum and the IPv4/IPv6 pseudo-header, shared by every
+//!   module that checks or writes one; [`be16`] and [`be32`] read big-endian fields.
 //! - [`ethernet`]: MAC addresses, EtherTypes and the Ethernet frame view with its 802.1Q/802.1ad
 //!   tag accessors (smoltcp has no VLAN type); its items are re-exported here.
 //! - [`ip`]: the IPv4 header (with its options, for Router Alert) and the IPv6 header with its
@@ -18,12 +20,25 @@
 //! bytes; once it returns `Ok`, no accessor can panic. Unknown values stay representable.
 //! Nothing here allocates, and nothing panics on any input (the tests feed random bytes).
 
+pub mod checksum;
 pub mod ethernet;
 pub mod igmp;
 pub mod ip;
 pub mod mld;
 
 pub use ethernet::*;
+
+/// The big-endian 16-bit word at `at` (the caller checked the length).
+#[inline]
+pub fn be16(b: &[u8], at: usize) -> u16 {
+    u16::from_be_bytes([b[at], b[at + 1]])
+}
+
+/// The big-endian 32-bit word at `at` (the caller checked the length).
+#[inline]
+pub fn be32(b: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 

@@ -21,19 +21,7 @@ pub fn enter_netns(path: &Path) -> io::Result<()> {
 
 /// Internet checksum of `data`.
 fn checksum(data: &[u8]) -> u16 {
-    let mut sum = 0u32;
-    for c in data.chunks(2) {
-        let w = if c.len() == 2 {
-            u16::from_be_bytes([c[0], c[1]])
-        } else {
-            u16::from_be_bytes([c[0], 0])
-        };
-        sum += w as u32;
-    }
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
+    !crate::wire::checksum::csum_fold(crate::wire::checksum::csum_add(0, data))
 }
 
 /// A raw ICMPv4 socket (needs CAP_NET_RAW).
