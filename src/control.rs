@@ -21,6 +21,7 @@ use crate::port::packet::{PacketError, PacketPort};
 use crate::port::sockfile::{self, SockError};
 use crate::port::tap::{TapError, TapPort};
 use crate::port::{stream, Port, PortKind};
+use crate::vxlan::spec::VxlanSpecError;
 
 /// Why a port or listener could not be attached; [`AttachError::class`] tells the API which
 /// status to answer.
@@ -223,11 +224,21 @@ pub fn attach(sw: &Arc<Switch>, spec: &PortSpec) -> Result<Attached, AttachError
         }
         PortKind::Vhost => attach_vhost(sw, spec),
         PortKind::Vxlan => {
-            let h =
-                dataplane::vxlan::attach_vxlan(sw, spec).map_err(|source| AttachError::Vxlan {
-                    name: spec.name.clone(),
-                    source,
-                })?;
+            let vxlan_err = |source| AttachError::Vxlan {
+                name: spec.name.clone(),
+                source,
+            };
+            let Some(v) = &spec.vxlan else {
+                return Err(vxlan_err(VxlanSpecError::NoLocal.into()));
+            };
+            let port = dataplane::vxlan::VxlanAttach {
+                name: &spec.name,
+                spec: v,
+                flags: spec.flags,
+                mtu: spec.mtu,
+                max_learned: spec.max_learned,
+            };
+            let h = dataplane::vxlan::attach_vxlan(sw, port).map_err(vxlan_err)?;
             sw.fdb.set_port_limit(h.id, spec.max_learned);
             // VLANs, spanning tree and storm control apply to a tunnel port as to any other
             apply_port_settings(sw, &h, spec);
@@ -841,6 +852,9 @@ async fn housekeeping(sw: Arc<Switch>) {
             _ = tokio::time::sleep_until(links) => {
                 if sw.poll_links() > 0 {
                     sw.control_work();
+                } else {
+                    // snooping's timers (last-member queries run at 1 s)
+                    sw.mcast_work();
                 }
                 links = tokio::time::Instant::now() + sw.link_poll_interval();
             }

@@ -188,12 +188,55 @@ struct PortCount {
     max: AtomicUsize,
 }
 
+/// A count of learned entries held under a limit (the bridge table's `fdb_max_learned`, a
+/// VTEP table's `max-learned`): a place is reserved before a learned entry is inserted, so
+/// threads learning at once never overshoot, and given back when a learned entry goes. The
+/// one learning budget of the crate, shared by [`Fdb`] and `vxlan::vtep::Vtep`.
+#[derive(Debug)]
+pub struct LearnBudget {
+    n: AtomicUsize,
+    max: AtomicUsize,
+}
+
+impl LearnBudget {
+    /// An empty budget of `max` entries.
+    pub const fn new(max: usize) -> LearnBudget {
+        LearnBudget {
+            n: AtomicUsize::new(0),
+            max: AtomicUsize::new(max),
+        }
+    }
+    /// Entries counted.
+    pub fn count(&self) -> usize {
+        self.n.load(Relaxed)
+    }
+    /// The limit.
+    pub fn max(&self) -> usize {
+        self.max.load(Relaxed)
+    }
+    /// Changes the limit; entries above a lowered one stay, but none is added until the count
+    /// is below it again (as Linux does).
+    pub fn set_max(&self, max: usize) {
+        self.max.store(max, Relaxed);
+    }
+    /// Takes a place; false at the limit.
+    pub fn reserve(&self) -> bool {
+        let max = self.max();
+        self.n
+            .fetch_update(Relaxed, Relaxed, |n| (n < max).then_some(n + 1))
+            .is_ok()
+    }
+    /// Gives a place back (an entry went, or a reservation was not used).
+    pub fn release(&self) {
+        let _ = self.n.fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1));
+    }
+}
+
 /// The bounded forwarding table.
 pub struct Fdb {
     map: DashMap<FdbKey, Entry, Hasher>,
     per_port: DashMap<PortId, PortCount, Hasher>,
-    max_learned: AtomicUsize,
-    n_learned: AtomicUsize,
+    learned: LearnBudget,
     n_user: AtomicUsize,
     /// What the table did.
     pub stats: FdbStats,
@@ -217,8 +260,7 @@ impl Fdb {
             // never waits long behind it.
             map: DashMap::with_hasher_and_shard_amount(Hasher::default(), FDB_SHARDS),
             per_port: DashMap::with_hasher(Hasher::default()),
-            max_learned: AtomicUsize::new(max_learned),
-            n_learned: AtomicUsize::new(0),
+            learned: LearnBudget::new(max_learned),
             n_user: AtomicUsize::new(0),
             stats: FdbStats::default(),
         }
@@ -236,18 +278,18 @@ impl Fdb {
 
     /// Learned entries (Linux `fdb_n_learned`).
     pub fn learned_count(&self) -> usize {
-        self.n_learned.load(Relaxed)
+        self.learned.count()
     }
 
     /// The learned limit.
     pub fn max_learned(&self) -> usize {
-        self.max_learned.load(Relaxed)
+        self.learned.max()
     }
 
     /// Changes the learned limit; entries above a lowered limit stay until they age
     /// (as Linux does), but no new source is learned until the count drops below it.
     pub fn set_max_learned(&self, n: usize) {
-        self.max_learned.store(n, Relaxed);
+        self.learned.set_max(n);
     }
 
     /// Limits the learned entries of one port (port security); 0 removes the limit. Entries
@@ -322,12 +364,7 @@ impl Fdb {
             return LearnOutcome::LimitReached;
         }
         // Reserve a place under the limit before taking the shard write lock.
-        let max = self.max_learned();
-        if self
-            .n_learned
-            .fetch_update(Relaxed, Relaxed, |n| (n < max).then_some(n + 1))
-            .is_err()
-        {
+        if !self.learned.reserve() {
             self.stats.learn_limit_hits_total.fetch_add(1, Relaxed);
             return LearnOutcome::LimitReached;
         }
@@ -340,7 +377,7 @@ impl Fdb {
             }
             MapEntry::Occupied(o) => {
                 // Another thread inserted it first: give the reservation back.
-                self.n_learned.fetch_sub(1, Relaxed);
+                self.learned.release();
                 self.refresh(o.get(), port, now)
             }
         }
@@ -421,7 +458,7 @@ impl Fdb {
                     if self.n_user.load(Relaxed) >= MAX_USER_ENTRIES {
                         return Err(FdbError::UserLimit(MAX_USER_ENTRIES));
                     }
-                    self.n_learned.fetch_sub(1, Relaxed);
+                    self.learned.release();
                     self.port_add(o.get().port(), -1);
                     self.n_user.fetch_add(1, Relaxed);
                 }
@@ -539,7 +576,7 @@ impl Fdb {
 
     fn uncount(&self, e: &Entry) {
         if e.kind == EntryKind::Learned {
-            self.n_learned.fetch_sub(1, Relaxed);
+            self.learned.release();
             self.port_add(e.port(), -1);
         } else {
             self.n_user.fetch_sub(1, Relaxed);
@@ -689,6 +726,29 @@ impl Fdb {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_learn_budget_never_overshoots_under_concurrent_reservations() {
+        let b = std::sync::Arc::new(LearnBudget::new(1000));
+        let taken: usize = (0..4)
+            .map(|_| {
+                let b = b.clone();
+                std::thread::spawn(move || (0..1000).filter(|_| b.reserve()).count())
+            })
+            .map(|t| t.join().unwrap())
+            .sum();
+        assert_eq!(taken, 1000);
+        assert_eq!(b.count(), 1000);
+        assert!(!b.reserve());
+        b.release();
+        assert!(b.reserve());
+        b.set_max(10);
+        assert!(!b.reserve(), "above a lowered limit nothing new");
+        for _ in 0..2000 {
+            b.release();
+        }
+        assert_eq!(b.count(), 0, "never below zero");
+    }
 
     fn key(last: u8) -> FdbKey {
         FdbKey::new(MacAddr([2, 0, 0, 0, 0, last]), 0)

@@ -1,8 +1,13 @@
-//! The switch at run time: its ports, counters and receive loops.
+//! The switch at run time: its ports, counters and receive loops. [`Switch`] lives here, and
+//! all of its methods live in this folder.
 //!
-//! This is the only module that calls `Port::recv`/`Port::send` on the frame path. Each port
-//! has one receive task; a frame is handled to the end (decision, every transmit) on the task
-//! that read it, with no channel hop and no allocation. One file per concern:
+//! This is the only module that calls `Port::recv`/`Port::send` on the frame path. The
+//! frame path runs on `--dataplane-threads` epoll worker threads ([`runtime`]); each port's
+//! receive queues are given to workers, and a worker handles each frame it reads to the end
+//! (decision, every transmit) on the spot, with no channel hop. Three sources of frames run
+//! elsewhere and call the same [`Switch::handle_frame`]: the datagram and VXLAN hubs (on a small
+//! tokio runtime, [`Dataplane::handle`]) and vhost-user back-ends (on their own threads, when
+//! the guest kicks). One file per concern:
 //!
 //! - [`registry`]: the port set (copy-on-write [`Registry`]), attaching and detaching, link
 //!   state, and the signals the frame path sends the control thread;
@@ -11,7 +16,10 @@
 //! - [`hub`]: the datagram hub whose senders become ports;
 //! - [`vxlan`]: the VXLAN hubs, one UDP socket per local address and port, demultiplexed by VNI;
 //! - `taps`: captures and mirrors on the frame path (run only while the registry's
-//!   [`crate::capture::Taps::armed`] is set).
+//!   [`crate::capture::Taps::armed`] is set), the mirror methods, and the
+//!   [`crate::capture::Host`] the capture sessions talk to;
+//! - [`spanning`]: the spanning tree's glue (BPDU inbox, port states for the frame path);
+//! - [`storm`]: storm control buckets.
 //!
 //! Whole-table work (flushes, ageing, snapshots) and per-port ioctls never run here: the frame
 //! path flips an atomic and wakes the control thread ([`crate::control`]).
@@ -26,6 +34,7 @@ use crate::types::{PortId, Timestamp};
 
 pub mod forward;
 pub mod hub;
+pub mod mcast;
 pub mod registry;
 pub mod runtime;
 pub mod spanning;
@@ -83,6 +92,8 @@ pub struct Switch {
     pub stats: SwitchStats,
     /// The spanning tree (off unless turned on).
     pub stp: spanning::Spanning,
+    /// IGMP/MLD snooping (on by default, as Linux's `mcast_snooping 1`).
+    pub mcast: mcast::Snooping,
     /// Totals of ended captures and the capture id counter.
     pub capture: crate::capture::Totals,
     registry: RwLock<Arc<Registry>>,
@@ -122,6 +133,10 @@ impl Switch {
             settings: SharedSettings::new(settings),
             stats: SwitchStats::default(),
             stp: spanning::Spanning::new(spanning::derived_mac(name)),
+            mcast: mcast::Snooping::new(crate::mcast::McastConfig {
+                switch_mac: spanning::derived_mac(name),
+                ..Default::default()
+            }),
             capture: crate::capture::Totals::default(),
             registry: RwLock::new(Arc::default()),
             listeners: Mutex::new(Vec::new()),

@@ -331,8 +331,8 @@ impl Switch {
             .clone()
     }
 
-    /// Attaches a port. Inside a tokio runtime its receive task starts at once; outside one
-    /// (tests), call [`Switch::pump`] to feed its frames.
+    /// Attaches a port. With a dataplane ([`Switch::set_dataplane`]) its queues are given to the
+    /// workers at once; without one (tests), call [`Switch::pump`] to feed its frames.
     pub fn add_port(
         self: &Arc<Self>,
         name: &str,
@@ -456,8 +456,10 @@ impl Switch {
         r
     }
 
-    /// Detaches a port: stops its receive task and removes all its table entries. Whole-table
-    /// work: call it from the control thread, not the frame path.
+    /// Detaches a port: the workers stop reading it (and say so), all its table entries go,
+    /// and the call waits (bounded) until nothing holds the port, so its fds are closed when
+    /// the caller drops the handle. Whole-table work: call it from the control thread, not the
+    /// frame path, and hold no handle or port set while calling it.
     pub fn remove_port(&self, name: &str) -> Option<Arc<PortHandle>> {
         let handle = {
             let mut lock = self.registry.write().unwrap_or_else(|p| p.into_inner());
@@ -655,6 +657,7 @@ impl Switch {
         }
         let mut work = ControlWork::default();
         self.stp_work();
+        self.mcast_work();
         self.flush_removed();
         let mut ended = Vec::new();
         for h in self.ports().iter() {

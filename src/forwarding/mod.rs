@@ -1,8 +1,9 @@
-//! The forwarding decision: pure, no I/O, no clock.
+//! The forwarding decision: no I/O, no clock (time is an argument).
 //!
 //! [`decide`] takes one received frame and returns a [`Decision`]: forward to one port, flood, or
-//! drop with a [`RxDrop`] reason. It learns the source into the [`Fdb`] first (Linux learns before
-//! the forwarding decision, even for frames it then drops). Which ports a flood reaches is
+//! drop with a [`RxDrop`] reason. It is not a pure function: it learns the source into the
+//! [`Fdb`] first, as Linux learns before the forwarding decision, even for frames it then drops;
+//! the table is its only side effect. Which ports a flood reaches is
 //! answered port by port by [`flood_eligible`], so the dataplane walks its port list once without
 //! building a set.
 //!
@@ -362,6 +363,9 @@ labelled_enum!(
         Storm => "storm",
         /// Read from a mirror output port, which takes no part in forwarding.
         MirrorOutput => "mirror_output",
+        /// While snooping: an IGMP or MLD message (or its IP header) the parser refused, which
+        /// Linux drops too (`br_multicast_rcv`).
+        McastInvalid => "mcast_invalid",
     }
 );
 
@@ -552,7 +556,8 @@ fn decide_vepa<D: PortDirectory + ?Sized>(
     }
 }
 
-fn isolated_pair(a: PortFlags, b: PortFlags) -> bool {
+/// Whether two ports are both `isolated` (no frame passes between them).
+pub fn isolated_pair(a: PortFlags, b: PortFlags) -> bool {
     a.contains(PortFlags::ISOLATED) && b.contains(PortFlags::ISOLATED)
 }
 

@@ -22,7 +22,7 @@ pub struct RawUnderlay {
 }
 
 impl RawUnderlay {
-    /// Opens the sending socket (needs CAP_NET_RAW); see [`sys::vxlan::raw_udp_socket`].
+    /// Opens the sending socket (a raw UDP socket: needs CAP_NET_RAW).
     pub fn open(local: IpAddr, ttl: Option<u8>, tos: Option<u8>) -> io::Result<RawUnderlay> {
         Ok(RawUnderlay {
             fd: sys::vxlan::raw_udp_socket(local, ttl, tos)?,

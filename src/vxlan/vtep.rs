@@ -276,9 +276,8 @@ pub struct Vtep {
     remotes: RwLock<Arc<Remotes>>,
     /// Serializes changes of `remotes`.
     writer: Mutex<()>,
-    n_learned: AtomicUsize,
+    learned: crate::fdb::LearnBudget,
     n_user: AtomicUsize,
-    max_learned: AtomicUsize,
     mtu: AtomicU32,
     /// Counters.
     pub stats: VtepStats,
@@ -309,9 +308,8 @@ impl Vtep {
             table: DashMap::with_hasher(Hasher::default()),
             remotes: RwLock::new(Arc::new(set)),
             writer: Mutex::new(()),
-            n_learned: AtomicUsize::new(0),
+            learned: crate::fdb::LearnBudget::new(DEFAULT_MAX_LEARNED),
             n_user: AtomicUsize::new(0),
-            max_learned: AtomicUsize::new(DEFAULT_MAX_LEARNED),
             mtu: AtomicU32::new(mtu),
             stats: VtepStats::default(),
         }
@@ -345,7 +343,7 @@ impl Vtep {
     /// Limits the learned entries (0: the default, [`DEFAULT_MAX_LEARNED`]).
     pub fn set_max_learned(&self, n: usize) {
         let n = if n == 0 { DEFAULT_MAX_LEARNED } else { n };
-        self.max_learned.store(n, Relaxed);
+        self.learned.set_max(n);
     }
 
     /// The remotes now.
@@ -368,7 +366,7 @@ impl Vtep {
 
     /// Learned entries.
     pub fn learned_count(&self) -> usize {
-        self.n_learned.load(Relaxed)
+        self.learned.count()
     }
 
     /// Checks a packet received from `src` for this VTEP's VNI (`packet` is the UDP payload:
@@ -447,12 +445,7 @@ impl Vtep {
                 self.stats.moved_total.fetch_add(1, Relaxed);
             }
             MapEntry::Vacant(v) => {
-                let max = self.max_learned.load(Relaxed);
-                if self
-                    .n_learned
-                    .fetch_update(Relaxed, Relaxed, |n| (n < max).then_some(n + 1))
-                    .is_err()
-                {
+                if !self.learned.reserve() {
                     self.stats.learn_limit_hits_total.fetch_add(1, Relaxed);
                     return Ok(());
                 }
@@ -634,7 +627,7 @@ impl Vtep {
                     if self.n_user.load(Relaxed) >= MAX_USER_ENTRIES {
                         return Err(VtepError::Full("user entries"));
                     }
-                    self.n_learned.fetch_sub(1, Relaxed);
+                    self.learned.release();
                     self.n_user.fetch_add(1, Relaxed);
                 }
                 o.insert(Entry::new(remote, kind, now));
@@ -691,7 +684,7 @@ impl Vtep {
 
     fn uncount(&self, e: &Entry) {
         if e.kind == EntryKind::Learned {
-            self.n_learned.fetch_sub(1, Relaxed);
+            self.learned.release();
         } else {
             self.n_user.fetch_sub(1, Relaxed);
         }

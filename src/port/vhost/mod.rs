@@ -28,7 +28,7 @@
 //!   (EVENT_IDX when negotiated); used TX buffers are signalled once per drain; RX is
 //!   signalled per frame, but only when the guest asked for it (EVENT_IDX `used_event`, or
 //!   the NO_INTERRUPT flag), which costs one guest-memory load per frame and one eventfd write
-//!   per guest interrupt window. [`Port::end_batch`] is therefore a no-op.
+//!   per guest interrupt window; nothing waits for the end of a batch.
 //! - **Untrusted guest**: a malformed chain (bad address, write-only buffer in a TX chain,
 //!   read-only buffer in an RX chain, a broken `next` link, a bad indirect table), a header
 //!   too short, an oversized frame, an invalid virtio_net_hdr, or a full RX ring is dropped and
