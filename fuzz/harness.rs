@@ -1776,6 +1776,9 @@ const API_ROUTES: &[(&str, &str)] = &[
     ("PUT", "/api/v1/ports/p1/vlans/5000"),
     ("DELETE", "/api/v1/ports/p0/vlans/1"),
     ("POST", "/api/v1/ports"),
+    ("POST", "/api/v1/mdb"),
+    ("DELETE", "/api/v1/mdb?port=p0&grp=239.1.1.1"),
+    ("DELETE", "/api/v1/mdb?port=p1&grp=ff0e::1&vid=10"),
 ];
 
 /// JSON pieces a structured body is built from (keys the routes know, values of every type).
@@ -1813,6 +1816,16 @@ const API_KEYS: &[&str] = &[
     "storm_broadcast",
     "bpdu_guard",
     "enable",
+    "grp",
+    "src",
+    "state",
+    "vid",
+    "mcast_snooping",
+    "mcast_querier",
+    "mcast_router",
+    "mcast_fast_leave",
+    "mcast_max_groups",
+    "mcast_hash_max",
 ];
 const API_VALUES: &[&str] = &[
     "true",
@@ -1828,6 +1841,8 @@ const API_VALUES: &[&str] = &[
     "null",
     "\"\"",
     "\"p0\"",
+    "\"239.1.1.1\"",
+    "\"ff0e::1\"",
     "\"p1\"",
     "\"rstp\"",
     "\"off\"",
