@@ -991,7 +991,12 @@ fn a_gso_frame_crosses_as_one_udp_gso_send_and_arrives_segmented() {
     let (ta, tb) = (ifname('a'), ifname('b'));
     let a = NsSwitch::start(
         &sa,
-        &["--port", &ta, "--port", &format!("vx0=vxlan:5,local={ua},remote={ub}")],
+        &[
+            "--port",
+            &ta,
+            "--port",
+            &format!("vx0=vxlan:5,local={ua},remote={ub}"),
+        ],
     );
     // b1's TAP has no offloads: it must get plain segments, checksums done
     let b = NsSwitch::start(

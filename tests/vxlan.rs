@@ -1114,7 +1114,10 @@ fn a_tso_frame_that_crossed_a_veth_underlay_whole_goes_on_as_a_gso_frame() {
 /// batch whole (`send_batch`: remote, UDP header, datagrams back to back, datagram size), each
 /// single datagram alone (size 0).
 #[derive(Clone, Default)]
-struct BatchEnd(Arc<Mutex<Vec<(IpAddr, [u8; ENCAP_HLEN], Vec<u8>, usize)>>>);
+struct BatchEnd(Arc<Mutex<Vec<Sent>>>);
+
+/// One send as the kernel got it: remote, outer header, UDP payload(s), datagram size (0: single).
+type Sent = (IpAddr, [u8; ENCAP_HLEN], Vec<u8>, usize);
 
 impl Underlay for BatchEnd {
     fn send(&self, to: IpAddr, head: &[u8; ENCAP_HLEN], frame: &[u8]) -> io::Result<()> {
@@ -1166,7 +1169,9 @@ fn tcp_gso(v6: bool, seq: u32, mss: u16, payload: &[u8]) -> Vec<u8> {
     } else {
         ip.extend_from_slice(&[0x45, 0]);
         ip.extend_from_slice(&((20 + l4_len) as u16).to_be_bytes());
-        ip.extend_from_slice(&[0x12, 0x34, 0x40, 0, 64, 6, 0, 0, 198, 18, 41, 1, 198, 18, 41, 2]);
+        ip.extend_from_slice(&[
+            0x12, 0x34, 0x40, 0, 64, 6, 0, 0, 198, 18, 41, 1, 198, 18, 41, 2,
+        ]);
         let c = !csum_fold(csum_add(0, &ip));
         ip[10..12].copy_from_slice(&c.to_be_bytes());
     }
@@ -1210,12 +1215,20 @@ fn tcp_payloads(frames: &[Vec<u8>], vnet: bool, verify: bool) -> Vec<(u32, Vec<u
         if verify {
             assert!(hdr.is_plain(), "a plain port gets plain frames");
             if !v6 {
-                assert_eq!(csum_fold(csum_add(0, &frame[14..34])), 0xffff, "IPv4 checksum");
+                assert_eq!(
+                    csum_fold(csum_add(0, &frame[14..34])),
+                    0xffff,
+                    "IPv4 checksum"
+                );
             }
             let addrs = if v6 { &frame[22..54] } else { &frame[26..34] };
             let l4_len = frame.len() - l4;
             let ps = csum_add(0, addrs) + 6 + l4_len as u32;
-            assert_eq!(csum_fold(csum_add(ps, &frame[l4..])), 0xffff, "TCP checksum");
+            assert_eq!(
+                csum_fold(csum_add(ps, &frame[l4..])),
+                0xffff,
+                "TCP checksum"
+            );
         }
         let seq = u32::from_be_bytes([frame[l4 + 4], frame[l4 + 5], frame[l4 + 6], frame[l4 + 7]]);
         out.push((seq, frame[l4 + 20..].to_vec()));
@@ -1241,13 +1254,24 @@ fn gso_across(frames: &[Vec<u8>]) -> (Vec<Vec<u8>>, Vec<Vec<u8>>, usize) {
     let vtep = Arc::new(Vtep::new(spec, 1500));
     let end = BatchEnd::default();
     let port = VxlanPort::new(vtep.clone(), end.clone(), None);
-    a.sw.add_vxlan_port("vx41", vtep.clone(), Box::new(port), PortFlags::default(), false)
-        .unwrap();
+    a.sw.add_vxlan_port(
+        "vx41",
+        vtep.clone(),
+        Box::new(port),
+        PortFlags::default(),
+        false,
+    )
+    .unwrap();
     let wire = Arc::new(Wire::default());
     let mut b = Site::new(0);
     b.add_host(MemPort::new(1500).with_vnet_hdr(), "fast");
     b.add_host(MemPort::new(1500), "plain");
-    b.vxlan(&wire, 41, &["local=198.18.41.2", "remote=198.18.41.1"], 1550);
+    b.vxlan(
+        &wire,
+        41,
+        &["local=198.18.41.2", "remote=198.18.41.1"],
+        1550,
+    );
     let mut batches = 0;
     for f in frames {
         a.send(0, f);
@@ -1296,7 +1320,9 @@ fn stream_bytes(seed: u64, len: usize) -> Vec<u8> {
     let mut x = seed | 1;
     (0..len)
         .map(|_| {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             (x >> 56) as u8
         })
         .collect()
@@ -1317,7 +1343,10 @@ fn a_64_kib_gso_frame_crosses_in_two_batches_and_comes_out_whole() {
     assert!(fast.len() <= 2, "coalesced again: {} frames", fast.len());
     let segs = tcp_payloads(&plain, false, true);
     assert_eq!(segs.len(), 45);
-    assert_eq!(segs.into_iter().flat_map(|(_, p)| p).collect::<Vec<u8>>(), data);
+    assert_eq!(
+        segs.into_iter().flat_map(|(_, p)| p).collect::<Vec<u8>>(),
+        data
+    );
 }
 
 mod gso_gro_properties {
@@ -1402,8 +1431,16 @@ fn linux_capture_through_the_offload_send_and_the_coalesced_receive() {
         assert_eq!(sent.len(), 1);
         let (to, head, data, seg) = &sent[0];
         assert_eq!((*to, *seg), (c.dst, 0));
-        assert_eq!(&data[..], &c.udp[8..], "VXLAN header and inner frame as Linux's");
-        assert_eq!(head[2..6], c.udp[2..6], "destination port and length as Linux's");
+        assert_eq!(
+            &data[..],
+            &c.udp[8..],
+            "VXLAN header and inner frame as Linux's"
+        );
+        assert_eq!(
+            head[2..6],
+            c.udp[2..6],
+            "destination port and length as Linux's"
+        );
     }
     // Receive: runs of packets of one size between the same ends, each as the one coalesced
     // read UDP GRO would make of them: the host gets every inner frame byte for byte, in order.

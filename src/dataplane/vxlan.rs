@@ -426,7 +426,16 @@ impl Switch {
     ) {
         if d.seg == 0 || d.seg >= d.len || d.truncated {
             return self.vxlan_input(
-                reg, settings, hub, members, from, buf, d.len, d.truncated, now, rx,
+                reg,
+                settings,
+                hub,
+                members,
+                from,
+                buf,
+                d.len,
+                d.truncated,
+                now,
+                rx,
             );
         }
         let mut off = 0;
@@ -481,7 +490,9 @@ impl Switch {
             from: Some(src),
             seg,
         };
-        self.vxlan_read(&reg, &settings, &hub, &members, src, &mut buf, &d, now, &mut rx);
+        self.vxlan_read(
+            &reg, &settings, &hub, &members, src, &mut buf, &d, now, &mut rx,
+        );
         self.vxlan_flush(&reg, &settings, now, &mut rx);
         self.publish(&reg, &mut rx.work);
     }

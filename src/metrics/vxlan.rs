@@ -98,5 +98,7 @@ pub(super) fn vxlan(sw: &Switch, out: &mut Vec<Family>) {
             );
         }
     }
-    out.extend([remotes, entries, learned, moved, tx, rx, txe, drops, gso, gso_d, hub]);
+    out.extend([
+        remotes, entries, learned, moved, tx, rx, txe, drops, gso, gso_d, hub,
+    ]);
 }

@@ -70,7 +70,9 @@ impl UdpUnderlay {
             let shared = gso && v4;
             let plain = sys::vxlan::udp_send_socket(local, port, ttl, tos, true, shared)?;
             let gso = if shared {
-                Some(sys::vxlan::udp_send_socket(local, port, ttl, tos, false, true)?)
+                Some(sys::vxlan::udp_send_socket(
+                    local, port, ttl, tos, false, true,
+                )?)
             } else {
                 None
             };
@@ -183,7 +185,12 @@ impl Underlay for UdpUnderlay {
             // The kernel refuses a GSO send its path cannot take whole (a path MTU below a
             // datagram: EMSGSIZE; no checksum offload path: EIO): one send per datagram,
             // which the kernel fragments as it must.
-            Err(e) if matches!(e.raw_os_error(), Some(libc::EMSGSIZE | libc::EIO | libc::EINVAL)) => {
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EMSGSIZE | libc::EIO | libc::EINVAL)
+                ) =>
+            {
                 let mut res = Ok(());
                 for d in data.chunks(seg.max(1)) {
                     let mut one = Ok(());

@@ -26,8 +26,8 @@ use dashmap::DashMap;
 
 use super::spec::{VxlanSpec, MAX_MTU, MAX_REMOTES};
 use super::wire::{self, VxlanError, ENCAP_HLEN, OVERHEAD_V4, OVERHEAD_V6, VXLAN_HLEN};
-use crate::offload::{self, Segmenter, VnetHdr, F_NEEDS_CSUM, GSO_NONE};
 use crate::fdb::EntryKind;
+use crate::offload::{self, Segmenter, VnetHdr, F_NEEDS_CSUM, GSO_NONE};
 use crate::types::Timestamp;
 use crate::wire::MacAddr;
 
@@ -562,7 +562,7 @@ impl Vtep {
                 .map(|(k, r)| (*k, r.clone()))
                 .collect();
             self.publish(Remotes {
-            flood_ips: Vec::new(),
+                flood_ips: Vec::new(),
                 flood: cur.flood.clone(),
                 known,
             });
@@ -680,8 +680,14 @@ impl Vtep {
         let (min, max) = self.spec.srcport;
         let sport = wire::src_port(wire::flow_hash(frame), min, max);
         let mut head = [0u8; ENCAP_HLEN];
-        wire::write_encap(sport, self.spec.dstport, self.spec.vni, inner_len, &mut head)
-            .ok_or_else(|| io::Error::from_raw_os_error(libc::EMSGSIZE))?;
+        wire::write_encap(
+            sport,
+            self.spec.dstport,
+            self.spec.vni,
+            inner_len,
+            &mut head,
+        )
+        .ok_or_else(|| io::Error::from_raw_os_error(libc::EMSGSIZE))?;
         Ok(head)
     }
 
@@ -727,7 +733,10 @@ impl Vtep {
         let mut known = cur.known.clone();
         known.insert(dst, r);
         self.publish(Remotes {
-            flood_ips: Vec::new(), flood, known });
+            flood_ips: Vec::new(),
+            flood,
+            known,
+        });
         Ok(())
     }
 
@@ -802,7 +811,7 @@ impl Vtep {
             let n = cur.flood.len() - flood.len();
             if n > 0 {
                 self.publish(Remotes {
-            flood_ips: Vec::new(),
+                    flood_ips: Vec::new(),
                     flood,
                     known: cur.known.clone(),
                 });

@@ -383,7 +383,8 @@ pub fn recv_batch(
 /// Room for the control messages a `UDP_GRO` socket's read may carry (the segment size, an
 /// int; room to spare for one more the kernel might add).
 // SAFETY: CMSG_SPACE only computes a size from its argument.
-const GRO_CMSG_SPACE: usize = 2 * unsafe { libc::CMSG_SPACE(size_of::<libc::c_int>() as u32) } as usize;
+const GRO_CMSG_SPACE: usize =
+    2 * unsafe { libc::CMSG_SPACE(size_of::<libc::c_int>() as u32) } as usize;
 
 /// The segment size in a read's `UDP_GRO` control message, 0 if it has none.
 fn gro_size(h: &libc::msghdr) -> usize {
