@@ -78,9 +78,15 @@ pub fn parse_config_words(words: &[String]) -> Result<Value> {
             .iter()
             .find(|n| **n == key)
         {
-            // checked here with the switch's own parser, sent as the text it takes
-            crate::mcast::McastConfig::default().set(k, v)?;
-            body.insert(k.to_string(), Value::from(v.as_str()));
+            // checked with the switch's own parser, sent in the type the switch shows it
+            let mut c = crate::mcast::McastConfig::default();
+            c.set(k, v)?;
+            let typed = c
+                .settings()
+                .into_iter()
+                .find(|(n, _)| *n == k)
+                .map_or_else(|| Value::from(v.as_str()), |(_, t)| t);
+            body.insert(k.to_string(), typed);
             continue;
         }
         let Some(&(key, ty)) = SETTINGS.iter().find(|(n, _)| *n == key) else {
