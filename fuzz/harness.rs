@@ -2108,6 +2108,22 @@ const CFG_KEYS: &[(&str, &[&str])] = &[
             "\"x\"",
         ],
     ),
+    ("mcast_snooping", CFG_BOOLS),
+    (
+        "mcast_querier",
+        &["true", "false", "\"on\"", "\"maybe\"", "1"],
+    ),
+    ("mcast_igmp_version", &["2", "3", "4", "\"3\""]),
+    ("mcast_mld_version", &["1", "2", "0"]),
+    ("mcast_hash_max", CFG_INTS),
+    ("mcast_last_member_count", CFG_INTS),
+    ("mcast_startup_query_count", CFG_INTS),
+    ("mcast_last_member_interval", CFG_INTS),
+    ("mcast_membership_interval", CFG_INTS),
+    ("mcast_querier_interval", CFG_INTS),
+    ("mcast_query_interval", CFG_INTS),
+    ("mcast_query_response_interval", CFG_INTS),
+    ("mcast_startup_query_interval", CFG_INTS),
 ];
 
 /// Every key of a `[[port]]` table with values for it (`remotes` is an alias of `remote`).
@@ -2171,6 +2187,9 @@ const CFG_PORT_KEYS: &[(&str, &[&str])] = &[
     ),
     ("remote", CFG_ADDRS),
     ("remotes", CFG_ADDRS),
+    ("mcast_router", &["0", "1", "2", "3", "4", "\"2\""]),
+    ("mcast_fast_leave", CFG_BOOLS),
+    ("mcast_max_groups", CFG_INTS),
     ("dstport", CFG_INTS),
     ("ttl", CFG_INTS),
     ("tos", CFG_INTS),
@@ -2271,7 +2290,7 @@ fn cfg_lines(
 
 /// A file built from the real keys and tables: top-level keys, then `[[port]]` tables (most
 /// named `pN`, so mirrors can name them), then `[[mirror]]` tables (most with an output
-/// `pN`).
+/// `pN`), then `[[mdb]]` tables.
 fn cfg_text(r: &mut Reader<'_>) -> String {
     let mut t = String::new();
     let n = r.u8() % 8;
@@ -2298,11 +2317,35 @@ fn cfg_text(r: &mut Reader<'_>) -> String {
         let n = r.u8() % 4;
         cfg_lines(r, CFG_MIRROR_KEYS, n, &mut used, &mut t);
     }
+    for _ in 0..(r.u8() % 3) {
+        t.push_str(&format!("[[mdb]]\nport = \"p{}\"\n", r.u8() % 4));
+        let n = r.u8() % 4;
+        cfg_lines(r, CFG_MDB_KEYS, n, &mut vec!["port"], &mut t);
+    }
     t
 }
 
+/// The keys of an `[[mdb]]` table (but `port`) with values for them.
+const CFG_MDB_KEYS: &[(&str, &[&str])] = &[
+    (
+        "grp",
+        &[
+            "\"239.1.1.1\"",
+            "\"ff0e::1\"",
+            "\"198.18.0.1\"",
+            "\"x\"",
+            "5",
+        ],
+    ),
+    ("src", &["\"198.18.0.9\"", "\"2001:db8::1\"", "\"x\""]),
+    ("permanent", CFG_BOOLS),
+    ("vid", &["0", "10", "4094", "4095", "-1"]),
+    ("state", &["\"temp\""]),
+];
+
 /// Whether `key` names a key of the file: a top-level key, `port[N]`, `port[N].KEY` (KEY a
-/// port key, or `stp` for the port's spanning tree settings together), or `mirror[N]`.
+/// port key, or `stp` for the port's spanning tree settings together), `mirror[N]` or
+/// `mdb[N]`.
 fn cfg_key_is_real(key: &str) -> bool {
     let has = |keys: &[(&str, &[&str])], k: &str| keys.iter().any(|(x, _)| *x == k);
     if has(CFG_KEYS, key) {
@@ -2320,7 +2363,7 @@ fn cfg_key_is_real(key: &str) -> bool {
                 .strip_prefix('.')
                 .is_some_and(|k| k == "stp" || has(CFG_PORT_KEYS, k));
     }
-    table("mirror[").is_some_and(str::is_empty)
+    table("mirror[").is_some_and(str::is_empty) || table("mdb[").is_some_and(str::is_empty)
 }
 
 /// Checks an error about the file: it names the file; about a key, a line of the file and a
@@ -2433,7 +2476,7 @@ pub fn config_file_outcome(data: &[u8]) -> CfgOutcome {
                 unreachable!()
             };
             assert!(
-                ["--port", "--mode", "[[mirror]]"].contains(&flag)
+                ["--port", "--mode", "[[mirror]]", "[[mdb]]"].contains(&flag)
                     || flag.starts_with("--stp-priority/"),
                 "{text:?}: a file's settings refused by {flag}: {shown}"
             );

@@ -1,6 +1,6 @@
 //! The command line: its grammar (clap) and dispatch. `run` is here; `demo` is
 //! [`crate::demo`]; the client commands (`ports`, `port`, `fdb`, `vlan`, `config`, `stp`,
-//! `capture`, `mirror`) are in [`crate::client`], one file per family, each with its arguments.
+//! `capture`, `mirror`, `mdb`) are in [`crate::client`], one file per family, each with its arguments.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::client::capture::CaptureArgs;
 use crate::client::config::ConfigArgs;
 use crate::client::fdb::FdbArgs;
+use crate::client::mdb::MdbArgs;
 use crate::client::mirror::MirrorArgs;
 use crate::client::ports::{PortAction, PortArgs};
 use crate::client::vlan::VlanArgs;
@@ -66,6 +67,9 @@ enum Cmd {
     Capture(Box<CaptureArgs>),
     /// Show, add or remove port mirrors (copies of ports' traffic to an output port).
     Mirror(MirrorArgs),
+    /// Show the multicast groups, router ports and queriers, or add and remove static
+    /// entries (like `bridge mdb`).
+    Mdb(MdbArgs),
 }
 
 #[derive(Args, Debug)]
@@ -163,6 +167,13 @@ struct RunArgs {
     /// answered 503 and closed [default: 64].
     #[arg(long, value_name = "N")]
     api_max_conns: Option<u64>,
+    /// IGMP/MLD snooping (Linux mcast_snooping): off floods every multicast frame
+    /// [default: on].
+    #[arg(long, value_name = "on|off")]
+    mcast_snooping: Option<String>,
+    /// Be the IGMP/MLD querier while no other querier is heard (Linux mcast_querier 1).
+    #[arg(long)]
+    mcast_querier: bool,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -224,6 +235,7 @@ pub fn main() -> ExitCode {
         Cmd::Stp(a) => crate::client::stp::stp(&a.endpoint(), a.json),
         Cmd::Capture(a) => crate::client::capture::capture_cmd(*a),
         Cmd::Mirror(a) => crate::client::mirror::mirror_cmd(a),
+        Cmd::Mdb(a) => crate::client::mdb::mdb_cmd(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -258,6 +270,8 @@ fn overrides(a: RunArgs) -> Overrides {
         default_pvid: a.default_pvid,
         stp: a.stp,
         stp_priority: a.stp_priority,
+        mcast_snooping: a.mcast_snooping,
+        mcast_querier: a.mcast_querier,
         stp_hello_time: a.stp_hello_time,
         stp_forward_delay: a.stp_forward_delay,
         stp_max_age: a.stp_max_age,
@@ -320,6 +334,11 @@ where
             }
         }
         Cmd::Mirror(a) => crate::client::mirror::check_mirror(&a)?,
+        Cmd::Mdb(a) => {
+            if let Some(action) = &a.action {
+                crate::client::mdb::mdb_request(action)?;
+            }
+        }
     }
     Ok(())
 }

@@ -321,6 +321,38 @@ fn apply_stp_storm(sw: &Switch, h: &PortHandle, spec: &PortSpec) {
     for (k, pps) in crate::forwarding::FloodKind::ALL.iter().zip(spec.storm) {
         h.storm.bucket(*k).set_rate(pps);
     }
+    if spec.mcast != crate::mcast::PortConfig::default() {
+        sw.set_port_mcast(h, spec.mcast);
+    }
+}
+
+/// The configuration file's static MDB entries: those of `old` that `new` no longer has are
+/// removed, those of `new` added (an entry for a port that is missing is logged and skipped).
+pub fn apply_file_mdb(sw: &Switch, old: &[crate::config::MdbSpec], new: &[crate::config::MdbSpec]) {
+    let entry = |m: &crate::config::MdbSpec| {
+        let port = sw.ports().by_name(&m.port).map(|h| h.id)?;
+        Some(crate::mcast::StaticEntry {
+            port,
+            group: m.grp,
+            source: m.src,
+            permanent: m.permanent,
+            vid: m.vid,
+        })
+    };
+    for m in old.iter().filter(|m| !new.contains(m)) {
+        if let Some(e) = entry(m) {
+            let _ = sw.with_mcast(|s, _| s.mdb_del(e.port, e.vid, e.group, e.source));
+        }
+    }
+    for m in new {
+        let Some(e) = entry(m) else {
+            tracing::error!(port = %m.port, grp = %m.grp, "mdb entry: no such port");
+            continue;
+        };
+        if let Err(err) = sw.with_mcast(|s, now| s.mdb_add(&e, now)) {
+            tracing::error!(port = %m.port, grp = %m.grp, error = %err, "mdb entry not added");
+        }
+    }
 }
 
 /// The settings of a spec beyond flags: VLANs, spanning tree, storm control.
@@ -412,6 +444,10 @@ pub struct Applied {
     pub fdb_max: usize,
     /// Spanning tree bridge settings.
     pub stp_bridge: crate::stp::BridgeConfig,
+    /// Multicast snooping settings.
+    pub mcast: crate::mcast::McastConfig,
+    /// Static MDB entries of the file.
+    pub mdb: Vec<crate::config::MdbSpec>,
 }
 
 impl Applied {
@@ -422,6 +458,8 @@ impl Applied {
             settings: cfg.settings,
             fdb_max: cfg.fdb_max,
             stp_bridge: cfg.stp_bridge,
+            mcast: cfg.mcast.clone(),
+            mdb: cfg.mdb.clone(),
         }
     }
 }
@@ -508,6 +546,12 @@ pub fn reload(sw: &Arc<Switch>, old: &Applied, new: &Config) -> Applied {
         }
     }
     set_settings(sw, s);
+    if new.mcast != old.mcast {
+        // the file changed a snooping setting: the file's settings replace the running ones
+        if let Err(e) = sw.set_mcast_config(new.mcast.clone()) {
+            tracing::error!(error = %e, "reload: multicast settings not applied");
+        }
+    }
     if new.fdb_max != old.fdb_max {
         sw.fdb.set_max_learned(new.fdb_max);
     }
@@ -585,6 +629,7 @@ pub fn reload(sw: &Arc<Switch>, old: &Applied, new: &Config) -> Applied {
         }
     }
     sw.apply_file_mirrors(&new.mirrors);
+    apply_file_mdb(sw, &old.mdb, &new.mdb);
     tracing::info!(ports = declared.len(), "configuration reloaded");
     Applied {
         ports: declared,
@@ -614,6 +659,9 @@ fn update_port(sw: &Switch, h: &PortHandle, old: &PortSpec, new: &PortSpec) {
         if old.storm[i] != new.storm[i] {
             h.storm.bucket(*k).set_rate(new.storm[i]);
         }
+    }
+    if old.mcast != new.mcast {
+        sw.set_port_mcast(h, new.mcast);
     }
 }
 

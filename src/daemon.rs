@@ -37,6 +37,8 @@ pub async fn run(cfg: Config, o: Overrides) -> Result<()> {
     sw.set_dataplane(&dp);
     sw.set_stp_bridge(cfg.stp_bridge)?;
     sw.set_stp(cfg.settings.stp)?;
+    sw.set_mcast_config(cfg.mcast.clone())
+        .context("multicast snooping settings")?;
     let ctl = Control::start(sw.clone()).context("cannot start the control thread")?;
     let ch = ctl.handle();
     let attached = {
@@ -49,6 +51,7 @@ pub async fn run(cfg: Config, o: Overrides) -> Result<()> {
                 }
             }
             sw.apply_file_mirrors(&cfg.mirrors);
+            control::apply_file_mdb(&sw, &[], &cfg.mdb);
             Ok(())
         })
         .await

@@ -354,7 +354,7 @@ fn config_file_random_inputs() {
     use harness::CfgOutcome;
     let mut x: u64 = 0xbb67_ae85_84ca_a73b;
     let mut seen = std::collections::HashMap::new();
-    for i in 0..600 {
+    for i in 0..1000 {
         let n = 2 + (x % 120) as usize;
         let mut input: Vec<u8> = (0..n)
             .map(|_| {

@@ -45,14 +45,7 @@ pub(super) fn mdb_json(sw: &Switch) -> Value {
                 v
             })
             .collect();
-        let mut vids: Vec<u16> = st
-            .mdb(now)
-            .iter()
-            .map(|r| r.vid)
-            .chain(std::iter::once(0))
-            .collect();
-        vids.sort_unstable();
-        vids.dedup();
+        let vids = st.querier_vlans();
         let querier: Vec<Value> = vids
             .iter()
             .flat_map(|&vid| {

@@ -16,7 +16,8 @@ pub(crate) struct ConfigArgs {
     /// `KEY VALUE` pairs to change: ageing_secs, fdb_max_learned, group_fwd_mask (a number or
     /// names), vepa_flood_unknown, vlan_filtering (true/false, on/off, 1/0), vlan_protocol,
     /// default_pvid, stp (off/rstp), stp_priority, stp_hello_time, stp_forward_delay,
-    /// stp_max_age, stp_mac.
+    /// stp_max_age, stp_mac, and the multicast snooping settings with Linux's names and
+    /// units (mcast_snooping, mcast_querier, mcast_query_interval in centiseconds, ...).
     #[arg(num_args = 0..)]
     pub set: Vec<String>,
 }
@@ -73,8 +74,27 @@ pub fn parse_config_words(words: &[String]) -> Result<Value> {
             "fdb_max" => "fdb_max_learned".to_string(),
             other => other.to_string(),
         };
+        if let Some(&k) = crate::mcast::settings::SWITCH_KEYS
+            .iter()
+            .find(|n| **n == key)
+        {
+            // checked with the switch's own parser, sent in the type the switch shows it
+            let mut c = crate::mcast::McastConfig::default();
+            c.set(k, v)?;
+            let typed = c
+                .settings()
+                .into_iter()
+                .find(|(n, _)| *n == k)
+                .map_or_else(|| Value::from(v.as_str()), |(_, t)| t);
+            body.insert(k.to_string(), typed);
+            continue;
+        }
         let Some(&(key, ty)) = SETTINGS.iter().find(|(n, _)| *n == key) else {
-            let known: Vec<&str> = SETTINGS.iter().map(|(n, _)| *n).collect();
+            let known: Vec<&str> = SETTINGS
+                .iter()
+                .map(|(n, _)| *n)
+                .chain(crate::mcast::settings::SWITCH_KEYS.iter().copied())
+                .collect();
             bail!(
                 "unknown setting '{k}' (settings that change at run time: {})",
                 known.join(", ")

@@ -23,7 +23,7 @@ use super::grammar::{
     apply_flag, check_default_pvid, parse_control, parse_group_mask, parse_listen, parse_p2p,
     parse_spec, parse_stp, SpecProblem, VlanKeys,
 };
-use super::{ConfigError, PortSpec};
+use super::{ConfigError, MdbSpec, PortSpec};
 use crate::capture::MirrorSpec;
 use crate::forwarding::Mode;
 use crate::port::{check_ifname, PortKind};
@@ -85,6 +85,10 @@ pub struct FileSettings {
     pub(super) ports: Vec<PortSpec>,
     /// `[[mirror]]` tables, in order, names unique, each checked against the earlier ones.
     pub(super) mirrors: Vec<MirrorSpec>,
+    /// The `mcast_*` keys (each value checked), as the text `McastConfig::set` takes.
+    pub(super) mcast: Vec<(&'static str, String)>,
+    /// `[[mdb]]` tables (static MDB entries).
+    pub(super) mdb: Vec<MdbSpec>,
 }
 
 impl FileSettings {
@@ -125,6 +129,7 @@ pub fn parse_file(path: &Path, text: &str) -> Result<FileSettings, ConfigError> 
     table_keys(&fc, &src, &mut out)?;
     runtime_keys(&fc, path, &src, &mut out)?;
     bridge_keys(&fc, &src, &mut out)?;
+    mcast_keys(&fc, &src, &mut out)?;
     for (i, p) in fc.ports.into_iter().enumerate() {
         let t = Table {
             src: &src,
@@ -138,6 +143,26 @@ pub fn parse_file(path: &Path, text: &str) -> Result<FileSettings, ConfigError> 
         let span = m.span();
         let m = mirror_table(&src, i, span, m.into_inner(), &out.mirrors)?;
         out.mirrors.push(m);
+    }
+    for (i, m) in fc.mdb.into_iter().enumerate() {
+        let span = m.span();
+        let m = m.into_inner();
+        let key = format!("mdb[{i}]");
+        let multicast = match m.grp {
+            std::net::IpAddr::V4(a) => a.is_multicast(),
+            std::net::IpAddr::V6(a) => a.is_multicast(),
+        };
+        if !multicast {
+            return src.err(
+                span,
+                &key,
+                format!("grp {} is not a multicast group", m.grp),
+            );
+        }
+        if m.vid > 4094 {
+            return src.err(span, &key, format!("vid {} is outside 0..=4094", m.vid));
+        }
+        out.mdb.push(m);
     }
     Ok(out)
 }
@@ -173,6 +198,75 @@ struct FileConfig {
     ports: Vec<Spanned<FilePort>>,
     #[serde(default, rename = "mirror")]
     mirrors: Vec<Spanned<MirrorSpec>>,
+    mcast_snooping: Option<Spanned<toml::Value>>,
+    mcast_querier: Option<Spanned<toml::Value>>,
+    mcast_igmp_version: Option<Spanned<toml::Value>>,
+    mcast_mld_version: Option<Spanned<toml::Value>>,
+    mcast_hash_max: Option<Spanned<toml::Value>>,
+    mcast_last_member_count: Option<Spanned<toml::Value>>,
+    mcast_startup_query_count: Option<Spanned<toml::Value>>,
+    mcast_last_member_interval: Option<Spanned<toml::Value>>,
+    mcast_membership_interval: Option<Spanned<toml::Value>>,
+    mcast_querier_interval: Option<Spanned<toml::Value>>,
+    mcast_query_interval: Option<Spanned<toml::Value>>,
+    mcast_query_response_interval: Option<Spanned<toml::Value>>,
+    mcast_startup_query_interval: Option<Spanned<toml::Value>>,
+    #[serde(default)]
+    mdb: Vec<Spanned<MdbSpec>>,
+}
+
+/// The switch-wide `mcast_*` keys the file gave (any TOML value: booleans, numbers, or the
+/// text the API takes), in `crate::mcast::settings::SWITCH_KEYS` order.
+fn mcast_given(fc: &FileConfig) -> Vec<(&'static str, &Spanned<toml::Value>)> {
+    [
+        ("mcast_snooping", &fc.mcast_snooping),
+        ("mcast_querier", &fc.mcast_querier),
+        ("mcast_igmp_version", &fc.mcast_igmp_version),
+        ("mcast_mld_version", &fc.mcast_mld_version),
+        ("mcast_hash_max", &fc.mcast_hash_max),
+        ("mcast_last_member_count", &fc.mcast_last_member_count),
+        ("mcast_startup_query_count", &fc.mcast_startup_query_count),
+        ("mcast_last_member_interval", &fc.mcast_last_member_interval),
+        ("mcast_membership_interval", &fc.mcast_membership_interval),
+        ("mcast_querier_interval", &fc.mcast_querier_interval),
+        ("mcast_query_interval", &fc.mcast_query_interval),
+        (
+            "mcast_query_response_interval",
+            &fc.mcast_query_response_interval,
+        ),
+        (
+            "mcast_startup_query_interval",
+            &fc.mcast_startup_query_interval,
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)))
+    .collect()
+}
+
+/// A TOML value as the text the `mcast_*` settings take.
+fn toml_text(v: &toml::Value) -> String {
+    match v {
+        toml::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The `mcast_*` keys: each checked by the setting itself, then all together as Linux checks
+/// them (versions, `mcast_hash_max`, counts).
+fn mcast_keys(fc: &FileConfig, src: &Src<'_>, out: &mut FileSettings) -> Result<(), ConfigError> {
+    let mut cfg = crate::mcast::McastConfig::default();
+    for (k, v) in mcast_given(fc) {
+        let text = toml_text(v.get_ref());
+        if let Err(e) = cfg.set(k, &text) {
+            return src.err(v.span(), k, e.to_string());
+        }
+        if let Err(e) = cfg.clone().validated() {
+            return src.err(v.span(), k, e.to_string());
+        }
+        out.mcast.push((k, text));
+    }
+    Ok(())
 }
 
 #[derive(Deserialize)]
@@ -226,6 +320,9 @@ struct FilePort {
     accept: Vec<Spanned<String>>,
     learning: Option<bool>,
     gso: Option<bool>,
+    mcast_router: Option<Spanned<u8>>,
+    mcast_fast_leave: Option<bool>,
+    mcast_max_groups: Option<Spanned<u32>>,
 }
 
 /// The file's name and text, to turn a span into a line.
@@ -453,6 +550,17 @@ fn port_table(t: &Table<'_>, p: FilePort, earlier: &[PortSpec]) -> Result<PortSp
     }
     if let Err(e) = spec.stp.validate() {
         return t.err_table("stp", e.to_string());
+    }
+    if let Some(r) = &p.mcast_router {
+        if let Err(e) = spec.mcast.set("mcast_router", &r.get_ref().to_string()) {
+            return t.err(r.span(), "mcast_router", e.to_string());
+        }
+    }
+    if let Some(f) = p.mcast_fast_leave {
+        spec.mcast.fast_leave = f;
+    }
+    if let Some(g) = &p.mcast_max_groups {
+        spec.mcast.max_groups = *g.get_ref();
     }
     if earlier.iter().any(|q| q.name == spec.name) {
         return t.err_table("name", format!("duplicate port name '{}'", spec.name));

@@ -177,6 +177,9 @@ pub enum SpecProblem {
     /// A `vxlan` key or value is wrong.
     #[error(transparent)]
     Vxlan(#[from] VxlanSpecError),
+    /// A multicast snooping key (`mcast-router=`, `mcast-max-groups=`) is wrong.
+    #[error(transparent)]
+    Mcast(#[from] crate::mcast::settings::SettingError),
 }
 
 /// A port spec that cannot be parsed: the spec and what is wrong with it.
@@ -279,6 +282,7 @@ fn apply_word(out: &mut PortSpec, vk: &mut VlanKeys, word: &str) -> Result<(), S
         || storm_word(&mut out.storm, word)?
         || socket_word(out, word)?
         || port_word(out, word)?
+        || mcast_word(&mut out.mcast, word)?
     {
         return Ok(());
     }
@@ -305,6 +309,24 @@ fn stp_word(stp: &mut StpPortConfig, word: &str) -> Result<bool, SpecProblem> {
     } else {
         return Ok(false);
     }
+    Ok(true)
+}
+
+/// The port's snooping settings with Linux's names, `-` for `_`: `mcast-router=0..3`,
+/// `[no-]mcast-fast-leave`, `mcast-max-groups=N`.
+fn mcast_word(m: &mut crate::mcast::PortConfig, word: &str) -> Result<bool, SpecProblem> {
+    let (key, value) = match word.split_once('=') {
+        Some((k, v)) => (k, v),
+        None => match word.strip_prefix("no-") {
+            Some(k) => (k, "off"),
+            None => (word, "on"),
+        },
+    };
+    let key = match key {
+        "mcast-router" | "mcast-fast-leave" | "mcast-max-groups" => key.replace('-', "_"),
+        _ => return Ok(false),
+    };
+    m.set(&key, value)?;
     Ok(true)
 }
 

@@ -24,7 +24,9 @@
 //! `[NAME=][KIND:]ARG[,FLAG]...` where KIND is `tap` (the default) and ARG the interface name.
 //! FLAG is a port flag (`hairpin`, `isolated`, `locked`, `uplink`, `learning`, `flood`,
 //! `mcast-flood`, `bcast-flood`), a flag prefixed with `no-` to turn it off, `mtu=N`, or
-//! `offload=on|off` (virtio_net_hdr offloads; on by default where the port kind has them).
+//! `offload=on|off` (virtio_net_hdr offloads; on by default where the port kind has them),
+//! or a multicast snooping key (`mcast-router=0..3`, `[no-]mcast-fast-leave`,
+//! `mcast-max-groups=N`).
 //! A `vxlan:VNI` port takes the keys of [`crate::vxlan::spec`] (`local=`, `remote=`, ...);
 //! there `learning`/`no-learning` is the VTEP's learning, not the bridge port's.
 
@@ -99,6 +101,8 @@ pub struct PortSpec {
     pub queues: usize,
     /// `vxlan` ports: the tunnel (VNI, addresses, flood list, ...).
     pub vxlan: Option<VxlanSpec>,
+    /// Multicast snooping: `mcast-router=`, `mcast-fast-leave`, `mcast-max-groups=`.
+    pub mcast: crate::mcast::PortConfig,
 }
 
 impl PortSpec {
@@ -121,6 +125,7 @@ impl PortSpec {
             storm: [0; 3],
             queues: 1,
             vxlan: None,
+            mcast: crate::mcast::PortConfig::default(),
         }
     }
 }
@@ -169,6 +174,36 @@ pub struct Config {
     pub stp_bridge: BridgeConfig,
     /// Port mirrors (`[[mirror]]` tables).
     pub mirrors: Vec<crate::capture::MirrorSpec>,
+    /// Multicast snooping settings (`mcast_*` keys, `--mcast-snooping`, `--mcast-querier`).
+    pub mcast: crate::mcast::McastConfig,
+    /// Static MDB entries (`[[mdb]]` tables).
+    pub mdb: Vec<MdbSpec>,
+}
+
+/// A static MDB entry of the configuration file, as `bridge mdb add dev BR port P grp G
+/// [src S] [permanent|temp] [vid N]` makes it; the port is named.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MdbSpec {
+    /// `port P`: a port of the configuration.
+    pub port: String,
+    /// `grp G`: an IPv4 or IPv6 multicast group.
+    pub grp: std::net::IpAddr,
+    /// `src S`: a source, for an (S,G) entry.
+    #[serde(default)]
+    pub src: Option<std::net::IpAddr>,
+    /// `permanent` (default) or `temp`.
+    #[serde(default = "MdbSpec::permanent")]
+    pub permanent: bool,
+    /// `vid N` (0: no VLAN).
+    #[serde(default)]
+    pub vid: u16,
+}
+
+impl MdbSpec {
+    fn permanent() -> bool {
+        true
+    }
 }
 
 /// Command-line values that override the file.
@@ -232,6 +267,10 @@ pub struct Overrides {
     pub stp_max_age: Option<u8>,
     /// `--stp-mac`.
     pub stp_mac: Option<String>,
+    /// `--mcast-snooping on|off`.
+    pub mcast_snooping: Option<String>,
+    /// `--mcast-querier`.
+    pub mcast_querier: bool,
 }
 
 /// A configuration error; the text names where.

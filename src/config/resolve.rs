@@ -156,6 +156,7 @@ impl Config {
         switch_flags(&mut cfg, &pending, o, sys)?;
         table_flags(&mut cfg, o)?;
         cfg.stp_bridge = stp_bridge(&cfg.name, &pending, o)?;
+        mcast_flags(&mut cfg, o)?;
         runtime_flags(&mut cfg, o)?;
         for s in &o.ports {
             let spec = parse_spec(s).map_err(flag("--port"))?;
@@ -195,6 +196,8 @@ impl Config {
             api_max_conns: crate::conn_cap::DEFAULT_MAX_CONNS,
             stp_bridge: BridgeConfig::new(MacAddr([2, 0, 0, 0, 0, 1])),
             mirrors: Vec::new(),
+            mcast: crate::mcast::McastConfig::default(),
+            mdb: Vec::new(),
         }
     }
 
@@ -206,6 +209,17 @@ impl Config {
             .filter(|p| p.flags.contains(PortFlags::UPLINK))
             .map(|p| p.name.as_str())
             .collect();
+        for m in &self.mdb {
+            if !self.ports.iter().any(|q| q.name == m.port) {
+                return Err(ConfigError::Flag {
+                    flag: "[[mdb]]",
+                    msg: format!(
+                        "mdb entry for group {} names port '{}', which the configuration does not declare",
+                        m.grp, m.port
+                    ),
+                });
+            }
+        }
         for m in &self.mirrors {
             if let Some(p) = m
                 .ports()
@@ -283,6 +297,8 @@ fn apply_file(
         default_pvid,
         ports,
         mirrors,
+        mcast,
+        mdb,
         ..
     } = f;
     if let Some(n) = name {
@@ -310,6 +326,11 @@ fn apply_file(
     pending.stp_max_age = stp_max_age;
     cfg.ports = ports;
     cfg.mirrors = mirrors;
+    for (k, v) in mcast {
+        // checked when the file was parsed
+        let _ = cfg.mcast.set(k, &v);
+    }
+    cfg.mdb = mdb;
     Ok(())
 }
 
@@ -409,6 +430,22 @@ fn stp_bridge(name: &str, pending: &Pending, o: &Overrides) -> Result<BridgeConf
         "--stp-priority/--stp-hello-time/--stp-forward-delay/--stp-max-age/--stp-mac",
     ))?;
     Ok(b)
+}
+
+/// `--mcast-snooping on|off`, `--mcast-querier`; the switch's queries come from its bridge
+/// address (the spanning tree's, given or derived from the name), as a Linux bridge's come
+/// from its device address.
+fn mcast_flags(cfg: &mut Config, o: &Overrides) -> Result<(), ConfigError> {
+    if let Some(v) = &o.mcast_snooping {
+        cfg.mcast
+            .set("mcast_snooping", v)
+            .map_err(flag("--mcast-snooping"))?;
+    }
+    if o.mcast_querier {
+        cfg.mcast.querier = true;
+    }
+    cfg.mcast.switch_mac = cfg.stp_bridge.mac;
+    Ok(())
 }
 
 /// How the daemon runs: `--api-max-conns`, `--busy-poll-us`, `--dataplane-threads`,
@@ -514,6 +551,91 @@ mod tests {
     fn with_file(text: &str, o: Overrides) -> Result<Config, ConfigError> {
         let f = parse_file(Path::new("/etc/sw.toml"), text)?;
         Config::resolve_with(Some(f), &o, &Fake)
+    }
+
+    #[test]
+    fn multicast_keys_in_the_file_the_specs_and_the_command_line() {
+        let text = r#"
+mcast_querier = true
+mcast_igmp_version = 3
+mcast_query_interval = 1000
+mcast_last_member_interval = "50"
+
+[[port]]
+name = "tsw0"
+mcast_router = 2
+mcast_fast_leave = true
+
+[[port]]
+spec = "tsw1,mcast-max-groups=5,no-mcast-fast-leave"
+
+[[mdb]]
+port = "tsw1"
+grp = "239.1.1.1"
+
+[[mdb]]
+port = "tsw0"
+grp = "ff0e::1"
+src = "2001:db8::1"
+permanent = false
+vid = 10
+"#;
+        let c = with_file(text, Overrides::default()).unwrap();
+        assert!(c.mcast.snooping && c.mcast.querier);
+        assert_eq!(c.mcast.igmp_version, 3);
+        assert_eq!(c.mcast.query_interval_ms, 10_000);
+        assert_eq!(c.mcast.last_member_interval_ms, 500);
+        assert_eq!(c.mcast.switch_mac, c.stp_bridge.mac);
+        assert_eq!(c.ports[0].mcast.router, crate::mcast::RouterMode::Permanent);
+        assert!(c.ports[0].mcast.fast_leave);
+        assert_eq!(c.ports[1].mcast.max_groups, 5);
+        assert_eq!(c.mdb.len(), 2);
+        assert!(c.mdb[0].permanent && !c.mdb[1].permanent);
+        assert_eq!(c.mdb[1].vid, 10);
+        // the command line wins
+        let o = Overrides {
+            mcast_snooping: Some("off".into()),
+            ..Overrides::default()
+        };
+        assert!(!with_file(text, o).unwrap().mcast.snooping);
+        let o = Overrides {
+            mcast_snooping: Some("maybe".into()),
+            ..Overrides::default()
+        };
+        let e = with_file("", o).unwrap_err().to_string();
+        assert!(e.contains("--mcast-snooping"), "{e}");
+        // errors name the file, line and key
+        for (text, want) in [
+            (
+                "mcast_igmp_version = 4\n",
+                "/etc/sw.toml:1: key 'mcast_igmp_version'",
+            ),
+            (
+                "\nmcast_querier = \"maybe\"\n",
+                "/etc/sw.toml:2: key 'mcast_querier'",
+            ),
+            (
+                "[[port]]\nname = \"a\"\nmcast_router = 7\n",
+                "/etc/sw.toml:3: key 'port[0].mcast_router'",
+            ),
+            (
+                "[[mdb]]\nport = \"a\"\ngrp = \"198.18.0.1\"\n",
+                "/etc/sw.toml:1: key 'mdb[0]'",
+            ),
+            ("[[mdb]]\nport = \"a\"\ngrp = 5\n", "/etc/sw.toml"),
+        ] {
+            let e = with_file(text, Overrides::default())
+                .unwrap_err()
+                .to_string();
+            assert!(e.starts_with(want), "{text:?}: {e}");
+        }
+        let e = with_file(
+            "[[mdb]]\nport = \"zz\"\ngrp = \"239.1.1.1\"\n",
+            Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("[[mdb]]") && e.contains("'zz'"), "{e}");
     }
 
     #[test]

@@ -97,8 +97,7 @@ impl McastConfig {
                 self.last_member_count = number("mcast_last_member_count", v, 1 << 16)? as u32;
             }
             "mcast_startup_query_count" => {
-                self.startup_query_count =
-                    number("mcast_startup_query_count", v, 1 << 16)? as u32;
+                self.startup_query_count = number("mcast_startup_query_count", v, 1 << 16)? as u32;
             }
             "mcast_last_member_interval" => {
                 self.last_member_interval_ms = centis("mcast_last_member_interval", v)?;
@@ -133,7 +132,10 @@ impl McastConfig {
             ("mcast_hash_max", json!(self.hash_max)),
             ("mcast_last_member_count", json!(self.last_member_count)),
             ("mcast_startup_query_count", json!(self.startup_query_count)),
-            ("mcast_last_member_interval", cs(self.last_member_interval_ms)),
+            (
+                "mcast_last_member_interval",
+                cs(self.last_member_interval_ms),
+            ),
             ("mcast_membership_interval", cs(self.membership_interval_ms)),
             ("mcast_querier_interval", cs(self.querier_interval_ms)),
             ("mcast_query_interval", cs(self.query_interval_ms)),

@@ -50,13 +50,7 @@ pub(super) fn mcast(sw: &Switch, out: &mut Vec<Family>) {
             groups.push(&[("port", &p), ("vlan", &vl)], n as f64);
         }
         entries.push(&[], st.group_count() as f64);
-        let vids: std::collections::BTreeSet<u16> = st
-            .mdb(now)
-            .iter()
-            .map(|r| r.vid)
-            .chain(std::iter::once(0))
-            .collect();
-        for vid in vids {
+        for vid in st.querier_vlans() {
             for f in [IpFamily::V4, IpFamily::V6] {
                 let present = st.querier_state(vid, f, now).querier.is_some();
                 let fam = if f == IpFamily::V4 { "igmp" } else { "mld" };
