@@ -314,6 +314,13 @@ mod tests {
         ] {
             assert_eq!(s.apply(w), Ok(true), "{w}");
         }
+        assert!(s.gso, "GSO send is on by default");
+        assert_eq!(s.apply("no-gso"), Ok(true));
+        assert!(!s.gso);
+        assert_eq!(s.apply("gso"), Ok(true));
+        assert!(s.gso);
+        assert_eq!(s.apply("no_gso"), Ok(true), "- and _ are the same");
+        assert!(!s.gso);
         assert_eq!(s.apply("hairpin"), Ok(false));
         assert_eq!(s.apply("mtu=1400"), Ok(false));
         assert_eq!(s.remotes.len(), 2, "a repeated remote counts once");
