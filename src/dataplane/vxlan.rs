@@ -1,8 +1,10 @@
 //! VXLAN hubs: one UDP socket per (local address, UDP port), shared by every `vxlan` port
-//! (VNI) on it. The hub's task reads the socket in batches and hands each packet to the port of
+//! (VNI) on it. One of the dataplane's epoll workers reads the socket in batches (with
+//! `UDP_GRO`: a read may hold several datagrams of a flow) and hands each packet to the port of
 //! its VNI, which checks the header and the sender and learns ([`Vtep::receive`]); accepted
-//! inner frames go through [`Switch::handle_frame`] with that port as ingress, on the hub's
-//! task. Packets too short to carry a VNI, or for a VNI no port serves, are counted per hub.
+//! inner frames go through [`Switch::handle_frame`] with that port as ingress, on that worker
+//! (without workers, in tests, a task on the frame runtime). Packets too short to carry a VNI,
+//! or for a VNI no port serves, are counted per hub.
 //!
 //! Hubs are created by the first port that needs one and closed by the control thread's tick
 //! once no port uses them (so a reload that replaces a port keeps its socket).

@@ -1,7 +1,8 @@
-//! Socket calls for `vxlan` ports: the raw UDP socket that sends (so each packet can carry its
-//! own UDP source port), its reject-all receive filter, `sendmsg` of header + frame, the
-//! receive buffer size of the listening UDP socket, and the underlay MTU (of the route to a
-//! remote, or of the interface holding the local address). Every block says why it is sound.
+//! Socket calls for `vxlan` ports: the UDP sockets that send (one per source port, with a
+//! reject-all receive filter), `sendmsg`/`sendmmsg` of datagrams and of UDP GSO batches
+//! (`UDP_SEGMENT`), the listening socket's `UDP_GRO`, receive buffer size and batched reads,
+//! and the underlay MTU (of the route to a remote, or of the interface holding the local
+//! address). Every block says why it is sound.
 #![allow(
     unsafe_code,
     reason = "the syscall wrappers: every unsafe block of the crate, each with its SAFETY comment"
