@@ -516,9 +516,7 @@ impl Lab {
             .as_array()
             .expect("querier rows")
             .iter()
-            .any(|q| {
-                q["vid"] == 0 && q["family"] == self.fam.api_name() && q["exists"] == true
-            })
+            .any(|q| q["vid"] == 0 && q["family"] == self.fam.api_name() && q["exists"] == true)
     }
 
     fn wait_querier(&self) {
@@ -613,11 +611,9 @@ impl Lab {
         let path = format!("/api/v1/mdb?port={port}&grp={}", self.fam.group());
         let (st, body) = self.t.sw.req("DELETE", &path, None);
         assert_eq!(st, 204, "DELETE {path}: {body}");
-        self.expect_mdb("mdb del removes the port group", |m| {
-            match m.star_g(port) {
-                None => Ok(()),
-                Some(r) => Err(format!("still there: {r}")),
-            }
+        self.expect_mdb("mdb del removes the port group", |m| match m.star_g(port) {
+            None => Ok(()),
+            Some(r) => Err(format!("still there: {r}")),
         });
     }
 
@@ -741,7 +737,9 @@ impl<'a> Mdb<'a> {
                 .and_then(|e| e["timer_ms"].as_u64())
                 .ok_or_else(|| format!("{s}: no source list entry with a timer"))?;
             if (timer == 0) != blocked {
-                return Err(format!("{s}: timer {timer} ms (blocked expected: {blocked})"));
+                return Err(format!(
+                    "{s}: timer {timer} ms (blocked expected: {blocked})"
+                ));
             }
             let flagged = self
                 .sg(port, *s)
@@ -800,9 +798,11 @@ fn igmp_v2reportleave() {
         lab.check_fwd(h1, h2, &["1"], &[]);
 
         h2.ns.ip(&["address", "del", "dev", &h2.ifname, &cidr]);
-        lab.expect_mdb("Leave didn't delete mdb entry", |m| match m.star_g(&h2.ifname) {
-            None => Ok(()),
-            Some(r) => Err(format!("still there: {r}")),
+        lab.expect_mdb("Leave didn't delete mdb entry", |m| {
+            match m.star_g(&h2.ifname) {
+                None => Ok(()),
+                Some(r) => Err(format!("still there: {r}")),
+            }
         });
         lab.check_fwd(h1, h2, &[], &["1"]);
     });
@@ -827,9 +827,11 @@ fn mldv1_report_done() {
         });
         lab.check_fwd(h1, h2, &["1"], &[]);
         lab.send(h2, &[fam.mld_done(h2, g)]);
-        lab.expect_mdb("Done didn't delete mdb entry", |m| match m.star_g(&h2.ifname) {
-            None => Ok(()),
-            Some(r) => Err(format!("still there: {r}")),
+        lab.expect_mdb("Done didn't delete mdb entry", |m| {
+            match m.star_g(&h2.ifname) {
+                None => Ok(()),
+                Some(r) => Err(format!("still there: {r}")),
+            }
         });
         lab.check_fwd(h1, h2, &[], &["1"]);
     });
@@ -892,7 +894,11 @@ fn v3inc_is_include(fam: Fam) {
     lab.check_fwd(lab.h2(), lab.h1(), &["10", "11", "12"], &["100"]);
     lab.cleanup(&lab.h1().ifname);
 }
-both!(v3inc_is_include, igmp_v3inc_is_include, mld_v2inc_is_include);
+both!(
+    v3inc_is_include,
+    igmp_v3inc_is_include,
+    mld_v2inc_is_include
+);
 
 /// `v3inc_is_exclude_test`: INCLUDE(A) + IS_EX(B) = EXCLUDE(A*B, B-A), A-B deleted: X = {1,2}
 /// and any other source (100) pass, Y = {20,21} is blocked.
@@ -902,7 +908,11 @@ fn v3inc_is_exclude(fam: Fam) {
     lab.check_fwd(lab.h2(), lab.h1(), &["1", "2", "100"], &["20", "21"]);
     lab.cleanup(&lab.h1().ifname);
 }
-both!(v3inc_is_exclude, igmp_v3inc_is_exclude, mld_v2inc_is_exclude);
+both!(
+    v3inc_is_exclude,
+    igmp_v3inc_is_exclude,
+    mld_v2inc_is_exclude
+);
 
 /// `v3inc_to_exclude_test`: INCLUDE(A) + TO_EX(B) = EXCLUDE(A*B, B-A), A-B deleted, Q(G,A*B)
 /// (`mcast_last_member_interval` 5 s, so the lowered timer of 1 outlives the checks).
@@ -921,7 +931,11 @@ fn v3inc_to_exclude(fam: Fam) {
     lab.check_fwd(lab.h2(), lab.h1(), &["1", "100"], &["20", "30"]);
     lab.cleanup(&lab.h1().ifname);
 }
-both!(v3inc_to_exclude, igmp_v3inc_to_exclude, mld_v2inc_to_exclude);
+both!(
+    v3inc_to_exclude,
+    igmp_v3inc_to_exclude,
+    mld_v2inc_to_exclude
+);
 
 /// `v3exc_allow_test`: EXCLUDE(X,Y) + ALLOW(A) = EXCLUDE(X+A, Y-A) (RFC 3376 §6.4.2).
 fn v3exc_allow(fam: Fam) {
@@ -945,7 +959,11 @@ fn v3exc_is_include(fam: Fam) {
     lab.check_fwd(lab.h2(), lab.h1(), &["1", "2", "20", "30", "100"], &["21"]);
     lab.cleanup(&lab.h1().ifname);
 }
-both!(v3exc_is_include, igmp_v3exc_is_include, mld_v2exc_is_include);
+both!(
+    v3exc_is_include,
+    igmp_v3exc_is_include,
+    mld_v2exc_is_include
+);
 
 /// `v3exc_is_exclude_test`: EXCLUDE(X,Y) + IS_EX(A) = EXCLUDE(A-Y, Y*A), X-A and Y-A deleted.
 fn v3exc_is_exclude(fam: Fam) {
@@ -962,7 +980,11 @@ fn v3exc_is_exclude(fam: Fam) {
     lab.check_fwd(lab.h2(), lab.h1(), &["30", "100"], &["20"]);
     lab.cleanup(&lab.h1().ifname);
 }
-both!(v3exc_is_exclude, igmp_v3exc_is_exclude, mld_v2exc_is_exclude);
+both!(
+    v3exc_is_exclude,
+    igmp_v3exc_is_exclude,
+    mld_v2exc_is_exclude
+);
 
 /// `v3exc_to_exclude_test`: EXCLUDE(X,Y) + TO_EX(A) = EXCLUDE(A-Y, Y*A), X-A and Y-A deleted,
 /// Q(G,A-Y) (`mcast_last_member_interval` 5 s).
@@ -981,7 +1003,11 @@ fn v3exc_to_exclude(fam: Fam) {
     lab.check_fwd(lab.h2(), lab.h1(), &["1", "30", "100"], &["20"]);
     lab.cleanup(&lab.h1().ifname);
 }
-both!(v3exc_to_exclude, igmp_v3exc_to_exclude, mld_v2exc_to_exclude);
+both!(
+    v3exc_to_exclude,
+    igmp_v3exc_to_exclude,
+    mld_v2exc_to_exclude
+);
 
 /// `v3inc_block_test`: INCLUDE(A) + BLOCK(B) = INCLUDE(A), Q(G,A*B): the timer of 1 drops to
 /// LMQT (2 s by default) and 1 goes; 2 and 3 stay.
@@ -1086,13 +1112,22 @@ fn v3star_ex_auto_add(fam: Fam) {
     lab.cleanup(&lab.h1().ifname);
     lab.cleanup(&p2);
 }
-both!(v3star_ex_auto_add, igmp_v3star_ex_auto_add, mld_v2star_ex_auto_add);
+both!(
+    v3star_ex_auto_add,
+    igmp_v3star_ex_auto_add,
+    mld_v2star_ex_auto_add
+);
 
 // ----- the forwarding rule the selftests rely on -----
 
 /// What reaches each of `to` when `from` sends one datagram per `(group, source)` and then
 /// the marker.
-fn traffic(lab: &Lab, from: &Host, flows: &[(IpAddr, IpAddr)], to: &[&Host]) -> Vec<HashMap<String, u64>> {
+fn traffic(
+    lab: &Lab,
+    from: &Host,
+    flows: &[(IpAddr, IpAddr)],
+    to: &[&Host],
+) -> Vec<HashMap<String, u64>> {
     let rs: Vec<Receiver> = to
         .iter()
         .map(|h| Receiver::start(h, lab.fam.marker()))
