@@ -809,7 +809,10 @@ fn every_readme_link_names_a_heading() {
         .nth(1)
         .and_then(|r| r.split("\n## ").next())
         .expect("a Contents section");
-    for h in headings.iter().filter(|h| h.starts_with("## ") && **h != "## Contents") {
+    for h in headings
+        .iter()
+        .filter(|h| h.starts_with("## ") && **h != "## Contents")
+    {
         assert!(
             contents.contains(&format!("(#{})", anchor(h))),
             "the contents do not list {h}"
