@@ -41,6 +41,41 @@ s.close()
 print("left", flush=True)
 "#;
 
+/// RECV for IPv6: joins GROUP on interface IFNAME (the kernel's MLD), same output.
+const RECV6: &str = r#"
+import socket, struct, sys, select, time
+group, ifname, secs = sys.argv[1], sys.argv[2], float(sys.argv[3])
+idx = socket.if_nametoindex(ifname)
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("::", 5353))
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP,
+             socket.inet_pton(socket.AF_INET6, group) + struct.pack("@I", idx))
+print("joined", flush=True)
+end = time.monotonic() + secs
+while time.monotonic() < end:
+    r, _, _ = select.select([s, sys.stdin], [], [], 0.2)
+    if sys.stdin in r and not sys.stdin.readline():
+        break
+    if s in r:
+        d = s.recv(2048)
+        print(len(d), flush=True)
+s.close()
+print("left", flush=True)
+"#;
+
+/// Sends COUNT datagrams to the IPv6 GROUP out of IFNAME (hop limit 1), 5 ms apart.
+const SEND6: &str = r#"
+import socket, sys, time
+group, ifname, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, socket.if_nametoindex(ifname))
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 1)
+for i in range(count):
+    s.sendto(b"x" * 100, (group, 5353))
+    time.sleep(0.005)
+"#;
+
 /// Sends COUNT datagrams to GROUP from the host's address (TTL 1), 5 ms apart.
 const SEND: &str = r#"
 import socket, sys, time
@@ -66,9 +101,14 @@ struct Receiver {
 
 impl Receiver {
     fn start(h: &Host, group: &str) -> Receiver {
+        let (script, on) = if group.contains(':') {
+            (RECV6, &h.ifname)
+        } else {
+            (RECV, &h.ip)
+        };
         let mut child = std::process::Command::new("ip")
             .args(["netns", "exec", &h.ns.name, "timeout", "60"])
-            .args(["python3", "-c", RECV, group, &h.ip, "55"])
+            .args(["python3", "-c", script, group, on, "55"])
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .spawn()
@@ -118,7 +158,22 @@ impl Drop for Receiver {
 }
 
 fn send(h: &Host, group: &str, count: u32) {
-    h.ns.ok(&["python3", "-c", SEND, group, &h.ip, &count.to_string()]);
+    let (script, on) = if group.contains(':') {
+        (SEND6, &h.ifname)
+    } else {
+        (SEND, &h.ip)
+    };
+    h.ns.ok(&["python3", "-c", script, group, on, &count.to_string()]);
+}
+
+/// The MAC of an IPv6 group (33:33 + the low 32 bits).
+fn group_mac6(group: &str) -> String {
+    let a: std::net::Ipv6Addr = group.parse().unwrap();
+    let o = a.octets();
+    format!(
+        "33:33:{:02x}:{:02x}:{:02x}:{:02x}",
+        o[12], o[13], o[14], o[15]
+    )
 }
 
 /// The group's MAC address (01:00:5e + the low 23 bits).
@@ -142,11 +197,16 @@ fn member(sw: &Switch, group: &str, port: &str, vid: u64) -> bool {
 
 /// Whether forwarding treats an IGMP querier as present in `vid`.
 fn querier_exists(sw: &Switch, vid: u64) -> bool {
+    querier_exists_for(sw, vid, "v4")
+}
+
+/// Whether forwarding treats a querier of `family` (`v4`: IGMP, `v6`: MLD) as present.
+fn querier_exists_for(sw: &Switch, vid: u64, family: &str) -> bool {
     mdb(sw)["querier"]
         .as_array()
         .into_iter()
         .flatten()
-        .any(|q| q["vid"].as_u64() == Some(vid) && q["family"] == "v4" && q["exists"] == true)
+        .any(|q| q["vid"].as_u64() == Some(vid) && q["family"] == family && q["exists"] == true)
 }
 
 /// Switch with `specs` (name suffixes get a TAP each, `,KEYS` appended), a configuration
@@ -380,5 +440,58 @@ fn groups_are_kept_per_vlan() {
         v20.count(),
         0,
         "VLAN 20 got traffic of a group only VLAN 10 joined"
+    );
+}
+
+#[test]
+fn kernel_hosts_join_and_leave_with_mld() {
+    if !common::root_or_skip() {
+        return;
+    }
+    let file = format!("mcast_querier = true\n{FAST}");
+    let (sw, h, _dir) = lab(&["", "", ""], &file, &[]);
+    // IPv6 on (the harness turns it off), without duplicate address detection, so the
+    // link-local addresses MLD needs are there at once
+    for x in &h {
+        let ifc = format!("net.ipv6.conf.{}.accept_dad=0", x.ifname);
+        x.ns.ok(&["sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0", &ifc]);
+        let on = format!("net.ipv6.conf.{}.disable_ipv6=0", x.ifname);
+        x.ns.ok(&["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=0", &on]);
+    }
+    let g = "ff0e::1:3";
+    assert!(
+        wait_until(Duration::from_secs(15), Duration::from_millis(100), || {
+            querier_exists_for(&sw, 0, "v6")
+        }),
+        "no MLD querier: {}",
+        mdb(&sw)
+    );
+    let r = Receiver::start(&h[1], g);
+    assert!(
+        wait_until(Duration::from_secs(10), Duration::from_millis(50), || {
+            member(&sw, g, &h[1].ifname, 0)
+        }),
+        "the MLD join is not in the MDB: {}",
+        mdb(&sw)
+    );
+    let other = h[2].sniff(3, &["--dst", &group_mac6(g)]);
+    send(&h[0], g, 40);
+    let got = r.received(Duration::from_millis(500));
+    assert!(got >= 36, "member received {got} of 40");
+    assert_eq!(other.count(), 0, "a non-member got the group's traffic");
+    r.leave();
+    assert!(
+        wait_until(Duration::from_secs(5), Duration::from_millis(50), || {
+            !member(&sw, g, &h[1].ifname, 0)
+        }),
+        "the MLD done did not end the membership: {}",
+        mdb(&sw)
+    );
+    let was = h[1].sniff(3, &["--dst", &group_mac6(g)]);
+    send(&h[0], g, 20);
+    assert_eq!(
+        was.count(),
+        0,
+        "traffic still reached the host after it left"
     );
 }
