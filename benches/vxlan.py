@@ -25,7 +25,8 @@ GSO sends both tapswitch sites made during the 1-stream test (`tapswitch_vxlan_g
 0 with no-gso; a check that GSO send was in use, not a speed).
 
 Run as root: python3 benches/vxlan.py [--rounds 5] [--seconds 5] [--binary PATH] [--json FILE]
-[--skip-no-gso] (without --binary it runs `cargo build --release` first). Names carry this
+[--skip-no-gso] [--baseline PATH] (another build as the setup "tapswitch before": a same-run
+before/after) (without --binary it runs `cargo build --release` first). Names carry this
 process's pid; every namespace and process is removed on exit, on an exception, on Ctrl-C and
 on SIGTERM.
 """
@@ -119,8 +120,8 @@ class Linux:
 
 
 class Tapswitch:
-    def __init__(self, tag, binary, gso=True):
-        self.name = "tapswitch" if gso else "tapswitch no-gso"
+    def __init__(self, tag, binary, gso=True, name=None):
+        self.name = name or ("tapswitch" if gso else "tapswitch no-gso")
         self.sites = underlay(tag)
         self.ns = []
         self.procs = []
@@ -216,6 +217,9 @@ def main():
     ap.add_argument("--json")
     ap.add_argument("--skip-no-gso", action="store_true",
                     help="leave out the 'tapswitch no-gso' setup")
+    ap.add_argument("--baseline", metavar="PATH",
+                    help="add the setup 'tapswitch before': this other build (e.g. the main "
+                         "branch's) run as 'tapswitch' is, for a same-run before/after")
     a = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("run as root")
@@ -229,10 +233,14 @@ def main():
         binary = os.path.join(root, "target", "release", "tapswitch")
     secs = int(max(1, a.seconds))
     setups = ["linux", "tapswitch"] + ([] if a.skip_no_gso else ["tapswitch no-gso"])
+    if a.baseline:
+        setups.append("tapswitch before")
     results = {s: {} for s in setups}
     kinds = [lambda tag: Linux(tag), lambda tag: Tapswitch(tag, binary)]
     if not a.skip_no_gso:
         kinds.append(lambda tag: Tapswitch(tag + "n", binary, gso=False))
+    if a.baseline:
+        kinds.append(lambda tag: Tapswitch(tag + "b", a.baseline, name="tapswitch before"))
     for r in range(a.rounds):
         # rotate the order round by round, so no setup always runs first or last
         order = kinds[r % len(kinds):] + kinds[:r % len(kinds)]
