@@ -411,3 +411,30 @@ fn config_file_refuses_a_socket_port_without_a_path() {
         );
     }
 }
+
+/// Found by the `config_file` fuzzer (crash-b960a4c0...): `name = ""` beside `spec = "br0"`
+/// (or beside `ifname`) made a port with an empty name, which the spec grammar refuses. Now
+/// refused with the file, line and key `port[0].name`.
+#[test]
+fn config_file_refuses_an_empty_port_name() {
+    for table in [
+        "[[port]]\nspec = \"br0\"\nname = \"\"\n",
+        "[[port]]\nname = \"\"\nifname = \"tsw9\"\n",
+    ] {
+        let mut input = vec![0u8];
+        input.extend_from_slice(table.as_bytes());
+        assert_eq!(
+            harness::config_file_outcome(&input),
+            harness::CfgOutcome::Key,
+            "{table}"
+        );
+        let e = tapswitch::config::parse_file(std::path::Path::new("/etc/t.toml"), table)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("/etc/t.toml:3: key 'port[0].name'")
+                || e.starts_with("/etc/t.toml:2: key 'port[0].name'"),
+            "{e}"
+        );
+    }
+}

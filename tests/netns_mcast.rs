@@ -248,6 +248,11 @@ fn lab(specs: &[&str], file: &str, args: &[&str]) -> (Switch, Vec<Host>, TempDir
             Host::attach(ns, n, &cidr, None)
         })
         .collect();
+    // the switch follows the links: wait until it sees every host's port up
+    let up = wait_until(Duration::from_secs(5), Duration::from_millis(20), || {
+        names.iter().all(|n| sw.port(n)["state"] == "up")
+    });
+    assert!(up, "the hosts' ports did not come up");
     (sw, hosts, dir)
 }
 

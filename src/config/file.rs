@@ -512,6 +512,11 @@ fn port_table(t: &Table<'_>, p: FilePort, earlier: &[PortSpec]) -> Result<PortSp
             spec.name = n.get_ref().clone();
         }
     }
+    if spec.name.is_empty() {
+        // `name = ""` beside a spec or an ifname (found by the config_file fuzzer)
+        let span = p.name.as_ref().map_or(t.span.clone(), |n| n.span());
+        return t.err(span, "name", SpecProblem::EmptyName.to_string());
+    }
     port_keys(t, &p, &mut spec)?;
     let vk = VlanKeys {
         access: p.access,

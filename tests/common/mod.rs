@@ -678,6 +678,12 @@ impl Topo {
                 Host::attach(ns, name, &cidr, Some(&mac))
             })
             .collect();
+        // The switch follows the links (it reads them every 100 ms): a host's first frame
+        // floods only to ports it already sees up, so wait for every port to be up.
+        let up = wait_until(Duration::from_secs(5), Duration::from_millis(20), || {
+            names.iter().all(|n| sw.port(n)["state"] == "up")
+        });
+        assert!(up, "the hosts' ports did not come up:\n{}", sw.log.text());
         Topo { sw, hosts, subnet }
     }
 
