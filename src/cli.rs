@@ -287,6 +287,10 @@ struct RunArgs {
     /// answered 503 and closed [default: 64].
     #[arg(long, value_name = "N")]
     api_max_conns: Option<u64>,
+    /// EVPN through FRR: a shadow kernel bridge and vxlan device per VNI for zebra (see the
+    /// README's EVPN section).
+    #[arg(long)]
+    evpn: bool,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -408,9 +412,10 @@ pub fn main() -> ExitCode {
 
 fn run(a: RunArgs, log_format: LogFormat) -> anyhow::Result<()> {
     init_logging(log_format, "info");
+    let evpn = a.evpn;
     let o = overrides(a);
     let cfg = Config::resolve(&o)?;
-    runtime()?.block_on(crate::daemon::run(cfg, o))
+    runtime()?.block_on(crate::daemon::run_with(cfg, o, evpn))
 }
 
 fn overrides(a: RunArgs) -> Overrides {

@@ -48,6 +48,7 @@ pub mod conn_cap;
 pub mod control;
 pub mod daemon;
 pub mod dataplane;
+pub mod events;
 pub mod evpn;
 pub mod demo;
 pub mod fdb;

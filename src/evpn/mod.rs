@@ -14,6 +14,7 @@
 //! engine deciding what to write where, [`shadow`] owns the sockets and the threads.
 
 pub mod netlink;
+pub mod shadow;
 pub mod sync;
 
 /// The UDP port of the shadow vxlan devices: not tapswitch's, so they never receive; and

@@ -129,6 +129,41 @@ pub fn set_master(index: u32, master: u32) -> Msg {
     set_link(index, vec![LinkAttribute::Controller(master)])
 }
 
+/// `ip link set DEV type bridge_slave learning off flood off mcast_flood off bcast_flood
+/// off`: a bridge port that nothing is flooded to (the shadow vxlan device: whatever the
+/// shadow bridge itself sends never reaches it).
+pub fn quiet_port(index: u32) -> Msg {
+    use netlink_packet_route::link::{InfoBridgePort, InfoPortData, InfoPortKind};
+    set_link(
+        index,
+        vec![LinkAttribute::LinkInfo(vec![
+            LinkInfo::PortKind(InfoPortKind::Bridge),
+            LinkInfo::PortData(InfoPortData::BridgePort(vec![
+                InfoBridgePort::Learning(false),
+                InfoBridgePort::UnicastFlood(false),
+                InfoBridgePort::MulticastFlood(false),
+                InfoBridgePort::BroadcastFlood(false),
+                InfoBridgePort::MulticastRouter(
+                    netlink_packet_route::link::BridgeMulticastRouterType::Disabled,
+                ),
+            ])),
+        ])],
+    )
+}
+
+/// `ip link set BRIDGE type bridge mcast_snooping 0`: without snooping the bridge has no
+/// multicast router ports, so its own multicast follows the ports' flood flags.
+pub fn no_snooping(index: u32) -> Msg {
+    use netlink_packet_route::link::InfoBridge;
+    set_link(
+        index,
+        vec![LinkAttribute::LinkInfo(vec![
+            LinkInfo::Kind(InfoKind::Bridge),
+            LinkInfo::Data(InfoData::Bridge(vec![InfoBridge::MulticastSnooping(false)])),
+        ])],
+    )
+}
+
 /// `ip link set DEV up`.
 pub fn set_up(index: u32) -> Msg {
     let mut m = LinkMessage::default();
