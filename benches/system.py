@@ -17,6 +17,10 @@ Two namespace hosts (198.18.1.1 and .2) talk through, one setup after the other 
   tapswitch capture  (only with --capture) tapswitch with a control socket and one capture
              running for the whole test: `tapswitch capture --control PATH -w /dev/null` (every
              port, both directions, full frames), against tapswitch without a capture.
+  tapswitch no-snoop, tapswitch 1000 groups  (only with --mcast) tapswitch with
+             --mcast-snooping off, and tapswitch as querier with 1,000 static groups (one of them
+             the multicast metric's target, on host 2's port); the metric fps_60B_mcast sends
+             60-byte frames to that group: a flood for the others, a registered group there.
 The order of the setups rotates from round to round. Printed: each round's numbers, then the
 median of the rounds per metric and setup, and the ratios tapswitch/bridge and tapswitch/relay
 (and tapswitch mq/tapswitch).
@@ -32,7 +36,7 @@ test lasts about --seconds (sockperf: at least 2 s, its first second is warm-up)
 
 Run as root: python3 benches/system.py [--rounds 5] [--seconds 5] [--binary PATH]
              [--baseline PATH] [--only SETUP,...] [--switch-arg=ARG]... [--multiqueue N]
-             [--capture] [--json FILE]
+             [--capture] [--mcast] [--json FILE]
 --json writes {setup: {metric: [one value per round, null where none]}}.
 Addresses come from 198.18.0.0/15; names carry this process's pid; every namespace, link and
 process is removed on exit, on an exception, on Ctrl-C and on SIGTERM.
@@ -314,6 +318,69 @@ class CapturingSwitch:
         self.sw.close()
 
 
+def unix_request(path, method, url, body):
+    """Status code of a request with a JSON body on a unix socket (0 if it fails)."""
+    import socket
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as c:
+            c.settimeout(5)
+            c.connect(path)
+            data = body.encode()
+            c.sendall(f"{method} {url} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+                      f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n".encode() + data)
+            head = c.recv(64).decode(errors="replace")
+        m = re.match(r"HTTP/1\.1 (\d+)", head)
+        return int(m.group(1)) if m else 0
+    except OSError:
+        return 0
+
+
+class GroupsSwitch:
+    """tapswitch as IGMP querier (query response interval 1 s, so a querier exists a second
+    after start) with `groups` static MDB entries on host 2's port: 239.2.x.y, the first of
+    them the target of the multicast metric, so its frames take the registered-group path."""
+
+    def __init__(self, tag, binary, extra, groups):
+        d = tempfile.mkdtemp(prefix=f"tsbench-{PID}-")
+        TMPDIRS.append(d)
+        ctl = os.path.join(d, "ctl.sock")
+        cfg = os.path.join(d, "sw.toml")
+        with open(cfg, "w") as f:
+            f.write("mcast_querier = true\nmcast_query_response_interval = 100\n"
+                    "mcast_startup_query_interval = 100\n")
+        self.sw = tapswitch(tag, binary, [*extra, "--config", cfg], letter="g", control=ctl)
+        self.ns, self.ifs = self.sw.ns, self.sw.ifs
+        try:
+            port = self.ifs[1]
+            for i in range(groups):
+                g = f"239.2.{i // 250}.{i % 250 + 1}"
+                st = unix_request(ctl, "POST", "/api/v1/mdb", json.dumps({"port": port, "grp": g}))
+                if st != 201:
+                    raise StartError(f"POST /api/v1/mdb {g}: HTTP {st}")
+            deadline = time.time() + 15
+            while True:
+                m = unix_get(ctl, "/api/v1/mdb")
+                body = m.split("\r\n\r\n", 1)[-1]
+                try:
+                    q = json.loads(body[body.index("{"):])["querier"]
+                except (ValueError, KeyError):
+                    q = []
+                if any(x.get("vid") == 0 and x.get("family") == "v4" and x.get("exists") for x in q):
+                    break
+                if time.time() > deadline:
+                    raise StartError("no querier within 15 s: " + body[:300])
+                time.sleep(0.1)
+        except BaseException:
+            self.close()
+            raise
+
+    def cpu(self):
+        return self.sw.cpu()
+
+    def close(self):
+        self.sw.close()
+
+
 class TwoSwitches:
     """Host A - tapswitch 1 - veth pair (packet: ports) - tapswitch 2 - host B. With `vlan`, both
     switches filter VLANs: the hosts are on access ports of VLAN 10 and the veth link is a trunk
@@ -419,15 +486,22 @@ def mac_of(ns, ifname):
     return json.loads(sh(f"ip -n {ns} -j link show dev {ifname}"))[0]["address"]
 
 
-def small_frames(net, seconds):
+def small_frames(net, seconds, group=None):
+    """60-byte frames from host 1 to host 2 (or, with `group` "a.b.c.d", to that IPv4
+    multicast group and its MAC), counted at host 2's interface."""
     dst = mac_of(net.ns[1], net.ifs[1])
+    ip_dst = "198, 18, 1, 2"
+    if group:
+        g = [int(x) for x in group.split(".")]
+        dst = "01:00:5e:%02x:%02x:%02x" % (g[1] & 0x7f, g[2], g[3])
+        ip_dst = ", ".join(str(x) for x in g)
     src = mac_of(net.ns[0], net.ifs[0])
     mac = lambda m: ", ".join("0x" + b for b in m.split(":"))
-    # 60 bytes: Ethernet + IPv4 + UDP (discard port 9) + payload, to host 2's MAC
+    # 60 bytes: Ethernet + IPv4 + UDP (discard port 9) + payload
     conf = (
         "{ " + mac(dst) + ", " + mac(src) + ", 0x08, 0x00, "
-        "0x45, 0x00, 0x00, 0x2e, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, csumip(14, 33), "
-        "198, 18, 1, 1, 198, 18, 1, 2, "
+        "0x45, 0x00, 0x00, 0x2e, 0x00, 0x00, 0x40, 0x00, 0x01, 0x11, csumip(14, 33), "
+        "198, 18, 1, 1, " + ip_dst + ", "
         "0x30, 0x39, 0x00, 0x09, 0x00, 0x1a, 0x00, 0x00, "
         + ", ".join(["0x00"] * 18) + " }\n"
     )
@@ -517,10 +591,14 @@ METRICS = [
     ("tcp_rr_p99_us", "TCP request/response, RTT p99 (µs)"),
     ("cpu_tcp1", "switch CPU during 1 TCP stream (cores)"),
     ("us_per_frame", "switch CPU per 60-byte frame (µs)"),
+    ("fps_60B_mcast", "60-byte frames to a multicast group (frames/s; with --mcast)"),
+    ("us_per_mcast_frame", "switch CPU per 60-byte multicast frame (µs; with --mcast)"),
 ]
 
+MCAST_GROUP = "239.2.0.1"
 
-def measure(net, seconds):
+
+def measure(net, seconds, mcast=False):
     warm(net)
     row = {}
     row["tcp1_gbps"], row["cpu_tcp1"] = iperf(net, 1, seconds)
@@ -530,6 +608,8 @@ def measure(net, seconds):
         row[f"{name}_p50_us"], row[f"{name}_p99_us"], _ = ping_rtts(net, interval, seconds)
     for proto in ("udp", "tcp"):
         row[f"{proto}_rr_p50_us"], row[f"{proto}_rr_p99_us"], _ = sockperf(net, proto, seconds)
+    if mcast:
+        row["fps_60B_mcast"], row["us_per_mcast_frame"] = small_frames(net, seconds, MCAST_GROUP)
     return row
 
 
@@ -566,6 +646,11 @@ def main():
     ap.add_argument("--vlan", action="store_true",
                     help="add VLAN columns: access ports of one VLAN, and two switches joined by a "
                          "trunk (against the same two switches without VLANs)")
+    ap.add_argument("--mcast", action="store_true",
+                    help="multicast snooping: add the metric of 60-byte frames to a group, and the "
+                         "columns `tapswitch no-snoop` (--mcast-snooping off: unicast must cost the "
+                         "same) and `tapswitch 1000 groups` (a querier and 1,000 static groups, one "
+                         "of them the target on host 2's port: delivery against a flood)")
     a = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("run as root: the benchmark builds network namespaces, TAPs and a bridge")
@@ -599,6 +684,10 @@ def main():
             r, binary, [*a.switch_arg, "--vlan-filtering"], port_suffix=",access=10", letter="a")
         factories["2 switches"] = lambda r: TwoSwitches(r, binary, a.switch_arg, False)
         factories["2 switches trunk"] = lambda r: TwoSwitches(r, binary, a.switch_arg, True)
+    if a.mcast:
+        factories["tapswitch no-snoop"] = lambda r: tapswitch(
+            r, binary, [*a.switch_arg, "--mcast-snooping", "off"], letter="n")
+        factories["tapswitch 1000 groups"] = lambda r: GroupsSwitch(r, binary, a.switch_arg, 1000)
     if a.only:
         keep = [s.strip() for s in a.only.split(",")]
         unknown = [s for s in keep if s not in factories]
@@ -626,7 +715,7 @@ def main():
                     row = {}
                 else:
                     try:
-                        row = measure(net, a.seconds)
+                        row = measure(net, a.seconds, a.mcast)
                     finally:
                         net.close()
             for m, _ in METRICS:
@@ -642,10 +731,13 @@ def main():
              "tapswitch mq": f"tapswitch mq ({a.multiqueue} queues)",
              "tapswitch capture": "tapswitch, 1 capture running",
              "tapswitch vlan": "tapswitch, access VLAN", "2 switches": "2 tapswitches",
-             "2 switches trunk": "2 tapswitches, VLAN trunk"}
+             "2 switches trunk": "2 tapswitches, VLAN trunk",
+             "tapswitch no-snoop": "tapswitch, snooping off",
+             "tapswitch 1000 groups": "tapswitch, 1,000 groups"}
     ratios = [("tapswitch", "bridge"), ("tapswitch", "relay"), ("tapswitch", "before"),
               ("before", "relay"), ("tapswitch mq", "tapswitch"),
               ("tapswitch capture", "tapswitch"),
+              ("tapswitch", "tapswitch no-snoop"), ("tapswitch 1000 groups", "tapswitch no-snoop"),
               ("tapswitch vlan", "tapswitch"), ("2 switches trunk", "2 switches")]
     ratios = [(x, y) for x, y in ratios if x in med and y in med]
     print()

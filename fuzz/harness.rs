@@ -1776,6 +1776,9 @@ const API_ROUTES: &[(&str, &str)] = &[
     ("PUT", "/api/v1/ports/p1/vlans/5000"),
     ("DELETE", "/api/v1/ports/p0/vlans/1"),
     ("POST", "/api/v1/ports"),
+    ("POST", "/api/v1/mdb"),
+    ("DELETE", "/api/v1/mdb?port=p0&grp=239.1.1.1"),
+    ("DELETE", "/api/v1/mdb?port=p1&grp=ff0e::1&vid=10"),
 ];
 
 /// JSON pieces a structured body is built from (keys the routes know, values of every type).
@@ -1813,6 +1816,16 @@ const API_KEYS: &[&str] = &[
     "storm_broadcast",
     "bpdu_guard",
     "enable",
+    "grp",
+    "src",
+    "state",
+    "vid",
+    "mcast_snooping",
+    "mcast_querier",
+    "mcast_router",
+    "mcast_fast_leave",
+    "mcast_max_groups",
+    "mcast_hash_max",
 ];
 const API_VALUES: &[&str] = &[
     "true",
@@ -1828,6 +1841,8 @@ const API_VALUES: &[&str] = &[
     "null",
     "\"\"",
     "\"p0\"",
+    "\"239.1.1.1\"",
+    "\"ff0e::1\"",
     "\"p1\"",
     "\"rstp\"",
     "\"off\"",
@@ -1971,4 +1986,560 @@ pub fn check_api_bodies(data: &[u8]) {
             }
         })
     });
+}
+
+// ---------------------------------------------------------------------------------------------
+// config_file: the TOML configuration file's text, raw or built from its real keys and tables
+// ---------------------------------------------------------------------------------------------
+
+/// The path the fuzzed file is parsed as (errors must name it).
+const CFG_PATH: &str = "/etc/tapswitch/fuzz.toml";
+
+/// Whole numbers in range and out of it, for the number keys.
+const CFG_INTS: &[&str] = &[
+    "0",
+    "1",
+    "2",
+    "4",
+    "6",
+    "10",
+    "20",
+    "40",
+    "100",
+    "240",
+    "1400",
+    "4094",
+    "4095",
+    "4096",
+    "4789",
+    "9000",
+    "32768",
+    "65535",
+    "65536",
+    "1000001",
+    "16777216",
+    "-1",
+    "4294967296",
+];
+const CFG_BOOLS: &[&str] = &["true", "false"];
+const CFG_NAMES: &[&str] = &["\"br0\"", "\"lab.1\"", "\"tsw0\"", "\"a/b\"", "\"\""];
+const CFG_VIDS: &[&str] = &[
+    "10",
+    "4094",
+    "0",
+    "4095",
+    "\"10-20\"",
+    "\"10;20\"",
+    "\"x\"",
+    "[10, \"20-21\"]",
+    "[4095]",
+    "[]",
+];
+const CFG_ADDRS: &[&str] = &[
+    "[\"198.18.0.2\"]",
+    "[\"198.18.0.2\", \"198.18.0.3\"]",
+    "[\"2001:2::2\"]",
+    "[\"198.18.0.0/15\"]",
+    "[\"nowhere\"]",
+    "[]",
+];
+/// Stands for a port spec string built like the `port_spec` target's.
+const CFG_SPEC: &[&str] = &["SPEC"];
+
+/// Every top-level key of the file with values for it (`fdb_max_learned` is an alias of
+/// `fdb_max`).
+const CFG_KEYS: &[(&str, &[&str])] = &[
+    ("name", CFG_NAMES),
+    (
+        "listen",
+        &[
+            "\"127.0.0.1:9479\"",
+            "\"[::1]:1\"",
+            "\"none\"",
+            "\"nowhere\"",
+        ],
+    ),
+    ("control", &["\"/run/x.sock\"", "\"none\"", "\"off\""]),
+    ("control_group", &["\"wheel\"", "\"1000\"", "\"nogroup\""]),
+    ("ageing_secs", CFG_INTS),
+    ("fdb_max", CFG_INTS),
+    ("fdb_max_learned", CFG_INTS),
+    (
+        "group_fwd_mask",
+        &[
+            "16384",
+            "70000",
+            "\"lldp,stp\"",
+            "\"0x4000\"",
+            "\"bpdu\"",
+            "\"all\"",
+        ],
+    ),
+    (
+        "mode",
+        &["\"veb\"", "\"vepa\"", "\"vepa-private\"", "\"hub\""],
+    ),
+    ("vepa_flood_unknown", CFG_BOOLS),
+    ("api_token", &["\"t\"", "\"\"", "\"s3cret\""]),
+    (
+        "api_token_file",
+        &["\"/tok/t\"", "\"tok\"", "\"/tok/\"", "\"\""],
+    ),
+    ("dataplane_threads", CFG_INTS),
+    ("busy_poll_us", CFG_INTS),
+    ("api_max_conns", CFG_INTS),
+    ("vlan_filtering", CFG_BOOLS),
+    (
+        "vlan_protocol",
+        &["\"802.1Q\"", "\"802.1ad\"", "\"802.1x\""],
+    ),
+    ("default_pvid", CFG_INTS),
+    ("stp", &["\"rstp\"", "\"off\"", "\"on\"", "\"mstp\""]),
+    ("stp_priority", &["4096", "32768", "61440", "100", "65536"]),
+    ("stp_hello_time", &["1", "2", "10", "0", "11"]),
+    ("stp_forward_delay", &["4", "15", "30", "3", "31"]),
+    ("stp_max_age", &["6", "20", "40", "5", "41"]),
+    (
+        "stp_mac",
+        &[
+            "\"02:00:00:00:00:01\"",
+            "\"01:00:00:00:00:01\"",
+            "\"00:00:00:00:00:00\"",
+            "\"x\"",
+        ],
+    ),
+    ("mcast_snooping", CFG_BOOLS),
+    (
+        "mcast_querier",
+        &["true", "false", "\"on\"", "\"maybe\"", "1"],
+    ),
+    ("mcast_igmp_version", &["2", "3", "4", "\"3\""]),
+    ("mcast_mld_version", &["1", "2", "0"]),
+    ("mcast_hash_max", CFG_INTS),
+    ("mcast_last_member_count", CFG_INTS),
+    ("mcast_startup_query_count", CFG_INTS),
+    ("mcast_last_member_interval", CFG_INTS),
+    ("mcast_membership_interval", CFG_INTS),
+    ("mcast_querier_interval", CFG_INTS),
+    ("mcast_query_interval", CFG_INTS),
+    ("mcast_query_response_interval", CFG_INTS),
+    ("mcast_startup_query_interval", CFG_INTS),
+];
+
+/// Every key of a `[[port]]` table with values for it (`remotes` is an alias of `remote`).
+const CFG_PORT_KEYS: &[(&str, &[&str])] = &[
+    ("spec", CFG_SPEC),
+    ("name", CFG_NAMES),
+    (
+        "kind",
+        &[
+            "\"tap\"",
+            "\"packet\"",
+            "\"vxlan\"",
+            "\"vhost\"",
+            "\"stream\"",
+            "\"mem\"",
+        ],
+    ),
+    (
+        "ifname",
+        &["\"tsw9\"", "\"eth0\"", "\"a/b\"", "\"thisnameistoolong0\""],
+    ),
+    (
+        "flags",
+        &[
+            "[\"hairpin\"]",
+            "[\"uplink\"]",
+            "[\"no-learning\", \"isolated\"]",
+            "[\"nope\"]",
+            "[]",
+        ],
+    ),
+    ("mtu", CFG_INTS),
+    ("offload", CFG_BOOLS),
+    ("max_learned", CFG_INTS),
+    ("access", CFG_VIDS),
+    ("trunk", CFG_VIDS),
+    ("native", CFG_VIDS),
+    ("vlans", CFG_VIDS),
+    ("untagged", CFG_VIDS),
+    ("pvid", CFG_VIDS),
+    ("stp_cost", CFG_INTS),
+    ("stp_priority", &["0", "16", "128", "240", "17", "256"]),
+    ("edge", CFG_BOOLS),
+    ("auto_edge", CFG_BOOLS),
+    ("p2p", &["\"auto\"", "\"yes\"", "\"no\"", "\"maybe\""]),
+    ("bpdu_guard", CFG_BOOLS),
+    ("root_guard", CFG_BOOLS),
+    ("storm_broadcast", CFG_INTS),
+    ("storm_multicast", CFG_INTS),
+    ("storm_unknown_unicast", CFG_INTS),
+    ("queues", CFG_INTS),
+    ("vni", CFG_INTS),
+    (
+        "local",
+        &[
+            "\"198.18.0.1\"",
+            "\"2001:2::1\"",
+            "\"0.0.0.0\"",
+            "\"nowhere\"",
+        ],
+    ),
+    ("remote", CFG_ADDRS),
+    ("remotes", CFG_ADDRS),
+    ("mcast_router", &["0", "1", "2", "3", "4", "\"2\""]),
+    ("mcast_fast_leave", CFG_BOOLS),
+    ("mcast_max_groups", CFG_INTS),
+    ("dstport", CFG_INTS),
+    ("ttl", CFG_INTS),
+    ("tos", CFG_INTS),
+    (
+        "srcport",
+        &["\"49152-65000\"", "\"10-20\"", "\"20-10\"", "\"x\""],
+    ),
+    ("accept", CFG_ADDRS),
+    ("learning", CFG_BOOLS),
+];
+
+/// Every key of a `[[mirror]]` table with values for it.
+const CFG_MIRROR_KEYS: &[(&str, &[&str])] = &[
+    ("name", &["\"m9\"", "\"a b\"", "\"m0\""]),
+    (
+        "select_src",
+        &["[\"p0\"]", "[\"p1\", \"p2\"]", "[]", "[\"x\"]"],
+    ),
+    (
+        "select_dst",
+        &["[\"p0\"]", "[\"p1\", \"p2\"]", "[]", "[\"x\"]"],
+    ),
+    ("select_all", CFG_BOOLS),
+    ("output", &["\"p0\"", "\"p1\"", "\"p2\"", "\"x\""]),
+];
+
+/// Fake lookups: group `wheel` (10) and numbers; token files under `/tok/` hold their file
+/// name, every other path is empty. Nothing is read, so the target is deterministic.
+pub struct FuzzLookups;
+
+impl tapswitch::config::Lookups for FuzzLookups {
+    fn group(&self, name: &str) -> Option<u32> {
+        match name {
+            "wheel" => Some(10),
+            n => n.parse().ok(),
+        }
+    }
+
+    fn token_file(
+        &self,
+        path: &std::path::Path,
+    ) -> Result<String, tapswitch::config::TokenFileError> {
+        match path.strip_prefix("/tok") {
+            Ok(rest) if !rest.as_os_str().is_empty() => Ok(rest.display().to_string()),
+            _ => Err(tapswitch::config::TokenFileError::Empty(
+                path.display().to_string(),
+            )),
+        }
+    }
+}
+
+/// A quoted port spec built like the `port_spec` target's.
+fn cfg_spec(r: &mut Reader<'_>) -> String {
+    let mut s = SPEC_HEADS[r.u8() as usize % SPEC_HEADS.len()].to_string();
+    for _ in 0..(r.u8() % 4) {
+        s.push(',');
+        let w = SPEC_WORDS[r.u8() as usize % SPEC_WORDS.len()];
+        s.push_str(w);
+        if w.ends_with('=') {
+            s.push_str(SPEC_VALUES[r.u8() as usize % SPEC_VALUES.len()]);
+        }
+    }
+    format!("{s:?}")
+}
+
+/// Up to `n` lines `key = value` with keys of one table; `used` are its keys so far (a key
+/// is not repeated: TOML refuses that, and the raw inputs cover it). The value is one the key
+/// takes (right or wrong), one time in 32 one of a top-level key's (often of another
+/// type).
+fn cfg_lines(
+    r: &mut Reader<'_>,
+    keys: &[(&'static str, &'static [&'static str])],
+    n: u8,
+    used: &mut Vec<&'static str>,
+    out: &mut String,
+) {
+    for _ in 0..n {
+        let (k, own) = keys[r.u8() as usize % keys.len()];
+        let sel = r.u8();
+        let values = if sel % 32 == 0 {
+            CFG_KEYS[sel as usize % CFG_KEYS.len()].1
+        } else {
+            own
+        };
+        let v = values[r.u8() as usize % values.len()];
+        let v = if v == "SPEC" {
+            cfg_spec(r)
+        } else {
+            v.to_string()
+        };
+        if used.contains(&k) {
+            continue;
+        }
+        used.push(k);
+        out.push_str(&format!("{k} = {v}\n"));
+    }
+}
+
+/// A file built from the real keys and tables: top-level keys, then `[[port]]` tables (most
+/// named `pN`, so mirrors can name them), then `[[mirror]]` tables (most with an output
+/// `pN`), then `[[mdb]]` tables.
+fn cfg_text(r: &mut Reader<'_>) -> String {
+    let mut t = String::new();
+    let n = r.u8() % 8;
+    cfg_lines(r, CFG_KEYS, n, &mut Vec::new(), &mut t);
+    for i in 0..(r.u8() % 5) {
+        t.push_str("[[port]]\n");
+        let mut used = Vec::new();
+        // (past the input's end the reader gives zeros: those make the common case)
+        if r.u8() % 8 != 7 {
+            t.push_str(&format!("name = \"p{i}\"\n"));
+            used.push("name");
+        }
+        let n = r.u8() % 6;
+        cfg_lines(r, CFG_PORT_KEYS, n, &mut used, &mut t);
+    }
+    for i in 0..(r.u8() % 3) {
+        t.push_str(&format!("[[mirror]]\nname = \"m{i}\"\n"));
+        let mut used = vec!["name"];
+        let out = r.u8();
+        if out % 8 != 7 {
+            t.push_str(&format!("output = \"p{}\"\n", out % 3));
+            used.push("output");
+        }
+        let n = r.u8() % 4;
+        cfg_lines(r, CFG_MIRROR_KEYS, n, &mut used, &mut t);
+    }
+    for _ in 0..(r.u8() % 3) {
+        t.push_str(&format!("[[mdb]]\nport = \"p{}\"\n", r.u8() % 4));
+        let n = r.u8() % 4;
+        cfg_lines(r, CFG_MDB_KEYS, n, &mut vec!["port"], &mut t);
+    }
+    t
+}
+
+/// The keys of an `[[mdb]]` table (but `port`) with values for them.
+const CFG_MDB_KEYS: &[(&str, &[&str])] = &[
+    (
+        "grp",
+        &[
+            "\"239.1.1.1\"",
+            "\"ff0e::1\"",
+            "\"198.18.0.1\"",
+            "\"x\"",
+            "5",
+        ],
+    ),
+    ("src", &["\"198.18.0.9\"", "\"2001:db8::1\"", "\"x\""]),
+    ("permanent", CFG_BOOLS),
+    ("vid", &["0", "10", "4094", "4095", "-1"]),
+    ("state", &["\"temp\""]),
+];
+
+/// Whether `key` names a key of the file: a top-level key, `port[N]`, `port[N].KEY` (KEY a
+/// port key, or `stp` for the port's spanning tree settings together), `mirror[N]` or
+/// `mdb[N]`.
+fn cfg_key_is_real(key: &str) -> bool {
+    let has = |keys: &[(&str, &[&str])], k: &str| keys.iter().any(|(x, _)| *x == k);
+    if has(CFG_KEYS, key) {
+        return true;
+    }
+    let table = |prefix: &str| -> Option<&str> {
+        let rest = key.strip_prefix(prefix)?;
+        let (n, tail) = rest.split_once(']')?;
+        n.parse::<usize>().ok()?;
+        Some(tail)
+    };
+    if let Some(tail) = table("port[") {
+        return tail.is_empty()
+            || tail
+                .strip_prefix('.')
+                .is_some_and(|k| k == "stp" || has(CFG_PORT_KEYS, k));
+    }
+    table("mirror[").is_some_and(str::is_empty) || table("mdb[").is_some_and(str::is_empty)
+}
+
+/// Checks an error about the file: it names the file; about a key, a line of the file and a
+/// real key; the file as a whole, a line (toml's own position).
+fn check_file_error(e: &tapswitch::config::ConfigError, text: &str, lookup: bool) {
+    use tapswitch::config::ConfigError;
+    let lines = text.matches('\n').count() + 1;
+    let shown = e.to_string();
+    assert!(shown.starts_with(CFG_PATH), "{text:?}: {shown}");
+    match e {
+        ConfigError::File { file, msg } => {
+            assert!(
+                !lookup,
+                "{text:?}: a lookup failed as a file error: {shown}"
+            );
+            assert_eq!(file, CFG_PATH);
+            assert!(msg.contains("line "), "{text:?}: no line: {shown}");
+        }
+        ConfigError::Key {
+            file,
+            line,
+            key,
+            msg,
+        } => {
+            assert_eq!(file, CFG_PATH);
+            assert!((1..=lines).contains(line), "{text:?}: line {line}: {shown}");
+            assert!(cfg_key_is_real(key), "{text:?}: key {key:?}: {shown}");
+            if lookup {
+                assert!(
+                    key == "control_group" || key == "api_token_file",
+                    "{text:?}: {shown}"
+                );
+            }
+            assert!(!msg.is_empty(), "{text:?}: {shown}");
+        }
+        ConfigError::Flag { .. } => panic!("{text:?}: a file error names a flag: {shown}"),
+    }
+}
+
+/// The TOML configuration file through `parse_file` and then `Config::resolve_with` (fake
+/// lookups, no command line): no panic; the same text parses and resolves the same way twice;
+/// an error names the file, and where it is about a key, a line of the file and the key; a
+/// file that parses resolves either to a rule spanning several settings (an error naming
+/// it) or to a `Config` that passes its own validation: unique port names, every port what
+/// its spec grammar accepts, mirrors naming declared ports, a spanning tree bridge that
+/// passes its checks, ranges kept, an API token never empty.
+pub fn check_config_file(data: &[u8]) {
+    config_file_outcome(data);
+}
+
+/// How far a `config_file` input went, for the replay tests to see that inputs reach deep.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CfgOutcome {
+    /// Not TOML, or a value of the wrong type: toml's own error.
+    Toml,
+    /// A value refused by its key.
+    Key,
+    /// Parsed, then refused by a lookup or a rule spanning several settings.
+    Resolve,
+    /// A `Config`.
+    Config,
+}
+
+/// The text a `config_file` input stands for: raw bytes (selector bit 0 clear) or a file
+/// built from the real keys.
+pub fn config_file_text(data: &[u8]) -> String {
+    let mut r = Reader::new(data);
+    if r.u8() & 1 == 0 {
+        String::from_utf8_lossy(r.rest()).into_owned()
+    } else {
+        cfg_text(&mut r)
+    }
+}
+
+/// [`check_config_file`], telling how far the input went.
+pub fn config_file_outcome(data: &[u8]) -> CfgOutcome {
+    use std::path::Path;
+    use tapswitch::config::{parse_file, Config, ConfigError, Overrides};
+    use tapswitch::port::PortKind;
+    let text = config_file_text(data);
+    let path = Path::new(CFG_PATH);
+    let first = parse_file(path, &text);
+    assert_eq!(
+        format!("{first:?}"),
+        format!("{:?}", parse_file(path, &text)),
+        "not deterministic: {text:?}"
+    );
+    let file = match first {
+        Ok(f) => f,
+        Err(e) => {
+            check_file_error(&e, &text, false);
+            return match e {
+                ConfigError::File { .. } => CfgOutcome::Toml,
+                _ => CfgOutcome::Key,
+            };
+        }
+    };
+    let o = Overrides::default();
+    let resolved = Config::resolve_with(Some(file.clone()), &o, &FuzzLookups);
+    assert_eq!(
+        format!("{resolved:?}"),
+        format!("{:?}", Config::resolve_with(Some(file), &o, &FuzzLookups)),
+        "not deterministic: {text:?}"
+    );
+    let cfg = match resolved {
+        Ok(c) => c,
+        Err(e @ ConfigError::Flag { .. }) => {
+            let shown = e.to_string();
+            let ConfigError::Flag { flag, .. } = e else {
+                unreachable!()
+            };
+            assert!(
+                ["--port", "--mode", "[[mirror]]", "[[mdb]]"].contains(&flag)
+                    || flag.starts_with("--stp-priority/"),
+                "{text:?}: a file's settings refused by {flag}: {shown}"
+            );
+            return CfgOutcome::Resolve;
+        }
+        Err(e) => {
+            check_file_error(&e, &text, true);
+            return CfgOutcome::Resolve;
+        }
+    };
+    cfg.validate()
+        .unwrap_or_else(|e| panic!("{text:?}: resolved but fails its validation: {e}"));
+    assert!(!cfg.default_ports, "{text:?}: built-in ports with a file");
+    cfg.stp_bridge
+        .validate()
+        .unwrap_or_else(|e| panic!("{text:?}: bridge {e}"));
+    assert!(cfg.fdb_max >= 1, "{text:?}: fdb_max 0");
+    assert!((1..=64).contains(&cfg.dataplane_threads), "{text:?}");
+    assert!(cfg.api_max_conns >= 1, "{text:?}: api_max_conns 0");
+    assert!(
+        cfg.api_token.as_ref().is_none_or(|t| !t.is_empty()),
+        "{text:?}: an empty API token (anyone could change the switch over TCP)"
+    );
+    let v = cfg.settings.default_pvid;
+    assert!(v <= 4094, "{text:?}: default_pvid {v}");
+    let mut names = std::collections::HashSet::new();
+    for p in &cfg.ports {
+        assert!(
+            names.insert(p.name.as_str()),
+            "{text:?}: port {} twice",
+            p.name
+        );
+        assert!(!p.name.is_empty() && p.queues >= 1, "{text:?}: {p:?}");
+        assert!(p.stp.validate().is_ok(), "{text:?}: {p:?}");
+        match p.kind {
+            PortKind::Tap | PortKind::Packet => assert!(
+                tapswitch::port::check_ifname(&p.arg).is_ok(),
+                "{text:?}: interface {:?} accepted",
+                p.arg
+            ),
+            PortKind::Stream | PortKind::Dgram | PortKind::Vhost => {
+                assert!(p.arg.starts_with('/'), "{text:?}: relative path accepted")
+            }
+            PortKind::Vxlan => {
+                let v = p.vxlan.as_ref().expect("a vxlan port has its tunnel");
+                assert!(v.vni < 1 << 24 && v.check().is_ok(), "{text:?}: {v:?}");
+            }
+            PortKind::Mem => panic!("{text:?}: a mem port from a file"),
+        }
+        if let Some(v) = &p.vlans {
+            for vid in v.members().iter() {
+                assert!((1..=4094).contains(&vid), "{text:?}: VID {vid}");
+            }
+            if let Some(pvid) = v.pvid() {
+                assert!(v.is_member(pvid), "{text:?}: PVID {pvid} not a member");
+            }
+        }
+    }
+    for m in &cfg.mirrors {
+        assert!(m.check().is_ok(), "{text:?}: mirror {m:?}");
+        for p in m.ports() {
+            assert!(names.contains(p.as_str()), "{text:?}: mirror names {p}");
+        }
+    }
+    CfgOutcome::Config
 }

@@ -1,12 +1,25 @@
-//! The command line: `run`, `demo`, and the API clients `ports`, `fdb`, `port`, `config`.
+//! The command line: its grammar (clap) and dispatch. `run` is here; `demo` is
+//! [`crate::demo`]; the client commands (`ports`, `port`, `fdb`, `vlan`, `config`, `stp`,
+//! `capture`, `mirror`, `mdb`) are in [`crate::client`], one file per family, each with its arguments.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{Config, Overrides, DEFAULT_NAME};
+use crate::client::capture::CaptureArgs;
+use crate::client::config::ConfigArgs;
+use crate::client::fdb::FdbArgs;
+use crate::client::mdb::MdbArgs;
+use crate::client::mirror::MirrorArgs;
+use crate::client::ports::{PortAction, PortArgs};
+use crate::client::vlan::VlanArgs;
+use crate::config::{Config, Overrides};
+use crate::demo::DemoArgs;
 use crate::forwarding::Mode;
+
+/// How the client commands reach a running switch (also at its old path, `cli::ClientArgs`).
+pub use crate::client::ClientArgs;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -51,145 +64,12 @@ enum Cmd {
     Stp(ClientArgs),
     /// Capture frames as the switch sees them (pcapng to a file or stdout, e.g. `capture tsw0
     /// -w - | tcpdump -n -r -`; one line per frame on a terminal).
-    Capture(Box<crate::capture::client::CaptureArgs>),
+    Capture(Box<CaptureArgs>),
     /// Show, add or remove port mirrors (copies of ports' traffic to an output port).
-    Mirror(crate::capture::client::MirrorArgs),
-}
-
-/// `tapswitch vlan`.
-#[derive(Args, Debug)]
-pub(crate) struct VlanArgs {
-    #[command(flatten)]
-    pub client: ClientArgs,
-    /// Token for changes over TCP (or TAPSWITCH_API_TOKEN).
-    #[arg(
-        long,
-        env = "TAPSWITCH_API_TOKEN",
-        hide_env_values = true,
-        global = true
-    )]
-    pub token: Option<String>,
-    #[command(subcommand)]
-    pub action: Option<VlanAction>,
-}
-
-#[derive(Subcommand, Debug)]
-pub(crate) enum VlanAction {
-    /// Print every port's VLANs (the default): `vlan show [dev PORT]`.
-    Show {
-        /// `dev PORT`.
-        #[arg(num_args = 0..)]
-        words: Vec<String>,
-    },
-    /// Add VLANs to a port: `vlan add dev PORT vid N[-M] [pvid] [untagged]`.
-    Add {
-        /// The words, as for `bridge vlan add`.
-        #[arg(num_args = 1..)]
-        words: Vec<String>,
-    },
-    /// Remove VLANs from a port: `vlan del dev PORT vid N[-M]`.
-    Del {
-        /// The words, as for `bridge vlan del`.
-        #[arg(num_args = 1..)]
-        words: Vec<String>,
-    },
-}
-
-#[derive(Args, Debug)]
-pub(crate) struct FdbArgs {
-    #[command(flatten)]
-    pub client: ClientArgs,
-    /// Token for changes (or TAPSWITCH_API_TOKEN).
-    #[arg(
-        long,
-        env = "TAPSWITCH_API_TOKEN",
-        hide_env_values = true,
-        global = true
-    )]
-    pub token: Option<String>,
-    #[command(subcommand)]
-    pub action: Option<FdbAction>,
-}
-
-#[derive(Subcommand, Debug)]
-pub(crate) enum FdbAction {
-    /// Print every entry (the default).
-    Show,
-    /// Add an entry; fails if it exists: `fdb add MAC dev PORT [vlan N] [dst IP]
-    /// [static|sticky|dynamic|extern_learn]` (`dst`: a vxlan port's own entry).
-    Add {
-        #[arg(num_args = 1..)]
-        words: Vec<String>,
-    },
-    /// Add a remote to a vxlan port's flood list:
-    /// `fdb append 00:00:00:00:00:00 dev PORT dst IP`.
-    Append {
-        #[arg(num_args = 1..)]
-        words: Vec<String>,
-    },
-    /// Add or replace an entry: same words as `add`.
-    Replace {
-        #[arg(num_args = 1..)]
-        words: Vec<String>,
-    },
-    /// Delete an entry: `fdb del MAC [vlan N]`; `fdb del MAC dev PORT [vlan N]` deletes only
-    /// PORT's (without `vlan`: in VLAN 0 and every VLAN of PORT, as `bridge fdb del`); a vxlan
-    /// port's own entry: `fdb del MAC dev PORT dst IP`.
-    Del {
-        #[arg(num_args = 1..)]
-        words: Vec<String>,
-    },
-    /// Delete every entry, or those of `dev PORT` and/or `vlan N`.
-    Flush {
-        #[arg(num_args = 0..)]
-        words: Vec<String>,
-    },
-}
-
-#[derive(Args, Debug)]
-pub(crate) struct PortArgs {
-    #[command(flatten)]
-    pub client: ClientArgs,
-    /// Token for changes (or TAPSWITCH_API_TOKEN).
-    #[arg(
-        long,
-        env = "TAPSWITCH_API_TOKEN",
-        hide_env_values = true,
-        global = true
-    )]
-    pub token: Option<String>,
-    #[command(subcommand)]
-    pub action: PortAction,
-}
-
-#[derive(Subcommand, Debug)]
-pub(crate) enum PortAction {
-    /// Attach a port: `port add SPEC` (e.g. `packet:veth3,hairpin`).
-    Add { spec: String },
-    /// Detach a port (its table entries are flushed).
-    Del { name: String },
-    /// Change flags and settings: `port set NAME hairpin on learning off stp_cost 100 ...`
-    /// (`enabled on` re-enables a port BPDU guard disabled).
-    Set {
-        name: String,
-        #[arg(num_args = 2..)]
-        words: Vec<String>,
-    },
-}
-
-#[derive(Args, Debug)]
-pub(crate) struct ConfigArgs {
-    #[command(flatten)]
-    pub client: ClientArgs,
-    /// Token for changes (or TAPSWITCH_API_TOKEN).
-    #[arg(long, env = "TAPSWITCH_API_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
-    /// `KEY VALUE` pairs to change: ageing_secs, fdb_max_learned, group_fwd_mask (a number or
-    /// names), vepa_flood_unknown, vlan_filtering (true/false, on/off, 1/0), vlan_protocol,
-    /// default_pvid, stp (off/rstp), stp_priority, stp_hello_time, stp_forward_delay,
-    /// stp_max_age, stp_mac.
-    #[arg(num_args = 0..)]
-    pub set: Vec<String>,
+    Mirror(MirrorArgs),
+    /// Show the multicast groups, router ports and queriers, or add and remove static
+    /// entries (like `bridge mdb`).
+    Mdb(MdbArgs),
 }
 
 #[derive(Args, Debug)]
@@ -291,6 +171,13 @@ struct RunArgs {
     /// README's EVPN section).
     #[arg(long)]
     evpn: bool,
+    /// IGMP/MLD snooping (Linux mcast_snooping): off floods every multicast frame
+    /// [default: on].
+    #[arg(long, value_name = "on|off")]
+    mcast_snooping: Option<String>,
+    /// Be the IGMP/MLD querier while no other querier is heard (Linux mcast_querier 1).
+    #[arg(long)]
+    mcast_querier: bool,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -306,54 +193,6 @@ impl From<ModeArg> for Mode {
             ModeArg::Veb => Mode::Veb,
             ModeArg::Vepa => Mode::Vepa,
             ModeArg::VepaPrivate => Mode::VepaPrivate,
-        }
-    }
-}
-
-#[derive(Args, Debug)]
-pub(crate) struct DemoArgs {
-    /// Keep the hosts and the switch running until Ctrl-C.
-    #[arg(long)]
-    pub hold: bool,
-    /// Number of namespace hosts (2 or 3).
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(2..=3))]
-    pub hosts: u8,
-}
-
-/// How the client commands reach a running switch.
-#[derive(Args, Debug)]
-pub struct ClientArgs {
-    /// The switch's control socket [default: /run/tapswitch/tapswitch.sock as root; see
-    /// README for other users]. Every command works on it.
-    #[arg(long, env = "TAPSWITCH_CONTROL", value_name = "PATH", global = true)]
-    pub control: Option<String>,
-    /// Use the switch's TCP listener instead (reads; changes need --token).
-    #[arg(long, value_name = "ADDR", global = true)]
-    pub api: Option<String>,
-    /// Print JSON instead of text.
-    #[arg(long, global = true)]
-    pub json: bool,
-}
-
-impl ClientArgs {
-    /// The endpoint to talk to: `--api` if given, else the control socket: `--control`, or
-    /// the default switch's. For a user other than root that is their own switch's socket if
-    /// it exists, else the system one (`/run/tapswitch/tapswitch.sock`, where a switch run
-    /// by root or by the systemd unit listens and `--control-group` members may connect).
-    pub fn endpoint(&self) -> String {
-        match (&self.api, &self.control) {
-            (Some(a), _) => a.clone(),
-            (None, Some(c)) => c.clone(),
-            (None, None) => {
-                let own = crate::config::default_control_path(DEFAULT_NAME);
-                let system = crate::config::system_control_path(DEFAULT_NAME);
-                let path = if !own.exists() && system.exists() {
-                    system
-                } else {
-                    own
-                };
-                path.display().to_string()
-            }
         }
     }
 }
@@ -392,14 +231,15 @@ pub fn main() -> ExitCode {
                 .map_err(anyhow::Error::from)
                 .and_then(|rt| rt.block_on(crate::demo::demo(a)))
         }
-        Cmd::Ports(a) => crate::client::ports(&a.endpoint(), a.json),
-        Cmd::Fdb(a) => crate::client::fdb_cmd(a),
-        Cmd::Port(a) => crate::client::port_cmd(a),
-        Cmd::Config(a) => crate::client::config_cmd(a),
-        Cmd::Vlan(a) => crate::client::vlan_cmd(a),
-        Cmd::Stp(a) => crate::client::stp(&a.endpoint(), a.json),
-        Cmd::Capture(a) => crate::capture::client::capture_cmd(*a),
-        Cmd::Mirror(a) => crate::capture::client::mirror_cmd(a),
+        Cmd::Ports(a) => crate::client::ports::ports(&a.endpoint(), a.json),
+        Cmd::Fdb(a) => crate::client::fdb::fdb_cmd(a),
+        Cmd::Port(a) => crate::client::ports::port_cmd(a),
+        Cmd::Config(a) => crate::client::config::config_cmd(a),
+        Cmd::Vlan(a) => crate::client::vlan::vlan_cmd(a),
+        Cmd::Stp(a) => crate::client::stp::stp(&a.endpoint(), a.json),
+        Cmd::Capture(a) => crate::client::capture::capture_cmd(*a),
+        Cmd::Mirror(a) => crate::client::mirror::mirror_cmd(a),
+        Cmd::Mdb(a) => crate::client::mdb::mdb_cmd(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -435,6 +275,8 @@ fn overrides(a: RunArgs) -> Overrides {
         default_pvid: a.default_pvid,
         stp: a.stp,
         stp_priority: a.stp_priority,
+        mcast_snooping: a.mcast_snooping,
+        mcast_querier: a.mcast_querier,
         stp_hello_time: a.stp_hello_time,
         stp_forward_delay: a.stp_forward_delay,
         stp_max_age: a.stp_max_age,
@@ -476,7 +318,7 @@ where
         Cmd::Demo(_) | Cmd::Ports(_) | Cmd::Stp(_) | Cmd::Capture(_) => {}
         Cmd::Fdb(a) => {
             if let Some(action) = &a.action {
-                crate::client::fdb_request(action)?;
+                crate::client::fdb::fdb_request(action)?;
             }
         }
         Cmd::Port(a) => match &a.action {
@@ -485,18 +327,23 @@ where
             }
             PortAction::Del { .. } => {}
             PortAction::Set { words, .. } => {
-                crate::client::parse_port_set_words(words)?;
+                crate::client::ports::parse_port_set_words(words)?;
             }
         },
         Cmd::Config(a) => {
-            crate::client::parse_config_words(&a.set)?;
+            crate::client::config::parse_config_words(&a.set)?;
         }
         Cmd::Vlan(a) => {
             if let Some(action) = &a.action {
-                crate::client::vlan_request(action)?;
+                crate::client::vlan::vlan_request(action)?;
             }
         }
-        Cmd::Mirror(a) => crate::capture::client::check_mirror(&a)?,
+        Cmd::Mirror(a) => crate::client::mirror::check_mirror(&a)?,
+        Cmd::Mdb(a) => {
+            if let Some(action) = &a.action {
+                crate::client::mdb::mdb_request(action)?;
+            }
+        }
     }
     Ok(())
 }

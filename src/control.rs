@@ -21,6 +21,7 @@ use crate::port::packet::{PacketError, PacketPort};
 use crate::port::sockfile::{self, SockError};
 use crate::port::tap::{TapError, TapPort};
 use crate::port::{stream, Port, PortKind};
+use crate::vxlan::spec::VxlanSpecError;
 
 /// Why a port or listener could not be attached; [`AttachError::class`] tells the API which
 /// status to answer.
@@ -223,11 +224,21 @@ pub fn attach(sw: &Arc<Switch>, spec: &PortSpec) -> Result<Attached, AttachError
         }
         PortKind::Vhost => attach_vhost(sw, spec),
         PortKind::Vxlan => {
-            let h =
-                dataplane::vxlan::attach_vxlan(sw, spec).map_err(|source| AttachError::Vxlan {
-                    name: spec.name.clone(),
-                    source,
-                })?;
+            let vxlan_err = |source| AttachError::Vxlan {
+                name: spec.name.clone(),
+                source,
+            };
+            let Some(v) = &spec.vxlan else {
+                return Err(vxlan_err(VxlanSpecError::NoLocal.into()));
+            };
+            let port = dataplane::vxlan::VxlanAttach {
+                name: &spec.name,
+                spec: v,
+                flags: spec.flags,
+                mtu: spec.mtu,
+                max_learned: spec.max_learned,
+            };
+            let h = dataplane::vxlan::attach_vxlan(sw, port).map_err(vxlan_err)?;
             sw.fdb.set_port_limit(h.id, spec.max_learned);
             // VLANs, spanning tree and storm control apply to a tunnel port as to any other
             apply_port_settings(sw, &h, spec);
@@ -309,6 +320,38 @@ fn apply_stp_storm(sw: &Switch, h: &PortHandle, spec: &PortSpec) {
     }
     for (k, pps) in crate::forwarding::FloodKind::ALL.iter().zip(spec.storm) {
         h.storm.bucket(*k).set_rate(pps);
+    }
+    if spec.mcast != crate::mcast::PortConfig::default() {
+        sw.set_port_mcast(h, spec.mcast);
+    }
+}
+
+/// The configuration file's static MDB entries: those of `old` that `new` no longer has are
+/// removed, those of `new` added (an entry for a port that is missing is logged and skipped).
+pub fn apply_file_mdb(sw: &Switch, old: &[crate::config::MdbSpec], new: &[crate::config::MdbSpec]) {
+    let entry = |m: &crate::config::MdbSpec| {
+        let port = sw.ports().by_name(&m.port).map(|h| h.id)?;
+        Some(crate::mcast::StaticEntry {
+            port,
+            group: m.grp,
+            source: m.src,
+            permanent: m.permanent,
+            vid: m.vid,
+        })
+    };
+    for m in old.iter().filter(|m| !new.contains(m)) {
+        if let Some(e) = entry(m) {
+            let _ = sw.with_mcast(|s, _| s.mdb_del(e.port, e.vid, e.group, e.source));
+        }
+    }
+    for m in new {
+        let Some(e) = entry(m) else {
+            tracing::error!(port = %m.port, grp = %m.grp, "mdb entry: no such port");
+            continue;
+        };
+        if let Err(err) = sw.with_mcast(|s, now| s.mdb_add(&e, now)) {
+            tracing::error!(port = %m.port, grp = %m.grp, error = %err, "mdb entry not added");
+        }
     }
 }
 
@@ -401,6 +444,10 @@ pub struct Applied {
     pub fdb_max: usize,
     /// Spanning tree bridge settings.
     pub stp_bridge: crate::stp::BridgeConfig,
+    /// Multicast snooping settings.
+    pub mcast: crate::mcast::McastConfig,
+    /// Static MDB entries of the file.
+    pub mdb: Vec<crate::config::MdbSpec>,
 }
 
 impl Applied {
@@ -411,6 +458,8 @@ impl Applied {
             settings: cfg.settings,
             fdb_max: cfg.fdb_max,
             stp_bridge: cfg.stp_bridge,
+            mcast: cfg.mcast.clone(),
+            mdb: cfg.mdb.clone(),
         }
     }
 }
@@ -497,6 +546,12 @@ pub fn reload(sw: &Arc<Switch>, old: &Applied, new: &Config) -> Applied {
         }
     }
     set_settings(sw, s);
+    if new.mcast != old.mcast {
+        // the file changed a snooping setting: the file's settings replace the running ones
+        if let Err(e) = sw.set_mcast_config(new.mcast.clone()) {
+            tracing::error!(error = %e, "reload: multicast settings not applied");
+        }
+    }
     if new.fdb_max != old.fdb_max {
         sw.fdb.set_max_learned(new.fdb_max);
     }
@@ -574,6 +629,7 @@ pub fn reload(sw: &Arc<Switch>, old: &Applied, new: &Config) -> Applied {
         }
     }
     sw.apply_file_mirrors(&new.mirrors);
+    apply_file_mdb(sw, &old.mdb, &new.mdb);
     tracing::info!(ports = declared.len(), "configuration reloaded");
     Applied {
         ports: declared,
@@ -603,6 +659,9 @@ fn update_port(sw: &Switch, h: &PortHandle, old: &PortSpec, new: &PortSpec) {
         if old.storm[i] != new.storm[i] {
             h.storm.bucket(*k).set_rate(new.storm[i]);
         }
+    }
+    if old.mcast != new.mcast {
+        sw.set_port_mcast(h, new.mcast);
     }
 }
 
@@ -841,6 +900,9 @@ async fn housekeeping(sw: Arc<Switch>) {
             _ = tokio::time::sleep_until(links) => {
                 if sw.poll_links() > 0 {
                     sw.control_work();
+                } else {
+                    // snooping's timers (last-member queries run at 1 s)
+                    sw.mcast_work();
                 }
                 links = tokio::time::Instant::now() + sw.link_poll_interval();
             }

@@ -42,6 +42,8 @@ pub async fn run_with(cfg: Config, o: Overrides, evpn: bool) -> Result<()> {
     sw.set_dataplane(&dp);
     sw.set_stp_bridge(cfg.stp_bridge)?;
     sw.set_stp(cfg.settings.stp)?;
+    sw.set_mcast_config(cfg.mcast.clone())
+        .context("multicast snooping settings")?;
     let ctl = Control::start(sw.clone()).context("cannot start the control thread")?;
     let ch = ctl.handle();
     let attached = {
@@ -54,6 +56,7 @@ pub async fn run_with(cfg: Config, o: Overrides, evpn: bool) -> Result<()> {
                 }
             }
             sw.apply_file_mirrors(&cfg.mirrors);
+            control::apply_file_mdb(&sw, &[], &cfg.mdb);
             Ok(())
         })
         .await
@@ -68,7 +71,7 @@ pub async fn run_with(cfg: Config, o: Overrides, evpn: bool) -> Result<()> {
     let evpn = if evpn {
         let sw2 = sw.clone();
         match tokio::task::spawn_blocking(move || crate::evpn::shadow::Evpn::start(sw2)).await? {
-            Ok(e) => Some(Arc::new(e)),
+            Ok(e) => Some(e),
             Err(e) => {
                 stop_all(sw.clone()).await;
                 return Err(anyhow::anyhow!("--evpn: {e}"));
@@ -77,7 +80,6 @@ pub async fn run_with(cfg: Config, o: Overrides, evpn: bool) -> Result<()> {
     } else {
         None
     };
-    *sw.evpn.lock().unwrap_or_else(|p| p.into_inner()) = evpn.clone();
     let control_sock = match &cfg.control {
         Some(path) => {
             match crate::api::serve_control(
@@ -183,8 +185,7 @@ pub async fn run_with(cfg: Config, o: Overrides, evpn: bool) -> Result<()> {
         // the reload finishes on the control thread before the ports go
         let _ = done_rx.recv().await;
     }
-    sw.evpn.lock().unwrap_or_else(|p| p.into_inner()).take();
-    if let Some(e) = evpn.and_then(|e| Arc::into_inner(e)) {
+    if let Some(e) = evpn {
         let _ = tokio::task::spawn_blocking(move || e.stop()).await;
     }
     stop_all(sw.clone()).await;

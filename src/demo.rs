@@ -8,11 +8,21 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use clap::Args;
 
-use crate::cli::DemoArgs;
 use crate::config::{parse_spec, Config};
 use crate::control::Control;
 use crate::dataplane::Switch;
+
+#[derive(Args, Debug)]
+pub(crate) struct DemoArgs {
+    /// Keep the hosts and the switch running until Ctrl-C.
+    #[arg(long)]
+    pub hold: bool,
+    /// Number of namespace hosts (2 or 3).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(2..=3))]
+    pub hosts: u8,
+}
 
 /// Namespaces the demo made; deleted on drop, even while unwinding.
 struct Hosts {

@@ -8,6 +8,10 @@ use std::fmt;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 pub struct PortId(pub u32);
 
+/// Most ports one switch holds (slots 0..MAX_PORTS of a [`PortId`]); also the most
+/// connections or senders one socket listener takes (`max-conns=`).
+pub const MAX_PORTS: usize = 4096;
+
 impl fmt::Display for PortId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.0)
@@ -39,6 +43,3 @@ impl Timestamp {
         self.0.saturating_sub(earlier.0)
     }
 }
-
-/// Most ports one switch holds (a [`PortId`]'s slot is below it).
-pub const MAX_PORTS: usize = 4096;

@@ -324,3 +324,90 @@ fn api_bodies_random_inputs() {
         harness::check_api_bodies(&input);
     }
 }
+
+#[test]
+fn seed_corpus_config_file() {
+    replay("config_file", harness::check_config_file);
+}
+
+/// The seeds go all the way: the README's example file, a file with a tunnel, a socket port,
+/// VLANs, spanning tree and a mirror, and a structured input each resolve to a `Config`
+/// (so the target's deepest checks run on them).
+#[test]
+fn config_file_seeds_reach_a_config() {
+    for (path, bytes) in seeds("config_file") {
+        assert_eq!(
+            harness::config_file_outcome(&bytes),
+            harness::CfgOutcome::Config,
+            "{}: {:?}",
+            path.display(),
+            harness::config_file_text(&bytes)
+        );
+    }
+}
+
+/// Random inputs through the config file target without libFuzzer (a deterministic
+/// generator), so its checks run in every `cargo test`; most are files built from the real
+/// keys, and some of those must get through every step.
+#[test]
+fn config_file_random_inputs() {
+    use harness::CfgOutcome;
+    let mut x: u64 = 0xbb67_ae85_84ca_a73b;
+    let mut seen = std::collections::HashMap::new();
+    for i in 0..1000 {
+        let n = 2 + (x % 120) as usize;
+        let mut input: Vec<u8> = (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        if i % 8 != 0 {
+            input[0] |= 1; // mostly structured files
+        }
+        *seen
+            .entry(harness::config_file_outcome(&input))
+            .or_insert(0) += 1;
+    }
+    for o in [
+        CfgOutcome::Toml,
+        CfgOutcome::Key,
+        CfgOutcome::Resolve,
+        CfgOutcome::Config,
+    ] {
+        assert!(seen.get(&o).copied().unwrap_or(0) >= 10, "{seen:?}");
+    }
+}
+
+/// Found while writing the `config_file` target: `api_token = ""` (and `--api-token ""`) was
+/// accepted, and an empty token let any request change the switch over TCP (a request with
+/// no Authorization header "sent" the empty token). Now refused with the file, line and key.
+#[test]
+fn config_file_refuses_an_empty_api_token() {
+    let mut input = vec![0u8];
+    input.extend_from_slice(b"name = \"x\"\napi_token = \"\"\n");
+    assert_eq!(
+        harness::config_file_outcome(&input),
+        harness::CfgOutcome::Key
+    );
+}
+
+/// Found by a sweep of the `config_file` target's generated inputs: a `[[port]]` table with
+/// `name` and `kind = "stream"` (or `dgram`, `vhost`) and no spec was accepted, its interface
+/// name taken for the socket path, so the switch listened on a socket relative to its working
+/// directory (`/p0` under systemd), where the spec grammar refuses a relative path. Now
+/// refused with the file, line and key `port[0].kind`.
+#[test]
+fn config_file_refuses_a_socket_port_without_a_path() {
+    for kind in ["stream", "dgram", "vhost"] {
+        let mut input = vec![0u8];
+        input.extend_from_slice(format!("[[port]]\nname = \"p0\"\nkind = \"{kind}\"\n").as_bytes());
+        assert_eq!(
+            harness::config_file_outcome(&input),
+            harness::CfgOutcome::Key,
+            "{kind}"
+        );
+    }
+}

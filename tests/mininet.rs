@@ -1,6 +1,7 @@
 //! Mininet (Debian's package, system python3) with the contrib TapSwitch class: pingall without
 //! loss and iperf3 between hosts on single, linear and tree topologies, and on a ring of four
-//! switches with the spanning tree on. Root only.
+//! switches with the spanning tree on; multicast through three snooping switches (the member gets
+//! the group's traffic, a non-member nothing). Root only.
 
 use std::path::Path;
 use std::process::Command;
@@ -53,4 +54,9 @@ fn mininet_topologies_ping_and_iperf() {
             .unwrap_or_else(|| panic!("no result for {topo}:\n{stdout}"));
         assert!(line.contains("loss=0"), "{line}");
     }
+    let mcast = stdout
+        .lines()
+        .find(|l| l.starts_with("RESULT mcast "))
+        .unwrap_or_else(|| panic!("no multicast result:\n{stdout}"));
+    assert!(mcast.contains("leaked=0"), "{mcast}");
 }

@@ -245,6 +245,19 @@ impl Model {
             return Expect::Flood(FloodKind::Broadcast);
         }
         if dst.0[0] & 1 != 0 {
+            // snooping (on by default) drops what Linux's br_multicast_rcv drops: an IPv4 or
+            // IPv6 packet whose IP header or IGMP/MLD message the parser refuses (the parser
+            // is tested against the kernel's own bytes in src/wire)
+            if let Ok(f) = tapswitch::wire::EthernetFrame::new_checked(b) {
+                let et = f.inner_ethertype();
+                let ip = matches!(
+                    et,
+                    tapswitch::wire::EtherType::Ipv4 | tapswitch::wire::EtherType::Ipv6
+                );
+                if ip && tapswitch::wire::inspect(et, f.payload()).is_err() {
+                    return Expect::Drop(RxDrop::McastInvalid);
+                }
+            }
             return Expect::Flood(FloodKind::Multicast);
         }
         match self.table.get(&dst) {

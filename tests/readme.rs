@@ -766,3 +766,54 @@ fn the_readme_config_commands_change_the_switch() {
         }
     }
 }
+
+/// GitHub's anchor of a heading: lower case, punctuation but `-` dropped, spaces as `-`.
+fn anchor(heading: &str) -> String {
+    heading
+        .trim_start_matches('#')
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == ' ' || *c == '-')
+        .map(|c| if c == ' ' { '-' } else { c })
+        .collect()
+}
+
+/// Every `](#anchor)` link of the README (the table of contents and the cross references)
+/// names a heading of the README, and the contents list every top-level section.
+#[test]
+fn every_readme_link_names_a_heading() {
+    let mut fence = false;
+    let mut headings = Vec::new();
+    for l in README.lines() {
+        if l.starts_with("```") {
+            fence = !fence;
+        }
+        if !fence && l.starts_with('#') {
+            headings.push(l);
+        }
+    }
+    let anchors: Vec<String> = headings.iter().map(|h| anchor(h)).collect();
+    let mut links = 0;
+    for part in README.split("](#").skip(1) {
+        let target = part.split(')').next().unwrap_or_default();
+        assert!(
+            anchors.iter().any(|a| a == target),
+            "README links to #{target}, which no heading makes"
+        );
+        links += 1;
+    }
+    assert!(links > 20, "{links} links");
+    let contents = README
+        .split("## Contents")
+        .nth(1)
+        .and_then(|r| r.split("\n## ").next())
+        .expect("a Contents section");
+    for h in headings.iter().filter(|h| h.starts_with("## ") && **h != "## Contents") {
+        assert!(
+            contents.contains(&format!("(#{})", anchor(h))),
+            "the contents do not list {h}"
+        );
+    }
+    assert_eq!(anchor("## QEMU/KVM guests"), "qemukvm-guests");
+}

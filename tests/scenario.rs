@@ -609,11 +609,13 @@ impl Rig {
     }
 
     /// A unique 60-byte IPv4-typed frame.
+    /// A frame of the local experimental EtherType 0x88b5 (not IP: multicast snooping, on by
+    /// default, lets it flood as Linux does; an IP packet to a group would be its business).
     fn frame(&mut self, dst: MacAddr, src: MacAddr) -> Vec<u8> {
         self.seq += 1;
         let mut payload = vec![0u8; 46];
         payload[..4].copy_from_slice(&self.seq.to_be_bytes());
-        build_frame(dst, src, 0x0800, &payload)
+        build_frame(dst, src, 0x88b5, &payload)
     }
 
     /// Injects `frame` on port `from`, pumps, and returns the ports that sent it; every

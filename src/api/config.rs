@@ -39,25 +39,50 @@ pub(super) struct ConfigPatch {
     stp_mac: Option<String>,
 }
 
-/// `PATCH /api/v1/config`.
+/// `PATCH /api/v1/config`. The `mcast_*` keys (Linux's names and units, see
+/// [`crate::mcast::settings`]) are taken apart from the others.
 pub(super) async fn patch_config(
     State(st): State<AppState>,
-    body: Result<Json<ConfigPatch>, JsonRejection>,
+    body: Result<Json<serde_json::Map<String, Value>>, JsonRejection>,
 ) -> ApiResult<Json<Value>> {
-    let Json(p) = body?;
+    let Json(mut body) = body?;
+    let mcast: Vec<(String, Value)> = body
+        .keys()
+        .filter(|k| k.starts_with("mcast_"))
+        .cloned()
+        .collect::<Vec<_>>()
+        .into_iter()
+        .filter_map(|k| body.remove(&k).map(|v| (k, v)))
+        .collect();
+    let p: ConfigPatch =
+        serde_json::from_value(Value::Object(body)).map_err(|e| bad(e.to_string()))?;
     let sw = st.sw.clone();
     // read, checked as a whole and applied in one step on the control thread: serialized with
     // every other change and with reloads (a VLAN change also flushes the table and edits
     // ports there); a bad field changes nothing
-    let s = st.ctl.run(move || apply_config_patch(&sw, &p)).await??;
+    let s = st
+        .ctl
+        .run(move || apply_config_patch(&sw, &p, &mcast))
+        .await??;
     tracing::info!(settings = ?s, "switch settings changed");
     Ok(Json(config_json(&st.sw)))
 }
 
 /// `PATCH /api/v1/config`: checks every field against the current settings, then applies
 /// them all. Runs on the control thread.
-fn apply_config_patch(sw: &Switch, p: &ConfigPatch) -> ApiResult<Settings> {
+fn apply_config_patch(
+    sw: &Switch,
+    p: &ConfigPatch,
+    mcast: &[(String, Value)],
+) -> ApiResult<Settings> {
     let mut s = patch_settings(sw.settings.load(), p)?;
+    let mut mc = sw.mcast_config();
+    let mc0 = mc.clone();
+    for (k, v) in mcast {
+        mc.set(k, &crate::mcast::settings::value_text(v))
+            .map_err(|e| bad(e.to_string()))?;
+    }
+    let mc = mc.validated().map_err(|e| bad(e.to_string()))?;
     let mut b = sw.stp_bridge();
     let b0 = b;
     if let Some(v) = p.stp_priority {
@@ -94,6 +119,10 @@ fn apply_config_patch(sw: &Switch, p: &ConfigPatch) -> ApiResult<Settings> {
         }
     }
     // Everything is checked: apply.
+    if mc != mc0 {
+        // validated above: cannot fail
+        sw.set_mcast_config(mc).map_err(|e| bad(e.to_string()))?;
+    }
     if b != b0 {
         // validated above: cannot fail
         sw.set_stp_bridge(b).map_err(|e| bad(e.to_string()))?;

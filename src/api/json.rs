@@ -33,6 +33,12 @@ pub fn port_json(sw: &Switch, h: &PortHandle, fdb_entries: usize) -> Value {
         "pvid": h.vlans().pvid(),
         "vlans": vlans_json(&h.vlans()),
         "stp": stp_json(sw, h),
+        "mcast": sw
+            .port_mcast(h.id)
+            .settings()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect::<serde_json::Map<String, Value>>(),
         "storm": {
             "broadcast": h.storm.bucket(FloodKind::Broadcast).rate(),
             "multicast": h.storm.bucket(FloodKind::Multicast).rate(),
@@ -180,7 +186,7 @@ pub(super) fn listener_json(sw: &Switch, name: &str) -> Value {
 pub(super) fn config_json(sw: &Switch) -> Value {
     let s = sw.settings.load();
     let b = sw.stp_bridge();
-    json!({
+    let mut v = json!({
         "name": sw.name,
         "mode": s.mode,
         "ageing_secs": s.ageing_ms / 1000,
@@ -198,7 +204,11 @@ pub(super) fn config_json(sw: &Switch) -> Value {
         "stp_forward_delay": b.forward_delay,
         "stp_max_age": b.max_age,
         "stp_mac": b.mac,
-    })
+    });
+    for (k, x) in sw.mcast_config().settings() {
+        v[k] = x;
+    }
+    v
 }
 
 /// One table entry as the API shows it: a typed struct serialized straight to the response,

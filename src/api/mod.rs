@@ -22,6 +22,8 @@
 //! | GET | `/api/v1/mirrors`, `/api/v1/mirrors/{name}` | `mirrors.rs` | anyone |
 //! | POST | `/api/v1/mirrors` | `mirrors.rs` | a change |
 //! | DELETE | `/api/v1/mirrors/{name}` | `mirrors.rs` | a change |
+//! | GET | `/api/v1/mdb` | `mdb.rs` | anyone |
+//! | POST, DELETE | `/api/v1/mdb` | `mdb.rs` | a change |
 //!
 //! `GET /api/v1/listeners` lists stream and dgram sockets, whose peers become ports `NAME-N`;
 //! `POST /api/v1/ports` opens one from a spec and `DELETE /api/v1/ports/{name}` closes one.
@@ -60,6 +62,7 @@ mod error;
 mod fdb;
 mod json;
 mod listen;
+mod mdb;
 mod metrics;
 mod mirrors;
 mod ports;
@@ -171,5 +174,9 @@ fn routes() -> Router<AppState> {
         .route(
             "/api/v1/mirrors/{name}",
             get(mirrors::get_mirror).delete(mirrors::del_mirror),
+        )
+        .route(
+            "/api/v1/mdb",
+            get(mdb::get_mdb).post(mdb::add_mdb).delete(mdb::del_mdb),
         )
 }

@@ -171,7 +171,15 @@ fn apply_port_patch(
     let mut p = PortPatch::new(&h);
     let mut stp = sw.port_stp_config(&h);
     let mut stp_changed = false;
+    let mut mcast = sw.port_mcast(h.id);
+    let mcast0 = mcast;
     for (k, v) in body {
+        if k.starts_with("mcast_") && k != "mcast_flood" {
+            mcast
+                .set(k, &crate::mcast::settings::value_text(v))
+                .map_err(|e| bad(e.to_string()))?;
+            continue;
+        }
         match k.as_str() {
             "stp_cost" => stp.path_cost = Some(number(k, v, STP_PORT_COST)? as u32),
             "stp_priority" => stp.priority = number(k, v, STP_PORT_PRIORITY)? as u8,
@@ -204,6 +212,9 @@ fn apply_port_patch(
         sw.enable_port_stp(&h);
     }
     p.set_storm(&h);
+    if mcast != mcast0 {
+        sw.set_port_mcast(&h, mcast);
+    }
     Ok((h.id, p.flags, p.max_learned))
 }
 

@@ -6,7 +6,6 @@
 //! - [`mirror`]: mirror specs, their rules and counters.
 //! - [`session`]: a running capture: its request, registration, and the task that turns its
 //!   ring into a pcapng or pcap stream.
-//! - [`client`]: `tapswitch capture` and `tapswitch mirror`.
 //!
 //! Everything the frame path needs lives in [`Taps`], part of the copy-on-write port registry
 //! snapshot each batch reads: the running captures, the mirrors and, per port slot, which
@@ -46,7 +45,6 @@ impl<T: Host> Host for Arc<T> {
     }
 }
 
-pub mod client;
 pub mod filter;
 pub mod mirror;
 pub mod pcap;

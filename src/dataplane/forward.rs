@@ -7,10 +7,13 @@
 
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 
+use super::mcast::McastRoute;
 use super::registry::{LinkState, PortHandle, Registry, MAX_PORTS};
 use super::Switch;
 use crate::buf::PageBuf;
-use crate::forwarding::{decide, exceeds_mtu, flood_eligible, Decision, RxDrop, Settings, TxDrop};
+use crate::forwarding::{
+    decide, exceeds_mtu, flood_eligible, Decision, FloodKind, RxDrop, Settings, TxDrop,
+};
 use crate::offload::{self, VnetHdr, GSO_NONE, VNET_HDR_LEN};
 use crate::port::{classify, IoClass};
 use crate::stp::PortState;
@@ -108,6 +111,8 @@ pub struct Scratch {
     untallied_learn: bool,
     /// Segments written in software segmentation during this batch (see [`SEG_BUDGET`]).
     pub(super) seg_work: usize,
+    /// The multicast forwarding view this thread read last, with its generation.
+    pub(super) mview: Option<(u64, std::sync::Arc<crate::mcast::ForwardingView>)>,
 }
 
 /// Software segments one batch may write before the batch ends early and the worker serves
@@ -129,6 +134,7 @@ impl Default for Scratch {
             mirrored: 0,
             untallied_learn: false,
             seg_work: 0,
+            mview: None,
         }
     }
 }
@@ -311,6 +317,23 @@ impl Switch {
                 if !ingress.storm.bucket(kind).admit(now.millis()) {
                     return c.rx_drop(RxDrop::Storm);
                 }
+                if kind == FloodKind::Multicast {
+                    // snooping: the MDB may name the ports, or the frame is an invalid message
+                    match self.mcast_route(reg, settings, ingress, in_flags, &out, vid, w) {
+                        McastRoute::Flood => {}
+                        McastRoute::Invalid => return c.rx_drop(RxDrop::McastInvalid),
+                        McastRoute::Delivered => {
+                            w.forwarded += 1;
+                            match w.port(in_slot) {
+                                Some(t) => t.rx_forwarded += 1,
+                                None => {
+                                    c.rx_forwarded.fetch_add(1, Relaxed);
+                                }
+                            }
+                            return;
+                        }
+                    }
+                }
                 w.flooded[kind as usize] += 1;
                 match w.port(in_slot) {
                     Some(t) => t.rx_flooded += 1,
@@ -418,7 +441,7 @@ impl Switch {
 
     /// Sends a frame out of `h` in the VLAN form `h` wants (tag pushed, popped or rewritten in
     /// a copy when it differs from the form received).
-    fn transmit(
+    pub(super) fn transmit(
         &self,
         reg: &Registry,
         settings: &Settings,

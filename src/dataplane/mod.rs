@@ -34,6 +34,7 @@ use crate::types::{PortId, Timestamp};
 
 pub mod forward;
 pub mod hub;
+pub mod mcast;
 pub mod registry;
 pub mod runtime;
 pub mod spanning;
@@ -91,12 +92,12 @@ pub struct Switch {
     pub stats: SwitchStats,
     /// The spanning tree (off unless turned on).
     pub stp: spanning::Spanning,
+    /// IGMP/MLD snooping (on by default, as Linux's `mcast_snooping 1`).
+    pub mcast: mcast::Snooping,
     /// Totals of ended captures and the capture id counter.
     pub capture: crate::capture::Totals,
     /// Changes of the table, ports and spanning tree, for followers (see [`crate::events`]).
     pub events: Arc<crate::events::Events>,
-    /// The EVPN service, when `--evpn` runs one (for the API and metrics).
-    pub evpn: Mutex<Option<Arc<crate::evpn::shadow::Evpn>>>,
     registry: RwLock<Arc<Registry>>,
     listeners: Mutex<Vec<Listener>>,
     /// The dataplane's workers, which read the ports (unset in tests that pump).
@@ -135,10 +136,13 @@ impl Switch {
             name: name.to_string(),
             fdb,
             events,
-            evpn: Mutex::new(None),
             settings: SharedSettings::new(settings),
             stats: SwitchStats::default(),
             stp: spanning::Spanning::new(spanning::derived_mac(name)),
+            mcast: mcast::Snooping::new(crate::mcast::McastConfig {
+                switch_mac: spanning::derived_mac(name),
+                ..Default::default()
+            }),
             capture: crate::capture::Totals::default(),
             registry: RwLock::new(Arc::default()),
             listeners: Mutex::new(Vec::new()),

@@ -657,6 +657,7 @@ impl Switch {
         }
         let mut work = ControlWork::default();
         self.stp_work();
+        self.mcast_work();
         self.flush_removed();
         let mut ended = Vec::new();
         for h in self.ports().iter() {

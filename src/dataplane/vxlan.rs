@@ -17,14 +17,13 @@ use super::registry::{AddPortError, LinkState, PortHandle, Registry};
 use super::runtime::{LogLimit, RX_BATCH, RX_BUF};
 use super::{Scratch, Switch};
 use crate::buf::PageBuf;
-use crate::config::PortSpec;
 use crate::forwarding::{PortFlags, Settings};
 use crate::offload::{self, VnetHdr, F_NEEDS_CSUM};
 use crate::port::vxlan::{RawUnderlay, VxlanPort};
 use crate::port::{sys, Port};
 use crate::types::{PortId, Timestamp};
 use crate::vxlan::gro::Gro;
-use crate::vxlan::spec::VxlanSpecError;
+use crate::vxlan::spec::{VxlanSpec, VxlanSpecError};
 use crate::vxlan::vtep::{DropCounters, Vtep, VtepRecord, VxlanDrop};
 use crate::vxlan::wire::VXLAN_HLEN;
 
@@ -473,26 +472,38 @@ impl HubRx {
     }
 }
 
-/// Opens and attaches the `vxlan` port a spec describes: its sending socket, its hub (bound on
-/// first use), its MTU from the underlay (unless `mtu=` fixes it), its flood list from
-/// `remote=`.
+/// What [`attach_vxlan`] needs to know of a `vxlan` port.
+#[derive(Clone, Copy, Debug)]
+pub struct VxlanAttach<'a> {
+    /// The port's name.
+    pub name: &'a str,
+    /// The tunnel: VNI, addresses, flood list (`remote=`), ...
+    pub spec: &'a VxlanSpec,
+    /// The bridge port's flags.
+    pub flags: PortFlags,
+    /// A fixed MTU (`mtu=`); `None` takes it from the underlay.
+    pub mtu: Option<u32>,
+    /// Most addresses the VTEP learns (0: its default limit).
+    pub max_learned: usize,
+}
+
+/// Opens and attaches a `vxlan` port: its sending socket, its hub (bound on first use), its
+/// MTU from the underlay (unless `mtu` fixes it), its flood list from `remote=`.
 pub fn attach_vxlan(
     sw: &Arc<Switch>,
-    spec: &PortSpec,
+    port: VxlanAttach<'_>,
 ) -> Result<Arc<PortHandle>, VxlanAttachError> {
-    let Some(v) = &spec.vxlan else {
-        return Err(VxlanSpecError::NoLocal.into());
-    };
+    let v = port.spec;
     v.check()?;
     let local = v.local.ok_or(VxlanSpecError::NoLocal)?;
     let underlay = RawUnderlay::open(local, v.ttl, v.tos)
         .map_err(|source| VxlanAttachError::Send { local, source })?;
     let vtep = Vtep::new(v.clone(), 1500);
     vtep.set_mtu(vtep.mtu_for_path(1500));
-    vtep.set_max_learned(spec.max_learned);
+    vtep.set_max_learned(port.max_learned);
     let vtep = Arc::new(vtep);
-    let port = VxlanPort::new(vtep.clone(), underlay, spec.mtu);
-    let h = sw.add_vxlan_port(&spec.name, vtep, Box::new(port), spec.flags, true)?;
+    let dev = VxlanPort::new(vtep.clone(), underlay, port.mtu);
+    let h = sw.add_vxlan_port(port.name, vtep, Box::new(dev), port.flags, true)?;
     Ok(h)
 }
 

@@ -363,6 +363,9 @@ labelled_enum!(
         Storm => "storm",
         /// Read from a mirror output port, which takes no part in forwarding.
         MirrorOutput => "mirror_output",
+        /// While snooping: an IGMP or MLD message (or its IP header) the parser refused, which
+        /// Linux drops too (`br_multicast_rcv`).
+        McastInvalid => "mcast_invalid",
     }
 );
 
@@ -553,7 +556,8 @@ fn decide_vepa<D: PortDirectory + ?Sized>(
     }
 }
 
-fn isolated_pair(a: PortFlags, b: PortFlags) -> bool {
+/// Whether two ports are both `isolated` (no frame passes between them).
+pub fn isolated_pair(a: PortFlags, b: PortFlags) -> bool {
     a.contains(PortFlags::ISOLATED) && b.contains(PortFlags::ISOLATED)
 }
 

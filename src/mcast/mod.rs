@@ -128,6 +128,7 @@
 //!   on the frame path).
 
 mod query;
+pub mod settings;
 mod state;
 #[cfg(test)]
 mod tests;
@@ -140,6 +141,7 @@ pub use crate::wire::Family;
 use crate::wire::MacAddr;
 
 pub use query::{link_local_from_mac, QuerySpec, QueryVersion};
+pub use settings::{SettingError, PORT_KEYS, SWITCH_KEYS};
 pub use state::McastState;
 pub use view::{ForwardingView, McastDecision, PortIter, PortList};
 

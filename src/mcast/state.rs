@@ -2226,6 +2226,16 @@ impl McastState {
         rows
     }
 
+    /// The VLANs the querier state is kept for (those the switch has seen or been told of),
+    /// with 0 always first.
+    pub fn querier_vlans(&self) -> Vec<u16> {
+        let mut v: Vec<u16> = std::iter::once(0)
+            .chain(self.vlans.keys().copied())
+            .collect();
+        v.dedup();
+        v
+    }
+
     /// The querier of `vid` for `family`.
     pub fn querier_state(&self, vid: u16, family: Family, now: Timestamp) -> QuerierState {
         let f = self.fam(vid, family);

@@ -52,6 +52,12 @@
 //! | `tapswitch_vxlan_remote_tx_errors_total` | counter | port, remote | sends to a flood-list remote that failed |
 //! | `tapswitch_vxlan_rx_dropped_total` | counter | port, reason | packets dropped before the switch: `no_vni_flag`, `reserved_flags`, `bad_inner`, `stranger`, `static_mac` |
 //! | `tapswitch_vxlan_hub_rx_dropped_total` | counter | hub, reason | packets a VXLAN socket (`ADDRESS:PORT`) dropped: `short`, `unknown_vni` |
+//! | `tapswitch_mcast_groups` | gauge | port, vlan | multicast groups the port is a member of in the VLAN |
+//! | `tapswitch_mcast_mdb_entries` | gauge | | (group, VLAN) entries of the MDB |
+//! | `tapswitch_mcast_messages_total` | counter | direction, type | IGMP/MLD messages received and queries sent: `igmp_v1query` ... `mld_v2report` |
+//! | `tapswitch_mcast_dropped_total` | counter | reason | `igmp_parse_error`, `mld_parse_error`, `mdb_full`, `port_max_groups`, `source_limit`, `output_dropped`, `inbox_full` |
+//! | `tapswitch_mcast_querier_present` | gauge | vlan, family | 1 while a querier exists (`igmp` or `mld`) |
+//! | `tapswitch_mcast_frames_total` | counter | result | multicast frames `delivered` to the MDB's ports or `flooded` |
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
@@ -61,6 +67,7 @@ use prometheus::{Encoder, TextEncoder};
 use crate::dataplane::Switch;
 
 mod fdb;
+mod mcast;
 mod ports;
 mod stp;
 mod taps;
@@ -115,6 +122,12 @@ pub const METRIC_NAMES: &[&str] = &[
     "tapswitch_vxlan_remote_tx_errors_total",
     "tapswitch_vxlan_rx_dropped_total",
     "tapswitch_vxlan_hub_rx_dropped_total",
+    "tapswitch_mcast_groups",
+    "tapswitch_mcast_mdb_entries",
+    "tapswitch_mcast_messages_total",
+    "tapswitch_mcast_dropped_total",
+    "tapswitch_mcast_querier_present",
+    "tapswitch_mcast_frames_total",
 ];
 
 struct Family(MetricFamily);
@@ -167,6 +180,7 @@ pub fn gather(sw: &Switch) -> Vec<MetricFamily> {
     taps::taps(sw, &mut out);
     taps::build(&mut out);
     vxlan::vxlan(sw, &mut out);
+    mcast::mcast(sw, &mut out);
     out.into_iter().map(|f| f.0).collect()
 }
 

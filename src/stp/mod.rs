@@ -170,6 +170,19 @@ impl BridgeConfig {
     }
 }
 
+/// A stable bridge address derived from the switch name when `--stp-mac` is not given: a
+/// locally administered unicast address 02:xx:xx:xx:xx:xx whose last five bytes are the
+/// first five of the 64-bit FNV-1a hash of the name.
+pub fn derived_mac(name: &str) -> MacAddr {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in name.bytes() {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    let b = h.to_be_bytes();
+    MacAddr([0x02, b[0], b[1], b[2], b[3], b[4]])
+}
+
 /// Whether a port's link is point-to-point (operPointToPointMAC, 6.4.3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -1446,3 +1446,20 @@ fn priority_change_makes_us_root_and_timers_follow() {
         .set_config(BridgeConfig { max_age: 50, ..c }, t(0))
         .is_err());
 }
+
+#[test]
+fn derived_mac_is_stable_local_unicast_and_differs_by_name() {
+    let a = derived_mac("tapswitch");
+    assert_eq!(
+        a,
+        derived_mac("tapswitch"),
+        "the same name, the same address"
+    );
+    assert_eq!(a.0[0], 0x02, "locally administered, unicast");
+    assert!(a.is_valid_source());
+    assert_ne!(a, derived_mac("tapswitch2"));
+    // FNV-1a of the empty name is its offset basis 0xcbf29ce484222325
+    assert_eq!(derived_mac("").0, [0x02, 0xcb, 0xf2, 0x9c, 0xe4, 0x84]);
+    // a bridge with a derived address passes its own checks
+    assert!(BridgeConfig::new(derived_mac("br0")).validate().is_ok());
+}

@@ -48,6 +48,10 @@ ip link set eth0 up
 if [ "$ts_role" != trunk ]; then
   ip addr add "$ts_ip/24" dev eth0
 fi
+# ts_tso_segs=N: the guest's TCP builds GSO frames of at least N segments (tcp_min_tso_segs;
+# TSO autosizing alone follows the pacing rate, and a guest slowed by a busy host sends frames
+# hardly larger than one segment)
+[ -n "$ts_tso_segs" ] && echo "$ts_tso_segs" > /proc/sys/net/ipv4/tcp_min_tso_segs
 echo "TS_BOOTED $ts_ip"
 if [ "$ts_role" = trunk ]; then
   # VLAN sub-interfaces (the 8021q module): ts_vlans="VID:ADDR:PEER ..." (kernel arguments

@@ -1,18 +1,16 @@
-//! `tapswitch capture` and `tapswitch mirror`: the command-line side of captures and mirrors.
-//!
-//! `capture` streams `GET /api/v1/capture` to a file or stdout (binary pcapng, so `| tcpdump
-//! -r -` and `| wireshark -k -i -` work live), or, with no `-w` and a terminal on stdout, prints
-//! one line per frame. It reads the stream as it passes (interfaces, frames and the closing
-//! statistics) and reports on stderr how many frames it got and how many the switch dropped.
+//! `tapswitch capture`: streams `GET /api/v1/capture` to a file or stdout (binary pcapng, so
+//! `| tcpdump -r -` and `| wireshark -k -i -` work live), or, with no `-w` and a terminal on
+//! stdout, prints one line per frame. It reads the stream as it passes (interfaces, frames and
+//! the closing statistics) and reports on stderr how many frames it got and how many the
+//! switch dropped.
 
 use std::io::{IsTerminal, Read, Write};
 
 use anyhow::{bail, Context, Result};
-use clap::{Args, Subcommand};
-use serde_json::Value;
+use clap::Args;
 
+use super::{enc, error_text, open_stream, ClientArgs};
 use crate::capture::pcap::{Direction, Event, Reader};
-use crate::cli::ClientArgs;
 
 /// `tapswitch capture`.
 #[derive(Args, Debug)]
@@ -52,53 +50,6 @@ pub struct CaptureArgs {
     /// pcapng (port names, directions, drop statistics) or pcap [default: pcapng].
     #[arg(long, value_name = "FORMAT")]
     format: Option<String>,
-}
-
-/// `tapswitch mirror`.
-#[derive(Args, Debug)]
-pub struct MirrorArgs {
-    #[command(flatten)]
-    client: ClientArgs,
-    /// Token for changes over TCP (or TAPSWITCH_API_TOKEN).
-    #[arg(
-        long,
-        env = "TAPSWITCH_API_TOKEN",
-        hide_env_values = true,
-        global = true
-    )]
-    token: Option<String>,
-    #[command(subcommand)]
-    action: Option<MirrorAction>,
-}
-
-#[derive(Subcommand, Debug)]
-enum MirrorAction {
-    /// List the mirrors (the default).
-    Show,
-    /// Add a mirror: `mirror add NAME [src PORT]... [dst PORT]... [all] output PORT`.
-    Add {
-        /// The name, then the words.
-        #[arg(num_args = 1..)]
-        words: Vec<String>,
-    },
-    /// Remove a mirror.
-    Del {
-        /// Its name.
-        name: String,
-    },
-}
-
-/// Percent-encodes a query value.
-fn enc(s: &str) -> String {
-    let mut o = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b':') {
-            o.push(b as char);
-        } else {
-            o.push_str(&format!("%{b:02X}"));
-        }
-    }
-    o
 }
 
 /// The API path of a capture request.
@@ -148,15 +99,11 @@ struct Tally {
 pub fn capture_cmd(a: CaptureArgs) -> Result<()> {
     let api = a.client.endpoint();
     let path = capture_path(&a);
-    let (status, mut body) = crate::client::open_stream(&api, &path, a.token.as_deref())?;
+    let (status, mut body) = open_stream(&api, &path, a.token.as_deref())?;
     if status != 200 {
         let mut text = String::new();
         let _ = body.read_to_string(&mut text);
-        let msg = serde_json::from_str::<Value>(&text)
-            .ok()
-            .and_then(|v| v["error"].as_str().map(str::to_string))
-            .unwrap_or_else(|| text.trim().to_string());
-        bail!("capture: HTTP {status}: {msg}");
+        bail!("capture: HTTP {status}: {}", error_text(&text));
     }
     let lines = a.write.is_none() && std::io::stdout().is_terminal();
     let mut sink: Option<Box<dyn Write>> = match a.write.as_deref() {
@@ -256,146 +203,9 @@ pub fn capture_cmd(a: CaptureArgs) -> Result<()> {
     Ok(())
 }
 
-/// Parses `NAME [src PORT]... [dst PORT]... [all] output PORT` into the API's JSON body.
-pub fn parse_mirror_words(words: &[String]) -> Result<Value> {
-    let mut it = words.iter().map(String::as_str);
-    let name = it.next().context("missing the mirror's NAME")?;
-    let (mut src, mut dst, mut all, mut output) = (Vec::new(), Vec::new(), false, None);
-    while let Some(w) = it.next() {
-        let mut port = |what: &str| -> Result<String> {
-            Ok(it
-                .next()
-                .with_context(|| format!("'{what}' needs a port name"))?
-                .to_string())
-        };
-        match w {
-            "src" | "select-src" | "select_src" => src.push(port(w)?),
-            "dst" | "select-dst" | "select_dst" => dst.push(port(w)?),
-            "all" | "select-all" | "select_all" => all = true,
-            "output" | "out" => output = Some(port(w)?),
-            other => {
-                bail!("unknown word '{other}' (expected src PORT, dst PORT, all, output PORT)")
-            }
-        }
-    }
-    let output = output.context("missing 'output PORT'")?;
-    Ok(serde_json::json!({
-        "name": name,
-        "select_src": src,
-        "select_dst": dst,
-        "select_all": all,
-        "output": output,
-    }))
-}
-
-/// One line of `tapswitch mirror show`.
-pub fn mirror_line(m: &Value) -> String {
-    let list = |k: &str| -> Vec<String> {
-        m[k].as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|v| v.as_str().map(str::to_string))
-            .collect()
-    };
-    let mut s = format!("{}:", m["name"].as_str().unwrap_or("?"));
-    if m["select_all"] == true {
-        s.push_str(" all");
-    }
-    for p in list("select_src") {
-        s.push_str(&format!(" src {p}"));
-    }
-    for p in list("select_dst") {
-        s.push_str(&format!(" dst {p}"));
-    }
-    s.push_str(&format!(
-        " output {} frames {} dropped {}",
-        m["output"].as_str().unwrap_or("?"),
-        m["frames"],
-        m["dropped"]
-    ));
-    if m["active"] == false {
-        s.push_str(" (inactive: output port not attached)");
-    }
-    s
-}
-
-/// Checks the words of a `mirror` command without sending it (`tapswitch::cli::check_args`).
-pub(crate) fn check_mirror(a: &MirrorArgs) -> Result<()> {
-    if let Some(MirrorAction::Add { words }) = &a.action {
-        parse_mirror_words(words)?;
-    }
-    Ok(())
-}
-
-/// `tapswitch mirror [show|add|del]`.
-pub fn mirror_cmd(a: MirrorArgs) -> Result<()> {
-    let api = a.client.endpoint();
-    let tok = a.token.as_deref();
-    let check = |method: &str, path: &str, status: u16, body: &str| -> Result<Value> {
-        if !(200..300).contains(&status) {
-            let msg = serde_json::from_str::<Value>(body)
-                .ok()
-                .and_then(|v| v["error"].as_str().map(str::to_string))
-                .unwrap_or_else(|| body.trim().to_string());
-            bail!("{method} {path}: HTTP {status}: {msg}");
-        }
-        Ok(serde_json::from_str(body).unwrap_or(Value::Null))
-    };
-    match a.action.unwrap_or(MirrorAction::Show) {
-        MirrorAction::Show => {
-            let v = crate::client::get_json(&api, "/api/v1/mirrors")?;
-            if a.client.json {
-                println!("{}", serde_json::to_string_pretty(&v)?);
-            } else {
-                for m in v.as_array().into_iter().flatten() {
-                    println!("{}", mirror_line(m));
-                }
-            }
-        }
-        MirrorAction::Add { words } => {
-            let body = parse_mirror_words(&words)?.to_string();
-            let path = "/api/v1/mirrors";
-            let (st, resp) = crate::client::request(&api, "POST", path, Some(&body), tok)?;
-            let v = check("POST", path, st, &resp)?;
-            if a.client.json {
-                println!("{}", serde_json::to_string_pretty(&v)?);
-            }
-        }
-        MirrorAction::Del { name } => {
-            let path = format!("/api/v1/mirrors/{}", enc(&name));
-            let (st, resp) = crate::client::request(&api, "DELETE", &path, None, tok)?;
-            check("DELETE", &path, st, &resp)?;
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn w(s: &str) -> Vec<String> {
-        s.split_whitespace().map(String::from).collect()
-    }
-
-    #[test]
-    fn mirror_words() {
-        let v = parse_mirror_words(&w("m1 src a src b dst c output mon0")).unwrap();
-        assert_eq!(
-            v,
-            serde_json::json!({"name": "m1", "select_src": ["a", "b"], "select_dst": ["c"], "select_all": false, "output": "mon0"})
-        );
-        let v = parse_mirror_words(&w("m2 all output mon0")).unwrap();
-        assert_eq!(v["select_all"], true);
-        assert!(parse_mirror_words(&w("m3 src a")).is_err());
-        assert!(parse_mirror_words(&w("m3 src")).is_err());
-        assert!(parse_mirror_words(&w("m3 bogus x output y")).is_err());
-        assert!(parse_mirror_words(&[]).is_err());
-        let line = mirror_line(
-            &serde_json::json!({"name": "m1", "select_src": ["a"], "select_dst": [], "select_all": false, "output": "mon0", "frames": 3, "dropped": 0, "active": true}),
-        );
-        assert_eq!(line, "m1: src a output mon0 frames 3 dropped 0");
-    }
 
     #[test]
     fn capture_paths() {
