@@ -335,6 +335,7 @@ impl Evpn {
             shadows: shadows.clone(),
             vteps,
             stats: stats.clone(),
+            stop: stop.clone(),
         };
         run.kernel_dump();
         run.local_dump();
@@ -439,11 +440,16 @@ struct Runner {
     shadows: Vec<Shadow>,
     vteps: HashMap<u32, Arc<Vtep>>,
     stats: Arc<EvpnStats>,
+    stop: Arc<AtomicBool>,
 }
 
 impl Runner {
     fn run(mut self, rx: mpsc::Receiver<In>) {
         while let Ok(m) = rx.recv() {
+            if self.stop.load(Relaxed) {
+                // the shadow devices are going: the ports' flushes at exit are not news
+                return;
+            }
             match m {
                 In::Kernel(evs) => {
                     for e in evs {
@@ -574,7 +580,13 @@ impl Runner {
                                 self.stats.advertised.fetch_add(1, Relaxed);
                             }
                         }
-                        Err(e) if !add && e.raw_os_error() == Some(libc::ENOENT) => {}
+                        // gone already (or its device is, at exit)
+                        Err(e)
+                            if !add
+                                && matches!(
+                                    e.raw_os_error(),
+                                    Some(libc::ENOENT) | Some(libc::ENODEV)
+                                ) => {}
                         Err(e) => self.fail("writing the shadow bridge", &e),
                     }
                 }

@@ -1,0 +1,434 @@
+//! EVPN through FRR (issue 28), all in namespaces this test creates, underlay from
+//! 198.18.0.0/15:
+//!
+//! - site A: tapswitch with `--evpn` (a host on a TAP, a `vxlan` port with tunnel learning
+//!   and unknown-unicast flooding off), FRR's zebra and bgpd in A's namespace;
+//! - site B: a Linux bridge, a Linux vxlan device (dstport 4789, `nolearning`, `flood off`) and
+//!   a host on a veth, FRR's zebra and bgpd in B's namespace;
+//! - an iBGP EVPN session over a veth underlay (`advertise-all-vni`).
+//!
+//! Asserted: A's type-3 route at B and B's flood entry for A; B in tapswitch's flood list;
+//! ping and intact TCP both ways; A's host as a type-2 route at B (next hop A) and
+//! `extern_learn` in B's kernel; B's host `extern_learn` with `dst B` in tapswitch's table;
+//! the shadow vxlan device sends nothing; then FRR restarted at A, and tapswitch restarted at
+//! A: the tables come back to the same state and traffic resumes.
+//!
+//! Needs root and FRR (Debian's `frr`; tests/install-deps.sh installs it); skips without
+//! them, fails with CI=true.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{ifname, run_ok, unique, Host, Log, Netns, TempDir, TAPSWITCH};
+
+const ZEBRA: &str = "/usr/lib/frr/zebra";
+const BGPD: &str = "/usr/lib/frr/bgpd";
+const VTYSH: &str = "/usr/bin/vtysh";
+
+/// Whether FRR is installed: missing fails with `CI=true` and skips otherwise.
+fn frr_or_skip() -> bool {
+    let missing: Vec<&str> = [ZEBRA, BGPD, VTYSH]
+        .into_iter()
+        .filter(|p| !std::path::Path::new(p).exists())
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{missing:?} missing (install Debian's 'frr' package: tests/install-deps.sh)");
+    }
+    eprintln!("SKIP: needs {missing:?} (Debian package 'frr')");
+    false
+}
+
+/// `tapswitch run` inside a namespace, stopped with SIGTERM on drop.
+struct NsSwitch {
+    child: Option<Child>,
+    ctl: String,
+    log: Log,
+}
+
+impl NsSwitch {
+    fn start(ns: &Netns, args: &[&str]) -> NsSwitch {
+        let ctl = common::ctl_path();
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &ns.name, TAPSWITCH, "run"])
+            .args(["--listen", "none", "--control", &ctl])
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn tapswitch");
+        let log = Log::default();
+        common::collect_stderr(child.stderr.take().expect("stderr"), log.clone());
+        let mut sw = NsSwitch {
+            child: Some(child),
+            ctl,
+            log,
+        };
+        let ready = common::wait_until(Duration::from_secs(10), Duration::from_millis(20), || {
+            sw.log.text().contains(" ready ")
+                || matches!(sw.child.as_mut().map(|c| c.try_wait()), Some(Ok(Some(_))))
+        });
+        assert!(
+            ready && sw.log.text().contains(" ready "),
+            "tapswitch {args:?} not ready:\n{}",
+            sw.log.text()
+        );
+        sw
+    }
+
+    /// `tapswitch fdb` as a user would run it.
+    fn fdb_show(&self) -> String {
+        let out = common::tapswitch_cmd(&["fdb", "--control", &self.ctl]);
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Stops it (SIGTERM) and waits for the exit; panics unless it exits cleanly in 10 s.
+    fn stop(&mut self) {
+        let mut c = self.child.take().expect("running");
+        common::sigterm(c.id());
+        let st = common::wait_timeout(&mut c, Duration::from_secs(10));
+        assert!(
+            st.is_some_and(|s| s.success()),
+            "tapswitch exit {st:?}:\n{}",
+            self.log.text()
+        );
+    }
+}
+
+impl Drop for NsSwitch {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            common::sigterm(c.id());
+            if common::wait_timeout(&mut c, Duration::from_secs(5)).is_none() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+        let _ = std::fs::remove_file(&self.ctl);
+    }
+}
+
+/// zebra and bgpd in a namespace (`-N NS` pathspace), killed on drop.
+struct Frr {
+    ns: String,
+    zebra: Option<Child>,
+    bgpd: Option<Child>,
+    dir: TempDir,
+}
+
+impl Frr {
+    /// Starts zebra and bgpd in `ns` as router `me` with the iBGP EVPN neighbour `peer`.
+    fn start(ns: &Netns, me: &str, peer: &str) -> Frr {
+        let dir = TempDir::new("frr");
+        let zconf = dir.path.join("zebra.conf");
+        let bconf = dir.path.join("bgpd.conf");
+        std::fs::write(&zconf, format!("hostname {}\n", ns.name)).expect("zebra.conf");
+        std::fs::write(
+            &bconf,
+            format!(
+                "router bgp 65000\n bgp router-id {me}\n no bgp default ipv4-unicast\n \
+                 neighbor {peer} remote-as 65000\n neighbor {peer} timers connect 1\n \
+                 address-family l2vpn evpn\n  neighbor {peer} activate\n  advertise-all-vni\n \
+                 exit-address-family\n"
+            ),
+        )
+        .expect("bgpd.conf");
+        // the daemons run as the user frr: it writes its pid files and logs there
+        run_ok("chown", &["-R", "frr:frr", &dir.path.display().to_string()]);
+        let d = dir.path.clone();
+        let daemon = |bin: &str, conf: &std::path::Path, name: &str| {
+            Command::new("ip")
+                .args(["netns", "exec", &ns.name, bin, "-N", &ns.name, "-f"])
+                .arg(conf)
+                .arg("-i")
+                .arg(d.join(format!("{name}.pid")))
+                .arg("--log")
+                .arg(format!("file:{}", d.join(format!("{name}.log")).display()))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"))
+        };
+        let mut f = Frr {
+            ns: ns.name.clone(),
+            zebra: Some(daemon(ZEBRA, &zconf, "zebra")),
+            bgpd: None,
+            dir,
+        };
+        // bgpd talks to zebra over its socket: wait for it
+        let zserv = format!("/var/run/frr/{}/zserv.api", ns.name);
+        assert!(
+            common::wait_until(Duration::from_secs(10), Duration::from_millis(20), || {
+                std::path::Path::new(&zserv).exists()
+            }),
+            "zebra did not start:\n{}",
+            f.logs()
+        );
+        f.bgpd = Some(daemon(BGPD, &bconf, "bgpd"));
+        f
+    }
+
+    /// `vtysh -N NS -c CMD`'s output (empty while the daemons are not up).
+    fn vtysh(&self, cmd: &str) -> String {
+        let out = common::run(VTYSH, &["-N", &self.ns, "-c", cmd]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn logs(&self) -> String {
+        ["zebra", "bgpd"]
+            .map(|n| {
+                let p = self.dir.path.join(format!("{n}.log"));
+                format!("--- {n}\n{}", std::fs::read_to_string(p).unwrap_or_default())
+            })
+            .join("\n")
+    }
+
+    /// Stops both daemons (SIGTERM, then SIGKILL after 5 s).
+    fn stop(&mut self) {
+        for c in [self.bgpd.take(), self.zebra.take()].into_iter().flatten() {
+            let mut c = c;
+            common::sigterm(c.id());
+            if common::wait_timeout(&mut c, Duration::from_secs(5)).is_none() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+}
+
+impl Drop for Frr {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(format!("/var/run/frr/{}", self.ns));
+    }
+}
+
+/// A veth pair from `a` to `b` with these addresses, MTU 1600 (hosts' 1500 plus VXLAN).
+fn veth(a: &Netns, b: &Netns, addr_a: &str, addr_b: &str) {
+    let (na, nb) = (ifname('u'), ifname('v'));
+    run_ok(
+        "ip",
+        &[
+            "link", "add", &na, "netns", &a.name, "mtu", "1600", "type", "veth", "peer", "name",
+            &nb, "netns", &b.name, "mtu", "1600",
+        ],
+    );
+    for (ns, n, ad) in [(a, &na, addr_a), (b, &nb, addr_b)] {
+        ns.ip(&["addr", "add", ad, "dev", n]);
+        ns.ip(&["link", "set", n, "up"]);
+    }
+}
+
+/// Moves the switch's TAP `tap` from `site` into a new host namespace and configures it.
+fn tap_host(site: &Netns, tap: &str, cidr: &str, mac: &str) -> Host {
+    let ns = Netns::new();
+    site.ip(&["link", "set", "dev", tap, "netns", &ns.name]);
+    Host::attach_here(ns, tap, cidr, Some(mac))
+}
+
+/// A host behind the Linux bridge `br` of `site`: a veth pair, one end in the bridge.
+fn bridge_host(site: &Netns, br: &str, cidr: &str, mac: &str) -> Host {
+    let ns = Netns::new();
+    let (a, b) = (ifname('l'), ifname('h'));
+    run_ok(
+        "ip",
+        &[
+            "link", "add", &a, "netns", &site.name, "type", "veth", "peer", "name", &b, "netns",
+            &ns.name,
+        ],
+    );
+    site.ip(&["link", "set", &a, "master", br]);
+    site.ip(&["link", "set", &a, "up"]);
+    Host::attach_here(ns, &b, cidr, Some(mac))
+}
+
+/// Polls `f` every 100 ms for at most `secs`; panics with `what` and `show()` if it never
+/// holds. Returns how long it took.
+fn wait_for(secs: u64, what: &str, mut f: impl FnMut() -> bool, show: impl Fn() -> String) -> Duration {
+    let t = Instant::now();
+    if !common::wait_until(Duration::from_secs(secs), Duration::from_millis(100), &mut f) {
+        panic!("{what}: not within {secs} s\n{}", show());
+    }
+    t.elapsed()
+}
+
+/// Whether `from` gets an answer to one ping of `to`.
+fn pings(from: &Host, to: &str) -> bool {
+    from.ns
+        .exec(&["ping", "-n", "-q", "-c", "1", "-W", "1", to])
+        .status
+        .success()
+}
+
+fn tcp_intact(from: &Host, to: &Host, size: usize) {
+    let (sent, got) = common::tcp_transfer(from, to, size);
+    assert_eq!(sent, got, "TCP {} -> {}: bytes differ", from.ip, to.ip);
+    assert!(got.starts_with(&format!("{size} ")), "{got}");
+}
+
+/// The TX packet counter of `dev` in `ns`.
+fn tx_packets(ns: &Netns, dev: &str) -> u64 {
+    let j: serde_json::Value =
+        serde_json::from_str(&ns.ip(&["-s", "-j", "link", "show", "dev", dev])).expect("json");
+    j[0]["stats64"]["tx"]["packets"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no tx packets for {dev}: {j}"))
+}
+
+/// Whether a route listing of `vtysh` has a type-2 route for `mac` with next hop `nh` (the
+/// line after the prefix holds the next hop).
+fn has_macip(routes: &str, mac: &str, nh: &str) -> bool {
+    let lines: Vec<&str> = routes.lines().collect();
+    lines.windows(2).any(|w| {
+        w[0].contains(&format!("[2]:[0]:[48]:[{mac}]")) && w[1].split_whitespace().next() == Some(nh)
+    })
+}
+
+#[test]
+fn tapswitch_and_a_linux_vtep_form_an_evpn_fabric_through_frr() {
+    if !common::root_or_skip() || !frr_or_skip() {
+        return;
+    }
+    let n = (std::process::id() as usize % 40 + unique() * 3 % 200 + 10) as u8;
+    let vni = 2000 + u32::from(n);
+    let (ua, ub) = (format!("198.18.{n}.1"), format!("198.18.{n}.2"));
+    let hn = n + 1;
+    let (sa, sb) = (Netns::new(), Netns::new());
+    veth(&sa, &sb, &format!("{ua}/24"), &format!("{ub}/24"));
+
+    // Site A: tapswitch, the VTEP learning nothing and flooding no unknown unicast.
+    let tap = ifname('a');
+    let sw_args = [
+        "--evpn".to_string(),
+        "--port".to_string(),
+        tap.clone(),
+        "--port".to_string(),
+        format!("vx0=vxlan:{vni},local={ua},no-learning,no-flood"),
+    ];
+    let sw_args: Vec<&str> = sw_args.iter().map(String::as_str).collect();
+    let mut sw = NsSwitch::start(&sa, &sw_args);
+    let shadow = [format!("tsb{vni}"), format!("tsx{vni}"), format!("tsl{vni}")];
+    for d in &shadow {
+        sa.ip(&["link", "show", "dev", d]);
+    }
+    let mac_a = format!("02:65:76:{hn:02x}:00:01");
+    let mac_b = format!("02:65:76:{hn:02x}:00:02");
+    let mut a1 = tap_host(&sa, &tap, &format!("198.18.{hn}.1/24"), &mac_a);
+
+    // Site B: a Linux bridge and VTEP, no learning, no unknown-unicast flooding to the tunnel.
+    sb.ip(&["link", "add", "br0", "type", "bridge"]);
+    sb.ip(&["link", "set", "br0", "up"]);
+    sb.ip(&[
+        "link", "add", "vx0", "type", "vxlan", "id", &vni.to_string(), "local", &ub, "dstport",
+        "4789", "nolearning",
+    ]);
+    sb.ip(&["link", "set", "vx0", "master", "br0"]);
+    sb.ip(&["link", "set", "vx0", "up"]);
+    run_ok("bridge", &["-n", &sb.name, "link", "set", "dev", "vx0", "flood", "off"]);
+    let b1 = bridge_host(&sb, "br0", &format!("198.18.{hn}.2/24"), &mac_b);
+
+    let mut fa = Frr::start(&sa, &ua, &ub);
+    let fb = Frr::start(&sb, &ub, &ua);
+    let b_fdb = || run_ok("bridge", &["-n", &sb.name, "fdb", "show", "dev", "vx0"]);
+    let diag = || format!("A's switch:\n{}\nB's vx0:\n{}", sw.fdb_show(), b_fdb());
+
+    // Type-3 routes both ways: B's flood entry for A, tapswitch's flood list holds B.
+    let t3 = wait_for(
+        30,
+        "A's type-3 route at B",
+        || fb
+            .vtysh("show bgp l2vpn evpn route type multicast")
+            .contains(&format!("[3]:[0]:[32]:[{ua}]")),
+        || format!("{}\n{}", fb.vtysh("show bgp l2vpn evpn summary"), fb.logs()),
+    );
+    wait_for(10, "B's flood entry for A", || {
+        b_fdb().contains(&format!("00:00:00:00:00:00 dst {ua} self permanent"))
+    }, diag);
+    let flood_b = format!("00:00:00:00:00:00 dev vx0 dst {ub} self permanent");
+    wait_for(10, "B in tapswitch's flood list", || sw.fdb_show().contains(&flood_b), diag);
+    eprintln!("EVPN session and type-3 routes after {t3:?}");
+
+    // The hosts talk, with learning and unknown-unicast flooding off on both tunnels.
+    let first = wait_for(20, "a1 reaches b1", || pings(&a1, &b1.ip), diag);
+    eprintln!("first ping a1 -> b1 after {first:?}");
+    a1.ping_ok(&b1.ip, 3);
+    b1.ping_ok(&a1.ip, 3);
+    tcp_intact(&a1, &b1, 1 << 20);
+    tcp_intact(&b1, &a1, 1 << 20);
+
+    // Type-2 routes: A's host at B (next hop A, extern_learn in B's kernel), B's host in
+    // tapswitch's table (extern_learn, dst B), nothing learnt over the tunnel.
+    wait_for(10, "A's host as a type-2 route at B", || {
+        has_macip(&fb.vtysh("show bgp l2vpn evpn route type macip"), &mac_a, &ua)
+    }, || fb.vtysh("show bgp l2vpn evpn route"));
+    let a_at_b = format!("{mac_a} dst {ua} self extern_learn");
+    wait_for(10, "A's host extern_learn in B's kernel", || b_fdb().contains(&a_at_b), diag);
+    let b_at_a = [
+        format!("{mac_b} dev vx0 dst {ub} self extern_learn"),
+        format!("{mac_b} dev vx0 extern_learn master"),
+    ];
+    let sw_has_b = || {
+        let t = sw.fdb_show();
+        b_at_a.iter().all(|l| t.contains(l.as_str()))
+    };
+    wait_for(10, "B's host extern_learn in tapswitch's table", sw_has_b, diag);
+    assert!(
+        has_macip(&fa.vtysh("show bgp l2vpn evpn route type macip"), &mac_b, &ub),
+        "{}",
+        fa.vtysh("show bgp l2vpn evpn route")
+    );
+    let shadow_tx = tx_packets(&sa, &shadow[1]);
+    assert_eq!(shadow_tx, 0, "the shadow vxlan device sent {shadow_tx} packets");
+
+    // FRR restarts at A: zebra's entries go and come back, traffic resumes.
+    fa.stop();
+    wait_for(15, "tapswitch drops what zebra withdrew", || {
+        !sw.fdb_show().contains(&flood_b)
+    }, diag);
+    let fa = Frr::start(&sa, &ua, &ub);
+    wait_for(30, "B back in tapswitch's flood list", || {
+        sw.fdb_show().contains(&flood_b) && sw_has_b()
+    }, || format!("{}\n{}", diag(), fa.logs()));
+    wait_for(15, "a1 reaches b1 after FRR's restart", || pings(&a1, &b1.ip), diag);
+    wait_for(10, "A's host back in B's kernel", || b_fdb().contains(&a_at_b), diag);
+
+    // tapswitch restarts at A: its shadow devices go (zebra withdraws A's routes), come back,
+    // and the tables reconcile to the same state.
+    sw.stop();
+    drop(sw);
+    for d in &shadow {
+        assert!(
+            !sa.exec(&["ip", "link", "show", "dev", d]).status.success(),
+            "{d} left behind"
+        );
+    }
+    wait_for(15, "B drops A's routes", || {
+        let t = b_fdb();
+        !t.contains(&a_at_b) && !t.contains(&format!("dst {ua} self permanent"))
+    }, || b_fdb());
+    drop(a1);
+    let sw = NsSwitch::start(&sa, &sw_args);
+    a1 = tap_host(&sa, &tap, &format!("198.18.{hn}.1/24"), &mac_a);
+    let diag = || format!("A's switch:\n{}\nB's vx0:\n{}", sw.fdb_show(), b_fdb());
+    wait_for(30, "tapswitch's table reconciled", || {
+        let t = sw.fdb_show();
+        t.contains(&flood_b) && b_at_a.iter().all(|l| t.contains(l.as_str()))
+    }, diag);
+    wait_for(20, "a1 reaches b1 after tapswitch's restart", || pings(&a1, &b1.ip), diag);
+    b1.ping_ok(&a1.ip, 3);
+    wait_for(10, "B's kernel reconciled", || {
+        let t = b_fdb();
+        t.contains(&a_at_b) && t.contains(&format!("00:00:00:00:00:00 dst {ua} self permanent"))
+    }, diag);
+    tcp_intact(&b1, &a1, 1 << 20);
+    assert_eq!(tx_packets(&sa, &shadow[1]), 0, "the shadow vxlan device sent");
+    drop((fa, fb, sw));
+}
