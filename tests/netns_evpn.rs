@@ -186,7 +186,10 @@ impl Frr {
         ["zebra", "bgpd"]
             .map(|n| {
                 let p = self.dir.path.join(format!("{n}.log"));
-                format!("--- {n}\n{}", std::fs::read_to_string(p).unwrap_or_default())
+                format!(
+                    "--- {n}\n{}",
+                    std::fs::read_to_string(p).unwrap_or_default()
+                )
             })
             .join("\n")
     }
@@ -252,9 +255,18 @@ fn bridge_host(site: &Netns, br: &str, cidr: &str, mac: &str) -> Host {
 
 /// Polls `f` every 100 ms for at most `secs`; panics with `what` and `show()` if it never
 /// holds. Returns how long it took.
-fn wait_for(secs: u64, what: &str, mut f: impl FnMut() -> bool, show: impl Fn() -> String) -> Duration {
+fn wait_for(
+    secs: u64,
+    what: &str,
+    mut f: impl FnMut() -> bool,
+    show: impl Fn() -> String,
+) -> Duration {
     let t = Instant::now();
-    if !common::wait_until(Duration::from_secs(secs), Duration::from_millis(100), &mut f) {
+    if !common::wait_until(
+        Duration::from_secs(secs),
+        Duration::from_millis(100),
+        &mut f,
+    ) {
         panic!("{what}: not within {secs} s\n{}", show());
     }
     t.elapsed()
@@ -288,7 +300,8 @@ fn tx_packets(ns: &Netns, dev: &str) -> u64 {
 fn has_macip(routes: &str, mac: &str, nh: &str) -> bool {
     let lines: Vec<&str> = routes.lines().collect();
     lines.windows(2).any(|w| {
-        w[0].contains(&format!("[2]:[0]:[48]:[{mac}]")) && w[1].split_whitespace().next() == Some(nh)
+        w[0].contains(&format!("[2]:[0]:[48]:[{mac}]"))
+            && w[1].split_whitespace().next() == Some(nh)
     })
 }
 
@@ -315,7 +328,11 @@ fn tapswitch_and_a_linux_vtep_form_an_evpn_fabric_through_frr() {
     ];
     let sw_args: Vec<&str> = sw_args.iter().map(String::as_str).collect();
     let mut sw = NsSwitch::start(&sa, &sw_args);
-    let shadow = [format!("tsb{vni}"), format!("tsx{vni}"), format!("tsl{vni}")];
+    let shadow = [
+        format!("tsb{vni}"),
+        format!("tsx{vni}"),
+        format!("tsl{vni}"),
+    ];
     for d in &shadow {
         sa.ip(&["link", "show", "dev", d]);
     }
@@ -327,12 +344,25 @@ fn tapswitch_and_a_linux_vtep_form_an_evpn_fabric_through_frr() {
     sb.ip(&["link", "add", "br0", "type", "bridge"]);
     sb.ip(&["link", "set", "br0", "up"]);
     sb.ip(&[
-        "link", "add", "vx0", "type", "vxlan", "id", &vni.to_string(), "local", &ub, "dstport",
-        "4789", "nolearning",
+        "link",
+        "add",
+        "vx0",
+        "type",
+        "vxlan",
+        "id",
+        &vni.to_string(),
+        "local",
+        &ub,
+        "dstport",
+        "4789",
+        "nolearning",
     ]);
     sb.ip(&["link", "set", "vx0", "master", "br0"]);
     sb.ip(&["link", "set", "vx0", "up"]);
-    run_ok("bridge", &["-n", &sb.name, "link", "set", "dev", "vx0", "flood", "off"]);
+    run_ok(
+        "bridge",
+        &["-n", &sb.name, "link", "set", "dev", "vx0", "flood", "off"],
+    );
     let b1 = bridge_host(&sb, "br0", &format!("198.18.{hn}.2/24"), &mac_b);
 
     let mut fa = Frr::start(&sa, &ua, &ub);
@@ -344,16 +374,25 @@ fn tapswitch_and_a_linux_vtep_form_an_evpn_fabric_through_frr() {
     let t3 = wait_for(
         30,
         "A's type-3 route at B",
-        || fb
-            .vtysh("show bgp l2vpn evpn route type multicast")
-            .contains(&format!("[3]:[0]:[32]:[{ua}]")),
+        || {
+            fb.vtysh("show bgp l2vpn evpn route type multicast")
+                .contains(&format!("[3]:[0]:[32]:[{ua}]"))
+        },
         || format!("{}\n{}", fb.vtysh("show bgp l2vpn evpn summary"), fb.logs()),
     );
-    wait_for(10, "B's flood entry for A", || {
-        b_fdb().contains(&format!("00:00:00:00:00:00 dst {ua} self permanent"))
-    }, diag);
+    wait_for(
+        10,
+        "B's flood entry for A",
+        || b_fdb().contains(&format!("00:00:00:00:00:00 dst {ua} self permanent")),
+        diag,
+    );
     let flood_b = format!("00:00:00:00:00:00 dev vx0 dst {ub} self permanent");
-    wait_for(10, "B in tapswitch's flood list", || sw.fdb_show().contains(&flood_b), diag);
+    wait_for(
+        10,
+        "B in tapswitch's flood list",
+        || sw.fdb_show().contains(&flood_b),
+        diag,
+    );
     eprintln!("EVPN session and type-3 routes after {t3:?}");
 
     // The hosts talk, with learning and unknown-unicast flooding off on both tunnels.
@@ -366,11 +405,25 @@ fn tapswitch_and_a_linux_vtep_form_an_evpn_fabric_through_frr() {
 
     // Type-2 routes: A's host at B (next hop A, extern_learn in B's kernel), B's host in
     // tapswitch's table (extern_learn, dst B), nothing learnt over the tunnel.
-    wait_for(10, "A's host as a type-2 route at B", || {
-        has_macip(&fb.vtysh("show bgp l2vpn evpn route type macip"), &mac_a, &ua)
-    }, || fb.vtysh("show bgp l2vpn evpn route"));
+    wait_for(
+        10,
+        "A's host as a type-2 route at B",
+        || {
+            has_macip(
+                &fb.vtysh("show bgp l2vpn evpn route type macip"),
+                &mac_a,
+                &ua,
+            )
+        },
+        || fb.vtysh("show bgp l2vpn evpn route"),
+    );
     let a_at_b = format!("{mac_a} dst {ua} self extern_learn");
-    wait_for(10, "A's host extern_learn in B's kernel", || b_fdb().contains(&a_at_b), diag);
+    wait_for(
+        10,
+        "A's host extern_learn in B's kernel",
+        || b_fdb().contains(&a_at_b),
+        diag,
+    );
     let b_at_a = [
         format!("{mac_b} dev vx0 dst {ub} self extern_learn"),
         format!("{mac_b} dev vx0 extern_learn master"),
@@ -379,26 +432,54 @@ fn tapswitch_and_a_linux_vtep_form_an_evpn_fabric_through_frr() {
         let t = sw.fdb_show();
         b_at_a.iter().all(|l| t.contains(l.as_str()))
     };
-    wait_for(10, "B's host extern_learn in tapswitch's table", sw_has_b, diag);
+    wait_for(
+        10,
+        "B's host extern_learn in tapswitch's table",
+        sw_has_b,
+        diag,
+    );
     assert!(
-        has_macip(&fa.vtysh("show bgp l2vpn evpn route type macip"), &mac_b, &ub),
+        has_macip(
+            &fa.vtysh("show bgp l2vpn evpn route type macip"),
+            &mac_b,
+            &ub
+        ),
         "{}",
         fa.vtysh("show bgp l2vpn evpn route")
     );
     let shadow_tx = tx_packets(&sa, &shadow[1]);
-    assert_eq!(shadow_tx, 0, "the shadow vxlan device sent {shadow_tx} packets");
+    assert_eq!(
+        shadow_tx, 0,
+        "the shadow vxlan device sent {shadow_tx} packets"
+    );
 
     // FRR restarts at A: zebra's entries go and come back, traffic resumes.
     fa.stop();
-    wait_for(15, "tapswitch drops what zebra withdrew", || {
-        !sw.fdb_show().contains(&flood_b)
-    }, diag);
+    wait_for(
+        15,
+        "tapswitch drops what zebra withdrew",
+        || !sw.fdb_show().contains(&flood_b),
+        diag,
+    );
     let fa = Frr::start(&sa, &ua, &ub);
-    wait_for(30, "B back in tapswitch's flood list", || {
-        sw.fdb_show().contains(&flood_b) && sw_has_b()
-    }, || format!("{}\n{}", diag(), fa.logs()));
-    wait_for(15, "a1 reaches b1 after FRR's restart", || pings(&a1, &b1.ip), diag);
-    wait_for(10, "A's host back in B's kernel", || b_fdb().contains(&a_at_b), diag);
+    wait_for(
+        30,
+        "B back in tapswitch's flood list",
+        || sw.fdb_show().contains(&flood_b) && sw_has_b(),
+        || format!("{}\n{}", diag(), fa.logs()),
+    );
+    wait_for(
+        15,
+        "a1 reaches b1 after FRR's restart",
+        || pings(&a1, &b1.ip),
+        diag,
+    );
+    wait_for(
+        10,
+        "A's host back in B's kernel",
+        || b_fdb().contains(&a_at_b),
+        diag,
+    );
 
     // tapswitch restarts at A: its shadow devices go (zebra withdraws A's routes), come back,
     // and the tables reconcile to the same state.
@@ -410,25 +491,49 @@ fn tapswitch_and_a_linux_vtep_form_an_evpn_fabric_through_frr() {
             "{d} left behind"
         );
     }
-    wait_for(15, "B drops A's routes", || {
-        let t = b_fdb();
-        !t.contains(&a_at_b) && !t.contains(&format!("dst {ua} self permanent"))
-    }, || b_fdb());
+    wait_for(
+        15,
+        "B drops A's routes",
+        || {
+            let t = b_fdb();
+            !t.contains(&a_at_b) && !t.contains(&format!("dst {ua} self permanent"))
+        },
+        b_fdb,
+    );
     drop(a1);
     let sw = NsSwitch::start(&sa, &sw_args);
     a1 = tap_host(&sa, &tap, &format!("198.18.{hn}.1/24"), &mac_a);
     let diag = || format!("A's switch:\n{}\nB's vx0:\n{}", sw.fdb_show(), b_fdb());
-    wait_for(30, "tapswitch's table reconciled", || {
-        let t = sw.fdb_show();
-        t.contains(&flood_b) && b_at_a.iter().all(|l| t.contains(l.as_str()))
-    }, diag);
-    wait_for(20, "a1 reaches b1 after tapswitch's restart", || pings(&a1, &b1.ip), diag);
+    wait_for(
+        30,
+        "tapswitch's table reconciled",
+        || {
+            let t = sw.fdb_show();
+            t.contains(&flood_b) && b_at_a.iter().all(|l| t.contains(l.as_str()))
+        },
+        diag,
+    );
+    wait_for(
+        20,
+        "a1 reaches b1 after tapswitch's restart",
+        || pings(&a1, &b1.ip),
+        diag,
+    );
     b1.ping_ok(&a1.ip, 3);
-    wait_for(10, "B's kernel reconciled", || {
-        let t = b_fdb();
-        t.contains(&a_at_b) && t.contains(&format!("00:00:00:00:00:00 dst {ua} self permanent"))
-    }, diag);
+    wait_for(
+        10,
+        "B's kernel reconciled",
+        || {
+            let t = b_fdb();
+            t.contains(&a_at_b) && t.contains(&format!("00:00:00:00:00:00 dst {ua} self permanent"))
+        },
+        diag,
+    );
     tcp_intact(&b1, &a1, 1 << 20);
-    assert_eq!(tx_packets(&sa, &shadow[1]), 0, "the shadow vxlan device sent");
+    assert_eq!(
+        tx_packets(&sa, &shadow[1]),
+        0,
+        "the shadow vxlan device sent"
+    );
     drop((fa, fb, sw));
 }

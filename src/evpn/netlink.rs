@@ -9,8 +9,8 @@
 use std::net::IpAddr;
 
 use netlink_packet_core::{
-    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP,
-    NLM_F_EXCL, NLM_F_REPLACE, NLM_F_REQUEST,
+    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL,
+    NLM_F_REPLACE, NLM_F_REQUEST,
 };
 use netlink_packet_route::link::{
     AfSpecInet6, AfSpecUnspec, In6AddrGenMode, InfoData, InfoKind, InfoVeth, InfoVxlan,
@@ -118,9 +118,9 @@ fn set_link(index: u32, attributes: Vec<LinkAttribute>) -> Msg {
 pub fn addrgenmode_none(index: u32) -> Msg {
     set_link(
         index,
-        vec![LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(vec![
-            AfSpecInet6::AddrGenMode(In6AddrGenMode::None),
-        ])])],
+        vec![LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(
+            vec![AfSpecInet6::AddrGenMode(In6AddrGenMode::None)],
+        )])],
     )
 }
 
@@ -507,7 +507,10 @@ mod tests {
     fn same_message(ours: &Msg, name: &str) {
         let theirs = Msg::deserialize(&vector(name)).unwrap();
         let ours = Msg::deserialize(&encode(ours, 0)).unwrap();
-        assert_eq!(ours.header.message_type, theirs.header.message_type, "{name}");
+        assert_eq!(
+            ours.header.message_type, theirs.header.message_type,
+            "{name}"
+        );
         assert_eq!(ours.header.flags, theirs.header.flags, "{name}");
         assert_eq!(ours.payload, theirs.payload, "{name}");
     }

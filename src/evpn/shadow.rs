@@ -178,8 +178,7 @@ impl Shadow {
             let _ = nl.call(&netlink::del_link(*i));
         }
         let err = |what: &str, e: io::Error| io::Error::new(e.kind(), format!("{what}: {e}"));
-        nl.call(&netlink::add_bridge(&b))
-            .map_err(|e| err(&b, e))?;
+        nl.call(&netlink::add_bridge(&b)).map_err(|e| err(&b, e))?;
         nl.call(&netlink::add_vxlan(&x, vni, local, SHADOW_DSTPORT))
             .map_err(|e| err(&x, e))?;
         nl.call(&netlink::add_veth(&l, &p))
@@ -461,7 +460,11 @@ impl Runner {
                     self.kernel_dump();
                 }
                 In::Table(crate::events::Event::Fdb {
-                    mac, vlan, port, what, ..
+                    mac,
+                    vlan,
+                    port,
+                    what,
+                    ..
                 }) => {
                     let at = (what != crate::fdb::Change::Removed).then_some(port);
                     let acts = self.engine().table(vlan, mac, at);
@@ -599,13 +602,11 @@ impl Runner {
                         continue;
                     }
                     let key = FdbKey::new(mac, at.vlan);
-                    if let Err(e) = self.sw.fdb.insert_user(
-                        key,
-                        at.tunnel,
-                        EntryKind::ExternLearn,
-                        true,
-                        now,
-                    ) {
+                    if let Err(e) =
+                        self.sw
+                            .fdb
+                            .insert_user(key, at.tunnel, EntryKind::ExternLearn, true, now)
+                    {
                         self.fail("installing a remote MAC", &e);
                         continue;
                     }

@@ -250,13 +250,7 @@ impl Engine {
     }
 
     /// zebra installed (or removed) a remote MAC on the shadow vxlan device of `vni`.
-    pub fn kernel_remote(
-        &mut self,
-        vni: u32,
-        mac: MacAddr,
-        dst: IpAddr,
-        add: bool,
-    ) -> Vec<Action> {
+    pub fn kernel_remote(&mut self, vni: u32, mac: MacAddr, dst: IpAddr, add: bool) -> Vec<Action> {
         let Some(at) = self.binding(vni) else {
             return Vec::new();
         };
@@ -444,7 +438,10 @@ mod tests {
                 dst: b
             }]
         );
-        assert!(e.kernel_remote(1010, mac(5), b, true).is_empty(), "replayed");
+        assert!(
+            e.kernel_remote(1010, mac(5), b, true).is_empty(),
+            "replayed"
+        );
         // moved to another VTEP: the old entry goes, the new one comes
         assert_eq!(
             e.kernel_remote(1010, mac(5), c, true),
