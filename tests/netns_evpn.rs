@@ -125,21 +125,22 @@ struct Frr {
 
 impl Frr {
     /// Starts zebra and bgpd in `ns` as router `me` with the iBGP EVPN neighbour `peer`.
-    fn start(ns: &Netns, me: &str, peer: &str) -> Frr {
+    fn start(ns: &Netns, me: &str, peers: &[&str]) -> Frr {
         let dir = TempDir::new("frr");
         let zconf = dir.path.join("zebra.conf");
         let bconf = dir.path.join("bgpd.conf");
         std::fs::write(&zconf, format!("hostname {}\n", ns.name)).expect("zebra.conf");
-        std::fs::write(
-            &bconf,
-            format!(
-                "router bgp 65000\n bgp router-id {me}\n no bgp default ipv4-unicast\n \
-                 neighbor {peer} remote-as 65000\n neighbor {peer} timers connect 1\n \
-                 address-family l2vpn evpn\n  neighbor {peer} activate\n  advertise-all-vni\n \
-                 exit-address-family\n"
-            ),
-        )
-        .expect("bgpd.conf");
+        let mut conf =
+            format!("router bgp 65000\n bgp router-id {me}\n no bgp default ipv4-unicast\n");
+        for p in peers {
+            conf += &format!(" neighbor {p} remote-as 65000\n neighbor {p} timers connect 1\n");
+        }
+        conf += " address-family l2vpn evpn\n";
+        for p in peers {
+            conf += &format!("  neighbor {p} activate\n");
+        }
+        conf += "  advertise-all-vni\n exit-address-family\n";
+        std::fs::write(&bconf, conf).expect("bgpd.conf");
         // the daemons run as the user frr: it writes its pid files and logs there
         run_ok("chown", &["-R", "frr:frr", &dir.path.display().to_string()]);
         let d = dir.path.clone();
@@ -228,6 +229,37 @@ fn veth(a: &Netns, b: &Netns, addr_a: &str, addr_b: &str) {
         ns.ip(&["addr", "add", ad, "dev", n]);
         ns.ip(&["link", "set", n, "up"]);
     }
+}
+
+/// A port of the underlay bridge `ul` in `under` for `site`, with address `addr` at the site
+/// (MTU 1600).
+fn underlay_port(under: &Netns, site: &Netns, addr: &str) {
+    let (na, nb) = (ifname('u'), ifname('v'));
+    run_ok(
+        "ip",
+        &[
+            "link",
+            "add",
+            &na,
+            "netns",
+            &site.name,
+            "mtu",
+            "1600",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &nb,
+            "netns",
+            &under.name,
+            "mtu",
+            "1600",
+        ],
+    );
+    site.ip(&["addr", "add", addr, "dev", &na]);
+    site.ip(&["link", "set", &na, "up"]);
+    under.ip(&["link", "set", &nb, "master", "ul"]);
+    under.ip(&["link", "set", &nb, "up"]);
 }
 
 /// Moves the switch's TAP `tap` from `site` into a new host namespace and configures it.
@@ -365,8 +397,8 @@ fn tapswitch_and_a_linux_vtep_form_an_evpn_fabric_through_frr() {
     );
     let b1 = bridge_host(&sb, "br0", &format!("198.18.{hn}.2/24"), &mac_b);
 
-    let mut fa = Frr::start(&sa, &ua, &ub);
-    let fb = Frr::start(&sb, &ub, &ua);
+    let mut fa = Frr::start(&sa, &ua, &[&ub]);
+    let fb = Frr::start(&sb, &ub, &[&ua]);
     let b_fdb = || run_ok("bridge", &["-n", &sb.name, "fdb", "show", "dev", "vx0"]);
     let diag = || format!("A's switch:\n{}\nB's vx0:\n{}", sw.fdb_show(), b_fdb());
 
@@ -461,7 +493,7 @@ fn tapswitch_and_a_linux_vtep_form_an_evpn_fabric_through_frr() {
         || !sw.fdb_show().contains(&flood_b),
         diag,
     );
-    let fa = Frr::start(&sa, &ua, &ub);
+    let fa = Frr::start(&sa, &ua, &[&ub]);
     wait_for(
         30,
         "B back in tapswitch's flood list",
@@ -536,4 +568,164 @@ fn tapswitch_and_a_linux_vtep_form_an_evpn_fabric_through_frr() {
         "the shadow vxlan device sent"
     );
     drop((fa, fb, sw));
+}
+
+/// `tapswitch run --evpn` in `ns` with the TAPs `taps` and a `vxlan` port of `vni` at `local`
+/// (tunnel learning and unknown-unicast flooding off).
+fn evpn_switch(ns: &Netns, taps: &[&str], vni: u32, local: &str) -> NsSwitch {
+    let mut args = vec!["--evpn".to_string()];
+    for t in taps {
+        args.extend(["--port".to_string(), t.to_string()]);
+    }
+    args.extend([
+        "--port".to_string(),
+        format!("vx0=vxlan:{vni},local={local},no-learning,no-flood"),
+    ]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    NsSwitch::start(ns, &args)
+}
+
+/// Three sites on one underlay bridge: tapswitch at A and C, a Linux VTEP at B, each with FRR
+/// peering with the two others. Every host reaches every other; then a MAC known at B (its
+/// host stays there, up and silent) shows up at A: A advertises it with a higher mobility
+/// sequence number (RFC 7432 §15), B's own route is withdrawn and B's kernel points the MAC at
+/// A, and C's tapswitch follows.
+#[test]
+fn three_sites_and_a_mac_that_moves_from_a_linux_vtep_to_tapswitch() {
+    if !common::root_or_skip() || !frr_or_skip() {
+        return;
+    }
+    let n = (std::process::id() as usize % 40 + unique() * 3 % 200 + 10) as u8;
+    let vni = 3000 + u32::from(n);
+    let hn = n + 1;
+    let [ua, ub, uc] = [1, 2, 3].map(|i| format!("198.18.{n}.{i}"));
+    let under = Netns::new();
+    under.ip(&["link", "add", "ul", "type", "bridge"]);
+    under.ip(&["link", "set", "ul", "up"]);
+    let (sa, sb, sc) = (Netns::new(), Netns::new(), Netns::new());
+    for (s, u) in [(&sa, &ua), (&sb, &ub), (&sc, &uc)] {
+        underlay_port(&under, s, &format!("{u}/24"));
+    }
+    let (ta, tm, tc) = (ifname('a'), ifname('m'), ifname('c'));
+    let swa = evpn_switch(&sa, &[&ta, &tm], vni, &ua);
+    let swc = evpn_switch(&sc, &[&tc], vni, &uc);
+    sb.ip(&["link", "add", "br0", "type", "bridge"]);
+    sb.ip(&["link", "set", "br0", "up"]);
+    sb.ip(&[
+        "link",
+        "add",
+        "vx0",
+        "type",
+        "vxlan",
+        "id",
+        &vni.to_string(),
+        "local",
+        &ub,
+        "dstport",
+        "4789",
+        "nolearning",
+    ]);
+    sb.ip(&["link", "set", "vx0", "master", "br0"]);
+    sb.ip(&["link", "set", "vx0", "up"]);
+    let mac = |i: u8| format!("02:65:76:{hn:02x}:01:{i:02x}");
+    let ip = |i: u8| format!("198.18.{hn}.{i}/24");
+    let a1 = tap_host(&sa, &ta, &ip(1), &mac(1));
+    let b1 = bridge_host(&sb, "br0", &ip(2), &mac(2));
+    let c1 = tap_host(&sc, &tc, &ip(3), &mac(3));
+    // the host that moves: at B first
+    let moving = mac(9);
+    let mb = bridge_host(&sb, "br0", &ip(9), &moving);
+    let fa = Frr::start(&sa, &ua, &[&ub, &uc]);
+    let fb = Frr::start(&sb, &ub, &[&ua, &uc]);
+    let fc = Frr::start(&sc, &uc, &[&ua, &ub]);
+    let b_fdb = || run_ok("bridge", &["-n", &sb.name, "fdb", "show", "dev", "vx0"]);
+    let diag = || {
+        format!(
+            "A:\n{}\nB's vx0:\n{}\nC:\n{}",
+            swa.fdb_show(),
+            b_fdb(),
+            swc.fdb_show()
+        )
+    };
+    // every flood list holds the two others
+    wait_for(
+        30,
+        "the flood lists",
+        || {
+            let (a, c, b) = (swa.fdb_show(), swc.fdb_show(), b_fdb());
+            [&ub, &uc]
+                .iter()
+                .all(|u| a.contains(&format!("00:00:00:00:00:00 dev vx0 dst {u} self")))
+                && [&ua, &ub]
+                    .iter()
+                    .all(|u| c.contains(&format!("00:00:00:00:00:00 dev vx0 dst {u} self")))
+                && [&ua, &uc]
+                    .iter()
+                    .all(|u| b.contains(&format!("00:00:00:00:00:00 dst {u} self permanent")))
+        },
+        || format!("{}\n{}", diag(), fb.vtysh("show bgp l2vpn evpn summary")),
+    );
+    for (from, to) in [
+        (&a1, &b1),
+        (&a1, &c1),
+        (&b1, &c1),
+        (&c1, &a1),
+        (&mb, &a1),
+        (&mb, &c1),
+    ] {
+        wait_for(
+            20,
+            &format!("{} reaches {}", from.ip, to.ip),
+            || pings(from, &to.ip),
+            diag,
+        );
+    }
+    tcp_intact(&c1, &a1, 1 << 20);
+    // the moving MAC is B's: A and C point it at B
+    let at = |u: &str| format!("{moving} dev vx0 dst {u} self extern_learn");
+    wait_for(
+        10,
+        "the MAC behind B at A and C",
+        || swa.fdb_show().contains(&at(&ub)) && swc.fdb_show().contains(&at(&ub)),
+        diag,
+    );
+    let routes = || fb.vtysh("show bgp l2vpn evpn route type macip");
+    assert!(has_macip(&routes(), &moving, &ub), "{}", routes());
+
+    // It shows up at A (B's host stays up, and says nothing more).
+    let ma = tap_host(&sa, &tm, &ip(9), &moving);
+    wait_for(20, "the moved host reaches c1", || pings(&ma, &c1.ip), diag);
+    wait_for(
+        20,
+        "A advertises the MAC and B withdraws its own",
+        || {
+            let r = routes();
+            has_macip(&r, &moving, &ua) && !has_macip(&r, &moving, &ub)
+        },
+        || format!("{}\n{}", routes(), fb.vtysh("show evpn mac vni all")),
+    );
+    // the route from A carries a mobility sequence number (MM:1 or higher)
+    let detail = fb.vtysh(&format!("show bgp l2vpn evpn route vni {vni} mac {moving}"));
+    eprintln!("B's route for the moved MAC:\n{detail}");
+    assert!(
+        detail.contains("MM:") && detail.contains(&ua),
+        "no MAC mobility community:\n{detail}"
+    );
+    wait_for(
+        10,
+        "B's kernel and C's switch point the MAC at A",
+        || {
+            b_fdb().contains(&format!("{moving} dst {ua} self extern_learn"))
+                && swc.fdb_show().contains(&at(&ua))
+        },
+        diag,
+    );
+    let a_tab = swa.fdb_show();
+    assert!(
+        a_tab.contains(&format!("{moving} dev {tm} master")) && !a_tab.contains(&at(&ub)),
+        "A holds the MAC locally and no longer behind B:\n{a_tab}"
+    );
+    c1.ping_ok(&ma.ip, 3);
+    b1.ping_ok(&ma.ip, 3);
+    drop((fa, fb, fc, mb));
 }
