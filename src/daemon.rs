@@ -71,7 +71,7 @@ pub async fn run_with(cfg: Config, o: Overrides, evpn: bool) -> Result<()> {
     let evpn = if evpn {
         let sw2 = sw.clone();
         match tokio::task::spawn_blocking(move || crate::evpn::shadow::Evpn::start(sw2)).await? {
-            Ok(e) => Some(e),
+            Ok(e) => Some(Arc::new(e)),
             Err(e) => {
                 stop_all(sw.clone()).await;
                 return Err(anyhow::anyhow!("--evpn: {e}"));
@@ -80,6 +80,9 @@ pub async fn run_with(cfg: Config, o: Overrides, evpn: bool) -> Result<()> {
     } else {
         None
     };
+    if let Some(e) = &evpn {
+        *sw.evpn.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.clone());
+    }
     let control_sock = match &cfg.control {
         Some(path) => {
             match crate::api::serve_control(
@@ -185,6 +188,7 @@ pub async fn run_with(cfg: Config, o: Overrides, evpn: bool) -> Result<()> {
         // the reload finishes on the control thread before the ports go
         let _ = done_rx.recv().await;
     }
+    sw.evpn.lock().unwrap_or_else(|p| p.into_inner()).take();
     if let Some(e) = evpn {
         let _ = tokio::task::spawn_blocking(move || e.stop()).await;
     }

@@ -89,6 +89,15 @@ impl NsSwitch {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// The value of one sample of `/metrics`.
+    fn metric(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        let (st, text) = tapswitch::client::request(&self.ctl, "GET", "/metrics", None, None)
+            .expect("GET /metrics");
+        assert_eq!(st, 200, "{text}");
+        common::sample(&text, name, labels)
+            .unwrap_or_else(|| panic!("no sample {name}{labels:?} in:\n{text}"))
+    }
+
     /// Stops it (SIGTERM) and waits for the exit; panics unless it exits cleanly in 10 s.
     fn stop(&mut self) {
         let mut c = self.child.take().expect("running");
@@ -479,6 +488,13 @@ fn tapswitch_and_a_linux_vtep_form_an_evpn_fabric_through_frr() {
         "{}",
         fa.vtysh("show bgp l2vpn evpn route")
     );
+    let v = vni.to_string();
+    let l = [("vni", v.as_str())];
+    assert_eq!(sw.metric("tapswitch_evpn_remote_vteps", &l), 1.0);
+    assert_eq!(sw.metric("tapswitch_evpn_remote_macs", &l), 1.0);
+    assert!(sw.metric("tapswitch_evpn_routes_installed_total", &[]) >= 1.0);
+    assert!(sw.metric("tapswitch_evpn_local_macs_advertised_total", &[]) >= 1.0);
+    assert_eq!(sw.metric("tapswitch_evpn_sync_errors_total", &[]), 0.0);
     let shadow_tx = tx_packets(&sa, &shadow[1]);
     assert_eq!(
         shadow_tx, 0,

@@ -98,6 +98,9 @@ pub struct Switch {
     pub capture: crate::capture::Totals,
     /// Changes of the table, ports and spanning tree, for followers (see [`crate::events`]).
     pub events: Arc<crate::events::Events>,
+    /// The EVPN service while `--evpn` runs one, for the metrics (type-erased: it is built on
+    /// the switch, so the switch does not name it).
+    pub evpn: Mutex<Option<Arc<dyn std::any::Any + Send + Sync>>>,
     registry: RwLock<Arc<Registry>>,
     listeners: Mutex<Vec<Listener>>,
     /// The dataplane's workers, which read the ports (unset in tests that pump).
@@ -136,6 +139,7 @@ impl Switch {
             name: name.to_string(),
             fdb,
             events,
+            evpn: Mutex::new(None),
             settings: SharedSettings::new(settings),
             stats: SwitchStats::default(),
             stp: spanning::Spanning::new(spanning::derived_mac(name)),

@@ -239,8 +239,6 @@ pub struct EvpnStats {
     pub sync_errors: AtomicU64,
     /// Full dumps after a lost event (netlink overflow, a lagging table reader).
     pub resyncs: AtomicU64,
-    /// ARP requests and neighbour solicitations answered by the switch.
-    pub suppressed: AtomicU64,
 }
 
 /// What the engine thread reads.
@@ -378,7 +376,7 @@ impl Evpn {
     }
 
     /// Removes the shadow devices (zebra withdraws this VTEP's routes).
-    pub fn stop(self) {
+    pub fn stop(&self) {
         self.stop.store(true, Relaxed);
         match Nl::open() {
             Ok(mut nl) => {
