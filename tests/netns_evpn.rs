@@ -745,3 +745,119 @@ fn three_sites_and_a_mac_that_moves_from_a_linux_vtep_to_tapswitch() {
     b1.ping_ok(&ma.ip, 3);
     drop((fa, fb, fc, mb));
 }
+
+/// The resident set of process `pid`, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
+
+/// Scale: 10,000 MACs behind a Linux VTEP (written on its bridge as `extern_learn`, so its
+/// zebra advertises them) reach tapswitch's table through A's zebra; then they are removed and
+/// every one is withdrawn. Prints the time and tapswitch's RSS.
+#[test]
+fn ten_thousand_remote_macs_reach_tapswitch_and_leave_again() {
+    if !common::root_or_skip() || !frr_or_skip() {
+        return;
+    }
+    const N: usize = 10_000;
+    let n = (std::process::id() as usize % 40 + unique() * 3 % 200 + 10) as u8;
+    let vni = 4000 + u32::from(n);
+    let (ua, ub) = (format!("198.18.{n}.1"), format!("198.18.{n}.2"));
+    let (sa, sb) = (Netns::new(), Netns::new());
+    veth(&sa, &sb, &format!("{ua}/24"), &format!("{ub}/24"));
+    let sw = evpn_switch(&sa, &[], vni, &ua);
+    sb.ip(&["link", "add", "br0", "type", "bridge"]);
+    sb.ip(&["link", "set", "br0", "up"]);
+    sb.ip(&[
+        "link",
+        "add",
+        "vx0",
+        "type",
+        "vxlan",
+        "id",
+        &vni.to_string(),
+        "local",
+        &ub,
+        "dstport",
+        "4789",
+        "nolearning",
+    ]);
+    sb.ip(&["link", "set", "vx0", "master", "br0"]);
+    sb.ip(&["link", "set", "vx0", "up"]);
+    let (lp, lq) = (ifname('p'), ifname('q'));
+    sb.ip(&["link", "add", &lp, "type", "veth", "peer", "name", &lq]);
+    sb.ip(&["link", "set", &lp, "master", "br0"]);
+    for d in [&lp, &lq] {
+        sb.ip(&["link", "set", d, "up"]);
+    }
+    let _fa = Frr::start(&sa, &ua, &[&ub]);
+    let fb = Frr::start(&sb, &ub, &[&ua]);
+    let v = vni.to_string();
+    let l = [("vni", v.as_str())];
+    wait_for(
+        30,
+        "B in tapswitch's flood list",
+        || sw.metric("tapswitch_evpn_remote_vteps", &l) == 1.0,
+        || fb.vtysh("show bgp l2vpn evpn summary"),
+    );
+    let rss0 = rss_kib(sw.child.as_ref().expect("running").id());
+    let dir = TempDir::new("evpn-scale");
+    let mac = |i: usize| {
+        format!(
+            "02:65:78:{:02x}:{:02x}:{:02x}",
+            i >> 16,
+            (i >> 8) & 255,
+            i & 255
+        )
+    };
+    let batch = |verb: &str| {
+        let path = dir.path.join(format!("{verb}.batch"));
+        let text: String = (0..N)
+            .map(|i| format!("fdb {verb} {} dev {lp} master extern_learn\n", mac(i)))
+            .collect();
+        std::fs::write(&path, text).expect("batch");
+        run_ok(
+            "bridge",
+            &["-n", &sb.name, "-b", &path.display().to_string()],
+        );
+    };
+    let t = Instant::now();
+    batch("add");
+    let count = || sw.metric("tapswitch_evpn_remote_macs", &l);
+    let took = wait_for(
+        180,
+        "10,000 remote MACs in tapswitch",
+        || count() == N as f64,
+        || format!("{} of {N}\n{}", count(), fb.vtysh("show evpn vni")),
+    );
+    let rss1 = rss_kib(sw.child.as_ref().expect("running").id());
+    eprintln!(
+        "{N} remote MACs: in tapswitch's table {:?} after they were written at B \
+         (of which {took:?} waiting); RSS {rss0} KiB -> {rss1} KiB",
+        t.elapsed()
+    );
+    let table = sw.fdb_show();
+    for i in [0, N / 2, N - 1] {
+        assert!(
+            table.contains(&format!("{} dev vx0 dst {ub} self extern_learn", mac(i))),
+            "{} missing",
+            mac(i)
+        );
+    }
+    assert_eq!(sw.metric("tapswitch_evpn_sync_errors_total", &[]), 0.0);
+    let t = Instant::now();
+    batch("del");
+    wait_for(
+        180,
+        "every remote MAC withdrawn",
+        || count() == 0.0,
+        || format!("{} left", count()),
+    );
+    eprintln!("{N} remote MACs withdrawn in {:?}", t.elapsed());
+    assert!(!sw.fdb_show().contains(&mac(N / 2)));
+    assert_eq!(sw.metric("tapswitch_evpn_sync_errors_total", &[]), 0.0);
+}
