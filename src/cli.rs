@@ -70,6 +70,9 @@ enum Cmd {
     /// Show the multicast groups, router ports and queriers, or add and remove static
     /// entries (like `bridge mdb`).
     Mdb(MdbArgs),
+    /// Follow the switch's table and port changes as they happen (like `bridge monitor`):
+    /// `monitor [fdb] [port]`.
+    Monitor(crate::client::monitor::MonitorArgs),
 }
 
 #[derive(Args, Debug)]
@@ -240,6 +243,7 @@ pub fn main() -> ExitCode {
         Cmd::Capture(a) => crate::client::capture::capture_cmd(*a),
         Cmd::Mirror(a) => crate::client::mirror::mirror_cmd(a),
         Cmd::Mdb(a) => crate::client::mdb::mdb_cmd(a),
+        Cmd::Monitor(a) => crate::client::monitor::monitor_cmd(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -315,7 +319,7 @@ where
             o.api_token_file = None;
             Config::resolve(&o)?;
         }
-        Cmd::Demo(_) | Cmd::Ports(_) | Cmd::Stp(_) | Cmd::Capture(_) => {}
+        Cmd::Demo(_) | Cmd::Ports(_) | Cmd::Stp(_) | Cmd::Capture(_) | Cmd::Monitor(_) => {}
         Cmd::Fdb(a) => {
             if let Some(action) = &a.action {
                 crate::client::fdb::fdb_request(action)?;

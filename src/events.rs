@@ -2,8 +2,9 @@
 //! of ports and the spanning tree), for whoever follows the switch without polling: the
 //! `GET /api/v1/events` stream, `tapswitch monitor`, the EVPN service.
 //!
-//! One bounded broadcast ring ([`EVENTS_CAPACITY`] events): publishing never blocks and never
-//! allocates (events are small `Copy` values naming ports by id); a reader that falls behind by
+//! One bounded broadcast ring ([`EVENTS_CAPACITY`] events): publishing never blocks, and a
+//! table event never allocates (it names its port by id; a port event carries the name, the
+//! port being possibly gone when it is read); a reader that falls behind by
 //! more than the ring loses the oldest events and is told how many
 //! (`RecvError::Lagged`), after which it re-reads the state it follows (the EVPN service dumps
 //! the table again; the HTTP stream sends a `lagged` line). With no reader, publishing is one
@@ -19,7 +20,7 @@ use crate::wire::MacAddr;
 pub const EVENTS_CAPACITY: usize = 8192;
 
 /// One change of the switch.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
     /// A forwarding-table entry was added, moved or removed.
     Fdb {
@@ -34,11 +35,13 @@ pub enum Event {
         /// What happened.
         what: Change,
     },
-    /// A port's link state changed (attached, up, down, removed).
+    /// A port was attached or removed, or its link state changed.
     Port {
         /// The port.
         port: PortId,
-        /// Its state, as the port listing shows it.
+        /// Its name.
+        name: std::sync::Arc<str>,
+        /// `attached`, `up`, `down`, `gone` (its interface or peer went away) or `removed`.
         state: &'static str,
     },
     /// A port's spanning-tree state changed.
@@ -151,6 +154,7 @@ mod tests {
         for i in 0..EVENTS_CAPACITY + 5 {
             bus.publish(Event::Port {
                 port: PortId(i as u32),
+                name: "p".into(),
                 state: "up",
             });
         }

@@ -377,6 +377,46 @@ fn tapswitch_and_a_linux_vtep_form_an_evpn_fabric_through_frr() {
     for d in &shadow {
         sa.ip(&["link", "show", "dev", d]);
     }
+    // `tapswitch monitor` follows the table from here; an entry added and removed through the
+    // API shows it is connected
+    let mut mon = common::ChildGuard(
+        Command::new(TAPSWITCH)
+            .args(["monitor", "--control", &sw.ctl])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn tapswitch monitor"),
+    );
+    let events = Log::default();
+    common::collect_stderr(mon.0.stdout.take().expect("stdout"), events.clone());
+    let probe = "02:65:76:ff:ff:01";
+    let fdb_cmd = |words: &[&str]| {
+        let mut args = vec!["fdb"];
+        args.extend_from_slice(words);
+        args.extend(["--control", sw.ctl.as_str()]);
+        let out = common::tapswitch_cmd(&args);
+        assert!(out.status.success(), "{out:?}");
+    };
+    fdb_cmd(&["add", probe, "dev", &tap, "static"]);
+    let probe_del = format!("Deleted {probe} dev {tap} static master tapswitch");
+    let mut deleted = false;
+    wait_for(
+        10,
+        "the monitor sees an entry come and go",
+        || {
+            if !deleted
+                && events
+                    .text()
+                    .contains(&format!("{probe} dev {tap} static master"))
+            {
+                fdb_cmd(&["del", probe, "dev", &tap]);
+                deleted = true;
+            }
+            events.text().contains(&probe_del)
+        },
+        || events.text(),
+    );
     let mac_a = format!("02:65:76:{hn:02x}:00:01");
     let mac_b = format!("02:65:76:{hn:02x}:00:02");
     let mut a1 = tap_host(&sa, &tap, &format!("198.18.{hn}.1/24"), &mac_a);
@@ -502,12 +542,30 @@ fn tapswitch_and_a_linux_vtep_form_an_evpn_fabric_through_frr() {
     );
 
     // FRR restarts at A: zebra's entries go and come back, traffic resumes.
+    // the monitor saw a1 learnt here and b1 installed from zebra's route
+    for l in [
+        format!("{mac_a} dev {tap} master tapswitch"),
+        format!("{mac_b} dev vx0 extern_learn master tapswitch"),
+    ] {
+        assert!(
+            events.text().contains(&l),
+            "no '{l}' in:\n{}",
+            events.text()
+        );
+    }
     fa.stop();
     wait_for(
         15,
         "tapswitch drops what zebra withdrew",
         || !sw.fdb_show().contains(&flood_b),
         diag,
+    );
+    let gone = format!("Deleted {mac_b} dev vx0 extern_learn master tapswitch");
+    wait_for(
+        5,
+        "the monitor sees zebra's withdrawal",
+        || events.text().contains(&gone),
+        || events.text(),
     );
     let fa = Frr::start(&sa, &ua, &[&ub]);
     wait_for(

@@ -1,0 +1,113 @@
+//! `GET /api/v1/events`: the switch's table changes as they happen ([`crate::events`]), one
+//! JSON object a line over a chunked response, until the client goes. Like `GET /api/v1/fdb`
+//! it is a read. A reader cannot slow the switch: the bus is a bounded ring that drops the
+//! oldest events for a reader that falls behind, which is then sent a `lagged` line saying how
+//! many it lost (it should read the table again).
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::Response;
+use serde_json::json;
+use tokio::sync::broadcast::error::RecvError;
+
+use super::error::{ApiError, ApiResult};
+use super::AppState;
+use crate::dataplane::Switch;
+use crate::events::Event;
+use crate::fdb::Change;
+use crate::types::PortId;
+
+/// The lines of one follower, as an HTTP body stream.
+struct Lines(tokio::sync::mpsc::Receiver<Vec<u8>>);
+
+impl futures_core::Stream for Lines {
+    type Item = Result<Vec<u8>, std::convert::Infallible>;
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.0.poll_recv(cx).map(|o| o.map(Ok))
+    }
+}
+
+/// A port's name, or `#ID` for one already removed.
+fn name(sw: &Switch, id: PortId) -> String {
+    sw.ports()
+        .get(id)
+        .map_or_else(|| format!("#{}", id.0), |h| h.name.clone())
+}
+
+/// One event as its JSON line.
+pub(crate) fn line(sw: &Switch, e: &Event) -> Vec<u8> {
+    let v = match e {
+        &Event::Fdb {
+            mac,
+            vlan,
+            port,
+            kind,
+            what,
+        } => {
+            let mut v = json!({
+                "event": "fdb",
+                "action": match what {
+                    Change::Added => "add",
+                    Change::Moved(_) => "move",
+                    Change::Removed => "del",
+                },
+                "mac": mac.to_string(),
+                "vlan": vlan,
+                "port": name(sw, port),
+                "kind": kind,
+            });
+            if let Change::Moved(from) = what {
+                v["from"] = name(sw, from).into();
+            }
+            v
+        }
+        Event::Port {
+            ref name, state, ..
+        } => {
+            json!({"event": "port", "port": &**name, "state": state})
+        }
+        &Event::Stp { port, state } => {
+            json!({"event": "stp", "port": name(sw, port), "state": state})
+        }
+    };
+    let mut out = v.to_string().into_bytes();
+    out.push(b'\n');
+    out
+}
+
+/// `GET /api/v1/events`.
+pub(super) async fn events(State(st): State<AppState>) -> ApiResult<Response> {
+    let mut rx = st.sw.events.subscribe();
+    let (tx, body) = tokio::sync::mpsc::channel::<Vec<u8>>(64);
+    let sw = st.sw.clone();
+    tokio::spawn(async move {
+        loop {
+            let e = tokio::select! {
+                e = rx.recv() => e,
+                () = tx.closed() => return,
+            };
+            let l = match e {
+                Ok(e) => line(&sw, &e),
+                Err(RecvError::Lagged(n)) => {
+                    let mut l = json!({"event": "lagged", "lost": n})
+                        .to_string()
+                        .into_bytes();
+                    l.push(b'\n');
+                    l
+                }
+                Err(RecvError::Closed) => return,
+            };
+            if tx.send(l).await.is_err() {
+                return;
+            }
+        }
+    });
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/x-ndjson")
+        .header(header::CACHE_CONTROL, "no-store")
+        .body(axum::body::Body::from_stream(Lines(body)))
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+}
