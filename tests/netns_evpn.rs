@@ -641,6 +641,63 @@ fn tapswitch_and_a_linux_vtep_form_an_evpn_fabric_through_frr() {
         0,
         "the shadow vxlan device sent"
     );
+
+    // tapswitch is killed (SIGKILL) while it has a MAC that the next run will not have: its
+    // shadow devices stay behind. Started again, it takes them over, removes that MAC there
+    // (B withdraws it) and keeps the rest.
+    let stale = "02:65:76:ff:ff:02";
+    let out = common::tapswitch_cmd(&[
+        "fdb",
+        "add",
+        stale,
+        "dev",
+        &tap,
+        "static",
+        "--control",
+        &sw.ctl,
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let stale_at_b = format!("{stale} dst {ua} self extern_learn");
+    wait_for(
+        10,
+        "the static MAC advertised",
+        || b_fdb().contains(&stale_at_b),
+        diag,
+    );
+    let mut sw = sw;
+    let mut c = sw.child.take().expect("running");
+    c.kill().expect("SIGKILL");
+    c.wait().expect("wait");
+    for d in &shadow {
+        sa.ip(&["link", "show", "dev", d]);
+    }
+    assert!(b_fdb().contains(&stale_at_b), "{}", b_fdb());
+    drop(a1);
+    let sw = NsSwitch::start(&sa, &sw_args);
+    a1 = tap_host(&sa, &tap, &format!("198.18.{hn}.1/24"), &mac_a);
+    assert!(
+        sw.log.text().contains("shadow devices found"),
+        "{}",
+        sw.log.text()
+    );
+    let diag = || format!("A's switch:\n{}\nB's vx0:\n{}", sw.fdb_show(), b_fdb());
+    wait_for(
+        20,
+        "a1 reaches b1 after tapswitch was killed and started again",
+        || pings(&a1, &b1.ip),
+        diag,
+    );
+    wait_for(
+        15,
+        "the MAC of the killed run withdrawn, a1 still advertised",
+        || {
+            let t = b_fdb();
+            !t.contains(&stale_at_b) && t.contains(&a_at_b)
+        },
+        diag,
+    );
+    assert!(sw.fdb_show().contains(&flood_b), "{}", diag());
+    assert_eq!(sw.metric("tapswitch_evpn_sync_errors_total", &[]), 0.0);
     drop((fa, fb, sw));
 }
 
