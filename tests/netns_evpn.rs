@@ -18,7 +18,9 @@
 
 mod common;
 
+use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::{ifname, run_ok, unique, Host, Log, Netns, TempDir, TAPSWITCH};
@@ -975,4 +977,126 @@ fn ten_thousand_remote_macs_reach_tapswitch_and_leave_again() {
     eprintln!("{N} remote MACs withdrawn in {:?}", t.elapsed());
     assert!(!sw.fdb_show().contains(&mac(N / 2)));
     assert_eq!(sw.metric("tapswitch_evpn_sync_errors_total", &[]), 0.0);
+}
+
+/// Lines of a child's stdout with the time each arrived.
+fn timed_lines(mut cmd: Command) -> (common::ChildGuard, mpsc::Receiver<(Instant, String)>) {
+    let mut c = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let out = c.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for l in BufReader::new(out).lines() {
+            let Ok(l) = l else { break };
+            if tx.send((Instant::now(), l)).is_err() {
+                break;
+            }
+        }
+    });
+    (common::ChildGuard(c), rx)
+}
+
+/// Waits (10 s at most) for a line containing all of `words`; returns when it arrived.
+fn line_with(rx: &mpsc::Receiver<(Instant, String)>, words: &[&str]) -> Instant {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok((t, l)) if words.iter().all(|w| l.contains(w)) => return t,
+            Ok(_) => {}
+            Err(_) => panic!("no line with {words:?} within 10 s"),
+        }
+    }
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// Convergence, median of 10 each way: from a frame with a new source MAC sent by a host at
+/// tapswitch's site until B's kernel holds the MAC (`bridge monitor fdb`), and from one sent
+/// by a host at B until tapswitch's table holds it (`tapswitch monitor`).
+#[test]
+fn convergence_of_a_new_mac_both_ways() {
+    if !common::root_or_skip() || !frr_or_skip() {
+        return;
+    }
+    let n = (std::process::id() as usize % 40 + unique() * 3 % 200 + 10) as u8;
+    let vni = 5000 + u32::from(n);
+    let hn = n + 1;
+    let (ua, ub) = (format!("198.18.{n}.1"), format!("198.18.{n}.2"));
+    let (sa, sb) = (Netns::new(), Netns::new());
+    veth(&sa, &sb, &format!("{ua}/24"), &format!("{ub}/24"));
+    let tap = ifname('a');
+    let sw = evpn_switch(&sa, &[&tap], vni, &ua);
+    let a1 = tap_host(&sa, &tap, &format!("198.18.{hn}.1/24"), "02:65:79:00:00:01");
+    sb.ip(&["link", "add", "br0", "type", "bridge"]);
+    sb.ip(&["link", "set", "br0", "up"]);
+    sb.ip(&[
+        "link",
+        "add",
+        "vx0",
+        "type",
+        "vxlan",
+        "id",
+        &vni.to_string(),
+        "local",
+        &ub,
+        "dstport",
+        "4789",
+        "nolearning",
+    ]);
+    sb.ip(&["link", "set", "vx0", "master", "br0"]);
+    sb.ip(&["link", "set", "vx0", "up"]);
+    let b1 = bridge_host(
+        &sb,
+        "br0",
+        &format!("198.18.{hn}.2/24"),
+        "02:65:79:00:00:02",
+    );
+    let _fa = Frr::start(&sa, &ua, &[&ub]);
+    let fb = Frr::start(&sb, &ub, &[&ua]);
+    wait_for(
+        30,
+        "the EVPN session",
+        || pings(&a1, &b1.ip),
+        || fb.vtysh("show bgp l2vpn evpn summary"),
+    );
+    let mut bmon = Command::new("bridge");
+    bmon.args(["-n", &sb.name, "monitor", "fdb"]);
+    let (_bm, at_b) = timed_lines(bmon);
+    let mut amon = Command::new(TAPSWITCH);
+    amon.args(["monitor", "fdb", "--control", &sw.ctl]);
+    let (_am, at_a) = timed_lines(amon);
+    // the monitors report changes only: one fresh MAC each way shows both are connected
+    let frame = |src: &str| common::frame_hex("ff:ff:ff:ff:ff:ff", src, 0x88b5, &[0; 46]);
+    let warm = ["02:65:79:01:00:00", "02:65:79:02:00:00"];
+    a1.send(&frame(warm[0]), 1);
+    line_with(&at_b, &[warm[0], "extern_learn"]);
+    b1.send(&frame(warm[1]), 1);
+    line_with(&at_a, &[warm[1], "dev vx0", "extern_learn"]);
+    let (mut to_b, mut to_a) = (Vec::new(), Vec::new());
+    for i in 1..=10u8 {
+        let m = format!("02:65:79:01:00:{i:02x}");
+        a1.send(&frame(&m), 1);
+        let sent = Instant::now();
+        to_b.push(line_with(&at_b, &[&m, &ua, "extern_learn"]).saturating_duration_since(sent));
+        let m = format!("02:65:79:02:00:{i:02x}");
+        b1.send(&frame(&m), 1);
+        let sent = Instant::now();
+        to_a.push(
+            line_with(&at_a, &[&m, "dev vx0", "extern_learn"]).saturating_duration_since(sent),
+        );
+    }
+    let (mb, ma) = (median(to_b.clone()), median(to_a.clone()));
+    eprintln!(
+        "new MAC, median of 10: tapswitch site -> B's kernel {mb:?} ({to_b:?}); \
+         B -> tapswitch's table {ma:?} ({to_a:?})"
+    );
+    assert!(mb < Duration::from_secs(5) && ma < Duration::from_secs(5));
 }
