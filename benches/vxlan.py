@@ -11,16 +11,24 @@ the tunnel carries 1500-byte frames; 198.18.2.1 and .2), one host namespace per 
              them (GSO through the tunnel, GRO on receive);
   tapswitch  in each site `tapswitch run --port TAP --port vx0=vxlan:100,local=...,remote=...`
              with the host on the TAP (virtio_net_hdr offloads: the host sends 64 KiB GSO frames,
-             which tapswitch segments before encapsulating; one datagram per frame each way).
+             which tapswitch cuts into segments and sends as one UDP GSO batch each; the
+             receiving hub socket has UDP_GRO on);
+  tapswitch no-gso
+             the same with `no-gso` on both vxlan ports: one sendmsg per datagram (GSO send
+             off; receive unchanged). `--skip-no-gso` leaves this setup out.
 The order rotates from round to round. Printed: each round's numbers, then the median per metric
-and setup and the ratio tapswitch / linux.
+and setup and the ratio of each tapswitch setup to linux.
 
 Metrics: TCP goodput with 1 and 4 streams (iperf3), ping round trip p50 (a ping every 5 ms),
-and the CPU the two tapswitch processes use during the 1-stream test (cores, summed).
+the CPU the two tapswitch processes use during the 1-stream test (cores, summed), and the UDP
+GSO sends both tapswitch sites made during the 1-stream test (`tapswitch_vxlan_gso_sends_total`;
+0 with no-gso; a check that GSO send was in use, not a speed).
 
 Run as root: python3 benches/vxlan.py [--rounds 5] [--seconds 5] [--binary PATH] [--json FILE]
-(without --binary it runs `cargo build --release` first). Names carry this process's pid; every
-namespace and process is removed on exit, on an exception, on Ctrl-C and on SIGTERM.
+[--skip-no-gso] [--baseline PATH] (another build as the setup "tapswitch before": a same-run
+before/after) (without --binary it runs `cargo build --release` first). Names carry this
+process's pid; every namespace and process is removed on exit, on an exception, on Ctrl-C and
+on SIGTERM.
 """
 import argparse
 import json
@@ -38,6 +46,7 @@ import time
 # of the system benchmark
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from system import PID, NS_PREFIX, CREATED_NS, PROCS, TMPDIRS, sh, quiet, stop_proc  # noqa: E402
+from system import unix_get  # noqa: E402
 import system  # noqa: E402
 
 U1, U2 = "198.18.2.1", "198.18.2.2"
@@ -100,6 +109,9 @@ class Linux:
     def cpu(self):
         return None
 
+    def gso_sends(self):
+        return None
+
     def close(self):
         for ns in self.ns + self.sites:
             quiet(f"ip netns del {ns}")
@@ -108,9 +120,8 @@ class Linux:
 
 
 class Tapswitch:
-    name = "tapswitch"
-
-    def __init__(self, tag, binary):
+    def __init__(self, tag, binary, gso=True, name=None):
+        self.name = name or ("tapswitch" if gso else "tapswitch no-gso")
         self.sites = underlay(tag)
         self.ns = []
         self.procs = []
@@ -121,7 +132,8 @@ class Tapswitch:
             tap = f"tv{PID % 100000}{tag}{i}"[:15]
             argv = ["ip", "netns", "exec", site, binary, "run", "--listen", "none",
                     "--control", f"{self.tmp}/{i}.sock", "--port", tap,
-                    "--port", f"vx0=vxlan:100,local={local},remote={other}"]
+                    "--port", f"vx0=vxlan:100,local={local},remote={other}"
+                    + ("" if gso else ",no-gso")]
             p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                  stderr=subprocess.PIPE, text=True)
             PROCS.append(p)
@@ -146,6 +158,17 @@ class Tapswitch:
             with open(f"/proc/{p.pid}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
             total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return total
+
+    def gso_sends(self):
+        """UDP GSO sends of both sites' vx0 so far (None if a site's metrics cannot be read)."""
+        total = 0
+        for i in range(len(self.procs)):
+            m = re.search(r'^tapswitch_vxlan_gso_sends_total\{port="vx0"\} (\d+)',
+                          unix_get(f"{self.tmp}/{i}.sock", "/metrics"), re.M)
+            if m is None:
+                return None
+            total += int(m.group(1))
         return total
 
     def close(self):
@@ -192,6 +215,11 @@ def main():
     ap.add_argument("--seconds", type=float, default=5)
     ap.add_argument("--binary")
     ap.add_argument("--json")
+    ap.add_argument("--skip-no-gso", action="store_true",
+                    help="leave out the 'tapswitch no-gso' setup")
+    ap.add_argument("--baseline", metavar="PATH",
+                    help="add the setup 'tapswitch before': this other build (e.g. the main "
+                         "branch's) run as 'tapswitch' is, for a same-run before/after")
     a = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("run as root")
@@ -204,36 +232,52 @@ def main():
         subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=root, check=True)
         binary = os.path.join(root, "target", "release", "tapswitch")
     secs = int(max(1, a.seconds))
-    results = {"linux": {}, "tapswitch": {}}
+    setups = ["linux", "tapswitch"] + ([] if a.skip_no_gso else ["tapswitch no-gso"])
+    if a.baseline:
+        setups.append("tapswitch before")
+    results = {s: {} for s in setups}
     kinds = [lambda tag: Linux(tag), lambda tag: Tapswitch(tag, binary)]
+    if not a.skip_no_gso:
+        kinds.append(lambda tag: Tapswitch(tag + "n", binary, gso=False))
+    if a.baseline:
+        kinds.append(lambda tag: Tapswitch(tag + "b", a.baseline, name="tapswitch before"))
     for r in range(a.rounds):
-        order = kinds if r % 2 == 0 else kinds[::-1]
+        # rotate the order round by round, so no setup always runs first or last
+        order = kinds[r % len(kinds):] + kinds[:r % len(kinds)]
         for make in order:
             net = make(f"r{r}")
             try:
                 warm(net)
+                before = net.gso_sends()
                 g1, cpu = iperf(net, 1, secs)
+                after = net.gso_sends()
                 g4, _ = iperf(net, 4, secs)
                 p50 = ping_p50(net, min(secs, 3))
             finally:
                 net.close()
-            row = {"tcp1_gbps": g1, "tcp4_gbps": g4, "rtt_p50_us": p50, "cpu_cores_tcp1": cpu}
+            gso = after - before if before is not None and after is not None else None
+            row = {"tcp1_gbps": g1, "tcp4_gbps": g4, "rtt_p50_us": p50, "cpu_cores_tcp1": cpu,
+                   "gso_sends_tcp1": gso}
             for k, v in row.items():
                 results[net.name].setdefault(k, []).append(v)
-            print(f"round {r + 1} {net.name:9} tcp1 {g1:6.2f} Gbit/s  tcp4 {g4:6.2f} Gbit/s  "
-                  f"rtt p50 {p50 or 0:6.0f} us" + (f"  cpu {cpu:.2f}" if cpu is not None else ""),
-                  flush=True)
-    print(f"\nmedians of {a.rounds} rounds of {secs} s")
-    print(f"{'metric':18} {'linux':>10} {'tapswitch':>10} {'ratio':>7}")
-    for k in ("tcp1_gbps", "tcp4_gbps", "rtt_p50_us", "cpu_cores_tcp1"):
+            print(f"round {r + 1} {net.name:16} tcp1 {g1:6.2f} Gbit/s  tcp4 {g4:6.2f} Gbit/s  "
+                  f"rtt p50 {p50 or 0:6.0f} us" + (f"  cpu {cpu:.2f}" if cpu is not None else "")
+                  + (f"  gso sends {gso}" if gso is not None else ""), flush=True)
+    print(f"\nmedians of {a.rounds} rounds of {secs} s; ratios to linux")
+    ts = setups[1:]
+    print(f"{'metric':18} {'linux':>10}" + "".join(f" {s:>16} {'ratio':>7}" for s in ts))
+    fmt = lambda v: "-" if v is None else f"{v:.2f}"
+    for k in ("tcp1_gbps", "tcp4_gbps", "rtt_p50_us", "cpu_cores_tcp1", "gso_sends_tcp1"):
         med = {}
-        for s in ("linux", "tapswitch"):
+        for s in setups:
             vals = [v for v in results[s].get(k, []) if v is not None]
             med[s] = statistics.median(vals) if vals else None
-        ratio = (f"{med['tapswitch'] / med['linux']:.2f}x"
-                 if med["linux"] and med["tapswitch"] is not None else "-")
-        fmt = lambda v: "-" if v is None else f"{v:.2f}"
-        print(f"{k:18} {fmt(med['linux']):>10} {fmt(med['tapswitch']):>10} {ratio:>7}")
+        line = f"{k:18} {fmt(med['linux']):>10}"
+        for s in ts:
+            ratio = (f"{med[s] / med['linux']:.2f}x"
+                     if med["linux"] and med[s] is not None else "-")
+            line += f" {fmt(med[s]):>16} {ratio:>7}"
+        print(line)
     if a.json:
         with open(a.json, "w") as f:
             json.dump(results, f, indent=1)

@@ -415,56 +415,121 @@ pub fn finish<E>(
         complete_csum(out, hdr.csum_start as usize, hdr.csum_offset as usize)?;
         return Ok(emit(out).map(|_| 1));
     }
-    let Layout {
-        l3_off,
-        l3_len,
-        v6,
-        tcp,
-        proto,
-        l4_off,
-        l4_hlen,
-    } = gso_layout(hdr, frame)?;
-    let hlen = l4_off + l4_hlen;
-    let payload = &frame[hlen..];
-    let mss = hdr.gso_size as usize;
-    if hlen + mss > scratch.len() {
+    let segs = Segmenter::new(hdr, frame)?;
+    if segs.header_len() + segs.mss() > scratch.len() {
         return Err(OffloadError::BadFrame);
     }
-    let (seq0, flags0, id0) = if tcp {
-        let s = &frame[l4_off..];
-        (
-            u32::from_be_bytes([s[4], s[5], s[6], s[7]]),
-            s[13],
-            if v6 {
-                0
-            } else {
-                u16::from_be_bytes([frame[l3_off + 4], frame[l3_off + 5]])
-            },
-        )
-    } else {
-        (
-            0,
-            0,
-            if v6 {
-                0
-            } else {
-                u16::from_be_bytes([frame[l3_off + 4], frame[l3_off + 5]])
-            },
-        )
-    };
-    // A GSO frame with no payload still goes out once, as its headers alone.
-    let n = payload.len().div_ceil(mss).max(1);
-    if n > MAX_GSO_SEGS {
-        // the frame path never gets here ([`check_gso`] at ingress); a last bound on the work
-        return Err(OffloadError::TooManySegments);
-    }
+    let n = segs.count();
     for i in 0..n {
+        let len = segs.write(i, scratch);
+        if let Err(e) = emit(&scratch[..len]) {
+            return Ok(Err(e));
+        }
+    }
+    Ok(Ok(n))
+}
+
+/// A GSO frame cut into its wire segments one at a time, each written where the caller wants
+/// it (a scratch buffer for a port without offloads, one datagram of a UDP GSO batch for a
+/// tunnel): the headers copied, lengths, IPv4 ID, TCP sequence number and flags fixed, and the
+/// IP and TCP/UDP checksums computed, once.
+#[derive(Clone, Copy, Debug)]
+pub struct Segmenter<'a> {
+    lay: Layout,
+    frame: &'a [u8],
+    hlen: usize,
+    mss: usize,
+    n: usize,
+    seq0: u32,
+    flags0: u8,
+    id0: u16,
+}
+
+impl<'a> Segmenter<'a> {
+    /// The segments of a GSO frame (`hdr` must name a GSO type); checks the header against
+    /// the frame as [`finish`] does, and the work bound ([`MAX_GSO_SEGS`]).
+    pub fn new(hdr: &VnetHdr, frame: &'a [u8]) -> Result<Segmenter<'a>, OffloadError> {
+        hdr.validate(frame.len())?;
+        let lay = gso_layout(hdr, frame)?;
+        let hlen = lay.l4_off + lay.l4_hlen;
+        let mss = usize::from(hdr.gso_size);
+        if mss == 0 {
+            return Err(OffloadError::BadHeader);
+        }
+        let id0 = if lay.v6 {
+            0
+        } else {
+            u16::from_be_bytes([frame[lay.l3_off + 4], frame[lay.l3_off + 5]])
+        };
+        let (seq0, flags0) = if lay.tcp {
+            let s = &frame[lay.l4_off..];
+            (u32::from_be_bytes([s[4], s[5], s[6], s[7]]), s[13])
+        } else {
+            (0, 0)
+        };
+        // A GSO frame with no payload still goes out once, as its headers alone.
+        let n = (frame.len() - hlen).div_ceil(mss).max(1);
+        if n > MAX_GSO_SEGS {
+            // the frame path never gets here ([`check_gso`] at ingress); a last bound on the work
+            return Err(OffloadError::TooManySegments);
+        }
+        Ok(Segmenter {
+            lay,
+            frame,
+            hlen,
+            mss,
+            n,
+            seq0,
+            flags0,
+            id0,
+        })
+    }
+
+    /// How many segments.
+    pub fn count(&self) -> usize {
+        self.n
+    }
+
+    /// Length of the headers every segment starts with (Ethernet to TCP/UDP).
+    pub fn header_len(&self) -> usize {
+        self.hlen
+    }
+
+    /// The payload of every segment but the last (`gso_size`).
+    pub fn mss(&self) -> usize {
+        self.mss
+    }
+
+    /// The length of segment `i`.
+    pub fn seg_len(&self, i: usize) -> usize {
+        let payload = self.frame.len() - self.hlen;
+        self.hlen + payload.saturating_sub(i * self.mss).min(self.mss)
+    }
+
+    /// Writes segment `i` (< [`Segmenter::count`]) at the start of `out`, which must hold
+    /// [`Segmenter::seg_len`] bytes, and returns its length.
+    ///
+    /// # Panics
+    ///
+    /// If `out` is too short or `i` out of range: a caller bug, independent of the frame.
+    pub fn write(&self, i: usize, out: &mut [u8]) -> usize {
+        let Layout {
+            l3_off,
+            l3_len,
+            v6,
+            tcp,
+            proto,
+            l4_off,
+            l4_hlen,
+        } = self.lay;
+        let (hlen, mss, n) = (self.hlen, self.mss, self.n);
+        let payload = &self.frame[hlen..];
         let chunk = payload
             .get(i * mss..((i + 1) * mss).min(payload.len()))
             .unwrap_or(&[]);
         let seg_len = hlen + chunk.len();
-        let out = &mut scratch[..seg_len];
-        out[..hlen].copy_from_slice(&frame[..hlen]);
+        let out = &mut out[..seg_len];
+        out[..hlen].copy_from_slice(&self.frame[..hlen]);
         out[hlen..].copy_from_slice(chunk);
         let l4_len = l4_hlen + chunk.len();
         if v6 {
@@ -472,15 +537,16 @@ pub fn finish<E>(
         } else {
             let tot = (l3_len + l4_len) as u16;
             out[l3_off + 2..l3_off + 4].copy_from_slice(&tot.to_be_bytes());
-            out[l3_off + 4..l3_off + 6].copy_from_slice(&id0.wrapping_add(i as u16).to_be_bytes());
+            out[l3_off + 4..l3_off + 6]
+                .copy_from_slice(&self.id0.wrapping_add(i as u16).to_be_bytes());
             out[l3_off + 10..l3_off + 12].copy_from_slice(&[0, 0]);
             let c = !fold(sum16(0, &out[l3_off..l4_off]));
             out[l3_off + 10..l3_off + 12].copy_from_slice(&c.to_be_bytes());
         }
         let csum_at = if tcp {
-            let seq = seq0.wrapping_add((i * mss) as u32);
+            let seq = self.seq0.wrapping_add((i * mss) as u32);
             out[l4_off + 4..l4_off + 8].copy_from_slice(&seq.to_be_bytes());
-            let mut f = flags0;
+            let mut f = self.flags0;
             if i + 1 < n {
                 f &= !(0x01 | 0x08); // FIN, PSH only on the last segment
             }
@@ -500,11 +566,8 @@ pub fn finish<E>(
             c = 0xffff;
         }
         out[csum_at..csum_at + 2].copy_from_slice(&c.to_be_bytes());
-        if let Err(e) = emit(out) {
-            return Ok(Err(e));
-        }
+        seg_len
     }
-    Ok(Ok(n))
 }
 
 #[cfg(test)]

@@ -503,7 +503,10 @@ fn linux_vtep_peer(v6: bool) {
     // an offload TAP and to one on a plain TAP, and back
     tcp_intact(&c1, &a1, 2 << 20);
     tcp_intact(&c1, &a3, 2 << 20);
+    let gso = a.metric("tapswitch_vxlan_gso_sends_total", &[("port", "vx0")]);
     tcp_intact(&a1, &c1, 2 << 20);
+    // a1's TSO frames crossed as UDP GSO batches, which the Linux VTEP's socket segments
+    assert!(a.metric("tapswitch_vxlan_gso_sends_total", &[("port", "vx0")]) > gso);
     tcp_intact(&a3, &c1, 2 << 20);
     tcp_intact(&c1, &a2, 2 << 20);
     // Static flood entries, no learning on the Linux side.
@@ -638,7 +641,10 @@ fn an_open_vswitch_userspace_vtep_is_a_peer() {
     // br-phy that holds the tunnel address (OVS "userspace tunneling").
     let (_, vd) = veth(&sa, &sd, &[&format!("{ua}/24")], &[], 1600);
     let tap = ifname('a');
-    let vx = format!("vx0=vxlan:77,local={ua},remote={ud}");
+    // OVS's userspace datapath reads the veth underlay with a packet socket and drops what a
+    // UDP GSO send carries across a veth whole (one 64 KiB packet: "Too big", as it would a
+    // Linux VTEP's GSO packets): toward it, one datagram per segment (`no-gso`).
+    let vx = format!("vx0=vxlan:77,local={ua},remote={ud},no-gso");
     let a = NsSwitch::start(&sa, &["--port", &tap, "--port", &vx]);
     let hn = n + 1;
     let a1 = host(&sa, &tap, &format!("198.18.{hn}.1/24"), &mac(hn, 1), 1500);
@@ -892,5 +898,169 @@ fn strangers_are_dropped_and_the_tunnel_mtu_is_enforced() {
         None,
     );
     assert_eq!(st, 204, "{body}");
+    drop((a1, b1));
+}
+
+/// Writes one TCP/IPv4 GSO frame (a virtio_net_hdr with NEEDS_CSUM and GSO_TCPV4, then the
+/// frame, its TCP checksum left partial) on IFACE through a packet socket with
+/// PACKET_VNET_HDR, as a host's TCP stack hands its TAP a TSO frame.
+/// Arguments: IFACE DST_MAC SRC_MAC SRC_IP DST_IP PAYLOAD_LEN MSS.
+const GSO_SEND: &str = r#"
+import socket, struct, sys
+iface, dmac, smac, sip, dip = sys.argv[1:6]
+n, mss = int(sys.argv[6]), int(sys.argv[7])
+mac = lambda m: bytes(int(x, 16) for x in m.split(":"))
+def csum(b, s=0):
+    if len(b) % 2:
+        b += b"\0"
+    for i in range(0, len(b), 2):
+        s += (b[i] << 8) | b[i + 1]
+    while s >> 16:
+        s = (s & 0xffff) + (s >> 16)
+    return s
+payload = bytes((i * 7 + 3) % 251 for i in range(n))
+src, dst = socket.inet_aton(sip), socket.inet_aton(dip)
+ip = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, 0, 40 + n, 77, 0x4000, 64, 6, 0, src, dst))
+ip[10:12] = struct.pack("!H", 0xffff - csum(bytes(ip)))
+# the pseudo-header sum, folded and not inverted: what a sender with checksum offload leaves
+ps = csum(src + dst + struct.pack("!BBH", 0, 6, 20 + n))
+tcp = struct.pack("!HHIIBBHHH", 40000, 9, 1000, 1, 5 << 4, 0x18, 65535, ps, 0)
+hdr = struct.pack("<BBHHHH", 1, 1, 54, mss, 34, 16)
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+s.setsockopt(263, 15, 1)  # SOL_PACKET, PACKET_VNET_HDR
+s.bind((iface, 0))
+s.send(hdr + mac(dmac) + mac(smac) + b"\x08\x00" + bytes(ip) + tcp + payload)
+"#;
+
+/// Collects the TCP/IPv4 segments received on IFACE from SRC_MAC for up to SECONDS or until
+/// WANT payload bytes came: prints "ready", then "SEGMENTS BAD_CHECKSUMS PAYLOAD_HEX" (the
+/// payloads in sequence order). Arguments: IFACE SRC_MAC SECONDS WANT.
+const TCP_COLLECT: &str = r#"
+import socket, struct, sys, time
+iface, smac, secs, want = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
+smac = bytes(int(x, 16) for x in smac.split(":"))
+def csum(b, s=0):
+    if len(b) % 2:
+        b += b"\0"
+    for i in range(0, len(b), 2):
+        s += (b[i] << 8) | b[i + 1]
+    while s >> 16:
+        s = (s & 0xffff) + (s >> 16)
+    return s
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
+s.bind((iface, 0))
+s.settimeout(0.2)
+print("ready", flush=True)
+segs, bad, got, total = 0, 0, {}, 0
+end = time.time() + secs
+while time.time() < end and total < want:
+    try:
+        f, addr = s.recvfrom(70000)
+    except socket.timeout:
+        continue
+    if addr[2] == 4 or f[6:12] != smac or f[12:14] != b"\x08\x00" or f[23] != 6:
+        continue
+    ip = f[14:34]
+    tot = struct.unpack("!H", ip[2:4])[0]
+    seg = f[34:14 + tot]
+    ps = csum(ip[12:20] + struct.pack("!BBH", 0, 6, len(seg)))
+    if csum(ip) != 0xffff or csum(seg, ps) != 0xffff:
+        bad += 1
+    segs += 1
+    seq = struct.unpack("!I", seg[4:8])[0]
+    got[seq] = seg[20:]
+    total += len(seg) - 20
+print(segs, bad, b"".join(got[k] for k in sorted(got)).hex(), flush=True)
+"#;
+
+#[test]
+fn a_gso_frame_crosses_as_one_udp_gso_send_and_arrives_segmented() {
+    if !common::root_or_skip() {
+        return;
+    }
+    let n = subnet();
+    let (sa, sb) = (Netns::new(), Netns::new());
+    let (ua, ub) = (format!("198.18.{n}.1"), format!("198.18.{n}.2"));
+    veth(
+        &sa,
+        &sb,
+        &[&format!("{ua}/24")],
+        &[&format!("{ub}/24")],
+        1550,
+    );
+    let (ta, tb) = (ifname('a'), ifname('b'));
+    let a = NsSwitch::start(
+        &sa,
+        &[
+            "--port",
+            &ta,
+            "--port",
+            &format!("vx0=vxlan:5,local={ua},remote={ub}"),
+        ],
+    );
+    // b1's TAP has no offloads: it must get plain segments, checksums done
+    let b = NsSwitch::start(
+        &sb,
+        &[
+            "--port",
+            &format!("{tb},offload=off"),
+            "--port",
+            &format!("vx0=vxlan:5,local={ub},remote={ua}"),
+        ],
+    );
+    let hn = n + 1;
+    let a1 = host(&sa, &ta, &format!("198.18.{hn}.1/24"), &mac(hn, 1), 1500);
+    let b1 = host(&sb, &tb, &format!("198.18.{hn}.2/24"), &mac(hn, 2), 1500);
+    first_ping(&a1, &b1.ip);
+    let g = [("port", "vx0")];
+    let sends = a.metric("tapswitch_vxlan_gso_sends_total", &g);
+    let dgrams = a.metric("tapswitch_vxlan_gso_datagrams_total", &g);
+    // 20 segments of 1000 bytes: 20 datagrams of 8 + 1054 bytes, one UDP GSO send
+    let (len, mss) = (20_000usize, 1000usize);
+    let mut collect = common::ChildGuard(b1.ns.spawn(&[
+        "python3",
+        "-c",
+        TCP_COLLECT,
+        &b1.ifname,
+        &a1.mac,
+        "10",
+        &len.to_string(),
+    ]));
+    let out = collect.0.stdout.take().unwrap();
+    let mut lines = BufReader::new(out).lines();
+    assert_eq!(lines.next().unwrap().unwrap().trim(), "ready");
+    a1.ns.ok(&[
+        "python3",
+        "-c",
+        GSO_SEND,
+        &a1.ifname,
+        &b1.mac,
+        &a1.mac,
+        &a1.ip,
+        &b1.ip,
+        &len.to_string(),
+        &mss.to_string(),
+    ]);
+    let line = lines.next().unwrap().unwrap();
+    let mut f = line.split_whitespace();
+    let (segs, bad) = (f.next().unwrap(), f.next().unwrap());
+    let hex = f.next().unwrap_or("");
+    assert_eq!((segs, bad), ("20", "0"), "segments, bad checksums");
+    let want: String = (0..len)
+        .map(|i| format!("{:02x}", (i * 7 + 3) % 251))
+        .collect();
+    assert!(hex == want, "the payload arrived changed");
+    assert_eq!(
+        a.metric("tapswitch_vxlan_gso_sends_total", &g) - sends,
+        1.0,
+        "one UDP GSO send"
+    );
+    assert_eq!(
+        a.metric("tapswitch_vxlan_gso_datagrams_total", &g) - dgrams,
+        20.0
+    );
+    // site B read the batch whole (UDP GRO) and handed b1 its 20 segments
+    let c = &b.get(&format!("/api/v1/ports/{tb}"))["counters"];
+    assert!(c["tx_frames"].as_u64().unwrap() >= 20, "{c}");
     drop((a1, b1));
 }

@@ -14,6 +14,7 @@
 //!   recipes (tests/libvirt.rs). An unknown marker fails, so a typo cannot skip a block.
 //! - Runnable steps use unique names: the test replaces the README's `tsw0`/`h0` and
 //!   addresses with its own (pid and counter) and says so; nothing else changes.
+//! - Every exported metric name is in the README.
 
 mod common;
 
@@ -809,11 +810,46 @@ fn every_readme_link_names_a_heading() {
         .nth(1)
         .and_then(|r| r.split("\n## ").next())
         .expect("a Contents section");
-    for h in headings.iter().filter(|h| h.starts_with("## ") && **h != "## Contents") {
+    for h in headings
+        .iter()
+        .filter(|h| h.starts_with("## ") && **h != "## Contents")
+    {
         assert!(
             contents.contains(&format!("(#{})", anchor(h))),
             "the contents do not list {h}"
         );
     }
     assert_eq!(anchor("## QEMU/KVM guests"), "qemukvm-guests");
+}
+
+/// Every metric the switch exports (`tapswitch::metrics::METRIC_NAMES`, which the metrics
+/// module's own test holds to what `/metrics` describes) is named in the README, so the
+/// Metrics table cannot fall behind the code.
+#[test]
+fn every_exported_metric_is_named_in_the_readme() {
+    let missing: Vec<&str> = tapswitch::metrics::METRIC_NAMES
+        .iter()
+        .copied()
+        .filter(|n| !names_metric(README, n))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "exported but not in the README: {missing:?}"
+    );
+    // the check can fail: a name the README has only as a prefix of a longer one
+    assert!(names_metric(
+        "`tapswitch_x_total{port}`",
+        "tapswitch_x_total"
+    ));
+    assert!(!names_metric(
+        "`tapswitch_x_total_more`",
+        "tapswitch_x_total"
+    ));
+}
+
+/// Whether `text` has `name` as a whole metric name (not the start of a longer one).
+fn names_metric(text: &str, name: &str) -> bool {
+    text.match_indices(name).any(|(i, _)| {
+        !text[i + name.len()..].starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+    })
 }

@@ -1106,3 +1106,374 @@ fn a_tso_frame_that_crossed_a_veth_underlay_whole_goes_on_as_a_gso_frame() {
         assert_eq!(s.host_handles[1].counters.tx_dropped_total(), 0);
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// UDP GSO send and coalesced (UDP GRO) receive
+
+/// An underlay that keeps what a `vxlan` port sends as the kernel would get it: each UDP GSO
+/// batch whole (`send_batch`: remote, UDP header, datagrams back to back, datagram size), each
+/// single datagram alone (size 0).
+#[derive(Clone, Default)]
+struct BatchEnd(Arc<Mutex<Vec<Sent>>>);
+
+/// One send as the kernel got it: remote, outer header, UDP payload(s), datagram size (0: single).
+type Sent = (IpAddr, [u8; ENCAP_HLEN], Vec<u8>, usize);
+
+impl Underlay for BatchEnd {
+    fn send(&self, to: IpAddr, head: &[u8; ENCAP_HLEN], frame: &[u8]) -> io::Result<()> {
+        let mut d = head[8..].to_vec();
+        d.extend_from_slice(frame);
+        self.0.lock().unwrap().push((to, *head, d, 0));
+        Ok(())
+    }
+    fn send_batch(
+        &self,
+        to: &[IpAddr],
+        head: &[u8; ENCAP_HLEN],
+        data: &[u8],
+        seg: usize,
+        done: &mut dyn FnMut(usize, io::Result<()>),
+    ) {
+        for (i, ip) in to.iter().enumerate() {
+            self.0
+                .lock()
+                .unwrap()
+                .push((*ip, *head, data.to_vec(), seg));
+            done(i, Ok(()));
+        }
+    }
+    fn path_mtu(&self, _to: Option<IpAddr>) -> Option<u32> {
+        Some(1550)
+    }
+}
+
+impl BatchEnd {
+    fn take(&self) -> Vec<(IpAddr, [u8; ENCAP_HLEN], Vec<u8>, usize)> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
+
+/// A TCP GSO frame (virtio_net_hdr with NEEDS_CSUM, TCP checksum left partial) over IPv4 or
+/// IPv6: `payload` from sequence number `seq`, segments of `mss`.
+fn tcp_gso(v6: bool, seq: u32, mss: u16, payload: &[u8]) -> Vec<u8> {
+    use tapswitch::offload::{csum_add, csum_fold, GSO_TCPV6};
+    let (l3, et) = if v6 { (40, 0x86dd) } else { (20, 0x0800) };
+    let l4_len = 20 + payload.len();
+    let mut ip = Vec::new();
+    if v6 {
+        ip.extend_from_slice(&[0x60, 0, 0, 0]);
+        ip.extend_from_slice(&(l4_len as u16).to_be_bytes());
+        ip.extend_from_slice(&[6, 64]);
+        ip.extend_from_slice(&[0x20, 0x01, 0, 2, 0, 0x28, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+        ip.extend_from_slice(&[0x20, 0x01, 0, 2, 0, 0x28, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+    } else {
+        ip.extend_from_slice(&[0x45, 0]);
+        ip.extend_from_slice(&((20 + l4_len) as u16).to_be_bytes());
+        ip.extend_from_slice(&[
+            0x12, 0x34, 0x40, 0, 64, 6, 0, 0, 198, 18, 41, 1, 198, 18, 41, 2,
+        ]);
+        let c = !csum_fold(csum_add(0, &ip));
+        ip[10..12].copy_from_slice(&c.to_be_bytes());
+    }
+    let addrs = if v6 { &ip[8..40] } else { &ip[12..20] };
+    let ps = csum_fold(csum_add(0, addrs) + 6 + l4_len as u32);
+    let mut tcp = vec![0x9c, 0x41, 0, 80];
+    tcp.extend_from_slice(&seq.to_be_bytes());
+    tcp.extend_from_slice(&[0, 0, 0, 1, 0x50, 0x18, 0xff, 0xff]);
+    tcp.extend_from_slice(&ps.to_be_bytes());
+    tcp.extend_from_slice(&[0, 0]);
+    let mut body = ip;
+    body.extend_from_slice(&tcp);
+    body.extend_from_slice(payload);
+    let hdr = VnetHdr {
+        flags: F_NEEDS_CSUM,
+        gso_type: if v6 { GSO_TCPV6 } else { GSO_TCPV4 },
+        hdr_len: (14 + l3 + 20) as u16,
+        gso_size: mss,
+        csum_start: (14 + l3) as u16,
+        csum_offset: 16,
+    };
+    let mut out = vec![0u8; VNET_HDR_LEN];
+    hdr.write(&mut out);
+    out.extend_from_slice(&build_frame(MacAddr::BROADCAST, mac(41), et, &body));
+    out
+}
+
+/// The TCP payloads of what a host port got (GSO frames or plain segments) by sequence
+/// number, each segment's IP and TCP checksums checked when `verify`.
+fn tcp_payloads(frames: &[Vec<u8>], vnet: bool, verify: bool) -> Vec<(u32, Vec<u8>)> {
+    use tapswitch::offload::{csum_add, csum_fold};
+    let mut out = Vec::new();
+    for f in frames {
+        let (hdr, frame) = if vnet {
+            (VnetHdr::parse(f).unwrap(), &f[VNET_HDR_LEN..])
+        } else {
+            (VnetHdr::default(), &f[..])
+        };
+        let v6 = frame[12..14] == [0x86, 0xdd];
+        let l4 = if v6 { 54 } else { 34 };
+        if verify {
+            assert!(hdr.is_plain(), "a plain port gets plain frames");
+            if !v6 {
+                assert_eq!(
+                    csum_fold(csum_add(0, &frame[14..34])),
+                    0xffff,
+                    "IPv4 checksum"
+                );
+            }
+            let addrs = if v6 { &frame[22..54] } else { &frame[26..34] };
+            let l4_len = frame.len() - l4;
+            let ps = csum_add(0, addrs) + 6 + l4_len as u32;
+            assert_eq!(
+                csum_fold(csum_add(ps, &frame[l4..])),
+                0xffff,
+                "TCP checksum"
+            );
+        }
+        let seq = u32::from_be_bytes([frame[l4 + 4], frame[l4 + 5], frame[l4 + 6], frame[l4 + 7]]);
+        out.push((seq, frame[l4 + 20..].to_vec()));
+    }
+    out
+}
+
+/// Site A (one offload host) sends `frames` (TCP GSO frames) through a `vxlan` port whose
+/// underlay keeps the UDP GSO batches; each batch is checked against the software
+/// segmentation (the VXLAN header, then exactly the segment `offload::finish` makes, every
+/// datagram but the last of a frame of one size), then handed to site B as the one coalesced
+/// read the kernel's UDP GRO gives a receiver. Returns what B's offload host and plain host
+/// got, and the number of batches.
+fn gso_across(frames: &[Vec<u8>]) -> (Vec<Vec<u8>>, Vec<Vec<u8>>, usize) {
+    use tapswitch::offload::{finish, Segmenter};
+    let (ua, ub) = (ip("198.18.41.1"), ip("198.18.41.2"));
+    let mut a = Site::new(0);
+    a.add_host(MemPort::new(1500).with_vnet_hdr(), "h0");
+    let mut spec = VxlanSpec::new(41);
+    for w in ["local=198.18.41.1", "remote=198.18.41.2"] {
+        spec.apply(w).unwrap();
+    }
+    let vtep = Arc::new(Vtep::new(spec, 1500));
+    let end = BatchEnd::default();
+    let port = VxlanPort::new(vtep.clone(), end.clone(), None);
+    a.sw.add_vxlan_port(
+        "vx41",
+        vtep.clone(),
+        Box::new(port),
+        PortFlags::default(),
+        false,
+    )
+    .unwrap();
+    let wire = Arc::new(Wire::default());
+    let mut b = Site::new(0);
+    b.add_host(MemPort::new(1500).with_vnet_hdr(), "fast");
+    b.add_host(MemPort::new(1500), "plain");
+    b.vxlan(
+        &wire,
+        41,
+        &["local=198.18.41.2", "remote=198.18.41.1"],
+        1550,
+    );
+    let mut batches = 0;
+    for f in frames {
+        a.send(0, f);
+        let hdr = VnetHdr::parse(f).unwrap();
+        let mut want = Vec::new();
+        let mut scratch = vec![0u8; 70_000];
+        finish(&hdr, &f[VNET_HDR_LEN..], &mut scratch, |s| {
+            let mut d = vec![0x08, 0, 0, 0, 0, 0, 41, 0];
+            d.extend_from_slice(s);
+            want.push(d);
+            Ok::<(), ()>(())
+        })
+        .unwrap()
+        .unwrap();
+        let segs = Segmenter::new(&hdr, &f[VNET_HDR_LEN..]).unwrap();
+        let stride = 8 + segs.seg_len(0);
+        let per = (65507 / stride).min(64);
+        let sent = end.take();
+        let mut got = Vec::new();
+        for (to, head, data, seg) in &sent {
+            assert_eq!(*to, ub);
+            assert_eq!(&head[2..4], &4789u16.to_be_bytes());
+            if *seg == 0 {
+                got.push(data.clone());
+            } else {
+                assert_eq!(*seg, stride, "datagrams of one size");
+                assert!(data.len() <= per * stride);
+                got.extend(data.chunks(*seg).map(<[u8]>::to_vec));
+            }
+            b.sw.vxlan_deliver_coalesced(ub, 4789, ua, data, *seg);
+        }
+        assert_eq!(got, want, "the datagrams the software segmentation makes");
+        if want.len() > 1 {
+            assert_eq!(sent.len(), want.len().div_ceil(per), "as few sends as fit");
+        }
+        batches += sent.len();
+        b.sw.pump();
+    }
+    let fast = b.hosts[0].take_sent();
+    let plain = b.hosts[1].take_sent();
+    (fast, plain, batches)
+}
+
+/// The bytes of a stream from a seed (an LCG; proptest shrinks the seed and the lengths).
+fn stream_bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (x >> 56) as u8
+        })
+        .collect()
+}
+
+#[test]
+fn a_64_kib_gso_frame_crosses_in_two_batches_and_comes_out_whole() {
+    // 1448-byte segments: 44 datagrams of 1510 bytes fit one send of at most 65507
+    let data = stream_bytes(7, 65_000);
+    let f = tcp_gso(false, 1, 1448, &data);
+    let (fast, plain, batches) = gso_across(&[f]);
+    assert_eq!(batches, 2, "45 datagrams: 43 + 2");
+    let got: Vec<u8> = tcp_payloads(&fast, true, false)
+        .into_iter()
+        .flat_map(|(_, p)| p)
+        .collect();
+    assert_eq!(got, data);
+    assert!(fast.len() <= 2, "coalesced again: {} frames", fast.len());
+    let segs = tcp_payloads(&plain, false, true);
+    assert_eq!(segs.len(), 45);
+    assert_eq!(
+        segs.into_iter().flat_map(|(_, p)| p).collect::<Vec<u8>>(),
+        data
+    );
+}
+
+mod gso_gro_properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+        /// Any sequence of TCP segments, sent as GSO frames of any sizes (IPv4 or IPv6, any
+        /// MSS the tunnel carries), crosses as UDP GSO batches and comes out of the
+        /// receiving site as the same byte stream: coalesced for an offload host, as
+        /// segments with valid checksums for a plain one.
+        #[test]
+        fn gso_send_and_gro_receive_keep_the_byte_stream(
+            v6 in any::<bool>(),
+            mss in 48u16..=1400,
+            seq0 in any::<u32>(),
+            seed in any::<u64>(),
+            lens in proptest::collection::vec(1usize..40_000, 1..4),
+        ) {
+            let total: usize = lens.iter().sum();
+            let data = stream_bytes(seed, total);
+            let mut frames = Vec::new();
+            let mut at = 0;
+            for l in &lens {
+                frames.push(tcp_gso(v6, seq0.wrapping_add(at as u32), mss, &data[at..at + l]));
+                at += l;
+            }
+            let (fast, plain, _) = gso_across(&frames);
+            let mut got = tcp_payloads(&fast, true, false);
+            let mut pos = 0usize;
+            for (seq, p) in &got {
+                prop_assert_eq!(*seq, seq0.wrapping_add(pos as u32), "in order, no gap");
+                pos += p.len();
+            }
+            let fast_bytes: Vec<u8> = got.drain(..).flat_map(|(_, p)| p).collect();
+            prop_assert!(fast_bytes == data, "offload host: the same stream");
+            let segs = tcp_payloads(&plain, false, true);
+            let want_segs: usize = lens.iter().map(|l| l.div_ceil(mss as usize)).sum();
+            prop_assert_eq!(segs.len(), want_segs);
+            let plain_bytes: Vec<u8> = segs.into_iter().flat_map(|(_, p)| p).collect();
+            prop_assert!(plain_bytes == data, "plain host: the same stream");
+        }
+    }
+}
+
+#[test]
+fn linux_capture_through_the_offload_send_and_the_coalesced_receive() {
+    use tapswitch::port::Port;
+    let cap = linux_capture();
+    let wire = Arc::new(Wire::default());
+    let ends = [
+        (100, "198.18.200.1", "198.18.200.2"),
+        (200, "2001:2::1", "2001:2::2"),
+        (300, "198.18.200.1", "198.18.200.2"),
+    ];
+    let mut sites: Vec<(u32, IpAddr, Site, VxlanPort<BatchEnd>, BatchEnd)> = Vec::new();
+    for (vni, a, b) in ends {
+        for (me, peer) in [(a, b), (b, a)] {
+            let mut s = Site::new(1);
+            let l = format!("local={me}");
+            let r = format!("remote={peer}");
+            s.vxlan(&wire, vni, &[l.as_str(), r.as_str()], 1500);
+            let end = BatchEnd::default();
+            let port = VxlanPort::new(s.vtep(0).clone(), end.clone(), None);
+            sites.push((vni, ip(me), s, port, end));
+        }
+    }
+    // Send: every inner frame through the port's offload entry (a zero virtio_net_hdr), as
+    // the frame path now hands it: the same single datagram Linux sent.
+    for c in &cap {
+        let (vni, inner) = wire::parse(&c.udp[8..]).unwrap();
+        let (_, _, _, port, end) = sites
+            .iter()
+            .find(|(v, l, ..)| *v == vni && *l == c.src)
+            .unwrap();
+        let mut pkt = vec![0u8; VNET_HDR_LEN];
+        pkt.extend_from_slice(inner);
+        port.send(&pkt).unwrap();
+        let sent = end.take();
+        assert_eq!(sent.len(), 1);
+        let (to, head, data, seg) = &sent[0];
+        assert_eq!((*to, *seg), (c.dst, 0));
+        assert_eq!(
+            &data[..],
+            &c.udp[8..],
+            "VXLAN header and inner frame as Linux's"
+        );
+        assert_eq!(
+            head[2..6],
+            c.udp[2..6],
+            "destination port and length as Linux's"
+        );
+    }
+    // Receive: runs of packets of one size between the same ends, each as the one coalesced
+    // read UDP GRO would make of them: the host gets every inner frame byte for byte, in order.
+    let mut i = 0;
+    let mut runs = 0;
+    while i < cap.len() {
+        let c = &cap[i];
+        let mut j = i + 1;
+        while j < cap.len()
+            && cap[j].src == c.src
+            && cap[j].dst == c.dst
+            && cap[j].udp.len() == c.udp.len()
+            && wire::parse(&cap[j].udp[8..]).unwrap().0 == wire::parse(&c.udp[8..]).unwrap().0
+        {
+            j += 1;
+        }
+        let vni = wire::parse(&c.udp[8..]).unwrap().0;
+        let (_, _, rx, ..) = sites
+            .iter()
+            .find(|(v, l, ..)| *v == vni && *l == c.dst)
+            .unwrap();
+        let data: Vec<u8> = cap[i..j].iter().flat_map(|p| p.udp[8..].to_vec()).collect();
+        rx.sw
+            .vxlan_deliver_coalesced(c.dst, 4789, c.src, &data, c.udp.len() - 8);
+        rx.sw.pump();
+        let want: Vec<Vec<u8>> = cap[i..j]
+            .iter()
+            .map(|p| wire::parse(&p.udp[8..]).unwrap().1.to_vec())
+            .collect();
+        let got = rx.hosts[0].take_sent();
+        assert_eq!(got, want, "VNI {vni}, packets {i}..{j}");
+        runs += usize::from(j - i > 1);
+        i = j;
+    }
+    assert!(runs >= 1, "the capture has runs of equal packets");
+}

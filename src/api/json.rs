@@ -113,6 +113,7 @@ fn vxlan_json(v: &Vtep) -> Value {
         "local": s.local,
         "dstport": s.dstport,
         "learning": s.learning,
+        "gso": s.gso,
         "srcport": [s.srcport.0, s.srcport.1],
         "ttl": s.ttl,
         "tos": s.tos,
@@ -127,6 +128,8 @@ fn vxlan_json(v: &Vtep) -> Value {
         "entries": v.len(),
         "learned": v.learned_count(),
         "rx_dropped_by_reason": drops,
+        "gso_sends": v.stats.gso_sends_total.load(Relaxed),
+        "gso_datagrams": v.stats.gso_datagrams_total.load(Relaxed),
     })
 }
 

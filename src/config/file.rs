@@ -319,6 +319,7 @@ struct FilePort {
     #[serde(default)]
     accept: Vec<Spanned<String>>,
     learning: Option<bool>,
+    gso: Option<bool>,
     mcast_router: Option<Spanned<u8>>,
     mcast_fast_leave: Option<bool>,
     mcast_max_groups: Option<Spanned<u32>>,
@@ -634,6 +635,10 @@ fn port_vxlan(t: &Table<'_>, p: &FilePort, spec: &mut PortSpec) -> Result<(), Co
     if let Some(l) = p.learning {
         let w = if l { "learning" } else { "no-learning" };
         words.push(("learning", t.span.clone(), w.to_string()));
+    }
+    if let Some(g) = p.gso {
+        let w = if g { "gso" } else { "no-gso" };
+        words.push(("gso", t.span.clone(), w.to_string()));
     }
     if spec.kind == PortKind::Vxlan && spec.vxlan.is_none() {
         let Some(vni) = &p.vni else {
@@ -1055,13 +1060,22 @@ kind = "packet"
     #[test]
     fn vxlan_port_tables() {
         let f = parse(
-            "[[port]]\nname = \"vx0\"\nkind = \"vxlan\"\nvni = 100\nlocal = \"198.18.0.1\"\nremote = [\"198.18.0.2\"]\nsrcport = \"49152-65000\"\naccept = [\"198.18.0.0/15\"]\nlearning = false\nttl = 9\n\n[[port]]\nspec = \"vx1=vxlan:200,local=198.18.0.1\"\nremote = [\"198.18.0.9\"]\n",
+            "[[port]]\nname = \"vx0\"\nkind = \"vxlan\"\nvni = 100\nlocal = \"198.18.0.1\"\nremote = [\"198.18.0.2\"]\nsrcport = \"49152-65000\"\naccept = [\"198.18.0.0/15\"]\nlearning = false\nttl = 9\ngso = false\n\n[[port]]\nspec = \"vx1=vxlan:200,local=198.18.0.1\"\nremote = [\"198.18.0.9\"]\n",
         )
         .unwrap();
         let v = f.ports[0].vxlan.as_ref().unwrap();
         assert_eq!(
-            (v.vni, v.srcport, v.ttl, v.learning),
-            (100, (49152, 65000), Some(9), false)
+            (v.vni, v.srcport, v.ttl, v.learning, v.gso),
+            (100, (49152, 65000), Some(9), false, false)
+        );
+        assert!(
+            f.ports[1].vxlan.as_ref().unwrap().gso,
+            "GSO send on by default"
+        );
+        let e = err("[[port]]\nname = \"vx0\"\nkind = \"vxlan\"\nvni = 100\nlocal = \"198.18.0.1\"\ngso = \"off\"\n");
+        assert!(
+            e.contains("test.toml") && e.contains("line 6") && e.contains("gso ="),
+            "{e}"
         );
         assert_eq!(f.ports[0].arg, "100");
         assert_eq!(f.ports[1].vxlan.as_ref().unwrap().remotes.len(), 1);

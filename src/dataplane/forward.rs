@@ -516,7 +516,20 @@ impl Switch {
                 c.tx_drop(TxDrop::Mtu);
                 return false;
             }
-            let ok = self.sent(h, h.port.send(out.pkt), frame_len, w);
+            let r = h.port.send(out.pkt);
+            if let Err(e) = &r {
+                if e.raw_os_error() == Some(libc::EMSGSIZE)
+                    && h.port.kind() == crate::port::PortKind::Vxlan
+                {
+                    // a GSO frame whose segments do not fit the tunnel (see
+                    // `Vtep::transmit_offload`): one MTU drop per segment, as a plain port
+                    // counts them
+                    let segs = offload::check_gso(&out.hdr, out.frame.bytes_ref()).unwrap_or(1);
+                    c.tx_dropped[TxDrop::Mtu.index()].fetch_add(segs as u64, Relaxed);
+                    return false;
+                }
+            }
+            let ok = self.sent(h, r, frame_len, w);
             if ok && armed {
                 self.capture_egress(reg, h, &mut w.tap_ts, out.frame.bytes_ref());
             }
@@ -609,6 +622,11 @@ impl Switch {
         if e.raw_os_error() == Some(libc::EDESTADDRREQ) {
             // a tunnel port with no remote to send to (see `Vtep::transmit`)
             return c.tx_drop(TxDrop::NoRemote);
+        }
+        if e.raw_os_error() == Some(libc::EMSGSIZE) && h.port.kind() == crate::port::PortKind::Vxlan
+        {
+            // a datagram over 64 KiB (see `Vtep::transmit`)
+            return c.tx_drop(TxDrop::Mtu);
         }
         match classify(e) {
             IoClass::WouldBlock => c.tx_drop(TxDrop::QueueFull),

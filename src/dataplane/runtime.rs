@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use super::forward::{Scratch, HEADROOM};
 use super::registry::{LinkState, PortHandle};
+use super::vxlan::{Hub, HubRx};
 use super::Switch;
 use crate::buf::PageBuf;
 use crate::port::sys::epoll::{self, Epoll, EventFd};
@@ -93,6 +94,18 @@ enum Cmd {
     },
     /// Stop reading a port; the worker answers on the channel once it holds none of it.
     Remove(crate::types::PortId, std::sync::mpsc::Sender<()>),
+    /// Serve a VXLAN hub's socket.
+    AddHub(Box<HubEntry>),
+    /// Stop serving a hub; the worker closes its socket, then answers on the channel.
+    RemoveHub(Arc<Hub>, std::sync::mpsc::Sender<()>),
+}
+
+/// A VXLAN hub a worker serves: its socket and its receive buffers.
+pub(super) struct HubEntry {
+    pub(super) sw: Arc<Switch>,
+    pub(super) hub: Arc<Hub>,
+    pub(super) sock: std::net::UdpSocket,
+    pub(super) rx: HubRx,
 }
 
 /// One worker thread's shared state: its epoll set and its command queue.
@@ -139,6 +152,24 @@ impl Workers {
                 },
             );
         }
+    }
+
+    /// Gives a hub's socket to a worker (the next in turn); returns which.
+    pub(super) fn add_hub(&self, e: HubEntry) -> usize {
+        let i = self.next.fetch_add(1, Relaxed) % self.list.len();
+        self.send(i, Cmd::AddHub(Box::new(e)));
+        i
+    }
+
+    /// Stops serving a hub on worker `i`, and waits (1 s at most) until its socket is closed.
+    pub(super) fn remove_hub(&self, i: usize, hub: &Arc<Hub>) {
+        let Some(w) = self.list.get(i) else { return };
+        if w.stop.load(Relaxed) {
+            return;
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.send(i, Cmd::RemoveHub(hub.clone(), tx));
+        let _ = rx.recv_timeout(std::time::Duration::from_secs(1));
     }
 
     /// Stops reading a port on every worker, and waits (2 s at most) until each has let go
@@ -253,6 +284,8 @@ impl Drop for Dataplane {
 }
 
 const WAKE_TOKEN: u64 = u64::MAX;
+/// Tokens of hub sockets have this bit set (the rest is the index in the worker's hubs).
+const HUB_TOKEN: u64 = 1 << 62;
 /// Ready fds taken from one epoll_wait.
 const EVENTS: usize = 64;
 
@@ -272,6 +305,7 @@ fn worker(index: usize, workers: &Workers, busy_poll_us: u64) {
     crate::port::set_worker_index(index);
     let me = &workers.list[index];
     let mut entries: Vec<Option<Entry>> = Vec::new();
+    let mut hubs: Vec<Option<HubEntry>> = Vec::new();
     let mut events = vec![epoll::empty_event(); EVENTS];
     let mut bufs = RxBuffers::default();
     // edge-triggered queues whose last batch was full: they are drained again without waiting
@@ -301,7 +335,13 @@ fn worker(index: usize, workers: &Workers, busy_poll_us: u64) {
                 }
                 let cmds = std::mem::take(&mut *me.cmds.lock().unwrap_or_else(|p| p.into_inner()));
                 for c in cmds {
-                    apply(me, &mut entries, c);
+                    apply(me, &mut entries, &mut hubs, c);
+                }
+                continue;
+            }
+            if token & HUB_TOKEN != 0 {
+                if let Some(Some(h)) = hubs.get_mut((token & !HUB_TOKEN) as usize) {
+                    frames += h.sw.hub_drain(&h.hub, &h.sock, &mut h.rx);
                 }
                 continue;
             }
@@ -362,8 +402,44 @@ fn serve(
     n
 }
 
-fn apply(me: &WorkerShared, entries: &mut Vec<Option<Entry>>, c: Cmd) {
+fn apply(
+    me: &WorkerShared,
+    entries: &mut Vec<Option<Entry>>,
+    hubs: &mut Vec<Option<HubEntry>>,
+    c: Cmd,
+) {
     match c {
+        Cmd::AddHub(e) => {
+            use std::os::fd::AsRawFd;
+            let slot = match hubs.iter().position(Option::is_none) {
+                Some(s) => s,
+                None => {
+                    hubs.push(None);
+                    hubs.len() - 1
+                }
+            };
+            if let Err(err) = me
+                .epoll
+                .add(e.sock.as_raw_fd(), epoll::IN, HUB_TOKEN | slot as u64)
+            {
+                tracing::error!(hub = %e.hub.label(), error = %err, "cannot poll vxlan socket");
+                return;
+            }
+            hubs[slot] = Some(*e);
+        }
+        Cmd::RemoveHub(hub, done) => {
+            use std::os::fd::AsRawFd;
+            for h in hubs.iter_mut() {
+                if h.as_ref().is_some_and(|x| Arc::ptr_eq(&x.hub, &hub)) {
+                    if let Some(x) = h.take() {
+                        let _ = me.epoll.delete(x.sock.as_raw_fd());
+                        // the socket closes here, before the answer
+                        drop(x);
+                    }
+                }
+            }
+            let _ = done.send(());
+        }
         Cmd::Add { sw, h, q } => {
             let Some(fd) = h.port.queue_fd(q) else { return };
             if h.state() == LinkState::Gone {

@@ -1,8 +1,10 @@
 //! VXLAN hubs: one UDP socket per (local address, UDP port), shared by every `vxlan` port
-//! (VNI) on it. The hub's task reads the socket in batches and hands each packet to the port of
+//! (VNI) on it. One of the dataplane's epoll workers reads the socket in batches (with
+//! `UDP_GRO`: a read may hold several datagrams of a flow) and hands each packet to the port of
 //! its VNI, which checks the header and the sender and learns ([`Vtep::receive`]); accepted
-//! inner frames go through [`Switch::handle_frame`] with that port as ingress, on the hub's
-//! task. Packets too short to carry a VNI, or for a VNI no port serves, are counted per hub.
+//! inner frames go through [`Switch::handle_frame`] with that port as ingress, on that worker
+//! (without workers, in tests, a task on the frame runtime). Packets too short to carry a VNI,
+//! or for a VNI no port serves, are counted per hub.
 //!
 //! Hubs are created by the first port that needs one and closed by the control thread's tick
 //! once no port uses them (so a reload that replaces a port keeps its socket).
@@ -19,7 +21,7 @@ use super::{Scratch, Switch};
 use crate::buf::PageBuf;
 use crate::forwarding::{PortFlags, Settings};
 use crate::offload::{self, VnetHdr, F_NEEDS_CSUM};
-use crate::port::vxlan::{RawUnderlay, VxlanPort};
+use crate::port::vxlan::{UdpUnderlay, VxlanPort};
 use crate::port::{sys, Port};
 use crate::types::{PortId, Timestamp};
 use crate::vxlan::gro::Gro;
@@ -55,8 +57,18 @@ pub struct Hub {
     members: RwLock<Arc<Members>>,
     /// Packets dropped before a VNI's port could be found (`short`, `unknown_vni`).
     pub dropped: DropCounters,
-    /// The receive task, and the channel it closes when it has ended (its socket closed).
-    task: Mutex<Option<(tokio::task::AbortHandle, std::sync::mpsc::Receiver<()>)>>,
+    /// Who reads the socket.
+    task: Mutex<Option<Reader>>,
+}
+
+/// Who reads a hub's socket.
+#[derive(Debug)]
+enum Reader {
+    /// A dataplane worker (by index), where the frames are handled: no thread to cross.
+    Worker(Arc<super::runtime::Workers>, usize),
+    /// A task on a tokio runtime (no dataplane: tests), and the channel it closes when it
+    /// has ended (its socket closed).
+    Task(tokio::task::AbortHandle, std::sync::mpsc::Receiver<()>),
 }
 
 impl Hub {
@@ -92,10 +104,14 @@ impl Hub {
 
     /// Stops the receive task and waits (1 s at most) until its socket is closed, so the
     /// address and port can be bound again at once.
-    fn stop(&self) {
-        if let Some((t, ended)) = self.task.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            t.abort();
-            let _ = ended.recv_timeout(std::time::Duration::from_secs(1));
+    fn stop(self: &Arc<Self>) {
+        match self.task.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            Some(Reader::Task(t, ended)) => {
+                t.abort();
+                let _ = ended.recv_timeout(std::time::Duration::from_secs(1));
+            }
+            Some(Reader::Worker(w, i)) => w.remove_hub(i, self),
+            None => {}
         }
     }
 }
@@ -110,8 +126,8 @@ pub enum VxlanAttachError {
     /// The spec is incomplete or inconsistent.
     #[error(transparent)]
     Spec(#[from] VxlanSpecError),
-    /// The sending socket could not be opened (CAP_NET_RAW?).
-    #[error("cannot open the sending socket (raw UDP on {local}; needs CAP_NET_RAW)")]
+    /// The sending sockets could not be opened (no free port in the `srcport` range?).
+    #[error("cannot open the sending sockets (UDP on {local}, in the srcport range)")]
     Send {
         /// The local address.
         local: IpAddr,
@@ -207,7 +223,19 @@ impl Switch {
             if let Err(e) = sys::vxlan::set_rcvbuf(&sock, HUB_RCVBUF) {
                 tracing::debug!(hub = %addr, error = %e, "receive buffer not enlarged");
             }
-            if let Some(rt) = self.frame_runtime() {
+            if let Err(e) = sys::vxlan::set_udp_gro(&sock) {
+                tracing::debug!(hub = %addr, error = %e, "no UDP GRO on the hub socket");
+            }
+            if let Some(w) = self.workers.get() {
+                let i = w.add_hub(super::runtime::HubEntry {
+                    sw: self.clone(),
+                    hub: hub.clone(),
+                    sock,
+                    rx: HubRx::new(RX_BATCH.min(sys::vxlan::MAX_BATCH)),
+                });
+                *hub.task.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some(Reader::Worker(w.clone(), i));
+            } else if let Some(rt) = self.frame_runtime() {
                 let (done, ended) = std::sync::mpsc::channel::<()>();
                 let (sw, h) = (self.clone(), hub.clone());
                 let t = rt.spawn(async move {
@@ -216,7 +244,7 @@ impl Switch {
                     hub_loop(sw, h, sock).await
                 });
                 *hub.task.lock().unwrap_or_else(|p| p.into_inner()) =
-                    Some((t.abort_handle(), ended));
+                    Some(Reader::Task(t.abort_handle(), ended));
             }
             tracing::info!(hub = %addr, "vxlan socket listening");
         }
@@ -377,6 +405,100 @@ impl Switch {
         self.handle_frame(reg, settings, &m.port, pkt, truncated, now, &mut rx.work);
     }
 
+    /// Handles one read of a hub's socket: one datagram, or several of one flow the kernel
+    /// coalesced (`UDP_GRO`), taken datagram by datagram in place: datagram i sits at
+    /// `AT + i * seg` and is handled as if read alone into `buf[i * seg..]` (its inner frame's
+    /// header room overlaps the tail of datagram i - 1, which is done with by then: merged,
+    /// copied or sent).
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the per-packet context, kept flat for speed"
+    )]
+    fn vxlan_read(
+        &self,
+        reg: &Registry,
+        settings: &Settings,
+        hub: &Hub,
+        members: &Members,
+        from: IpAddr,
+        buf: &mut [u8],
+        d: &sys::vxlan::Datagram,
+        now: Timestamp,
+        rx: &mut HubRx,
+    ) {
+        if d.seg == 0 || d.seg >= d.len || d.truncated {
+            return self.vxlan_input(
+                reg,
+                settings,
+                hub,
+                members,
+                from,
+                buf,
+                d.len,
+                d.truncated,
+                now,
+                rx,
+            );
+        }
+        let mut off = 0;
+        while off < d.len {
+            let len = d.seg.min(d.len - off);
+            self.vxlan_input(
+                reg,
+                settings,
+                hub,
+                members,
+                from,
+                &mut buf[off..],
+                len,
+                false,
+                now,
+                rx,
+            );
+            off += len;
+        }
+    }
+
+    /// Hands the hub at `local`:`dstport` one read the kernel coalesced from `src` (`UDP_GRO`):
+    /// `data` holds datagrams of `seg` bytes back to back, the last maybe shorter; then
+    /// publishes the counts (tests and fuzzing; allocates its buffers).
+    pub fn vxlan_deliver_coalesced(
+        &self,
+        local: IpAddr,
+        dstport: u16,
+        src: IpAddr,
+        data: &[u8],
+        seg: usize,
+    ) {
+        let Some(hub) = self
+            .vxlan_hubs()
+            .into_iter()
+            .find(|h| h.local == local && h.dstport == dstport)
+        else {
+            return;
+        };
+        let mut rx = HubRx::new(1);
+        let at = HEADROOM - VXLAN_HLEN;
+        let reg = self.ports();
+        let settings = self.settings.load();
+        let members = hub.members();
+        let now = self.now();
+        let mut buf = std::mem::take(&mut rx.bufs[0]);
+        let len = data.len().min(buf.len() - at);
+        buf[at..at + len].copy_from_slice(&data[..len]);
+        let d = sys::vxlan::Datagram {
+            len,
+            truncated: len < data.len(),
+            from: Some(src),
+            seg,
+        };
+        self.vxlan_read(
+            &reg, &settings, &hub, &members, src, &mut buf, &d, now, &mut rx,
+        );
+        self.vxlan_flush(&reg, &settings, now, &mut rx);
+        self.publish(&reg, &mut rx.work);
+    }
+
     /// Hands on the frame waiting in `rx`'s coalescing buffer, if any: one GSO frame for the
     /// segments merged, or the lone segment as it came.
     fn vxlan_flush(&self, reg: &Registry, settings: &Settings, now: Timestamp, rx: &mut HubRx) {
@@ -450,7 +572,7 @@ fn ip_key(ip: IpAddr) -> u32 {
 /// batch's metadata, the frame path's scratch, and the coalescing buffer with the port its
 /// pending frame came in on.
 pub struct HubRx {
-    /// Page-aligned (see [`crate::buf`]).
+    /// Page-aligned (see [`crate::buf`]). A read the kernel coalesced fills up to 64 KiB.
     bufs: Vec<PageBuf>,
     meta: Vec<sys::vxlan::Datagram>,
     work: Scratch,
@@ -459,7 +581,7 @@ pub struct HubRx {
 }
 
 impl HubRx {
-    fn new(batch: usize) -> HubRx {
+    pub(super) fn new(batch: usize) -> HubRx {
         HubRx {
             bufs: (0..batch)
                 .map(|_| PageBuf::new(HEADROOM + RX_BUF))
@@ -496,7 +618,7 @@ pub fn attach_vxlan(
     let v = port.spec;
     v.check()?;
     let local = v.local.ok_or(VxlanSpecError::NoLocal)?;
-    let underlay = RawUnderlay::open(local, v.ttl, v.tos)
+    let underlay = UdpUnderlay::open(local, v.dstport, v.srcport, v.ttl, v.tos, v.gso)
         .map_err(|source| VxlanAttachError::Send { local, source })?;
     let vtep = Vtep::new(v.clone(), 1500);
     vtep.set_mtu(vtep.mtu_for_path(1500));
@@ -507,8 +629,7 @@ pub fn attach_vxlan(
     Ok(h)
 }
 
-/// Reads a hub's socket, a batch of datagrams (`recvmmsg`) at a time: each packet goes to the
-/// port of its VNI, consecutive TCP segments of a flow coalesced.
+/// Reads a hub's socket on a tokio runtime (no dataplane workers: tests), a batch at a time.
 async fn hub_loop(sw: Arc<Switch>, hub: Arc<Hub>, sock: UdpSocket) {
     let afd = match sys::register(sock, false) {
         Ok(a) => a,
@@ -518,24 +639,40 @@ async fn hub_loop(sw: Arc<Switch>, hub: Arc<Hub>, sock: UdpSocket) {
         }
     };
     let mut rx = HubRx::new(RX_BATCH.min(sys::vxlan::MAX_BATCH));
-    const AT: usize = HEADROOM - VXLAN_HLEN;
     loop {
         let mut guard = match afd.readable().await {
             Ok(g) => g,
             Err(_) => return,
         };
-        let reg = sw.ports();
-        let settings = sw.settings.load();
+        let n = sw.hub_drain(&hub, afd.get_ref(), &mut rx);
+        if n == rx.bufs.len() {
+            drop(guard);
+            tokio::task::yield_now().await;
+        } else {
+            guard.clear_ready();
+        }
+    }
+}
+
+impl Switch {
+    /// Reads one batch of datagrams from a hub's socket (`recvmmsg`) and handles each: every
+    /// packet goes to the port of its VNI, consecutive TCP segments of a flow coalesced; a
+    /// read the kernel coalesced (`UDP_GRO`: several datagrams of one flow back to back) is
+    /// taken datagram by datagram, in place. Returns how many reads the batch had (0: nothing
+    /// was waiting).
+    pub(super) fn hub_drain(&self, hub: &Hub, sock: &UdpSocket, rx: &mut HubRx) -> usize {
+        const AT: usize = HEADROOM - VXLAN_HLEN;
+        let reg = self.ports();
+        let settings = self.settings.load();
         let members = hub.members();
-        let now = sw.now();
+        let now = self.now();
         let mut bufs = std::mem::take(&mut rx.bufs);
         let mut meta = std::mem::take(&mut rx.meta);
-        let got = sys::vxlan::recv_batch(afd.get_ref(), &mut bufs, AT, &mut meta);
-        let n = match got {
+        let n = match sys::vxlan::recv_batch(sock, &mut bufs, AT, &mut meta) {
             Ok(n) => n,
             Err(e) => {
                 if e.kind() != io::ErrorKind::WouldBlock {
-                    if let Some(held) = HUB_FAILED.allow(sw.now().millis() + 1000) {
+                    if let Some(held) = HUB_FAILED.allow(self.now().millis() + 1000) {
                         tracing::debug!(hub = %hub.label(), error = %e, held, "vxlan receive failed");
                     }
                 }
@@ -544,29 +681,13 @@ async fn hub_loop(sw: Arc<Switch>, hub: Arc<Hub>, sock: UdpSocket) {
         };
         for (buf, d) in bufs.iter_mut().zip(&meta).take(n) {
             let Some(from) = d.from else { continue };
-            sw.vxlan_input(
-                &reg,
-                &settings,
-                &hub,
-                &members,
-                from,
-                buf,
-                d.len,
-                d.truncated,
-                now,
-                &mut rx,
-            );
+            self.vxlan_read(&reg, &settings, hub, &members, from, buf, d, now, rx);
         }
-        sw.vxlan_flush(&reg, &settings, now, &mut rx);
+        self.vxlan_flush(&reg, &settings, now, rx);
         rx.bufs = bufs;
         rx.meta = meta;
-        sw.publish(&reg, &mut rx.work);
-        if n == rx.bufs.len() {
-            drop(guard);
-            tokio::task::yield_now().await;
-        } else {
-            guard.clear_ready();
-        }
+        self.publish(&reg, &mut rx.work);
+        n
     }
 }
 

@@ -51,6 +51,8 @@
 //! | `tapswitch_vxlan_remote_rx_frames_total` | counter | port, remote | frames accepted from a flood-list remote |
 //! | `tapswitch_vxlan_remote_tx_errors_total` | counter | port, remote | sends to a flood-list remote that failed |
 //! | `tapswitch_vxlan_rx_dropped_total` | counter | port, reason | packets dropped before the switch: `no_vni_flag`, `reserved_flags`, `bad_inner`, `stranger`, `static_mac` |
+//! | `tapswitch_vxlan_gso_sends_total` | counter | port | UDP GSO sends: one call carrying several datagrams (a GSO frame's segments) |
+//! | `tapswitch_vxlan_gso_datagrams_total` | counter | port | datagrams those UDP GSO sends carried |
 //! | `tapswitch_vxlan_hub_rx_dropped_total` | counter | hub, reason | packets a VXLAN socket (`ADDRESS:PORT`) dropped: `short`, `unknown_vni` |
 //! | `tapswitch_mcast_groups` | gauge | port, vlan | multicast groups the port is a member of in the VLAN |
 //! | `tapswitch_mcast_mdb_entries` | gauge | | (group, VLAN) entries of the MDB |
@@ -129,6 +131,8 @@ pub const METRIC_NAMES: &[&str] = &[
     "tapswitch_vxlan_remote_rx_frames_total",
     "tapswitch_vxlan_remote_tx_errors_total",
     "tapswitch_vxlan_rx_dropped_total",
+    "tapswitch_vxlan_gso_sends_total",
+    "tapswitch_vxlan_gso_datagrams_total",
     "tapswitch_vxlan_hub_rx_dropped_total",
     "tapswitch_mcast_groups",
     "tapswitch_mcast_mdb_entries",

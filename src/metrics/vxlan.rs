@@ -50,8 +50,20 @@ pub(super) fn vxlan(sw: &Switch, out: &mut Vec<Family>) {
         "VXLAN packets a vxlan port dropped before the switch, by reason.",
         COUNTER,
     );
+    let mut gso = Family::new(
+        "tapswitch_vxlan_gso_sends_total",
+        "UDP GSO sends of a vxlan port: one call that carried several datagrams (a GSO frame's segments).",
+        COUNTER,
+    );
+    let mut gso_d = Family::new(
+        "tapswitch_vxlan_gso_datagrams_total",
+        "Datagrams a vxlan port's UDP GSO sends carried.",
+        COUNTER,
+    );
     for m in &members {
         let port = m.port.name.as_str();
+        gso.push(&[("port", port)], v(&m.vtep.stats.gso_sends_total));
+        gso_d.push(&[("port", port)], v(&m.vtep.stats.gso_datagrams_total));
         let vt = &m.vtep;
         let set = vt.remotes();
         remotes.push(&[("port", port)], set.len() as f64);
@@ -86,5 +98,7 @@ pub(super) fn vxlan(sw: &Switch, out: &mut Vec<Family>) {
             );
         }
     }
-    out.extend([remotes, entries, learned, moved, tx, rx, txe, drops, hub]);
+    out.extend([
+        remotes, entries, learned, moved, tx, rx, txe, drops, gso, gso_d, hub,
+    ]);
 }

@@ -1,5 +1,5 @@
 //! The `vxlan` port spec: `NAME=vxlan:VNI,local=IP[,remote=IP]...[,dstport=4789][,ttl=N]
-//! [,tos=N][,srcport=MIN-MAX][,accept=CIDR[;CIDR]...][,no-learning]`, and the same keys in the
+//! [,tos=N][,srcport=MIN-MAX][,accept=CIDR[;CIDR]...][,no-learning][,no-gso]`, and the same keys in the
 //! configuration file's port table. No I/O: addresses and ranges are checked here, sockets are
 //! opened by the control plane.
 
@@ -116,6 +116,13 @@ pub struct VxlanSpec {
     pub learning: bool,
     /// Senders accepted besides the known remotes (`accept=CIDR[;CIDR]...`).
     pub accept: Vec<Cidr>,
+    /// A GSO frame (a TCP stream's 64 KiB frames from an offload port) crosses the tunnel as
+    /// UDP GSO batches: one send of many datagrams, cut by the device that can (a NIC) or
+    /// never (a veth to a peer that reads with a UDP socket, a Linux VTEP or tapswitch).
+    /// `no-gso` sends one datagram per segment, for a peer that reads a veth underlay with
+    /// packet sockets and cannot take a batch whole (Open vSwitch's userspace datapath drops
+    /// it: "Too big"; so it would a Linux VTEP's GSO packets).
+    pub gso: bool,
 }
 
 impl VxlanSpec {
@@ -132,6 +139,7 @@ impl VxlanSpec {
             srcport: (DEFAULT_SRC_PORT_MIN, DEFAULT_SRC_PORT_MAX),
             learning: true,
             accept: Vec::new(),
+            gso: true,
         }
     }
 
@@ -142,6 +150,8 @@ impl VxlanSpec {
             match word.replace('_', "-").as_str() {
                 "learning" => self.learning = true,
                 "no-learning" | "nolearning" => self.learning = false,
+                "gso" => self.gso = true,
+                "no-gso" | "nogso" => self.gso = false,
                 _ => return Ok(false),
             }
             return Ok(true);
@@ -304,6 +314,13 @@ mod tests {
         ] {
             assert_eq!(s.apply(w), Ok(true), "{w}");
         }
+        assert!(s.gso, "GSO send is on by default");
+        assert_eq!(s.apply("no-gso"), Ok(true));
+        assert!(!s.gso);
+        assert_eq!(s.apply("gso"), Ok(true));
+        assert!(s.gso);
+        assert_eq!(s.apply("no_gso"), Ok(true), "- and _ are the same");
+        assert!(!s.gso);
         assert_eq!(s.apply("hairpin"), Ok(false));
         assert_eq!(s.apply("mtu=1400"), Ok(false));
         assert_eq!(s.remotes.len(), 2, "a repeated remote counts once");

@@ -25,8 +25,9 @@ use dashmap::mapref::entry::Entry as MapEntry;
 use dashmap::DashMap;
 
 use super::spec::{VxlanSpec, MAX_MTU, MAX_REMOTES};
-use super::wire::{self, VxlanError, ENCAP_HLEN, OVERHEAD_V4, OVERHEAD_V6};
+use super::wire::{self, VxlanError, ENCAP_HLEN, OVERHEAD_V4, OVERHEAD_V6, VXLAN_HLEN};
 use crate::fdb::EntryKind;
+use crate::offload::{self, Segmenter, VnetHdr, F_NEEDS_CSUM, GSO_NONE};
 use crate::types::Timestamp;
 use crate::wire::MacAddr;
 
@@ -159,6 +160,8 @@ impl Remote {
 pub struct Remotes {
     /// The flood list, in the order remotes were added.
     pub flood: Vec<Arc<Remote>>,
+    /// The addresses of the flood list, in its order (one send call reaches them all).
+    flood_ips: Vec<IpAddr>,
     known: HashMap<IpAddr, Arc<Remote>>,
 }
 
@@ -213,6 +216,10 @@ pub struct VtepStats {
     pub aged_total: AtomicU64,
     /// Sources not learned: the learned limit or [`MAX_REMOTES`] was reached.
     pub learn_limit_hits_total: AtomicU64,
+    /// UDP GSO sends (one call, one remote or several, of more than one datagram).
+    pub gso_sends_total: AtomicU64,
+    /// Datagrams those sends carried.
+    pub gso_datagrams_total: AtomicU64,
 }
 
 /// One entry as the API shows it (`bridge fdb show ... self`).
@@ -258,15 +265,69 @@ pub enum VtepError {
     Full(&'static str),
 }
 
-/// Sends encapsulated packets: the kernel's UDP/IP stack (a raw socket) in the switch, a
-/// recorder in tests.
+/// Sends encapsulated packets: the kernel's UDP/IP stack in the switch, a recorder in tests.
 pub trait Underlay: Send + Sync + 'static {
     /// Sends one packet to `to`: the UDP and VXLAN headers `head`, then the inner `frame`.
+    /// The UDP header's source port says which flow the frame belongs to (an underlay may send
+    /// from another port of its own, the same for the same flow).
     fn send(&self, to: IpAddr, head: &[u8; ENCAP_HLEN], frame: &[u8]) -> io::Result<()>;
+    /// Sends a batch of equal datagrams to each remote in `to`, with the UDP header `head`
+    /// (ports; its length and the VXLAN header are those of the first datagram): `data` is
+    /// their UDP payloads (VXLAN header and inner frame) back to back, `seg` bytes each, the
+    /// last maybe shorter. Calls `done(i, result)` once per remote `to[i]`. The kernel's
+    /// underlay makes this one UDP GSO `sendmmsg`; this default, one [`Underlay::send`] per
+    /// datagram and remote.
+    fn send_batch(
+        &self,
+        to: &[IpAddr],
+        head: &[u8; ENCAP_HLEN],
+        data: &[u8],
+        seg: usize,
+        done: &mut dyn FnMut(usize, io::Result<()>),
+    ) {
+        for (i, ip) in to.iter().enumerate() {
+            let mut r = Ok(());
+            for d in data.chunks(seg.max(VXLAN_HLEN)) {
+                let mut h = *head;
+                h[4..6].copy_from_slice(&(d.len() as u16 + 8).to_be_bytes());
+                h[8..].copy_from_slice(&d[..VXLAN_HLEN.min(d.len())]);
+                if let Err(e) = self.send(*ip, &h, &d[VXLAN_HLEN.min(d.len())..]) {
+                    r = Err(e);
+                    break;
+                }
+            }
+            done(i, r);
+        }
+    }
+    /// Sends one packet (as [`Underlay::send`]) to each remote in `to`, calling
+    /// `done(i, result)` once per remote `to[i]` (a flood's copies: the kernel's underlay
+    /// makes this one `sendmmsg`).
+    fn send_each(
+        &self,
+        to: &[IpAddr],
+        head: &[u8; ENCAP_HLEN],
+        frame: &[u8],
+        done: &mut dyn FnMut(usize, io::Result<()>),
+    ) {
+        for (i, ip) in to.iter().enumerate() {
+            done(i, self.send(*ip, head, frame));
+        }
+    }
+    /// The most bytes and datagrams one [`Underlay::send_batch`] takes.
+    fn batch_limits(&self) -> (usize, usize) {
+        (MAX_GSO_BYTES, MAX_GSO_DATAGRAMS)
+    }
     /// The IP MTU of the path to `to`, or of the local address's interface when `to` is
     /// `None`; `None` if unknown.
     fn path_mtu(&self, to: Option<IpAddr>) -> Option<u32>;
 }
+
+/// The most payload bytes of one UDP GSO send: a UDP length is 16 bits, and over IPv4 the IP
+/// total length too (65535 - 20 - 8).
+pub const MAX_GSO_BYTES: usize = 65507;
+/// The most datagrams of one UDP GSO send: Linux's `UDP_MAX_SEGMENTS` (64 until 6.9, 128
+/// since; the smaller works on both).
+pub const MAX_GSO_DATAGRAMS: usize = 64;
 
 /// The VTEP of one `vxlan` port; see the module documentation.
 pub struct Vtep {
@@ -303,6 +364,7 @@ impl Vtep {
             set.flood.push(r.clone());
             set.known.insert(*ip, r);
         }
+        set.flood_ips = spec.remotes.clone();
         Vtep {
             spec,
             table: DashMap::with_hasher(Hasher::default()),
@@ -471,13 +533,15 @@ impl Vtep {
         let mut known = cur.known.clone();
         known.insert(ip, r.clone());
         self.publish(Remotes {
+            flood_ips: Vec::new(),
             flood: cur.flood.clone(),
             known,
         });
         Some(r)
     }
 
-    fn publish(&self, set: Remotes) {
+    fn publish(&self, mut set: Remotes) {
+        set.flood_ips = set.flood.iter().map(|r| r.ip).collect();
         *self.remotes.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(set);
     }
 
@@ -498,6 +562,7 @@ impl Vtep {
                 .map(|(k, r)| (*k, r.clone()))
                 .collect();
             self.publish(Remotes {
+                flood_ips: Vec::new(),
                 flood: cur.flood.clone(),
                 known,
             });
@@ -518,42 +583,125 @@ impl Vtep {
         if frame.len() < 14 {
             return Err(io::Error::from_raw_os_error(libc::EINVAL));
         }
+        let head = self.head(frame, frame.len())?;
+        match self.dest(frame) {
+            Dest::One(r) => send_one(&r, &head, frame, u),
+            Dest::Flood(set) if set.flood.len() == 1 => send_one(&set.flood[0], &head, frame, u),
+            Dest::Flood(set) => {
+                let mut out = Outcome::default();
+                u.send_each(&set.flood_ips, &head, frame, &mut |i, r| {
+                    out.add(&set.flood[i], r, 1)
+                });
+                out.result()
+            }
+        }
+    }
+
+    /// [`Vtep::transmit`] of a frame with a virtio_net_hdr (the `vxlan` port takes offload
+    /// frames): a plain frame goes as it is; a partial checksum is completed in `scratch`
+    /// first; a GSO frame is cut into its segments, each behind its VXLAN header, back to back
+    /// in `scratch`, and sent as few UDP GSO batches ([`Underlay::send_batch`]) as the limits
+    /// allow: one for a frame of up to 64 KiB of datagrams, to every remote it goes to. A
+    /// segment longer than the port's MTU fails the whole frame with `EMSGSIZE` (counted as
+    /// an MTU drop), as each segment would have failed the frame path's MTU check.
+    pub fn transmit_offload<U: Underlay + ?Sized>(
+        &self,
+        hdr: &VnetHdr,
+        frame: &[u8],
+        scratch: &mut [u8],
+        u: &U,
+    ) -> io::Result<()> {
+        let einval = || io::Error::from_raw_os_error(libc::EINVAL);
+        if hdr.gso() == GSO_NONE {
+            if hdr.flags & F_NEEDS_CSUM == 0 {
+                return self.transmit(frame, u);
+            }
+            let out = scratch.get_mut(..frame.len()).ok_or_else(einval)?;
+            out.copy_from_slice(frame);
+            offload::complete_csum(out, hdr.csum_start.into(), hdr.csum_offset.into())
+                .map_err(|_| einval())?;
+            return self.transmit(out, u);
+        }
+        if frame.len() < 14 {
+            return Err(einval());
+        }
+        let segs = Segmenter::new(hdr, frame).map_err(|_| einval())?;
+        let first = segs.seg_len(0);
+        let tag = if matches!(wire_type(frame), 0x8100 | 0x88a8) {
+            4
+        } else {
+            0
+        };
+        if first - tag > self.mtu() as usize + 18 {
+            return Err(io::Error::from_raw_os_error(libc::EMSGSIZE));
+        }
+        let stride = VXLAN_HLEN + first;
+        let (max_bytes, max_dgrams) = u.batch_limits();
+        let per = (max_bytes.min(scratch.len()) / stride).clamp(1, max_dgrams.max(1));
+        if stride > scratch.len() {
+            return Err(einval());
+        }
+        let head = self.head(frame, first)?;
+        let dest = self.dest(frame);
+        let n = segs.count();
+        let mut out = Outcome::default();
+        let mut i = 0;
+        while i < n {
+            let k = per.min(n - i);
+            let mut pos = 0;
+            for j in i..i + k {
+                wire::write_header(self.spec.vni, &mut scratch[pos..]);
+                pos += VXLAN_HLEN + segs.write(j, &mut scratch[pos + VXLAN_HLEN..]);
+            }
+            let data = &scratch[..pos];
+            match &dest {
+                Dest::One(r) => {
+                    u.send_batch(&[r.ip], &head, data, stride, &mut |_, res| {
+                        out.add(r, res, k as u64)
+                    });
+                }
+                Dest::Flood(set) => {
+                    u.send_batch(&set.flood_ips, &head, data, stride, &mut |x, res| {
+                        out.add(&set.flood[x], res, k as u64)
+                    });
+                }
+            }
+            if k > 1 {
+                self.stats.gso_sends_total.fetch_add(1, Relaxed);
+                self.stats.gso_datagrams_total.fetch_add(k as u64, Relaxed);
+            }
+            i += k;
+        }
+        out.result()
+    }
+
+    /// The UDP and VXLAN headers for a datagram of `inner_len` bytes of `frame`'s flow.
+    fn head(&self, frame: &[u8], inner_len: usize) -> io::Result<[u8; ENCAP_HLEN]> {
         let (min, max) = self.spec.srcport;
         let sport = wire::src_port(wire::flow_hash(frame), min, max);
         let mut head = [0u8; ENCAP_HLEN];
-        if wire::write_encap(
+        wire::write_encap(
             sport,
             self.spec.dstport,
             self.spec.vni,
-            frame.len(),
+            inner_len,
             &mut head,
         )
-        .is_none()
-        {
-            return Err(io::Error::from_raw_os_error(libc::EMSGSIZE));
-        }
+        .ok_or_else(|| io::Error::from_raw_os_error(libc::EMSGSIZE))?;
+        Ok(head)
+    }
+
+    /// Where a frame goes: the remote its unicast destination is behind, else the flood list.
+    fn dest(&self, frame: &[u8]) -> Dest {
         let mut d = [0u8; 6];
         d.copy_from_slice(&frame[..6]);
         let dst = MacAddr(d);
         if !dst.is_multicast() {
             if let Some(r) = self.destination(&dst) {
-                return send_one(&r, &head, frame, u);
+                return Dest::One(r);
             }
         }
-        let set = self.remotes();
-        let mut last = None;
-        let mut sent = false;
-        for r in &set.flood {
-            match send_one(r, &head, frame, u) {
-                Ok(()) => sent = true,
-                Err(e) => last = Some(e),
-            }
-        }
-        match (sent, last) {
-            (true, _) => Ok(()),
-            (false, Some(e)) => Err(e),
-            (false, None) => Err(io::Error::from_raw_os_error(libc::EDESTADDRREQ)),
-        }
+        Dest::Flood(self.remotes())
     }
 
     fn check_dst(&self, dst: IpAddr) -> Result<(), VtepError> {
@@ -584,7 +732,11 @@ impl Vtep {
         flood.push(r.clone());
         let mut known = cur.known.clone();
         known.insert(dst, r);
-        self.publish(Remotes { flood, known });
+        self.publish(Remotes {
+            flood_ips: Vec::new(),
+            flood,
+            known,
+        });
         Ok(())
     }
 
@@ -659,6 +811,7 @@ impl Vtep {
             let n = cur.flood.len() - flood.len();
             if n > 0 {
                 self.publish(Remotes {
+                    flood_ips: Vec::new(),
                     flood,
                     known: cur.known.clone(),
                 });
@@ -772,6 +925,48 @@ impl Vtep {
             });
         }
         s.into_sorted().into_iter().map(|(_, r)| r).collect()
+    }
+}
+
+/// Where one frame goes.
+enum Dest {
+    One(Arc<Remote>),
+    Flood(Arc<Remotes>),
+}
+
+/// The EtherType (or outer tag type) of a frame of at least 14 bytes.
+fn wire_type(frame: &[u8]) -> u16 {
+    u16::from_be_bytes([frame[12], frame[13]])
+}
+
+/// The outcome of sending one frame to one or more remotes: sent if any remote got it.
+#[derive(Default)]
+struct Outcome {
+    sent: bool,
+    last: Option<io::Error>,
+}
+
+impl Outcome {
+    /// Counts one remote's result (`frames` datagrams).
+    fn add(&mut self, r: &Remote, res: io::Result<()>, frames: u64) {
+        match res {
+            Ok(()) => {
+                r.tx_frames.fetch_add(frames, Relaxed);
+                self.sent = true;
+            }
+            Err(e) => {
+                r.tx_errors.fetch_add(1, Relaxed);
+                self.last = Some(tunnel_error(e));
+            }
+        }
+    }
+
+    fn result(self) -> io::Result<()> {
+        match (self.sent, self.last) {
+            (true, _) => Ok(()),
+            (false, Some(e)) => Err(e),
+            (false, None) => Err(io::Error::from_raw_os_error(libc::EDESTADDRREQ)),
+        }
     }
 }
 

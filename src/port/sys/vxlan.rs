@@ -1,7 +1,8 @@
-//! Socket calls for `vxlan` ports: the raw UDP socket that sends (so each packet can carry its
-//! own UDP source port), its reject-all receive filter, `sendmsg` of header + frame, the
-//! receive buffer size of the listening UDP socket, and the underlay MTU (of the route to a
-//! remote, or of the interface holding the local address). Every block says why it is sound.
+//! Socket calls for `vxlan` ports: the UDP sockets that send (one per source port, with a
+//! reject-all receive filter), `sendmsg`/`sendmmsg` of datagrams and of UDP GSO batches
+//! (`UDP_SEGMENT`), the listening socket's `UDP_GRO`, receive buffer size and batched reads,
+//! and the underlay MTU (of the route to a remote, or of the interface holding the local
+//! address). Every block says why it is sound.
 #![allow(
     unsafe_code,
     reason = "the syscall wrappers: every unsafe block of the crate, each with its SAFETY comment"
@@ -10,7 +11,7 @@
 use std::io;
 use std::mem::size_of;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 
 fn check(rc: libc::c_int) -> io::Result<()> {
     if rc < 0 {
@@ -85,15 +86,32 @@ fn sockaddr(ip: IpAddr, port: u16) -> (libc::sockaddr_storage, libc::socklen_t) 
     (ss, len as libc::socklen_t)
 }
 
-/// Opens the sending socket of a `vxlan` port: `socket(AF_INET[6], SOCK_RAW, IPPROTO_UDP)`
-/// bound to `local`, non-blocking. The switch writes the UDP header (so the source port can
-/// follow each inner flow, as Linux's VXLAN does); the kernel adds the IP header, routes,
-/// fragments when the path MTU asks for it, and over IPv6 computes the UDP checksum
-/// (`IPV6_CHECKSUM` at offset 6; over IPv4 the checksum is left 0, as RFC 7348 advises).
-/// `ttl` and `tos` set the outer hop limit and TOS/traffic class. A raw socket would also get a
-/// copy of every UDP packet to `local`: a filter that rejects everything keeps its receive
-/// queue empty. Needs CAP_NET_RAW.
-pub fn raw_udp_socket(local: IpAddr, ttl: Option<u8>, tos: Option<u8>) -> io::Result<OwnedFd> {
+/// `UDP_SEGMENT` (linux/udp.h): the segment size of a UDP GSO send, as a socket option or a
+/// `SOL_UDP` control message of `sendmsg`.
+const UDP_SEGMENT: libc::c_int = 103;
+/// `UDP_GRO` (linux/udp.h): a socket option that lets the kernel hand coalesced datagrams of a
+/// flow to `recvmsg` at once, with a `SOL_UDP` control message giving their size.
+const UDP_GRO: libc::c_int = 104;
+
+/// Opens one sending socket of a `vxlan` port: a plain UDP socket bound to `local`:`port`,
+/// non-blocking. Why UDP and not a raw socket: only a UDP socket can send a GSO batch
+/// (`UDP_SEGMENT`, handled in `udp_sendmsg`; a raw socket's `raw_sendmsg` has no such option),
+/// and it needs no CAP_NET_RAW. The kernel writes the UDP header (source port: the socket's),
+/// the IP header, routes and fragments. `no_check` (IPv4 only): the UDP checksum is sent as 0
+/// (`SO_NO_CHECK`), as RFC 7348 advises and Linux's `noudpcsum` does; a UDP GSO send needs it
+/// on (`udp_send_skb` refuses `sk_no_check_tx` with EINVAL), which costs nothing where the
+/// device offloads it (veth, NICs). `shared`: `SO_REUSEPORT`, so a flow's GSO socket and
+/// its plain one share the source port. `ttl` and `tos` set the outer hop limit and
+/// TOS/traffic class. The socket never receives: a filter that rejects everything keeps its
+/// receive queue empty.
+pub fn udp_send_socket(
+    local: IpAddr,
+    port: u16,
+    ttl: Option<u8>,
+    tos: Option<u8>,
+    no_check: bool,
+    shared: bool,
+) -> io::Result<UdpSocket> {
     let family = if local.is_ipv4() {
         libc::AF_INET
     } else {
@@ -103,16 +121,25 @@ pub fn raw_udp_socket(local: IpAddr, ttl: Option<u8>, tos: Option<u8>) -> io::Re
     let fd = unsafe {
         libc::socket(
             family,
-            libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            libc::SOCK_DGRAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
             libc::IPPROTO_UDP,
         )
     };
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
-    // SAFETY: `fd` is a fresh descriptor that nothing else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    let raw = fd.as_raw_fd();
+    // SAFETY: `fd` is a fresh UDP socket descriptor that nothing else owns.
+    let sock = unsafe { UdpSocket::from_raw_fd(fd) };
+    if shared {
+        set_int(fd, libc::SOL_SOCKET, libc::SO_REUSEPORT, 1)?;
+    }
+    if no_check && local.is_ipv4() {
+        set_int(fd, libc::SOL_SOCKET, libc::SO_NO_CHECK, 1)?;
+    }
+    let (sa, len) = sockaddr(local, port);
+    // SAFETY: `sa` holds a valid sockaddr of `len` bytes for the call.
+    check(unsafe { libc::bind(fd, (&sa as *const libc::sockaddr_storage).cast(), len) })?;
+    let raw = sock.as_raw_fd();
     // Reject everything on receive: `ret #0`.
     let mut prog = [libc::sock_filter {
         code: (libc::BPF_RET | libc::BPF_K) as u16,
@@ -135,9 +162,6 @@ pub fn raw_udp_socket(local: IpAddr, ttl: Option<u8>, tos: Option<u8>) -> io::Re
             size_of::<libc::sock_fprog>() as libc::socklen_t,
         )
     })?;
-    let (sa, len) = sockaddr(local, 0);
-    // SAFETY: `sa` holds a valid sockaddr of `len` bytes for the call.
-    check(unsafe { libc::bind(raw, (&sa as *const libc::sockaddr_storage).cast(), len) })?;
     if local.is_ipv4() {
         if let Some(t) = ttl {
             set_int(raw, libc::IPPROTO_IP, libc::IP_TTL, t.into())?;
@@ -146,7 +170,6 @@ pub fn raw_udp_socket(local: IpAddr, ttl: Option<u8>, tos: Option<u8>) -> io::Re
             set_int(raw, libc::IPPROTO_IP, libc::IP_TOS, t.into())?;
         }
     } else {
-        set_int(raw, libc::IPPROTO_IPV6, libc::IPV6_CHECKSUM, 6)?;
         if let Some(t) = ttl {
             set_int(raw, libc::IPPROTO_IPV6, libc::IPV6_UNICAST_HOPS, t.into())?;
         }
@@ -154,38 +177,131 @@ pub fn raw_udp_socket(local: IpAddr, ttl: Option<u8>, tos: Option<u8>) -> io::Re
             set_int(raw, libc::IPPROTO_IPV6, libc::IPV6_TCLASS, t.into())?;
         }
     }
-    Ok(fd)
+    Ok(sock)
 }
 
-/// Sends `head` then `frame` as one datagram to `to` (`sendmsg`, two iovecs, no copy in
-/// userspace), without blocking.
-pub fn send_to(fd: &OwnedFd, to: IpAddr, head: &[u8], frame: &[u8]) -> io::Result<()> {
-    // Port 0: a raw socket takes its protocol from the socket, never from the address.
-    let (mut sa, len) = sockaddr(to, 0);
-    let mut iov = [
-        libc::iovec {
-            iov_base: head.as_ptr() as *mut libc::c_void,
-            iov_len: head.len(),
-        },
-        libc::iovec {
-            iov_base: frame.as_ptr() as *mut libc::c_void,
-            iov_len: frame.len(),
-        },
-    ];
-    // SAFETY: msghdr is plain data; all-zero is a valid value.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_name = (&mut sa as *mut libc::sockaddr_storage).cast();
-    msg.msg_namelen = len;
-    msg.msg_iov = iov.as_mut_ptr();
-    msg.msg_iovlen = iov.len();
-    // SAFETY: every pointer in `msg` (address, iovecs and the buffers they point to) is valid
-    // for the call; the kernel only reads the buffers.
-    let n = unsafe { libc::sendmsg(fd.as_raw_fd(), &msg, libc::MSG_DONTWAIT) };
-    if n < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
+/// Most remotes one [`send_each`] call hands the kernel at once.
+pub const MAX_DESTS: usize = 64;
+
+/// Room for one `UDP_SEGMENT` control message (a u16 value).
+// SAFETY: CMSG_SPACE only computes a size from its argument.
+const SEG_CMSG_SPACE: usize = unsafe { libc::CMSG_SPACE(size_of::<u16>() as u32) } as usize;
+
+/// A control-message buffer aligned for `cmsghdr`.
+#[repr(C, align(8))]
+struct CmsgBuf<const N: usize>([u8; N]);
+
+/// Sends the UDP payload made of `parts` (concatenated, no copy) to each of `to` with one
+/// `sendmmsg` per [`MAX_DESTS`] remotes, without blocking. With `seg` shorter than the payload
+/// it is a UDP GSO send: the kernel cuts the payload into datagrams of `seg` bytes (the last
+/// may be shorter), each with its own UDP and IP header, segmented as late as the device
+/// allows (never, toward a veth or a NIC with UDP segmentation offload). Calls
+/// `done(i, result)` once for each remote `to[i]`.
+pub fn send_each(
+    sock: &UdpSocket,
+    to: &[IpAddr],
+    dport: u16,
+    parts: &[&[u8]],
+    seg: usize,
+    done: &mut dyn FnMut(usize, io::Result<()>),
+) {
+    const PARTS: usize = 4;
+    let total: usize = parts.iter().map(|p| p.len()).sum();
+    let gso = seg > 0 && seg < total;
+    let Ok(seg16) = u16::try_from(seg) else {
+        for i in 0..to.len() {
+            done(i, Err(io::Error::from_raw_os_error(libc::EMSGSIZE)));
+        }
+        return;
+    };
+    if parts.len() > PARTS {
+        for i in 0..to.len() {
+            done(i, Err(io::Error::from_raw_os_error(libc::EINVAL)));
+        }
+        return;
     }
+    // SAFETY: iovec is plain data; all-zero is a valid value.
+    let mut iov: [libc::iovec; PARTS] = unsafe { std::mem::zeroed() };
+    for (v, p) in iov.iter_mut().zip(parts) {
+        *v = libc::iovec {
+            iov_base: p.as_ptr() as *mut libc::c_void,
+            iov_len: p.len(),
+        };
+    }
+    let mut cmsg = CmsgBuf([0u8; SEG_CMSG_SPACE]);
+    if gso {
+        // SAFETY: msghdr is plain data; all-zero is a valid value.
+        let mut m: libc::msghdr = unsafe { std::mem::zeroed() };
+        m.msg_control = cmsg.0.as_mut_ptr().cast();
+        m.msg_controllen = SEG_CMSG_SPACE;
+        // SAFETY: `m` points to a control buffer of SEG_CMSG_SPACE bytes, aligned for
+        // cmsghdr, which has room for one header and a u16: CMSG_FIRSTHDR returns its start
+        // (non-null, as msg_controllen covers a header) and CMSG_DATA a pointer inside it;
+        // the u16 is written unaligned.
+        unsafe {
+            let c = libc::CMSG_FIRSTHDR(&m);
+            (*c).cmsg_level = libc::SOL_UDP;
+            (*c).cmsg_type = UDP_SEGMENT;
+            (*c).cmsg_len = libc::CMSG_LEN(size_of::<u16>() as u32) as usize;
+            std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<u16>(), seg16);
+        }
+    }
+    let mut i = 0;
+    while i < to.len() {
+        let n = (to.len() - i).min(MAX_DESTS);
+        // SAFETY: sockaddr_storage and mmsghdr are plain data; all-zero values are valid.
+        let mut names: [libc::sockaddr_storage; MAX_DESTS] = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        let mut msgs: [libc::mmsghdr; MAX_DESTS] = unsafe { std::mem::zeroed() };
+        for k in 0..n {
+            let (sa, len) = sockaddr(to[i + k], dport);
+            names[k] = sa;
+            let h = &mut msgs[k].msg_hdr;
+            h.msg_name = (&mut names[k] as *mut libc::sockaddr_storage).cast();
+            h.msg_namelen = len;
+            h.msg_iov = iov.as_mut_ptr();
+            h.msg_iovlen = parts.len();
+            if gso {
+                h.msg_control = cmsg.0.as_mut_ptr().cast();
+                h.msg_controllen = SEG_CMSG_SPACE;
+            }
+        }
+        // SAFETY: `msgs[..n]` point to addresses, iovecs and a control buffer that live across
+        // the call; the iovecs point to `parts`, valid for reads of their lengths; the kernel
+        // only reads them and writes each msg_len.
+        let sent = unsafe {
+            libc::sendmmsg(
+                sock.as_raw_fd(),
+                msgs.as_mut_ptr(),
+                n as libc::c_uint,
+                libc::MSG_DONTWAIT,
+            )
+        };
+        if sent <= 0 {
+            // the first of these failed: it is counted, the next ones are tried again
+            let e = if sent < 0 {
+                io::Error::last_os_error()
+            } else {
+                io::Error::from_raw_os_error(libc::EAGAIN)
+            };
+            done(i, Err(e));
+            i += 1;
+            continue;
+        }
+        let sent = (sent as usize).min(n);
+        for k in 0..sent {
+            done(i + k, Ok(()));
+        }
+        i += sent;
+    }
+}
+
+/// Turns on `UDP_GRO` for a receiving socket: the kernel may hand several datagrams of one
+/// flow to one read, back to back, with their size in a control message ([`recv_batch`]
+/// reads it into [`Datagram::seg`]). A UDP GSO send that crossed a veth whole arrives so,
+/// never cut.
+pub fn set_udp_gro(sock: &UdpSocket) -> io::Result<()> {
+    set_int(sock.as_raw_fd(), libc::SOL_UDP, UDP_GRO, 1)
 }
 
 /// Most datagrams one [`recv_batch`] reads.
@@ -200,6 +316,9 @@ pub struct Datagram {
     pub truncated: bool,
     /// Its sender's address.
     pub from: Option<IpAddr>,
+    /// With `UDP_GRO` on ([`set_udp_gro`]): the size of each of the datagrams of one flow the
+    /// kernel coalesced into this one read (the last may be shorter); 0 for a single datagram.
+    pub seg: usize,
 }
 
 /// Reads up to `min(bufs.len(), out.len(), MAX_BATCH)` datagrams with one `recvmmsg`, without
@@ -218,6 +337,7 @@ pub fn recv_batch(
     let mut names: [libc::sockaddr_storage; MAX_BATCH] = unsafe { std::mem::zeroed() };
     // SAFETY: as above.
     let mut msgs: [libc::mmsghdr; MAX_BATCH] = unsafe { std::mem::zeroed() };
+    let mut cmsgs = [const { CmsgBuf([0u8; GRO_CMSG_SPACE]) }; MAX_BATCH];
     for i in 0..n {
         let area = bufs[i].get_mut(at..).unwrap_or_default();
         iov[i] = libc::iovec {
@@ -229,10 +349,13 @@ pub fn recv_batch(
         h.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
         h.msg_iov = &mut iov[i];
         h.msg_iovlen = 1;
+        h.msg_control = cmsgs[i].0.as_mut_ptr().cast();
+        h.msg_controllen = GRO_CMSG_SPACE;
     }
-    // SAFETY: `msgs[..n]` point to `n` iovecs and addresses that live across the call, and each
-    // iovec to a distinct buffer area valid for writes of its length; the kernel writes at most
-    // that much and sets msg_len, msg_flags and msg_namelen.
+    // SAFETY: `msgs[..n]` point to `n` iovecs, addresses and control buffers that live across
+    // the call, and each iovec to a distinct buffer area valid for writes of its length; the
+    // kernel writes at most that much (and at most msg_controllen bytes of control messages)
+    // and sets msg_len, msg_flags, msg_namelen and msg_controllen.
     let got = unsafe {
         libc::recvmmsg(
             sock.as_raw_fd(),
@@ -252,9 +375,41 @@ pub fn recv_batch(
             len: msgs[i].msg_len as usize,
             truncated: h.msg_flags & libc::MSG_TRUNC != 0,
             from: sockaddr_ip(&names[i]),
+            seg: gro_size(h),
         };
     }
     Ok(got)
+}
+
+/// Room for the control messages a `UDP_GRO` socket's read may carry (the segment size, an
+/// int; room to spare for one more the kernel might add).
+// SAFETY: CMSG_SPACE only computes a size from its argument.
+const GRO_CMSG_SPACE: usize =
+    2 * unsafe { libc::CMSG_SPACE(size_of::<libc::c_int>() as u32) } as usize;
+
+/// The segment size in a read's `UDP_GRO` control message, 0 if it has none.
+fn gro_size(h: &libc::msghdr) -> usize {
+    if h.msg_control.is_null() || h.msg_controllen == 0 {
+        return 0;
+    }
+    // SAFETY: the kernel filled `msg_controllen` bytes of the control buffer `h` points to
+    // (aligned for cmsghdr) with well-formed control messages; CMSG_FIRSTHDR and CMSG_NXTHDR
+    // walk them within that length and return null past the end. A message's data is read
+    // only when its length covers an int, unaligned.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(h);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_UDP
+                && (*c).cmsg_type == UDP_GRO
+                && (*c).cmsg_len >= libc::CMSG_LEN(size_of::<libc::c_int>() as u32) as usize
+            {
+                let v = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<libc::c_int>());
+                return v.max(0) as usize;
+            }
+            c = libc::CMSG_NXTHDR(h, c);
+        }
+    }
+    0
 }
 
 /// The IP address in a socket address the kernel filled in.
@@ -376,7 +531,8 @@ mod tests {
             Datagram {
                 len: 3,
                 truncated: false,
-                from: lo
+                from: lo,
+                seg: 0
             }
         );
         assert_eq!(&bufs[0][2..5], b"one");
@@ -386,7 +542,8 @@ mod tests {
             Datagram {
                 len: 62,
                 truncated: true,
-                from: lo
+                from: lo,
+                seg: 0
             }
         );
     }
