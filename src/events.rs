@@ -48,6 +48,8 @@ pub enum Event {
     Stp {
         /// The port.
         port: PortId,
+        /// Its name.
+        name: std::sync::Arc<str>,
         /// Its state (`discarding`, `learning`, `forwarding`, ...).
         state: &'static str,
     },

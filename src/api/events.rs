@@ -69,8 +69,10 @@ pub(crate) fn line(sw: &Switch, e: &Event) -> Vec<u8> {
         } => {
             json!({"event": "port", "port": &**name, "state": state})
         }
-        &Event::Stp { port, state } => {
-            json!({"event": "stp", "port": name(sw, port), "state": state})
+        Event::Stp {
+            ref name, state, ..
+        } => {
+            json!({"event": "stp", "port": &**name, "state": state})
         }
     };
     let mut out = v.to_string().into_bytes();

@@ -14,7 +14,7 @@ use super::{error_text, open_stream, ClientArgs};
 pub struct MonitorArgs {
     #[command(flatten)]
     client: ClientArgs,
-    /// Only these kinds of events: `fdb`, `port` (default: every kind).
+    /// Only these kinds of events: `fdb`, `port`, `stp` (default: every kind).
     what: Vec<String>,
 }
 
@@ -54,8 +54,8 @@ pub fn event_text(v: &Value) -> Option<String> {
 /// `tapswitch monitor`.
 pub fn monitor_cmd(a: MonitorArgs) -> Result<()> {
     for w in &a.what {
-        if !matches!(w.as_str(), "fdb" | "port") {
-            bail!("monitor: unknown event kind '{w}' (known: fdb, port)");
+        if !matches!(w.as_str(), "fdb" | "port" | "stp") {
+            bail!("monitor: unknown event kind '{w}' (known: fdb, port, stp)");
         }
     }
     let api = a.client.endpoint();
