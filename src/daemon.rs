@@ -24,6 +24,13 @@ pub async fn run(cfg: Config, o: Overrides) -> Result<()> {
 
 /// `tapswitch run`, with `--evpn` (the EVPN service, [`crate::evpn`]) or without.
 pub async fn run_with(cfg: Config, o: Overrides, evpn: bool) -> Result<()> {
+    if evpn && o.user.is_some() {
+        // the service writes the shadow bridges and removes them at exit: CAP_NET_ADMIN for
+        // as long as it runs, which --user gives up
+        anyhow::bail!(
+            "--evpn cannot be combined with --user: the EVPN service needs CAP_NET_ADMIN for as long as it runs (it writes the shadow bridges)"
+        );
+    }
     // Signal streams first and once: a signal that arrives at any later point is seen.
     let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;

@@ -1100,3 +1100,39 @@ fn convergence_of_a_new_mac_both_ways() {
     );
     assert!(mb < Duration::from_secs(5) && ma < Duration::from_secs(5));
 }
+
+/// `--evpn` refuses what it cannot serve, with a clear error and before touching anything:
+/// no `vxlan` port (no VNI), and `--user` (the service needs CAP_NET_ADMIN while it runs).
+/// Rootless.
+#[test]
+fn evpn_refuses_a_switch_without_a_vni_and_dropped_privileges() {
+    let ctl = common::ctl_path();
+    let (st, log) = common::tapswitch_fails(&[
+        "run",
+        "--evpn",
+        "--user",
+        "nobody",
+        "--listen",
+        "none",
+        "--control",
+        &ctl,
+        "--no-default-ports",
+    ]);
+    assert!(!st.success());
+    assert!(
+        log.contains("--evpn cannot be combined with --user"),
+        "{log}"
+    );
+    let (st, log) = common::tapswitch_fails(&[
+        "run",
+        "--evpn",
+        "--listen",
+        "none",
+        "--control",
+        &ctl,
+        "--no-default-ports",
+    ]);
+    assert!(!st.success());
+    assert!(log.contains("no vxlan port"), "{log}");
+    assert!(!std::path::Path::new(&ctl).exists(), "control socket left");
+}

@@ -299,7 +299,7 @@ impl Evpn {
         if binds.is_empty() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                "--evpn: the switch has no vxlan port (no VNI to serve)",
+                "the switch has no vxlan port (no VNI to serve)",
             ));
         }
         let mut nl = Nl::open()?;
