@@ -400,18 +400,20 @@ fn tapswitch_and_a_linux_vtep_form_an_evpn_fabric_through_frr() {
         let out = common::tapswitch_cmd(&args);
         assert!(out.status.success(), "{out:?}");
     };
-    fdb_cmd(&["add", probe, "dev", &tap, "static"]);
+    // the monitor may connect after a first change: the entry is written again (`replace`
+    // reports it again) until the monitor shows it, then removed once
     let probe_del = format!("Deleted {probe} dev {tap} static master tapswitch");
     let mut deleted = false;
     wait_for(
         10,
         "the monitor sees an entry come and go",
         || {
-            if !deleted
-                && events
-                    .text()
-                    .contains(&format!("{probe} dev {tap} static master"))
-            {
+            let seen = events
+                .text()
+                .contains(&format!("{probe} dev {tap} static master"));
+            if !seen {
+                fdb_cmd(&["replace", probe, "dev", &tap, "static"]);
+            } else if !deleted {
                 fdb_cmd(&["del", probe, "dev", &tap]);
                 deleted = true;
             }
@@ -1000,17 +1002,26 @@ fn timed_lines(mut cmd: Command) -> (common::ChildGuard, mpsc::Receiver<(Instant
     (common::ChildGuard(c), rx)
 }
 
-/// Waits (10 s at most) for a line containing all of `words`; returns when it arrived.
-fn line_with(rx: &mpsc::Receiver<(Instant, String)>, words: &[&str]) -> Instant {
-    let deadline = Instant::now() + Duration::from_secs(10);
+/// Waits (`secs` at most) for a line containing all of `words`; returns when it arrived.
+fn line_within(
+    rx: &mpsc::Receiver<(Instant, String)>,
+    words: &[&str],
+    secs: u64,
+) -> Option<Instant> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         match rx.recv_timeout(left) {
-            Ok((t, l)) if words.iter().all(|w| l.contains(w)) => return t,
+            Ok((t, l)) if words.iter().all(|w| l.contains(w)) => return Some(t),
             Ok(_) => {}
-            Err(_) => panic!("no line with {words:?} within 10 s"),
+            Err(_) => return None,
         }
     }
+}
+
+/// As [`line_within`], 10 s; panics without the line.
+fn line_with(rx: &mpsc::Receiver<(Instant, String)>, words: &[&str]) -> Instant {
+    line_within(rx, words, 10).unwrap_or_else(|| panic!("no line with {words:?} within 10 s"))
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -1075,11 +1086,19 @@ fn convergence_of_a_new_mac_both_ways() {
     let (_am, at_a) = timed_lines(amon);
     // the monitors report changes only: one fresh MAC each way shows both are connected
     let frame = |src: &str| common::frame_hex("ff:ff:ff:ff:ff:ff", src, 0x88b5, &[0; 46]);
-    let warm = ["02:65:79:01:00:00", "02:65:79:02:00:00"];
-    a1.send(&frame(warm[0]), 1);
-    line_with(&at_b, &[warm[0], "extern_learn"]);
-    b1.send(&frame(warm[1]), 1);
-    line_with(&at_a, &[warm[1], "dev vx0", "extern_learn"]);
+    // (a monitor may connect after the first change: fresh MACs until each has seen one)
+    let warm = |host: &Host, rx: &mpsc::Receiver<(Instant, String)>, side: u8, words: &[&str]| {
+        let ok = (0..10u8).any(|k| {
+            let m = format!("02:65:79:{side:02x}:ff:{k:02x}");
+            host.send(&frame(&m), 1);
+            let mut w = vec![m.as_str()];
+            w.extend_from_slice(words);
+            line_within(rx, &w, 2).is_some()
+        });
+        assert!(ok, "the monitor never saw a new MAC");
+    };
+    warm(&a1, &at_b, 1, &["extern_learn"]);
+    warm(&b1, &at_a, 2, &["dev vx0", "extern_learn"]);
     let (mut to_b, mut to_a) = (Vec::new(), Vec::new());
     for i in 1..=10u8 {
         let m = format!("02:65:79:01:00:{i:02x}");
