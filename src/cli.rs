@@ -71,7 +71,7 @@ enum Cmd {
     /// entries (like `bridge mdb`).
     Mdb(MdbArgs),
     /// Follow the switch's table and port changes as they happen (like `bridge monitor`):
-    /// `monitor [fdb] [port] [stp]`.
+    /// `monitor [fdb] [port] [stp] [mdb]`.
     Monitor(crate::client::monitor::MonitorArgs),
 }
 

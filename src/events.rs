@@ -1,5 +1,5 @@
 //! The table event stream: every change of the forwarding table (and, through the same bus,
-//! of ports and the spanning tree), for whoever follows the switch without polling: the
+//! of ports, the multicast database and the spanning tree), for whoever follows the switch without polling: the
 //! `GET /api/v1/events` stream, `tapswitch monitor`, the EVPN service.
 //!
 //! One bounded broadcast ring ([`EVENTS_CAPACITY`] events): publishing never blocks, and a
@@ -44,6 +44,9 @@ pub enum Event {
         /// `attached`, `up`, `down`, `gone` (its interface or peer went away) or `removed`.
         state: &'static str,
     },
+    /// A change of the multicast database (IGMP/MLD snooping): a port group added, changed
+    /// or removed, a router port, a querier.
+    Mdb(crate::mcast::Event),
     /// A port's spanning-tree state changed.
     Stp {
         /// The port.

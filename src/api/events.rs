@@ -69,6 +69,21 @@ pub(crate) fn line(sw: &Switch, e: &Event) -> Vec<u8> {
         } => {
             json!({"event": "port", "port": &**name, "state": state})
         }
+        Event::Mdb(m) => {
+            // {"event": "mdb", "change": "group_added", ...}, ports by name
+            let mut v = serde_json::to_value(m).unwrap_or_default();
+            let change = v["event"].take();
+            v["event"] = "mdb".into();
+            v["change"] = change;
+            for at in ["/port", "/querier/port"] {
+                if let Some(p) = v.pointer_mut(at) {
+                    if let Some(id) = p.as_u64() {
+                        *p = name(sw, PortId(id as u32)).into();
+                    }
+                }
+            }
+            v
+        }
         Event::Stp {
             ref name, state, ..
         } => {
@@ -112,4 +127,44 @@ pub(super) async fn events(State(st): State<AppState>) -> ApiResult<Response> {
         .header(header::CACHE_CONTROL, "no-store")
         .body(axum::body::Body::from_stream(Lines(body)))
         .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::forwarding::{PortFlags, Settings};
+    use crate::port::mem::MemPort;
+
+    #[test]
+    fn lines_name_ports_and_say_what_changed() {
+        let sw = Switch::new("t", Settings::default(), 10);
+        let h = sw
+            .add_port("h1", Box::new(MemPort::default()), PortFlags::default())
+            .unwrap();
+        let j = |e: &Event| -> serde_json::Value { serde_json::from_slice(&line(&sw, e)).unwrap() };
+        let v = j(&Event::Fdb {
+            mac: crate::wire::MacAddr([2, 0, 0, 0, 0, 1]),
+            vlan: 0,
+            port: h.id,
+            kind: crate::fdb::EntryKind::ExternLearn,
+            what: Change::Moved(PortId(999)),
+        });
+        assert_eq!(
+            v,
+            json!({"event": "fdb", "action": "move", "mac": "02:00:00:00:00:01", "vlan": 0,
+                   "port": "h1", "kind": "extern_learn", "from": "#999"})
+        );
+        let v = j(&Event::Mdb(crate::mcast::Event::GroupAdded {
+            vid: 0,
+            group: "239.1.1.1".parse().unwrap(),
+            source: None,
+            port: h.id,
+            is_static: true,
+        }));
+        assert_eq!(
+            v,
+            json!({"event": "mdb", "change": "group_added", "vid": 0, "group": "239.1.1.1",
+                   "port": "h1", "static": true})
+        );
+    }
 }

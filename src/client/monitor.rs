@@ -14,7 +14,7 @@ use super::{error_text, open_stream, ClientArgs};
 pub struct MonitorArgs {
     #[command(flatten)]
     client: ClientArgs,
-    /// Only these kinds of events: `fdb`, `port`, `stp` (default: every kind).
+    /// Only these kinds of events: `fdb`, `port`, `stp`, `mdb` (default: every kind).
     what: Vec<String>,
 }
 
@@ -43,6 +43,38 @@ pub fn event_text(v: &Value) -> Option<String> {
             Some(t)
         }
         "port" | "stp" => Some(format!("{}: {} {}", s("port"), s("event"), s("state"))),
+        "mdb" => {
+            let what = s("change");
+            let mut t = String::new();
+            if what.ends_with("_removed") {
+                t.push_str("Deleted ");
+            }
+            match what {
+                "group_added" | "group_removed" | "group_changed" => {
+                    t += &format!("dev tapswitch port {} grp {}", s("port"), s("group"));
+                    if let Some(src) = v["source"].as_str() {
+                        t += &format!(" src {src}");
+                    }
+                    if v["static"].as_bool() == Some(true) {
+                        t.push_str(" permanent");
+                    }
+                    if let Some(m) = v["filter_mode"].as_str() {
+                        t += &format!(" filter_mode {m}");
+                    }
+                    if let Some(r) = v["reason"].as_str() {
+                        t += &format!(" ({r})");
+                    }
+                }
+                "router_added" | "router_removed" => {
+                    t += &format!("router port {} ({})", s("port"), s("family"));
+                }
+                other => t += &format!("mdb {other} {}", v),
+            }
+            if let Some(n) = v["vid"].as_u64().filter(|n| *n != 0) {
+                t += &format!(" vid {n}");
+            }
+            Some(t)
+        }
         "lagged" => Some(format!(
             "lagged: {} events lost (read the table again)",
             v["lost"].as_u64().unwrap_or(0)
@@ -54,8 +86,8 @@ pub fn event_text(v: &Value) -> Option<String> {
 /// `tapswitch monitor`.
 pub fn monitor_cmd(a: MonitorArgs) -> Result<()> {
     for w in &a.what {
-        if !matches!(w.as_str(), "fdb" | "port" | "stp") {
-            bail!("monitor: unknown event kind '{w}' (known: fdb, port, stp)");
+        if !matches!(w.as_str(), "fdb" | "port" | "stp" | "mdb") {
+            bail!("monitor: unknown event kind '{w}' (known: fdb, port, stp, mdb)");
         }
     }
     let api = a.client.endpoint();
@@ -116,6 +148,14 @@ mod tests {
         assert!(t(r#"{"event":"lagged","lost":5}"#)
             .unwrap()
             .contains("5 events lost"));
+        assert_eq!(
+            t(r#"{"event":"mdb","change":"group_added","vid":0,"group":"239.1.1.1","port":"h2","static":false}"#).unwrap(),
+            "dev tapswitch port h2 grp 239.1.1.1"
+        );
+        assert_eq!(
+            t(r#"{"event":"mdb","change":"group_removed","vid":10,"group":"239.1.1.1","port":"h2","reason":"expired"}"#).unwrap(),
+            "Deleted dev tapswitch port h2 grp 239.1.1.1 (expired) vid 10"
+        );
         assert_eq!(t(r#"{"event":"new"}"#), None);
     }
 }
