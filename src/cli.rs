@@ -70,6 +70,9 @@ enum Cmd {
     /// Show the multicast groups, router ports and queriers, or add and remove static
     /// entries (like `bridge mdb`).
     Mdb(MdbArgs),
+    /// Follow the switch's table and port changes as they happen (like `bridge monitor`):
+    /// `monitor [fdb] [port] [stp] [mdb]`.
+    Monitor(crate::client::monitor::MonitorArgs),
 }
 
 #[derive(Args, Debug)]
@@ -167,6 +170,10 @@ struct RunArgs {
     /// answered 503 and closed [default: 64].
     #[arg(long, value_name = "N")]
     api_max_conns: Option<u64>,
+    /// EVPN through FRR: a shadow kernel bridge and vxlan device per VNI for zebra (see the
+    /// README's EVPN section).
+    #[arg(long)]
+    evpn: bool,
     /// IGMP/MLD snooping (Linux mcast_snooping): off floods every multicast frame
     /// [default: on].
     #[arg(long, value_name = "on|off")]
@@ -236,6 +243,7 @@ pub fn main() -> ExitCode {
         Cmd::Capture(a) => crate::client::capture::capture_cmd(*a),
         Cmd::Mirror(a) => crate::client::mirror::mirror_cmd(a),
         Cmd::Mdb(a) => crate::client::mdb::mdb_cmd(a),
+        Cmd::Monitor(a) => crate::client::monitor::monitor_cmd(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -248,9 +256,10 @@ pub fn main() -> ExitCode {
 
 fn run(a: RunArgs, log_format: LogFormat) -> anyhow::Result<()> {
     init_logging(log_format, "info");
+    let evpn = a.evpn;
     let o = overrides(a);
     let cfg = Config::resolve(&o)?;
-    runtime()?.block_on(crate::daemon::run(cfg, o))
+    runtime()?.block_on(crate::daemon::run_with(cfg, o, evpn))
 }
 
 fn overrides(a: RunArgs) -> Overrides {
@@ -310,7 +319,7 @@ where
             o.api_token_file = None;
             Config::resolve(&o)?;
         }
-        Cmd::Demo(_) | Cmd::Ports(_) | Cmd::Stp(_) | Cmd::Capture(_) => {}
+        Cmd::Demo(_) | Cmd::Ports(_) | Cmd::Stp(_) | Cmd::Capture(_) | Cmd::Monitor(_) => {}
         Cmd::Fdb(a) => {
             if let Some(action) = &a.action {
                 crate::client::fdb::fdb_request(action)?;

@@ -19,6 +19,18 @@ use crate::port::sys;
 
 /// `tapswitch run`.
 pub async fn run(cfg: Config, o: Overrides) -> Result<()> {
+    run_with(cfg, o, false).await
+}
+
+/// `tapswitch run`, with `--evpn` (the EVPN service, [`crate::evpn`]) or without.
+pub async fn run_with(cfg: Config, o: Overrides, evpn: bool) -> Result<()> {
+    if evpn && o.user.is_some() {
+        // the service writes the shadow bridges and removes them at exit: CAP_NET_ADMIN for
+        // as long as it runs, which --user gives up
+        anyhow::bail!(
+            "--evpn cannot be combined with --user: the EVPN service needs CAP_NET_ADMIN for as long as it runs (it writes the shadow bridges)"
+        );
+    }
     // Signal streams first and once: a signal that arrives at any later point is seen.
     let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
@@ -63,6 +75,21 @@ pub async fn run(cfg: Config, o: Overrides) -> Result<()> {
             let _ = ch.run(move || sw.remove_all_ports()).await;
         }
     };
+    let evpn = if evpn {
+        let sw2 = sw.clone();
+        match tokio::task::spawn_blocking(move || crate::evpn::shadow::Evpn::start(sw2)).await? {
+            Ok(e) => Some(Arc::new(e)),
+            Err(e) => {
+                stop_all(sw.clone()).await;
+                return Err(anyhow::anyhow!("--evpn: {e}"));
+            }
+        }
+    } else {
+        None
+    };
+    if let Some(e) = &evpn {
+        *sw.evpn.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.clone());
+    }
     let control_sock = match &cfg.control {
         Some(path) => {
             match crate::api::serve_control(
@@ -167,6 +194,10 @@ pub async fn run(cfg: Config, o: Overrides) -> Result<()> {
     if reloading {
         // the reload finishes on the control thread before the ports go
         let _ = done_rx.recv().await;
+    }
+    sw.evpn.lock().unwrap_or_else(|p| p.into_inner()).take();
+    if let Some(e) = evpn {
+        let _ = tokio::task::spawn_blocking(move || e.stop()).await;
     }
     stop_all(sw.clone()).await;
     drop(ctl);

@@ -157,6 +157,39 @@ pub struct FdbRecord {
     pub used_ms_ago: u64,
 }
 
+/// A change of one entry, for whoever follows the table (the event stream, EVPN): reported
+/// by the table as it happens, never for a refresh. See [`Fdb::set_watch`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FdbChange {
+    /// The entry.
+    pub key: FdbKey,
+    /// Its port now (or, when removed, the port it was on).
+    pub port: PortId,
+    /// Its kind now (or when removed).
+    pub kind: EntryKind,
+    /// What happened.
+    pub what: Change,
+}
+
+/// What happened to an entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// New, or replaced by a user.
+    Added,
+    /// Moved from another port.
+    Moved(PortId),
+    /// Removed (aged, flushed, deleted).
+    Removed,
+}
+
+/// Follows the table's changes. Called on the frame path for a new source or a move (once
+/// per source, never per frame between known hosts) and on the control thread for ageing and
+/// flushes: it must not block.
+pub trait FdbWatch: Send + Sync {
+    /// One change.
+    fn changed(&self, c: FdbChange);
+}
+
 /// Which entries a flush removes.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct FlushFilter {
@@ -238,6 +271,7 @@ pub struct Fdb {
     per_port: DashMap<PortId, PortCount, Hasher>,
     learned: LearnBudget,
     n_user: AtomicUsize,
+    watch: std::sync::OnceLock<std::sync::Arc<dyn FdbWatch>>,
     /// What the table did.
     pub stats: FdbStats,
 }
@@ -262,7 +296,24 @@ impl Fdb {
             per_port: DashMap::with_hasher(Hasher::default()),
             learned: LearnBudget::new(max_learned),
             n_user: AtomicUsize::new(0),
+            watch: std::sync::OnceLock::new(),
             stats: FdbStats::default(),
+        }
+    }
+
+    /// Reports every change of an entry to `w` from now on (one watcher, set once).
+    pub fn set_watch(&self, w: std::sync::Arc<dyn FdbWatch>) {
+        let _ = self.watch.set(w);
+    }
+
+    fn note(&self, key: FdbKey, port: PortId, kind: EntryKind, what: Change) {
+        if let Some(w) = self.watch.get() {
+            w.changed(FdbChange {
+                key,
+                port,
+                kind,
+                what,
+            });
         }
     }
 
@@ -354,7 +405,12 @@ impl Fdb {
     pub fn learn(&self, key: FdbKey, port: PortId, now: Timestamp) -> LearnOutcome {
         if let Some(e) = self.map.get(&key) {
             if e.kind != EntryKind::ExternLearn || e.port() == port {
-                return self.refresh(&e, port, now);
+                let (out, kind) = (self.refresh(&e, port, now), e.kind);
+                drop(e);
+                if let LearnOutcome::Moved(old) = out {
+                    self.note(key, port, kind, Change::Moved(old));
+                }
+                return out;
             }
             drop(e);
             return self.take_over(key, port, now);
@@ -373,6 +429,7 @@ impl Fdb {
                 v.insert(Entry::new(port, EntryKind::Learned, now));
                 self.port_add(port, 1);
                 self.stats.learned_total.fetch_add(1, Relaxed);
+                self.note(key, port, EntryKind::Learned, Change::Added);
                 LearnOutcome::Learned
             }
             MapEntry::Occupied(o) => {
@@ -401,6 +458,8 @@ impl Fdb {
             return LearnOutcome::Refreshed;
         }
         self.stats.moved_total.fetch_add(1, Relaxed);
+        drop(e);
+        self.note(key, port, EntryKind::Dynamic, Change::Moved(old));
         LearnOutcome::Moved(old)
     }
 
@@ -472,6 +531,7 @@ impl Fdb {
                 v.insert(Entry::new(port, kind, now));
             }
         }
+        self.note(key, port, kind, Change::Added);
         Ok(())
     }
 
@@ -544,7 +604,10 @@ impl Fdb {
                 let key = FdbKey::new(mac, *v);
                 self.map
                     .remove_if(&key, |_, e| e.port() == port)
-                    .map(|(_, e)| self.uncount(&e))
+                    .map(|(_, e)| {
+                        self.uncount(&e);
+                        self.note(key, port, e.kind, Change::Removed);
+                    })
                     .is_some()
             })
             .count()
@@ -568,6 +631,7 @@ impl Fdb {
         match self.map.remove(key) {
             Some((_, e)) => {
                 self.uncount(&e);
+                self.note(*key, e.port(), e.kind, Change::Removed);
                 true
             }
             None => false,
@@ -592,6 +656,7 @@ impl Fdb {
                 && (!f.dynamic_only || e.kind.ages());
             if hit {
                 self.uncount(e);
+                self.note(*k, e.port(), e.kind, Change::Removed);
                 n += 1;
             }
             !hit
@@ -611,6 +676,7 @@ impl Fdb {
             let hit = e.port() == port && e.kind.ages() && vids.contains(k.vlan);
             if hit {
                 self.uncount(e);
+                self.note(*k, e.port(), e.kind, Change::Removed);
                 n += 1;
             }
             !hit
@@ -640,11 +706,12 @@ impl Fdb {
     /// Removes ageing entries not refreshed for `ageing_ms`; returns how many.
     pub fn age_out(&self, now: Timestamp, ageing_ms: u64) -> usize {
         let mut n = 0;
-        self.map.retain(|_, e| {
+        self.map.retain(|k, e| {
             let expired =
                 e.kind.ages() && now.since(Timestamp(e.updated.load(Relaxed))) >= ageing_ms;
             if expired {
                 self.uncount(e);
+                self.note(*k, e.port(), e.kind, Change::Removed);
                 n += 1;
             }
             !expired

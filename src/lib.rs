@@ -49,6 +49,8 @@ pub mod control;
 pub mod daemon;
 pub mod dataplane;
 pub mod demo;
+pub mod events;
+pub mod evpn;
 pub mod fdb;
 pub mod forwarding;
 pub mod mcast;

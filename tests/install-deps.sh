@@ -36,7 +36,7 @@ while [ $# -gt 0 ]; do
   shift
 done
 
-packages=(iproute2 iputils-ping python3 iperf3 netsniff-ng prometheus mininet qemu-system-x86
+packages=(iproute2 iputils-ping python3 iperf3 netsniff-ng prometheus mininet qemu-system-x86 frr
   linux-image-cloud-amd64 busybox-static cpio openvswitch-switch tcpdump tshark util-linux
   libvirt-daemon-system libvirt-clients)
 # systemd-analyze checks the unit in contrib/systemd; only if it is not there already

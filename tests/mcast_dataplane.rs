@@ -270,3 +270,35 @@ fn a_group_joined_behind_a_vxlan_port_pulls_the_traffic_into_the_tunnel() {
     assert_eq!(lab.got(), [0, 1, 0]);
     assert!(sent.0.lock().unwrap().is_empty());
 }
+
+#[test]
+fn joins_and_leaves_are_on_the_event_bus() {
+    use tapswitch::events::Event;
+    let lab = Lab::new(2);
+    let mut rx = lab.sw.events.subscribe();
+    let g = ip("239.1.1.7");
+    lab.send(1, &igmp(ip("198.18.40.3"), g, 0x16, 0, g));
+    // the member's port goes: its groups go with it
+    lab.sw.remove_port("h1");
+    lab.sw.mcast_work();
+    let mdb: Vec<tapswitch::mcast::Event> = std::iter::from_fn(|| rx.try_recv().ok())
+        .filter_map(|e| match e {
+            Event::Mdb(m) => Some(m),
+            _ => None,
+        })
+        .collect();
+    let port = lab.handles[1].id;
+    assert!(
+        matches!(
+            mdb.first(),
+            Some(tapswitch::mcast::Event::GroupAdded { port: p, is_static: false, .. }) if *p == port
+        ),
+        "{mdb:?}"
+    );
+    assert!(
+        mdb.iter().any(
+            |e| matches!(e, tapswitch::mcast::Event::GroupRemoved { port: p, .. } if *p == port)
+        ),
+        "{mdb:?}"
+    );
+}

@@ -1452,3 +1452,52 @@ fn a_batch_of_floor_sized_gso_frames_ends_early_and_loses_nothing() {
     );
     assert_identity(&r.sw);
 }
+
+#[test]
+fn the_event_bus_reports_ports_and_spanning_tree_states() {
+    use tapswitch::events::Event;
+    use tapswitch::port::Link;
+    let sw = Switch::new("br-events", Settings::default(), 1024);
+    let mut rx = sw.events.subscribe();
+    sw.set_stp(true).unwrap();
+    let a = Arc::new(MemPort::default().with_link());
+    let ha = sw
+        .add_port("a", Box::new(a.clone()), PortFlags::default())
+        .unwrap();
+    let edge = tapswitch::stp::PortConfig {
+        admin_edge: true,
+        ..Default::default()
+    };
+    sw.set_port_stp(&ha, edge).unwrap();
+    for _ in 0..50 {
+        sw.tick();
+        if ha.stp_gate.forwards() {
+            break;
+        }
+    }
+    assert!(ha.stp_gate.forwards());
+    a.set_link(Link::Down);
+    for _ in 0..50 {
+        sw.tick();
+        if ha.state() == LinkState::Down {
+            break;
+        }
+    }
+    sw.tick();
+    sw.remove_port("a");
+    let seen: Vec<String> = std::iter::from_fn(|| rx.try_recv().ok())
+        .filter_map(|e| match e {
+            Event::Port { name, state, .. } => Some(format!("{name} port {state}")),
+            Event::Stp { name, state, .. } => Some(format!("{name} stp {state}")),
+            Event::Fdb { .. } | Event::Mdb(_) => None,
+        })
+        .collect();
+    let at = |s: &str| {
+        seen.iter()
+            .position(|x| x == s)
+            .unwrap_or_else(|| panic!("no '{s}' in {seen:?}"))
+    };
+    assert!(at("a port attached") < at("a stp forwarding"));
+    assert!(at("a stp forwarding") < at("a port down"));
+    assert!(at("a port down") < at("a port removed"));
+}

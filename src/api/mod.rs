@@ -23,6 +23,7 @@
 //! | POST | `/api/v1/mirrors` | `mirrors.rs` | a change |
 //! | DELETE | `/api/v1/mirrors/{name}` | `mirrors.rs` | a change |
 //! | GET | `/api/v1/mdb` | `mdb.rs` | anyone |
+//! | GET | `/api/v1/events` | `events.rs` (a stream of JSON lines) | anyone |
 //! | POST, DELETE | `/api/v1/mdb` | `mdb.rs` | a change |
 //!
 //! `GET /api/v1/listeners` lists stream and dgram sockets, whose peers become ports `NAME-N`;
@@ -59,6 +60,7 @@ mod auth;
 mod capture;
 mod config;
 mod error;
+mod events;
 mod fdb;
 mod json;
 mod listen;
@@ -167,6 +169,7 @@ fn routes() -> Router<AppState> {
             put(vlans::put_port_vlan).delete(vlans::del_port_vlan),
         )
         .route("/api/v1/capture", get(capture::capture))
+        .route("/api/v1/events", get(events::events))
         .route(
             "/api/v1/mirrors",
             get(mirrors::list_mirrors).post(mirrors::add_mirror),

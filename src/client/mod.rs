@@ -5,7 +5,8 @@
 //! - [`transport`]: one HTTP/1.1 client over the control socket or TCP (a whole answer, JSON,
 //!   `Link` paging, or a streamed body for captures).
 //! - [`ports`]: `ports` and `port add|del|set`; [`fdb`]: `fdb`; [`vlan`]: `vlan`;
-//!   [`config`]: `config`; [`stp`]: `stp`; [`mdb`]: `mdb`; [`capture`]: `capture`; [`mirror`]: `mirror`.
+//!   [`config`]: `config`; [`stp`]: `stp`; [`mdb`]: `mdb`; [`capture`]: `capture`; [`mirror`]: `mirror`;
+//!   [`monitor`]: `monitor`.
 //! - Here: where the switch is ([`ClientArgs`]: `--control`, `--api`, the default socket),
 //!   sending a change and turning the API's errors into messages, printing JSON.
 //!
@@ -22,6 +23,7 @@ pub mod config;
 pub mod fdb;
 pub mod mdb;
 pub mod mirror;
+pub mod monitor;
 pub mod ports;
 pub mod stp;
 pub mod transport;

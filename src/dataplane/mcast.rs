@@ -289,8 +289,9 @@ impl Switch {
             st.tick(now);
         }
         let actions = st.take_actions();
-        // the event stream is not wired yet: keep the queue from filling
-        let _ = st.take_events();
+        for e in st.take_events() {
+            self.events.publish(crate::events::Event::Mdb(e));
+        }
         let view = st.is_dirty().then(|| st.view());
         let mac = st.config().switch_mac;
         drop(st);

@@ -96,6 +96,11 @@ pub struct Switch {
     pub mcast: mcast::Snooping,
     /// Totals of ended captures and the capture id counter.
     pub capture: crate::capture::Totals,
+    /// Changes of the table, ports and spanning tree, for followers (see [`crate::events`]).
+    pub events: Arc<crate::events::Events>,
+    /// The EVPN service while `--evpn` runs one, for the metrics (type-erased: it is built on
+    /// the switch, so the switch does not name it).
+    pub evpn: Mutex<Option<Arc<dyn std::any::Any + Send + Sync>>>,
     registry: RwLock<Arc<Registry>>,
     listeners: Mutex<Vec<Listener>>,
     /// The dataplane's workers, which read the ports (unset in tests that pump).
@@ -127,9 +132,14 @@ impl std::fmt::Debug for Switch {
 impl Switch {
     /// A switch with no ports.
     pub fn new(name: &str, settings: Settings, max_learned: usize) -> Arc<Switch> {
+        let events = Arc::new(crate::events::Events::default());
+        let fdb = Fdb::new(max_learned);
+        fdb.set_watch(events.clone());
         Arc::new(Switch {
             name: name.to_string(),
-            fdb: Fdb::new(max_learned),
+            fdb,
+            events,
+            evpn: Mutex::new(None),
             settings: SharedSettings::new(settings),
             stats: SwitchStats::default(),
             stp: spanning::Spanning::new(spanning::derived_mac(name)),

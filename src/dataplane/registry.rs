@@ -83,6 +83,15 @@ pub enum LinkState {
 }
 
 impl LinkState {
+    /// `up`, `down` or `gone`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LinkState::Up => "up",
+            LinkState::Down => "down",
+            LinkState::Gone => "gone",
+        }
+    }
+
     pub(super) fn from_u8(v: u8) -> LinkState {
         match v {
             0 => LinkState::Up,
@@ -404,6 +413,7 @@ impl Switch {
         };
         self.start_port(&handle);
         tracing::info!(port = %name, kind = handle.kind().as_str(), flags = ?flags, "port attached");
+        self.port_event(handle.id, &handle.name, "attached");
         Ok(handle)
     }
 
@@ -497,6 +507,7 @@ impl Switch {
             tracing::warn!(port = %name, holders = Arc::strong_count(&handle) - 1, "a detached port is still held; its fds close when it is let go");
         }
         tracing::info!(port = %name, "port detached");
+        self.port_event(handle.id, &handle.name, "removed");
         Some(handle)
     }
 
@@ -647,6 +658,14 @@ impl Switch {
         }
     }
 
+    fn port_event(&self, port: PortId, name: &str, state: &'static str) {
+        self.events.publish(crate::events::Event::Port {
+            port,
+            name: name.into(),
+            state,
+        });
+    }
+
     /// The control thread's work the frame path asked for: flushes the entries of ports that
     /// left `up`, logs state changes, detaches ports that are gone for good. Run it off the
     /// frame path (the control thread does; tests without a runtime call it themselves).
@@ -668,7 +687,11 @@ impl Switch {
             };
             work.flushed += flushed;
             let now = h.state.load(Relaxed);
-            if h.reported.swap(now, Relaxed) != now || flushed > 0 {
+            let changed = h.reported.swap(now, Relaxed) != now;
+            if changed {
+                self.port_event(h.id, &h.name, LinkState::from_u8(now).as_str());
+            }
+            if changed || flushed > 0 {
                 tracing::info!(
                     port = %h.name,
                     state = ?LinkState::from_u8(now),

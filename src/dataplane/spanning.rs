@@ -294,6 +294,11 @@ impl Switch {
                     if let Some(h) = reg.get(port) {
                         if h.stp_gate.get() != state {
                             tracing::info!(port = %h.name, state = state.as_str(), "spanning tree state");
+                            self.events.publish(crate::events::Event::Stp {
+                                port,
+                                name: h.name.as_str().into(),
+                                state: state.as_str(),
+                            });
                         }
                         h.stp_gate.set(state);
                     }

@@ -60,6 +60,13 @@
 //! | `tapswitch_mcast_dropped_total` | counter | reason | `igmp_parse_error`, `mld_parse_error`, `mdb_full`, `port_max_groups`, `source_limit`, `output_dropped`, `inbox_full` |
 //! | `tapswitch_mcast_querier_present` | gauge | vlan, family | 1 while a querier exists (`igmp` or `mld`) |
 //! | `tapswitch_mcast_frames_total` | counter | result | multicast frames `delivered` to the MDB's ports or `flooded` |
+//! | `tapswitch_evpn_remote_vteps` | gauge | vni | remote VTEPs of the VNI's flood list (type-3 routes), with `--evpn` |
+//! | `tapswitch_evpn_remote_macs` | gauge | vni | remote MACs zebra installed for the VNI (type-2 routes) |
+//! | `tapswitch_evpn_routes_installed_total` | counter | | remote MACs installed from zebra's routes |
+//! | `tapswitch_evpn_routes_withdrawn_total` | counter | | remote MACs withdrawn |
+//! | `tapswitch_evpn_local_macs_advertised_total` | counter | | local MACs written to the shadow bridges for zebra to advertise |
+//! | `tapswitch_evpn_sync_errors_total` | counter | | failed netlink requests and failed table changes of the EVPN service |
+//! | `tapswitch_evpn_resyncs_total` | counter | | full dumps after a lost netlink event or a lagging table reader |
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
@@ -68,6 +75,7 @@ use prometheus::{Encoder, TextEncoder};
 
 use crate::dataplane::Switch;
 
+mod evpn;
 mod fdb;
 mod mcast;
 mod ports;
@@ -132,6 +140,13 @@ pub const METRIC_NAMES: &[&str] = &[
     "tapswitch_mcast_dropped_total",
     "tapswitch_mcast_querier_present",
     "tapswitch_mcast_frames_total",
+    "tapswitch_evpn_remote_vteps",
+    "tapswitch_evpn_remote_macs",
+    "tapswitch_evpn_routes_installed_total",
+    "tapswitch_evpn_routes_withdrawn_total",
+    "tapswitch_evpn_local_macs_advertised_total",
+    "tapswitch_evpn_sync_errors_total",
+    "tapswitch_evpn_resyncs_total",
 ];
 
 struct Family(MetricFamily);
@@ -185,6 +200,7 @@ pub fn gather(sw: &Switch) -> Vec<MetricFamily> {
     taps::build(&mut out);
     vxlan::vxlan(sw, &mut out);
     mcast::mcast(sw, &mut out);
+    evpn::evpn(sw, &mut out);
     out.into_iter().map(|f| f.0).collect()
 }
 

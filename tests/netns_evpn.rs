@@ -1,0 +1,1157 @@
+//! EVPN through FRR (issue 28), all in namespaces this test creates, underlay from
+//! 198.18.0.0/15:
+//!
+//! - site A: tapswitch with `--evpn` (a host on a TAP, a `vxlan` port with tunnel learning
+//!   and unknown-unicast flooding off), FRR's zebra and bgpd in A's namespace;
+//! - site B: a Linux bridge, a Linux vxlan device (dstport 4789, `nolearning`, `flood off`) and
+//!   a host on a veth, FRR's zebra and bgpd in B's namespace;
+//! - an iBGP EVPN session over a veth underlay (`advertise-all-vni`).
+//!
+//! Asserted: A's type-3 route at B and B's flood entry for A; B in tapswitch's flood list;
+//! ping and intact TCP both ways; A's host as a type-2 route at B (next hop A) and
+//! `extern_learn` in B's kernel; B's host `extern_learn` with `dst B` in tapswitch's table;
+//! the shadow vxlan device sends nothing; then FRR restarted at A, and tapswitch restarted at
+//! A: the tables come back to the same state and traffic resumes.
+//!
+//! Needs root and FRR (Debian's `frr`; tests/install-deps.sh installs it); skips without
+//! them, fails with CI=true.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::{ifname, run_ok, unique, Host, Log, Netns, TempDir, TAPSWITCH};
+
+const ZEBRA: &str = "/usr/lib/frr/zebra";
+const BGPD: &str = "/usr/lib/frr/bgpd";
+const VTYSH: &str = "/usr/bin/vtysh";
+
+/// Whether FRR is installed: missing fails with `CI=true` and skips otherwise.
+fn frr_or_skip() -> bool {
+    let missing: Vec<&str> = [ZEBRA, BGPD, VTYSH]
+        .into_iter()
+        .filter(|p| !std::path::Path::new(p).exists())
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{missing:?} missing (install Debian's 'frr' package: tests/install-deps.sh)");
+    }
+    eprintln!("SKIP: needs {missing:?} (Debian package 'frr')");
+    false
+}
+
+/// `tapswitch run` inside a namespace, stopped with SIGTERM on drop.
+struct NsSwitch {
+    child: Option<Child>,
+    ctl: String,
+    log: Log,
+}
+
+impl NsSwitch {
+    fn start(ns: &Netns, args: &[&str]) -> NsSwitch {
+        let ctl = common::ctl_path();
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &ns.name, TAPSWITCH, "run"])
+            .args(["--listen", "none", "--control", &ctl])
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn tapswitch");
+        let log = Log::default();
+        common::collect_stderr(child.stderr.take().expect("stderr"), log.clone());
+        let mut sw = NsSwitch {
+            child: Some(child),
+            ctl,
+            log,
+        };
+        let ready = common::wait_until(Duration::from_secs(10), Duration::from_millis(20), || {
+            sw.log.text().contains(" ready ")
+                || matches!(sw.child.as_mut().map(|c| c.try_wait()), Some(Ok(Some(_))))
+        });
+        assert!(
+            ready && sw.log.text().contains(" ready "),
+            "tapswitch {args:?} not ready:\n{}",
+            sw.log.text()
+        );
+        sw
+    }
+
+    /// `tapswitch fdb` as a user would run it.
+    fn fdb_show(&self) -> String {
+        let out = common::tapswitch_cmd(&["fdb", "--control", &self.ctl]);
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The value of one sample of `/metrics`.
+    fn metric(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        let (st, text) = tapswitch::client::request(&self.ctl, "GET", "/metrics", None, None)
+            .expect("GET /metrics");
+        assert_eq!(st, 200, "{text}");
+        common::sample(&text, name, labels)
+            .unwrap_or_else(|| panic!("no sample {name}{labels:?} in:\n{text}"))
+    }
+
+    /// Stops it (SIGTERM) and waits for the exit; panics unless it exits cleanly in 10 s.
+    fn stop(&mut self) {
+        let mut c = self.child.take().expect("running");
+        common::sigterm(c.id());
+        let st = common::wait_timeout(&mut c, Duration::from_secs(10));
+        assert!(
+            st.is_some_and(|s| s.success()),
+            "tapswitch exit {st:?}:\n{}",
+            self.log.text()
+        );
+    }
+}
+
+impl Drop for NsSwitch {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            common::sigterm(c.id());
+            if common::wait_timeout(&mut c, Duration::from_secs(5)).is_none() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+        let _ = std::fs::remove_file(&self.ctl);
+    }
+}
+
+/// zebra and bgpd in a namespace (`-N NS` pathspace), killed on drop.
+struct Frr {
+    ns: String,
+    zebra: Option<Child>,
+    bgpd: Option<Child>,
+    dir: TempDir,
+}
+
+impl Frr {
+    /// Starts zebra and bgpd in `ns` as router `me` with the iBGP EVPN neighbour `peer`.
+    fn start(ns: &Netns, me: &str, peers: &[&str]) -> Frr {
+        let dir = TempDir::new("frr");
+        let zconf = dir.path.join("zebra.conf");
+        let bconf = dir.path.join("bgpd.conf");
+        std::fs::write(&zconf, format!("hostname {}\n", ns.name)).expect("zebra.conf");
+        let mut conf =
+            format!("router bgp 65000\n bgp router-id {me}\n no bgp default ipv4-unicast\n");
+        for p in peers {
+            conf += &format!(" neighbor {p} remote-as 65000\n neighbor {p} timers connect 1\n");
+        }
+        conf += " address-family l2vpn evpn\n";
+        for p in peers {
+            conf += &format!("  neighbor {p} activate\n");
+        }
+        conf += "  advertise-all-vni\n exit-address-family\n";
+        std::fs::write(&bconf, conf).expect("bgpd.conf");
+        // the daemons run as the user frr: it writes its pid files and logs there
+        run_ok("chown", &["-R", "frr:frr", &dir.path.display().to_string()]);
+        let d = dir.path.clone();
+        let daemon = |bin: &str, conf: &std::path::Path, name: &str| {
+            Command::new("ip")
+                .args(["netns", "exec", &ns.name, bin, "-N", &ns.name, "-f"])
+                .arg(conf)
+                .arg("-i")
+                .arg(d.join(format!("{name}.pid")))
+                .arg("--log")
+                .arg(format!("file:{}", d.join(format!("{name}.log")).display()))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"))
+        };
+        let mut f = Frr {
+            ns: ns.name.clone(),
+            zebra: Some(daemon(ZEBRA, &zconf, "zebra")),
+            bgpd: None,
+            dir,
+        };
+        // bgpd talks to zebra over its socket: wait for it
+        let zserv = format!("/var/run/frr/{}/zserv.api", ns.name);
+        assert!(
+            common::wait_until(Duration::from_secs(10), Duration::from_millis(20), || {
+                std::path::Path::new(&zserv).exists()
+            }),
+            "zebra did not start:\n{}",
+            f.logs()
+        );
+        f.bgpd = Some(daemon(BGPD, &bconf, "bgpd"));
+        f
+    }
+
+    /// `vtysh -N NS -c CMD`'s output (empty while the daemons are not up).
+    fn vtysh(&self, cmd: &str) -> String {
+        let out = common::run(VTYSH, &["-N", &self.ns, "-c", cmd]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn logs(&self) -> String {
+        ["zebra", "bgpd"]
+            .map(|n| {
+                let p = self.dir.path.join(format!("{n}.log"));
+                format!(
+                    "--- {n}\n{}",
+                    std::fs::read_to_string(p).unwrap_or_default()
+                )
+            })
+            .join("\n")
+    }
+
+    /// Stops both daemons (SIGTERM, then SIGKILL after 5 s).
+    fn stop(&mut self) {
+        for c in [self.bgpd.take(), self.zebra.take()].into_iter().flatten() {
+            let mut c = c;
+            common::sigterm(c.id());
+            if common::wait_timeout(&mut c, Duration::from_secs(5)).is_none() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+}
+
+impl Drop for Frr {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(format!("/var/run/frr/{}", self.ns));
+    }
+}
+
+/// A veth pair from `a` to `b` with these addresses, MTU 1600 (hosts' 1500 plus VXLAN).
+fn veth(a: &Netns, b: &Netns, addr_a: &str, addr_b: &str) {
+    let (na, nb) = (ifname('u'), ifname('v'));
+    run_ok(
+        "ip",
+        &[
+            "link", "add", &na, "netns", &a.name, "mtu", "1600", "type", "veth", "peer", "name",
+            &nb, "netns", &b.name, "mtu", "1600",
+        ],
+    );
+    for (ns, n, ad) in [(a, &na, addr_a), (b, &nb, addr_b)] {
+        ns.ip(&["addr", "add", ad, "dev", n]);
+        ns.ip(&["link", "set", n, "up"]);
+    }
+}
+
+/// A port of the underlay bridge `ul` in `under` for `site`, with address `addr` at the site
+/// (MTU 1600).
+fn underlay_port(under: &Netns, site: &Netns, addr: &str) {
+    let (na, nb) = (ifname('u'), ifname('v'));
+    run_ok(
+        "ip",
+        &[
+            "link",
+            "add",
+            &na,
+            "netns",
+            &site.name,
+            "mtu",
+            "1600",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &nb,
+            "netns",
+            &under.name,
+            "mtu",
+            "1600",
+        ],
+    );
+    site.ip(&["addr", "add", addr, "dev", &na]);
+    site.ip(&["link", "set", &na, "up"]);
+    under.ip(&["link", "set", &nb, "master", "ul"]);
+    under.ip(&["link", "set", &nb, "up"]);
+}
+
+/// Moves the switch's TAP `tap` from `site` into a new host namespace and configures it.
+fn tap_host(site: &Netns, tap: &str, cidr: &str, mac: &str) -> Host {
+    let ns = Netns::new();
+    site.ip(&["link", "set", "dev", tap, "netns", &ns.name]);
+    Host::attach_here(ns, tap, cidr, Some(mac))
+}
+
+/// A host behind the Linux bridge `br` of `site`: a veth pair, one end in the bridge.
+fn bridge_host(site: &Netns, br: &str, cidr: &str, mac: &str) -> Host {
+    let ns = Netns::new();
+    let (a, b) = (ifname('l'), ifname('h'));
+    run_ok(
+        "ip",
+        &[
+            "link", "add", &a, "netns", &site.name, "type", "veth", "peer", "name", &b, "netns",
+            &ns.name,
+        ],
+    );
+    site.ip(&["link", "set", &a, "master", br]);
+    site.ip(&["link", "set", &a, "up"]);
+    Host::attach_here(ns, &b, cidr, Some(mac))
+}
+
+/// Polls `f` every 100 ms for at most `secs`; panics with `what` and `show()` if it never
+/// holds. Returns how long it took.
+fn wait_for(
+    secs: u64,
+    what: &str,
+    mut f: impl FnMut() -> bool,
+    show: impl Fn() -> String,
+) -> Duration {
+    let t = Instant::now();
+    if !common::wait_until(
+        Duration::from_secs(secs),
+        Duration::from_millis(100),
+        &mut f,
+    ) {
+        panic!("{what}: not within {secs} s\n{}", show());
+    }
+    t.elapsed()
+}
+
+/// Whether `from` gets an answer to one ping of `to`.
+fn pings(from: &Host, to: &str) -> bool {
+    from.ns
+        .exec(&["ping", "-n", "-q", "-c", "1", "-W", "1", to])
+        .status
+        .success()
+}
+
+fn tcp_intact(from: &Host, to: &Host, size: usize) {
+    let (sent, got) = common::tcp_transfer(from, to, size);
+    assert_eq!(sent, got, "TCP {} -> {}: bytes differ", from.ip, to.ip);
+    assert!(got.starts_with(&format!("{size} ")), "{got}");
+}
+
+/// The TX packet counter of `dev` in `ns`.
+fn tx_packets(ns: &Netns, dev: &str) -> u64 {
+    let j: serde_json::Value =
+        serde_json::from_str(&ns.ip(&["-s", "-j", "link", "show", "dev", dev])).expect("json");
+    j[0]["stats64"]["tx"]["packets"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no tx packets for {dev}: {j}"))
+}
+
+/// Whether a route listing of `vtysh` has a type-2 route for `mac` with next hop `nh` (the
+/// line after the prefix holds the next hop).
+fn has_macip(routes: &str, mac: &str, nh: &str) -> bool {
+    let lines: Vec<&str> = routes.lines().collect();
+    lines.windows(2).any(|w| {
+        w[0].contains(&format!("[2]:[0]:[48]:[{mac}]"))
+            && w[1].split_whitespace().next() == Some(nh)
+    })
+}
+
+#[test]
+fn tapswitch_and_a_linux_vtep_form_an_evpn_fabric_through_frr() {
+    if !common::root_or_skip() || !frr_or_skip() {
+        return;
+    }
+    let n = (std::process::id() as usize % 40 + unique() * 3 % 200 + 10) as u8;
+    let vni = 2000 + u32::from(n);
+    let (ua, ub) = (format!("198.18.{n}.1"), format!("198.18.{n}.2"));
+    let hn = n + 1;
+    let (sa, sb) = (Netns::new(), Netns::new());
+    veth(&sa, &sb, &format!("{ua}/24"), &format!("{ub}/24"));
+
+    // Site A: tapswitch, the VTEP learning nothing and flooding no unknown unicast.
+    let tap = ifname('a');
+    let sw_args = [
+        "--evpn".to_string(),
+        "--port".to_string(),
+        tap.clone(),
+        "--port".to_string(),
+        format!("vx0=vxlan:{vni},local={ua},no-learning,no-flood"),
+    ];
+    let sw_args: Vec<&str> = sw_args.iter().map(String::as_str).collect();
+    let mut sw = NsSwitch::start(&sa, &sw_args);
+    let shadow = [
+        format!("tsb{vni}"),
+        format!("tsx{vni}"),
+        format!("tsl{vni}"),
+    ];
+    for d in &shadow {
+        sa.ip(&["link", "show", "dev", d]);
+    }
+    // `tapswitch monitor` follows the table from here; an entry added and removed through the
+    // API shows it is connected
+    let mut mon = common::ChildGuard(
+        Command::new(TAPSWITCH)
+            .args(["monitor", "--control", &sw.ctl])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn tapswitch monitor"),
+    );
+    let events = Log::default();
+    common::collect_stderr(mon.0.stdout.take().expect("stdout"), events.clone());
+    let probe = "02:65:76:ff:ff:01";
+    let fdb_cmd = |words: &[&str]| {
+        let mut args = vec!["fdb"];
+        args.extend_from_slice(words);
+        args.extend(["--control", sw.ctl.as_str()]);
+        let out = common::tapswitch_cmd(&args);
+        assert!(out.status.success(), "{out:?}");
+    };
+    // the monitor may connect after a first change: the entry is written again (`replace`
+    // reports it again) until the monitor shows it, then removed once
+    let probe_del = format!("Deleted {probe} dev {tap} static master tapswitch");
+    let mut deleted = false;
+    wait_for(
+        10,
+        "the monitor sees an entry come and go",
+        || {
+            let seen = events
+                .text()
+                .contains(&format!("{probe} dev {tap} static master"));
+            if !seen {
+                fdb_cmd(&["replace", probe, "dev", &tap, "static"]);
+            } else if !deleted {
+                fdb_cmd(&["del", probe, "dev", &tap]);
+                deleted = true;
+            }
+            events.text().contains(&probe_del)
+        },
+        || events.text(),
+    );
+    let mac_a = format!("02:65:76:{hn:02x}:00:01");
+    let mac_b = format!("02:65:76:{hn:02x}:00:02");
+    let mut a1 = tap_host(&sa, &tap, &format!("198.18.{hn}.1/24"), &mac_a);
+
+    // Site B: a Linux bridge and VTEP, no learning, no unknown-unicast flooding to the tunnel.
+    sb.ip(&["link", "add", "br0", "type", "bridge"]);
+    sb.ip(&["link", "set", "br0", "up"]);
+    sb.ip(&[
+        "link",
+        "add",
+        "vx0",
+        "type",
+        "vxlan",
+        "id",
+        &vni.to_string(),
+        "local",
+        &ub,
+        "dstport",
+        "4789",
+        "nolearning",
+    ]);
+    sb.ip(&["link", "set", "vx0", "master", "br0"]);
+    sb.ip(&["link", "set", "vx0", "up"]);
+    run_ok(
+        "bridge",
+        &["-n", &sb.name, "link", "set", "dev", "vx0", "flood", "off"],
+    );
+    let b1 = bridge_host(&sb, "br0", &format!("198.18.{hn}.2/24"), &mac_b);
+
+    let mut fa = Frr::start(&sa, &ua, &[&ub]);
+    let fb = Frr::start(&sb, &ub, &[&ua]);
+    let b_fdb = || run_ok("bridge", &["-n", &sb.name, "fdb", "show", "dev", "vx0"]);
+    let diag = || format!("A's switch:\n{}\nB's vx0:\n{}", sw.fdb_show(), b_fdb());
+
+    // Type-3 routes both ways: B's flood entry for A, tapswitch's flood list holds B.
+    let t3 = wait_for(
+        30,
+        "A's type-3 route at B",
+        || {
+            fb.vtysh("show bgp l2vpn evpn route type multicast")
+                .contains(&format!("[3]:[0]:[32]:[{ua}]"))
+        },
+        || format!("{}\n{}", fb.vtysh("show bgp l2vpn evpn summary"), fb.logs()),
+    );
+    wait_for(
+        10,
+        "B's flood entry for A",
+        || b_fdb().contains(&format!("00:00:00:00:00:00 dst {ua} self permanent")),
+        diag,
+    );
+    let flood_b = format!("00:00:00:00:00:00 dev vx0 dst {ub} self permanent");
+    wait_for(
+        10,
+        "B in tapswitch's flood list",
+        || sw.fdb_show().contains(&flood_b),
+        diag,
+    );
+    eprintln!("EVPN session and type-3 routes after {t3:?}");
+
+    // The hosts talk, with learning and unknown-unicast flooding off on both tunnels.
+    let first = wait_for(20, "a1 reaches b1", || pings(&a1, &b1.ip), diag);
+    eprintln!("first ping a1 -> b1 after {first:?}");
+    a1.ping_ok(&b1.ip, 3);
+    b1.ping_ok(&a1.ip, 3);
+    tcp_intact(&a1, &b1, 1 << 20);
+    tcp_intact(&b1, &a1, 1 << 20);
+
+    // Type-2 routes: A's host at B (next hop A, extern_learn in B's kernel), B's host in
+    // tapswitch's table (extern_learn, dst B), nothing learnt over the tunnel.
+    wait_for(
+        10,
+        "A's host as a type-2 route at B",
+        || {
+            has_macip(
+                &fb.vtysh("show bgp l2vpn evpn route type macip"),
+                &mac_a,
+                &ua,
+            )
+        },
+        || fb.vtysh("show bgp l2vpn evpn route"),
+    );
+    let a_at_b = format!("{mac_a} dst {ua} self extern_learn");
+    wait_for(
+        10,
+        "A's host extern_learn in B's kernel",
+        || b_fdb().contains(&a_at_b),
+        diag,
+    );
+    let b_at_a = [
+        format!("{mac_b} dev vx0 dst {ub} self extern_learn"),
+        format!("{mac_b} dev vx0 extern_learn master"),
+    ];
+    let sw_has_b = || {
+        let t = sw.fdb_show();
+        b_at_a.iter().all(|l| t.contains(l.as_str()))
+    };
+    wait_for(
+        10,
+        "B's host extern_learn in tapswitch's table",
+        sw_has_b,
+        diag,
+    );
+    assert!(
+        has_macip(
+            &fa.vtysh("show bgp l2vpn evpn route type macip"),
+            &mac_b,
+            &ub
+        ),
+        "{}",
+        fa.vtysh("show bgp l2vpn evpn route")
+    );
+    let v = vni.to_string();
+    let l = [("vni", v.as_str())];
+    assert_eq!(sw.metric("tapswitch_evpn_remote_vteps", &l), 1.0);
+    assert_eq!(sw.metric("tapswitch_evpn_remote_macs", &l), 1.0);
+    assert!(sw.metric("tapswitch_evpn_routes_installed_total", &[]) >= 1.0);
+    assert!(sw.metric("tapswitch_evpn_local_macs_advertised_total", &[]) >= 1.0);
+    assert_eq!(sw.metric("tapswitch_evpn_sync_errors_total", &[]), 0.0);
+    let shadow_tx = tx_packets(&sa, &shadow[1]);
+    assert_eq!(
+        shadow_tx, 0,
+        "the shadow vxlan device sent {shadow_tx} packets"
+    );
+
+    // FRR restarts at A: zebra's entries go and come back, traffic resumes.
+    // the monitor saw a1 learnt here and b1 installed from zebra's route
+    for l in [
+        format!("{mac_a} dev {tap} master tapswitch"),
+        format!("{mac_b} dev vx0 extern_learn master tapswitch"),
+    ] {
+        assert!(
+            events.text().contains(&l),
+            "no '{l}' in:\n{}",
+            events.text()
+        );
+    }
+    fa.stop();
+    wait_for(
+        15,
+        "tapswitch drops what zebra withdrew",
+        || !sw.fdb_show().contains(&flood_b),
+        diag,
+    );
+    let gone = format!("Deleted {mac_b} dev vx0 extern_learn master tapswitch");
+    wait_for(
+        5,
+        "the monitor sees zebra's withdrawal",
+        || events.text().contains(&gone),
+        || events.text(),
+    );
+    let fa = Frr::start(&sa, &ua, &[&ub]);
+    wait_for(
+        30,
+        "B back in tapswitch's flood list",
+        || sw.fdb_show().contains(&flood_b) && sw_has_b(),
+        || format!("{}\n{}", diag(), fa.logs()),
+    );
+    wait_for(
+        15,
+        "a1 reaches b1 after FRR's restart",
+        || pings(&a1, &b1.ip),
+        diag,
+    );
+    wait_for(
+        10,
+        "A's host back in B's kernel",
+        || b_fdb().contains(&a_at_b),
+        diag,
+    );
+
+    // tapswitch restarts at A: its shadow devices go (zebra withdraws A's routes), come back,
+    // and the tables reconcile to the same state.
+    sw.stop();
+    drop(sw);
+    for d in &shadow {
+        assert!(
+            !sa.exec(&["ip", "link", "show", "dev", d]).status.success(),
+            "{d} left behind"
+        );
+    }
+    wait_for(
+        15,
+        "B drops A's routes",
+        || {
+            let t = b_fdb();
+            !t.contains(&a_at_b) && !t.contains(&format!("dst {ua} self permanent"))
+        },
+        b_fdb,
+    );
+    drop(a1);
+    let sw = NsSwitch::start(&sa, &sw_args);
+    a1 = tap_host(&sa, &tap, &format!("198.18.{hn}.1/24"), &mac_a);
+    let diag = || format!("A's switch:\n{}\nB's vx0:\n{}", sw.fdb_show(), b_fdb());
+    wait_for(
+        30,
+        "tapswitch's table reconciled",
+        || {
+            let t = sw.fdb_show();
+            t.contains(&flood_b) && b_at_a.iter().all(|l| t.contains(l.as_str()))
+        },
+        diag,
+    );
+    wait_for(
+        20,
+        "a1 reaches b1 after tapswitch's restart",
+        || pings(&a1, &b1.ip),
+        diag,
+    );
+    b1.ping_ok(&a1.ip, 3);
+    wait_for(
+        10,
+        "B's kernel reconciled",
+        || {
+            let t = b_fdb();
+            t.contains(&a_at_b) && t.contains(&format!("00:00:00:00:00:00 dst {ua} self permanent"))
+        },
+        diag,
+    );
+    tcp_intact(&b1, &a1, 1 << 20);
+    assert_eq!(
+        tx_packets(&sa, &shadow[1]),
+        0,
+        "the shadow vxlan device sent"
+    );
+
+    // tapswitch is killed (SIGKILL) while it has a MAC that the next run will not have: its
+    // shadow devices stay behind. Started again, it takes them over, removes that MAC there
+    // (B withdraws it) and keeps the rest.
+    let stale = "02:65:76:ff:ff:02";
+    let out = common::tapswitch_cmd(&[
+        "fdb",
+        "add",
+        stale,
+        "dev",
+        &tap,
+        "static",
+        "--control",
+        &sw.ctl,
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let stale_at_b = format!("{stale} dst {ua} self extern_learn");
+    wait_for(
+        10,
+        "the static MAC advertised",
+        || b_fdb().contains(&stale_at_b),
+        diag,
+    );
+    let mut sw = sw;
+    let mut c = sw.child.take().expect("running");
+    c.kill().expect("SIGKILL");
+    c.wait().expect("wait");
+    for d in &shadow {
+        sa.ip(&["link", "show", "dev", d]);
+    }
+    assert!(b_fdb().contains(&stale_at_b), "{}", b_fdb());
+    drop(a1);
+    let sw = NsSwitch::start(&sa, &sw_args);
+    a1 = tap_host(&sa, &tap, &format!("198.18.{hn}.1/24"), &mac_a);
+    assert!(
+        sw.log.text().contains("shadow devices found"),
+        "{}",
+        sw.log.text()
+    );
+    let diag = || format!("A's switch:\n{}\nB's vx0:\n{}", sw.fdb_show(), b_fdb());
+    wait_for(
+        20,
+        "a1 reaches b1 after tapswitch was killed and started again",
+        || pings(&a1, &b1.ip),
+        diag,
+    );
+    wait_for(
+        15,
+        "the MAC of the killed run withdrawn, a1 still advertised",
+        || {
+            let t = b_fdb();
+            !t.contains(&stale_at_b) && t.contains(&a_at_b)
+        },
+        diag,
+    );
+    assert!(sw.fdb_show().contains(&flood_b), "{}", diag());
+    assert_eq!(sw.metric("tapswitch_evpn_sync_errors_total", &[]), 0.0);
+    drop((fa, fb, sw));
+}
+
+/// `tapswitch run --evpn` in `ns` with the TAPs `taps` and a `vxlan` port of `vni` at `local`
+/// (tunnel learning and unknown-unicast flooding off).
+fn evpn_switch(ns: &Netns, taps: &[&str], vni: u32, local: &str) -> NsSwitch {
+    let mut args = vec!["--evpn".to_string()];
+    for t in taps {
+        args.extend(["--port".to_string(), t.to_string()]);
+    }
+    args.extend([
+        "--port".to_string(),
+        format!("vx0=vxlan:{vni},local={local},no-learning,no-flood"),
+    ]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    NsSwitch::start(ns, &args)
+}
+
+/// Three sites on one underlay bridge: tapswitch at A and C, a Linux VTEP at B, each with FRR
+/// peering with the two others. Every host reaches every other; then a MAC known at B (its
+/// host stays there, up and silent) shows up at A: A advertises it with a higher mobility
+/// sequence number (RFC 7432 §15), B's own route is withdrawn and B's kernel points the MAC at
+/// A, and C's tapswitch follows.
+#[test]
+fn three_sites_and_a_mac_that_moves_from_a_linux_vtep_to_tapswitch() {
+    if !common::root_or_skip() || !frr_or_skip() {
+        return;
+    }
+    let n = (std::process::id() as usize % 40 + unique() * 3 % 200 + 10) as u8;
+    let vni = 3000 + u32::from(n);
+    let hn = n + 1;
+    let [ua, ub, uc] = [1, 2, 3].map(|i| format!("198.18.{n}.{i}"));
+    let under = Netns::new();
+    under.ip(&["link", "add", "ul", "type", "bridge"]);
+    under.ip(&["link", "set", "ul", "up"]);
+    let (sa, sb, sc) = (Netns::new(), Netns::new(), Netns::new());
+    for (s, u) in [(&sa, &ua), (&sb, &ub), (&sc, &uc)] {
+        underlay_port(&under, s, &format!("{u}/24"));
+    }
+    let (ta, tm, tc) = (ifname('a'), ifname('m'), ifname('c'));
+    let swa = evpn_switch(&sa, &[&ta, &tm], vni, &ua);
+    let swc = evpn_switch(&sc, &[&tc], vni, &uc);
+    sb.ip(&["link", "add", "br0", "type", "bridge"]);
+    sb.ip(&["link", "set", "br0", "up"]);
+    sb.ip(&[
+        "link",
+        "add",
+        "vx0",
+        "type",
+        "vxlan",
+        "id",
+        &vni.to_string(),
+        "local",
+        &ub,
+        "dstport",
+        "4789",
+        "nolearning",
+    ]);
+    sb.ip(&["link", "set", "vx0", "master", "br0"]);
+    sb.ip(&["link", "set", "vx0", "up"]);
+    let mac = |i: u8| format!("02:65:76:{hn:02x}:01:{i:02x}");
+    let ip = |i: u8| format!("198.18.{hn}.{i}/24");
+    let a1 = tap_host(&sa, &ta, &ip(1), &mac(1));
+    let b1 = bridge_host(&sb, "br0", &ip(2), &mac(2));
+    let c1 = tap_host(&sc, &tc, &ip(3), &mac(3));
+    // the host that moves: at B first
+    let moving = mac(9);
+    let mb = bridge_host(&sb, "br0", &ip(9), &moving);
+    let fa = Frr::start(&sa, &ua, &[&ub, &uc]);
+    let fb = Frr::start(&sb, &ub, &[&ua, &uc]);
+    let fc = Frr::start(&sc, &uc, &[&ua, &ub]);
+    let b_fdb = || run_ok("bridge", &["-n", &sb.name, "fdb", "show", "dev", "vx0"]);
+    let diag = || {
+        format!(
+            "A:\n{}\nB's vx0:\n{}\nC:\n{}",
+            swa.fdb_show(),
+            b_fdb(),
+            swc.fdb_show()
+        )
+    };
+    // every flood list holds the two others
+    wait_for(
+        30,
+        "the flood lists",
+        || {
+            let (a, c, b) = (swa.fdb_show(), swc.fdb_show(), b_fdb());
+            [&ub, &uc]
+                .iter()
+                .all(|u| a.contains(&format!("00:00:00:00:00:00 dev vx0 dst {u} self")))
+                && [&ua, &ub]
+                    .iter()
+                    .all(|u| c.contains(&format!("00:00:00:00:00:00 dev vx0 dst {u} self")))
+                && [&ua, &uc]
+                    .iter()
+                    .all(|u| b.contains(&format!("00:00:00:00:00:00 dst {u} self permanent")))
+        },
+        || format!("{}\n{}", diag(), fb.vtysh("show bgp l2vpn evpn summary")),
+    );
+    for (from, to) in [
+        (&a1, &b1),
+        (&a1, &c1),
+        (&b1, &c1),
+        (&c1, &a1),
+        (&mb, &a1),
+        (&mb, &c1),
+    ] {
+        wait_for(
+            20,
+            &format!("{} reaches {}", from.ip, to.ip),
+            || pings(from, &to.ip),
+            diag,
+        );
+    }
+    tcp_intact(&c1, &a1, 1 << 20);
+    // the moving MAC is B's: A and C point it at B
+    let at = |u: &str| format!("{moving} dev vx0 dst {u} self extern_learn");
+    wait_for(
+        10,
+        "the MAC behind B at A and C",
+        || swa.fdb_show().contains(&at(&ub)) && swc.fdb_show().contains(&at(&ub)),
+        diag,
+    );
+    let routes = || fb.vtysh("show bgp l2vpn evpn route type macip");
+    assert!(has_macip(&routes(), &moving, &ub), "{}", routes());
+
+    // It shows up at A (B's host stays up, and says nothing more).
+    let ma = tap_host(&sa, &tm, &ip(9), &moving);
+    wait_for(20, "the moved host reaches c1", || pings(&ma, &c1.ip), diag);
+    wait_for(
+        20,
+        "A advertises the MAC and B withdraws its own",
+        || {
+            let r = routes();
+            has_macip(&r, &moving, &ua) && !has_macip(&r, &moving, &ub)
+        },
+        || format!("{}\n{}", routes(), fb.vtysh("show evpn mac vni all")),
+    );
+    // the route from A carries a mobility sequence number (MM:1 or higher)
+    let detail = fb.vtysh(&format!("show bgp l2vpn evpn route vni {vni} mac {moving}"));
+    eprintln!("B's route for the moved MAC:\n{detail}");
+    assert!(
+        detail.contains("MM:") && detail.contains(&ua),
+        "no MAC mobility community:\n{detail}"
+    );
+    wait_for(
+        10,
+        "B's kernel and C's switch point the MAC at A",
+        || {
+            b_fdb().contains(&format!("{moving} dst {ua} self extern_learn"))
+                && swc.fdb_show().contains(&at(&ua))
+        },
+        diag,
+    );
+    let a_tab = swa.fdb_show();
+    assert!(
+        a_tab.contains(&format!("{moving} dev {tm} master")) && !a_tab.contains(&at(&ub)),
+        "A holds the MAC locally and no longer behind B:\n{a_tab}"
+    );
+    c1.ping_ok(&ma.ip, 3);
+    b1.ping_ok(&ma.ip, 3);
+    drop((fa, fb, fc, mb));
+}
+
+/// The resident set of process `pid`, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
+
+/// Scale: 10,000 MACs behind a Linux VTEP (written on its bridge as `extern_learn`, so its
+/// zebra advertises them) reach tapswitch's table through A's zebra; then they are removed and
+/// every one is withdrawn. Prints the time and tapswitch's RSS.
+#[test]
+fn ten_thousand_remote_macs_reach_tapswitch_and_leave_again() {
+    if !common::root_or_skip() || !frr_or_skip() {
+        return;
+    }
+    const N: usize = 10_000;
+    let n = (std::process::id() as usize % 40 + unique() * 3 % 200 + 10) as u8;
+    let vni = 4000 + u32::from(n);
+    let (ua, ub) = (format!("198.18.{n}.1"), format!("198.18.{n}.2"));
+    let (sa, sb) = (Netns::new(), Netns::new());
+    veth(&sa, &sb, &format!("{ua}/24"), &format!("{ub}/24"));
+    let sw = evpn_switch(&sa, &[], vni, &ua);
+    sb.ip(&["link", "add", "br0", "type", "bridge"]);
+    sb.ip(&["link", "set", "br0", "up"]);
+    sb.ip(&[
+        "link",
+        "add",
+        "vx0",
+        "type",
+        "vxlan",
+        "id",
+        &vni.to_string(),
+        "local",
+        &ub,
+        "dstport",
+        "4789",
+        "nolearning",
+    ]);
+    sb.ip(&["link", "set", "vx0", "master", "br0"]);
+    sb.ip(&["link", "set", "vx0", "up"]);
+    let (lp, lq) = (ifname('p'), ifname('q'));
+    sb.ip(&["link", "add", &lp, "type", "veth", "peer", "name", &lq]);
+    sb.ip(&["link", "set", &lp, "master", "br0"]);
+    for d in [&lp, &lq] {
+        sb.ip(&["link", "set", d, "up"]);
+    }
+    let _fa = Frr::start(&sa, &ua, &[&ub]);
+    let fb = Frr::start(&sb, &ub, &[&ua]);
+    let v = vni.to_string();
+    let l = [("vni", v.as_str())];
+    wait_for(
+        30,
+        "B in tapswitch's flood list",
+        || sw.metric("tapswitch_evpn_remote_vteps", &l) == 1.0,
+        || fb.vtysh("show bgp l2vpn evpn summary"),
+    );
+    let rss0 = rss_kib(sw.child.as_ref().expect("running").id());
+    let dir = TempDir::new("evpn-scale");
+    let mac = |i: usize| {
+        format!(
+            "02:65:78:{:02x}:{:02x}:{:02x}",
+            i >> 16,
+            (i >> 8) & 255,
+            i & 255
+        )
+    };
+    let batch = |verb: &str| {
+        let path = dir.path.join(format!("{verb}.batch"));
+        let text: String = (0..N)
+            .map(|i| format!("fdb {verb} {} dev {lp} master extern_learn\n", mac(i)))
+            .collect();
+        std::fs::write(&path, text).expect("batch");
+        run_ok(
+            "bridge",
+            &["-n", &sb.name, "-b", &path.display().to_string()],
+        );
+    };
+    let t = Instant::now();
+    batch("add");
+    let count = || sw.metric("tapswitch_evpn_remote_macs", &l);
+    let took = wait_for(
+        180,
+        "10,000 remote MACs in tapswitch",
+        || count() == N as f64,
+        || format!("{} of {N}\n{}", count(), fb.vtysh("show evpn vni")),
+    );
+    let rss1 = rss_kib(sw.child.as_ref().expect("running").id());
+    eprintln!(
+        "{N} remote MACs: in tapswitch's table {:?} after they were written at B \
+         (of which {took:?} waiting); RSS {rss0} KiB -> {rss1} KiB",
+        t.elapsed()
+    );
+    let table = sw.fdb_show();
+    for i in [0, N / 2, N - 1] {
+        assert!(
+            table.contains(&format!("{} dev vx0 dst {ub} self extern_learn", mac(i))),
+            "{} missing",
+            mac(i)
+        );
+    }
+    assert_eq!(sw.metric("tapswitch_evpn_sync_errors_total", &[]), 0.0);
+    let t = Instant::now();
+    batch("del");
+    wait_for(
+        180,
+        "every remote MAC withdrawn",
+        || count() == 0.0,
+        || format!("{} left", count()),
+    );
+    eprintln!("{N} remote MACs withdrawn in {:?}", t.elapsed());
+    assert!(!sw.fdb_show().contains(&mac(N / 2)));
+    assert_eq!(sw.metric("tapswitch_evpn_sync_errors_total", &[]), 0.0);
+}
+
+/// Lines of a child's stdout with the time each arrived.
+fn timed_lines(mut cmd: Command) -> (common::ChildGuard, mpsc::Receiver<(Instant, String)>) {
+    let mut c = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let out = c.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for l in BufReader::new(out).lines() {
+            let Ok(l) = l else { break };
+            if tx.send((Instant::now(), l)).is_err() {
+                break;
+            }
+        }
+    });
+    (common::ChildGuard(c), rx)
+}
+
+/// Waits (`secs` at most) for a line containing all of `words`; returns when it arrived.
+fn line_within(
+    rx: &mpsc::Receiver<(Instant, String)>,
+    words: &[&str],
+    secs: u64,
+) -> Option<Instant> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok((t, l)) if words.iter().all(|w| l.contains(w)) => return Some(t),
+            Ok(_) => {}
+            Err(_) => return None,
+        }
+    }
+}
+
+/// As [`line_within`], 10 s; panics without the line.
+fn line_with(rx: &mpsc::Receiver<(Instant, String)>, words: &[&str]) -> Instant {
+    line_within(rx, words, 10).unwrap_or_else(|| panic!("no line with {words:?} within 10 s"))
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// Convergence, median of 10 each way: from a frame with a new source MAC sent by a host at
+/// tapswitch's site until B's kernel holds the MAC (`bridge monitor fdb`), and from one sent
+/// by a host at B until tapswitch's table holds it (`tapswitch monitor`).
+#[test]
+fn convergence_of_a_new_mac_both_ways() {
+    if !common::root_or_skip() || !frr_or_skip() {
+        return;
+    }
+    let n = (std::process::id() as usize % 40 + unique() * 3 % 200 + 10) as u8;
+    let vni = 5000 + u32::from(n);
+    let hn = n + 1;
+    let (ua, ub) = (format!("198.18.{n}.1"), format!("198.18.{n}.2"));
+    let (sa, sb) = (Netns::new(), Netns::new());
+    veth(&sa, &sb, &format!("{ua}/24"), &format!("{ub}/24"));
+    let tap = ifname('a');
+    let sw = evpn_switch(&sa, &[&tap], vni, &ua);
+    let a1 = tap_host(&sa, &tap, &format!("198.18.{hn}.1/24"), "02:65:79:00:00:01");
+    sb.ip(&["link", "add", "br0", "type", "bridge"]);
+    sb.ip(&["link", "set", "br0", "up"]);
+    sb.ip(&[
+        "link",
+        "add",
+        "vx0",
+        "type",
+        "vxlan",
+        "id",
+        &vni.to_string(),
+        "local",
+        &ub,
+        "dstport",
+        "4789",
+        "nolearning",
+    ]);
+    sb.ip(&["link", "set", "vx0", "master", "br0"]);
+    sb.ip(&["link", "set", "vx0", "up"]);
+    let b1 = bridge_host(
+        &sb,
+        "br0",
+        &format!("198.18.{hn}.2/24"),
+        "02:65:79:00:00:02",
+    );
+    let _fa = Frr::start(&sa, &ua, &[&ub]);
+    let fb = Frr::start(&sb, &ub, &[&ua]);
+    wait_for(
+        30,
+        "the EVPN session",
+        || pings(&a1, &b1.ip),
+        || fb.vtysh("show bgp l2vpn evpn summary"),
+    );
+    let mut bmon = Command::new("bridge");
+    bmon.args(["-n", &sb.name, "monitor", "fdb"]);
+    let (_bm, at_b) = timed_lines(bmon);
+    let mut amon = Command::new(TAPSWITCH);
+    amon.args(["monitor", "fdb", "--control", &sw.ctl]);
+    let (_am, at_a) = timed_lines(amon);
+    // the monitors report changes only: one fresh MAC each way shows both are connected
+    let frame = |src: &str| common::frame_hex("ff:ff:ff:ff:ff:ff", src, 0x88b5, &[0; 46]);
+    // (a monitor may connect after the first change: fresh MACs until each has seen one)
+    let warm = |host: &Host, rx: &mpsc::Receiver<(Instant, String)>, side: u8, words: &[&str]| {
+        let ok = (0..10u8).any(|k| {
+            let m = format!("02:65:79:{side:02x}:ff:{k:02x}");
+            host.send(&frame(&m), 1);
+            let mut w = vec![m.as_str()];
+            w.extend_from_slice(words);
+            line_within(rx, &w, 2).is_some()
+        });
+        assert!(ok, "the monitor never saw a new MAC");
+    };
+    warm(&a1, &at_b, 1, &["extern_learn"]);
+    warm(&b1, &at_a, 2, &["dev vx0", "extern_learn"]);
+    let (mut to_b, mut to_a) = (Vec::new(), Vec::new());
+    for i in 1..=10u8 {
+        let m = format!("02:65:79:01:00:{i:02x}");
+        a1.send(&frame(&m), 1);
+        let sent = Instant::now();
+        to_b.push(line_with(&at_b, &[&m, &ua, "extern_learn"]).saturating_duration_since(sent));
+        let m = format!("02:65:79:02:00:{i:02x}");
+        b1.send(&frame(&m), 1);
+        let sent = Instant::now();
+        to_a.push(
+            line_with(&at_a, &[&m, "dev vx0", "extern_learn"]).saturating_duration_since(sent),
+        );
+    }
+    let (mb, ma) = (median(to_b.clone()), median(to_a.clone()));
+    eprintln!(
+        "new MAC, median of 10: tapswitch site -> B's kernel {mb:?} ({to_b:?}); \
+         B -> tapswitch's table {ma:?} ({to_a:?})"
+    );
+    assert!(mb < Duration::from_secs(5) && ma < Duration::from_secs(5));
+}
+
+/// `--evpn` refuses what it cannot serve, with a clear error and before touching anything:
+/// no `vxlan` port (no VNI), and `--user` (the service needs CAP_NET_ADMIN while it runs).
+/// Rootless.
+#[test]
+fn evpn_refuses_a_switch_without_a_vni_and_dropped_privileges() {
+    let ctl = common::ctl_path();
+    let (st, log) = common::tapswitch_fails(&[
+        "run",
+        "--evpn",
+        "--user",
+        "nobody",
+        "--listen",
+        "none",
+        "--control",
+        &ctl,
+        "--no-default-ports",
+    ]);
+    assert!(!st.success());
+    assert!(
+        log.contains("--evpn cannot be combined with --user"),
+        "{log}"
+    );
+    let (st, log) = common::tapswitch_fails(&[
+        "run",
+        "--evpn",
+        "--listen",
+        "none",
+        "--control",
+        &ctl,
+        "--no-default-ports",
+    ]);
+    assert!(!st.success());
+    assert!(log.contains("no vxlan port"), "{log}");
+    assert!(!std::path::Path::new(&ctl).exists(), "control socket left");
+}
