@@ -69,10 +69,29 @@ fn refusal(max: usize) -> Vec<u8> {
     .into_bytes()
 }
 
-/// Answers a refused connection: the 503, then reads what the client sent (so closing does
-/// not reset the connection before the client read the answer), all within a second.
+/// How long a refused connection may take to send its request head before the 503 goes out.
+const HEAD_WAIT: std::time::Duration = std::time::Duration::from_millis(300);
+
+/// Answers a refused connection: reads the request head first (up to [`HEAD_WAIT`] and 16
+/// KiB: a client that gets an answer before it has sent its request, hyper's among them, takes
+/// the connection for broken and reports no answer at all), then the 503, then reads what else
+/// the client sent (so closing does not reset the connection before the client read the
+/// answer), all within a second.
 async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(mut io: S, max: usize) {
     let _ = tokio::time::timeout(REFUSE_TIMEOUT, async {
+        let mut head = Vec::new();
+        let mut buf = [0u8; 4096];
+        let _ = tokio::time::timeout(HEAD_WAIT, async {
+            while head.len() < 16 * 1024 && !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = io.read(&mut buf).await?;
+                if n == 0 {
+                    break;
+                }
+                head.extend_from_slice(&buf[..n]);
+            }
+            Ok::<_, std::io::Error>(())
+        })
+        .await;
         io.write_all(&refusal(max)).await?;
         io.shutdown().await?;
         let mut sink = [0u8; 4096];
