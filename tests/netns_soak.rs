@@ -118,8 +118,19 @@ fn thousand_attach_detach_cycles_of_every_kind_leak_nothing() {
         before.2,
         after.2
     );
-    assert_eq!(after.0, before.0, "open fds grew");
-    assert_eq!(after.1, before.1, "threads grew");
+    // no growth: one fewer is a transient fd (a connection being closed) in the first count
+    assert!(
+        after.0 <= before.0,
+        "open fds grew: {} -> {}",
+        before.0,
+        after.0
+    );
+    assert!(
+        after.1 <= before.1,
+        "threads grew: {} -> {}",
+        before.1,
+        after.1
+    );
     assert!(
         after.2 <= before.2 + 4096,
         "RSS grew by {} KiB over {} cycles",
