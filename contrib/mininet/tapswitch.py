@@ -55,6 +55,13 @@ class TapSwitch(Switch):
                 argv += ["--port", "packet:%s" % intf.name]
         argv += shlex.split(self.extra)
         cmd = " ".join(shlex.quote(a) for a in argv)
+        # a log left by an earlier switch of this name says "ready" too: start from none, so
+        # the wait below reads this process's log (the shell truncates it only when the
+        # background job starts, which may be after the first read)
+        try:
+            os.unlink(self.logfile)
+        except OSError:
+            pass
         out = self.cmd("%s > %s 2>&1 & echo $!" % (cmd, shlex.quote(self.logfile)))
         self.tspid = int(out.strip().split()[-1])
         deadline = time.time() + 10

@@ -110,9 +110,14 @@ def run_mcast(binary_note="mcast"):
         # s1 becomes querier once every switch runs (Mininet starts them one after the other;
         # a startup query sent before s2 and s3 read their ports would be lost), with short
         # timers (centiseconds, as Linux takes them)
-        r = subprocess.run([tsbin, "config", "mcast_query_response_interval", "100",
-                            "mcast_startup_query_interval", "100", "mcast_querier", "on",
-                            "--control", "/run/tapswitch/s1.sock"], capture_output=True, text=True)
+        for _ in range(100):  # s1 answers once its control socket is bound (at most 10 s)
+            r = subprocess.run([tsbin, "config", "mcast_query_response_interval", "100",
+                                "mcast_startup_query_interval", "100", "mcast_querier", "on",
+                                "--control", "/run/tapswitch/s1.sock"], capture_output=True,
+                               text=True)
+            if r.returncode == 0:
+                break
+            time.sleep(0.1)
         if r.returncode != 0:
             print("RESULT mcast received=0 leaked=0 (config: %s)" % r.stderr.strip(), flush=True)
             return False
