@@ -166,20 +166,57 @@ fn send(h: &Host, group: &str, count: u32) {
     h.ns.ok(&["python3", "-c", script, group, on, &count.to_string()]);
 }
 
-/// The MAC of an IPv6 group (33:33 + the low 32 bits).
-fn group_mac6(group: &str) -> String {
-    let a: std::net::Ipv6Addr = group.parse().unwrap();
-    let o = a.octets();
-    format!(
-        "33:33:{:02x}:{:02x}:{:02x}:{:02x}",
-        o[12], o[13], o[14], o[15]
-    )
+/// The MAC of a group: 01:00:5e + the low 23 bits (IPv4), 33:33 + the low 32 bits (IPv6).
+fn group_mac(group: &str) -> String {
+    match group.parse::<std::net::IpAddr>().unwrap() {
+        std::net::IpAddr::V4(a) => {
+            let o = a.octets();
+            format!("01:00:5e:{:02x}:{:02x}:{:02x}", o[1] & 0x7f, o[2], o[3])
+        }
+        std::net::IpAddr::V6(a) => {
+            let o = a.octets();
+            format!(
+                "33:33:{:02x}:{:02x}:{:02x}:{:02x}",
+                o[12], o[13], o[14], o[15]
+            )
+        }
+    }
 }
 
-/// The group's MAC address (01:00:5e + the low 23 bits).
-fn group_mac(group: &str) -> String {
-    let o: Vec<u8> = group.split('.').map(|x| x.parse().unwrap()).collect();
-    format!("01:00:5e:{:02x}:{:02x}:{:02x}", o[1] & 0x7f, o[2], o[3])
+/// With the switch as querier of `family` (`v4`/`v6`): host 1 joins `g` with the kernel's
+/// stack, host 0's traffic to `g` reaches it and not host 2, and the leave (`what`: "leave",
+/// "MLD done") ends the membership. The caller checks what follows the leave.
+fn join_receive_leave(sw: &Switch, h: &[Host], g: &str, family: &str, what: &str) {
+    assert!(
+        wait_until(Duration::from_secs(15), Duration::from_millis(100), || {
+            querier_exists_for(sw, 0, family)
+        }),
+        "no {family} querier: {}",
+        mdb(sw)
+    );
+    let r = Receiver::start(&h[1], g);
+    assert!(
+        wait_until(Duration::from_secs(10), Duration::from_millis(50), || {
+            member(sw, g, &h[1].ifname, 0)
+        }),
+        "the join is not in the MDB: {}",
+        mdb(sw)
+    );
+    // the member gets the group's traffic; the other host does not
+    let other = h[2].sniff(3, &["--dst", &group_mac(g)]);
+    send(&h[0], g, 40);
+    let got = r.received(Duration::from_millis(500));
+    assert!(got >= 36, "member received {got} of 40");
+    assert_eq!(other.count(), 0, "a non-member got the group's traffic");
+    // a leave ends the membership within the last-member time (2 x 0.2 s)
+    r.leave();
+    assert!(
+        wait_until(Duration::from_secs(5), Duration::from_millis(50), || {
+            !member(sw, g, &h[1].ifname, 0)
+        }),
+        "the {what} did not end the membership: {}",
+        mdb(sw)
+    );
 }
 
 fn mdb(sw: &Switch) -> Value {
@@ -264,36 +301,7 @@ fn kernel_hosts_join_and_leave_with_the_switch_as_querier() {
     let file = format!("mcast_querier = true\n{FAST}");
     let (sw, h, _dir) = lab(&["", "", ""], &file, &[]);
     let g = "239.1.2.3";
-    assert!(
-        wait_until(Duration::from_secs(15), Duration::from_millis(100), || {
-            querier_exists(&sw, 0)
-        }),
-        "no querier: {}",
-        mdb(&sw)
-    );
-    let r = Receiver::start(&h[1], g);
-    assert!(
-        wait_until(Duration::from_secs(10), Duration::from_millis(50), || {
-            member(&sw, g, &h[1].ifname, 0)
-        }),
-        "the join is not in the MDB: {}",
-        mdb(&sw)
-    );
-    // the member gets the group's traffic; the other host does not
-    let other = h[2].sniff(3, &["--dst", &group_mac(g)]);
-    send(&h[0], g, 40);
-    let got = r.received(Duration::from_millis(500));
-    assert!(got >= 36, "member received {got} of 40");
-    assert_eq!(other.count(), 0, "a non-member got the group's traffic");
-    // a leave ends the membership within the last-member time (2 x 0.2 s) and the traffic
-    r.leave();
-    assert!(
-        wait_until(Duration::from_secs(5), Duration::from_millis(50), || {
-            !member(&sw, g, &h[1].ifname, 0)
-        }),
-        "the leave did not end the membership: {}",
-        mdb(&sw)
-    );
+    join_receive_leave(&sw, &h, g, "v4", "leave");
     let before = sw.counter(&h[0].ifname, "rx_frames");
     let was = h[1].sniff(3, &["--dst", &group_mac(g)]);
     send(&h[0], g, 20);
@@ -464,35 +472,8 @@ fn kernel_hosts_join_and_leave_with_mld() {
         x.ns.ok(&["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=0", &on]);
     }
     let g = "ff0e::1:3";
-    assert!(
-        wait_until(Duration::from_secs(15), Duration::from_millis(100), || {
-            querier_exists_for(&sw, 0, "v6")
-        }),
-        "no MLD querier: {}",
-        mdb(&sw)
-    );
-    let r = Receiver::start(&h[1], g);
-    assert!(
-        wait_until(Duration::from_secs(10), Duration::from_millis(50), || {
-            member(&sw, g, &h[1].ifname, 0)
-        }),
-        "the MLD join is not in the MDB: {}",
-        mdb(&sw)
-    );
-    let other = h[2].sniff(3, &["--dst", &group_mac6(g)]);
-    send(&h[0], g, 40);
-    let got = r.received(Duration::from_millis(500));
-    assert!(got >= 36, "member received {got} of 40");
-    assert_eq!(other.count(), 0, "a non-member got the group's traffic");
-    r.leave();
-    assert!(
-        wait_until(Duration::from_secs(5), Duration::from_millis(50), || {
-            !member(&sw, g, &h[1].ifname, 0)
-        }),
-        "the MLD done did not end the membership: {}",
-        mdb(&sw)
-    );
-    let was = h[1].sniff(3, &["--dst", &group_mac6(g)]);
+    join_receive_leave(&sw, &h, g, "v6", "MLD done");
+    let was = h[1].sniff(3, &["--dst", &group_mac(g)]);
     send(&h[0], g, 20);
     assert_eq!(
         was.count(),
