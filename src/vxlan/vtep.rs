@@ -162,7 +162,7 @@ pub struct Remotes {
     pub flood: Vec<Arc<Remote>>,
     /// The addresses of the flood list, in its order (one send call reaches them all).
     flood_ips: Vec<IpAddr>,
-    known: HashMap<IpAddr, Arc<Remote>>,
+    known: HashMap<IpAddr, Arc<Remote>, Hasher>,
 }
 
 impl Remotes {
