@@ -33,11 +33,12 @@ Metrics (every test lasts --seconds; pings at most 3 s):
   the CPU the tapswitch processes use during the 1-stream test (cores, both sites), and the UDP
   GSO sends both tapswitch sites made during it (`tapswitch_vxlan_gso_sends_total`; a check
   that GSO send was in use, not a speed).
-`--only METRIC,...` (tcp1_gbps, tcp1_rev_gbps, tcp4_gbps, ping5ms_p50_us) runs just those, for
-quick iterations.
+`--only METRIC,...` (the TCP, ping and request/response metrics) runs just those, for quick
+iterations.
 
 Run as root: python3 benches/vxlan.py [--rounds 5] [--seconds 5] [--binary PATH] [--json FILE]
-[--skip-no-gso] [--skip-mixed] [--baseline PATH] [--only METRIC,...] (without --binary it runs
+[--skip-no-gso] [--skip-mixed] [--baseline PATH] [--only METRIC,...] [--switch-arg=ARG]...
+[--extra-setup 'NAME=ARG,...']... (without --binary it runs
 `cargo build --release` first). Needs iperf3, sockperf, trafgen (netsniff-ng), ping, ip,
 bridge, ss. Names carry this process's pid; every namespace and process is removed on exit, on
 an exception, on Ctrl-C and on SIGTERM.
@@ -116,8 +117,9 @@ class Pair:
     """Two sites joined by the underlay; each site is "linux" (bridge + Linux VTEP) or
     "tapswitch" (the binary `binary`, with `no-gso` unless `gso`)."""
 
-    def __init__(self, name, tag, kinds, binary=None, gso=True):
+    def __init__(self, name, tag, kinds, binary=None, gso=True, extra=()):
         self.name = name
+        self.extra = list(extra)
         self.kinds = kinds
         self.ns = []
         self.ifs = []
@@ -142,7 +144,7 @@ class Pair:
     def tapswitch_site(self, tag, site, h, i, local, other, binary, gso):
         tap = f"tv{PID % 100000}{tag}{i}"[:15]
         argv = ["ip", "netns", "exec", site, binary, "run", "--listen", "none",
-                "--control", f"{self.tmp}/{i}.sock", "--port", tap,
+                "--control", f"{self.tmp}/{i}.sock", *self.extra, "--port", tap,
                 "--port", f"vx0=vxlan:100,local={local},remote={other}"
                 + ("" if gso else ",no-gso")]
         p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -385,6 +387,12 @@ def main():
     ap.add_argument("--baseline", metavar="PATH",
                     help="add the setup 'tapswitch before': this other build (e.g. the main "
                          "branch's) run as 'tapswitch' is, for a same-run before/after")
+    ap.add_argument("--switch-arg", action="append", default=[], metavar="ARG",
+                    help="one more argument for every tapswitch `run` (repeatable), e.g. "
+                         "--switch-arg=--busy-poll-us=0")
+    ap.add_argument("--extra-setup", metavar="NAME=ARG[,ARG...]", action="append", default=[],
+                    help="one more tapswitch column run with these extra arguments, e.g. "
+                         "'busy 200=--busy-poll-us=200'")
     ap.add_argument("--only", metavar="METRIC,...",
                     help="measure only these metrics (quick iterations), e.g. tcp1_gbps")
     a = ap.parse_args()
@@ -401,16 +409,22 @@ def main():
         binary = os.path.join(root, "target", "release", "tapswitch")
     secs = int(max(1, a.seconds))
     ts, lx = "tapswitch", "linux"
+    ex = a.switch_arg
     kinds = [("linux", lambda tag: Pair("linux", tag, (lx, lx))),
-             ("tapswitch", lambda tag: Pair("tapswitch", tag + "t", (ts, ts), binary))]
+             ("tapswitch", lambda tag: Pair("tapswitch", tag + "t", (ts, ts), binary, extra=ex))]
     if not a.skip_no_gso:
-        kinds.append(("tapswitch no-gso",
-                      lambda tag: Pair("tapswitch no-gso", tag + "n", (ts, ts), binary, False)))
+        kinds.append(("tapswitch no-gso", lambda tag: Pair("tapswitch no-gso", tag + "n", (ts, ts),
+                                                           binary, False, extra=ex)))
     if a.baseline:
-        kinds.append(("tapswitch before",
-                      lambda tag: Pair("tapswitch before", tag + "b", (ts, ts), a.baseline)))
+        kinds.append(("tapswitch before", lambda tag: Pair("tapswitch before", tag + "b", (ts, ts),
+                                                           a.baseline, extra=ex)))
     if not a.skip_mixed:
-        kinds.append(("mixed", lambda tag: Pair("mixed", tag + "m", (ts, lx), binary)))
+        kinds.append(("mixed", lambda tag: Pair("mixed", tag + "m", (ts, lx), binary, extra=ex)))
+    for k, spec in enumerate(a.extra_setup):
+        name, _, args = spec.partition("=")
+        more = ex + [x for x in args.split(",") if x]
+        kinds.append((name, lambda tag, name=name, more=more, k=k: Pair(
+            name, f"{tag}x{k}", (ts, ts), binary, extra=more)))
     setups = [k for k, _ in kinds]
     results = {s: {} for s in setups}
     only = set(a.only.split(",")) if a.only else None
@@ -432,6 +446,13 @@ def main():
                     if only & {"ping5ms_p50_us", "ping5ms_p99_us"}:
                         row["ping5ms_p50_us"], row["ping5ms_p99_us"] = ping_rtts(
                             net, 0.005, min(secs, 3))
+                    if only & {"pingb2b_p50_us", "pingb2b_p99_us"}:
+                        row["pingb2b_p50_us"], row["pingb2b_p99_us"] = ping_rtts(
+                            net, 0, min(secs, 3))
+                    for proto in ("udp", "tcp"):
+                        if only & {f"{proto}_rr_tps", f"{proto}_rr_p50_us", f"{proto}_rr_p99_us"}:
+                            (row[f"{proto}_rr_tps"], row[f"{proto}_rr_p50_us"],
+                             row[f"{proto}_rr_p99_us"]) = request_response(net, proto, secs)
                 else:
                     row = measure(net, secs)
             finally:
