@@ -862,7 +862,70 @@ fn three_sites_and_a_mac_that_moves_from_a_linux_vtep_to_tapswitch() {
     );
     c1.ping_ok(&ma.ip, 3);
     b1.ping_ok(&ma.ip, 3);
+
+    // The mobility sequence number in tapswitch's tables is FRR's: at A the local number
+    // zebra advertises the MAC with, at C the remote number of A's route.
+    let frr = |f: &Frr| frr_seq(f, vni, &moving);
+    wait_for(
+        10,
+        "tapswitch's sequence numbers are FRR's",
+        || {
+            let (a, c) = (frr(&fa), frr(&fc));
+            a.is_some_and(|(l, _)| l >= 1 && sw_seq(&swa.fdb_show(), &moving, &tm) == Some(l))
+                && c.is_some_and(|(_, r)| {
+                    r >= 1 && sw_seq(&swc.fdb_show(), &moving, "vx0") == Some(r)
+                })
+        },
+        || {
+            format!(
+                "A's FRR {:?}, C's FRR {:?}\n{}",
+                frr(&fa),
+                frr(&fc),
+                diag()
+            )
+        },
+    );
+    let (loc, _) = frr(&fa).expect("A's sequence numbers");
+    eprintln!("the moved MAC's sequence number: {loc} (A's zebra and tapswitch)");
+    // the API's row says the same
+    let (st, rows) =
+        tapswitch::client::request(&swa.ctl, "GET", "/api/v1/fdb?limit=1000", None, None)
+            .expect("GET /api/v1/fdb");
+    assert_eq!(st, 200, "{rows}");
+    let rows: serde_json::Value = serde_json::from_str(&rows).expect("json");
+    let row = rows
+        .as_array()
+        .into_iter()
+        .flatten()
+        .chain(rows["entries"].as_array().into_iter().flatten())
+        .find(|r| r["mac"] == moving.as_str() && r["dst"].is_null())
+        .unwrap_or_else(|| panic!("no row for {moving}: {rows}"));
+    assert_eq!(row["seq"], loc, "{row}");
     drop((fa, fb, fc, mb));
+}
+
+/// zebra's (local, remote) mobility sequence numbers of `mac` in `vni`
+/// (`show evpn mac vni V mac M json`), once it knows the MAC.
+fn frr_seq(f: &Frr, vni: u32, mac: &str) -> Option<(u64, u64)> {
+    let out = f.vtysh(&format!("show evpn mac vni {vni} mac {mac} json"));
+    let v: serde_json::Value = serde_json::from_str(&out).ok()?;
+    // the object holds the keys itself, or under the MAC
+    let o = if v.get("localSequence").is_some() {
+        &v
+    } else {
+        v.get(mac)?
+    };
+    Some((o["localSequence"].as_u64()?, o["remoteSequence"].as_u64()?))
+}
+
+/// The `seq N` of the bridge entry `MAC dev PORT ... master ...` in `tapswitch fdb`'s output.
+fn sw_seq(table: &str, mac: &str, port: &str) -> Option<u64> {
+    let line = table
+        .lines()
+        .find(|l| l.starts_with(&format!("{mac} dev {port} ")) && l.contains(" master "))?;
+    let mut w = line.split_whitespace().skip_while(|w| *w != "seq");
+    w.next()?;
+    w.next()?.parse().ok()
 }
 
 /// The resident set of process `pid`, in KiB.
