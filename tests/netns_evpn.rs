@@ -876,14 +876,7 @@ fn three_sites_and_a_mac_that_moves_from_a_linux_vtep_to_tapswitch() {
                     r >= 1 && sw_seq(&swc.fdb_show(), &moving, "vx0") == Some(r)
                 })
         },
-        || {
-            format!(
-                "A's FRR {:?}, C's FRR {:?}\n{}",
-                frr(&fa),
-                frr(&fc),
-                diag()
-            )
-        },
+        || format!("A's FRR {:?}, C's FRR {:?}\n{}", frr(&fa), frr(&fc), diag()),
     );
     let (loc, _) = frr(&fa).expect("A's sequence numbers");
     eprintln!("the moved MAC's sequence number: {loc} (A's zebra and tapswitch)");
@@ -1181,6 +1174,124 @@ fn convergence_of_a_new_mac_both_ways() {
          B -> tapswitch's table {ma:?} ({to_a:?})"
     );
     assert!(mb < Duration::from_secs(5) && ma < Duration::from_secs(5));
+}
+
+/// Convergence of a new VTEP, median of 10: B's VNI goes down (B withdraws its type-3
+/// route; zebra at A removes B's flood entry, tapswitch's flood list loses B) and comes up
+/// again. Measured from zebra at A installing the route's flood entry on the shadow vxlan
+/// device (`bridge monitor fdb`) to the first frame tapswitch floods to B (a capture on B's
+/// underlay), while a host at A sends a broadcast every 2 ms.
+#[test]
+fn convergence_of_a_new_vtep() {
+    if !common::root_or_skip() || !frr_or_skip() {
+        return;
+    }
+    let n = (std::process::id() as usize % 40 + unique() * 3 % 200 + 10) as u8;
+    let vni = 6000 + u32::from(n);
+    let hn = n + 1;
+    let (ua, ub) = (format!("198.18.{n}.1"), format!("198.18.{n}.2"));
+    let (sa, sb) = (Netns::new(), Netns::new());
+    veth(&sa, &sb, &format!("{ua}/24"), &format!("{ub}/24"));
+    let tap = ifname('a');
+    let sw = evpn_switch(&sa, &[&tap], vni, &ua);
+    let a1 = tap_host(&sa, &tap, &format!("198.18.{hn}.1/24"), "02:65:7a:00:00:01");
+    sb.ip(&["link", "add", "br0", "type", "bridge"]);
+    sb.ip(&["link", "set", "br0", "up"]);
+    sb.ip(&[
+        "link",
+        "add",
+        "vx0",
+        "type",
+        "vxlan",
+        "id",
+        &vni.to_string(),
+        "local",
+        &ub,
+        "dstport",
+        "4789",
+        "nolearning",
+    ]);
+    sb.ip(&["link", "set", "vx0", "master", "br0"]);
+    sb.ip(&["link", "set", "vx0", "up"]);
+    let _fa = Frr::start(&sa, &ua, &[&ub]);
+    let fb = Frr::start(&sb, &ub, &[&ua]);
+    let flood_b = format!("00:00:00:00:00:00 dev vx0 dst {ub} self permanent");
+    wait_for(
+        30,
+        "B in tapswitch's flood list",
+        || sw.fdb_show().contains(&flood_b),
+        || fb.vtysh("show bgp l2vpn evpn summary"),
+    );
+    // zebra's flood entries on A's shadow vxlan device, and what reaches B's underlay from A
+    let mut zmon = Command::new("bridge");
+    zmon.args(["-n", &sa.name, "monitor", "fdb"]);
+    let (_zm, zebra) = timed_lines(zmon);
+    let mut cap = Command::new("ip");
+    cap.args([
+        "netns",
+        "exec",
+        &sb.name,
+        "tcpdump",
+        "-l",
+        "-n",
+        "--immediate-mode",
+        "-i",
+        "any",
+    ])
+    .arg(format!("src host {ua} and udp dst port 4789"));
+    let (_cap, wire) = timed_lines(cap);
+    // broadcasts from a1, every 2 ms (bounded: 300 s)
+    let bcast = format!("198.18.{hn}.255");
+    let _pinger = common::ChildGuard(
+        a1.ns
+            .spawn(&["ping", "-b", "-n", "-q", "-i", "0.002", "-w", "300", &bcast]),
+    );
+    // positive control: they are flooded to B while B is in the flood list
+    line_within(&wire, &[&format!("> {ub}.4789")], 10)
+        .expect("no broadcast flooded to B before the measurement");
+    let shadow = format!("tsx{vni}");
+    let zero = "00:00:00:00:00:00";
+    let mut took = Vec::new();
+    for _ in 0..10 {
+        sb.ip(&["link", "set", "vx0", "down"]);
+        line_within(
+            &zebra,
+            &["Deleted", zero, &format!("dev {shadow}"), &ub],
+            30,
+        )
+        .expect("zebra did not remove B's flood entry");
+        wait_for(
+            10,
+            "B out of tapswitch's flood list",
+            || !sw.fdb_show().contains(&flood_b),
+            || sw.fdb_show(),
+        );
+        sb.ip(&["link", "set", "vx0", "up"]);
+        let installed = loop {
+            let (t, l) = zebra
+                .recv_timeout(Duration::from_secs(30))
+                .expect("zebra did not install B's flood entry again");
+            if !l.starts_with("Deleted")
+                && [zero, &format!("dev {shadow}"), &ub]
+                    .iter()
+                    .all(|w| l.contains(w))
+            {
+                break t;
+            }
+        };
+        let flooded = loop {
+            let (t, l) = wire
+                .recv_timeout(Duration::from_secs(10))
+                .expect("nothing flooded to B after its type-3 route came back");
+            if t >= installed && l.contains(&format!("> {ub}.4789")) {
+                break t;
+            }
+        };
+        took.push(flooded.saturating_duration_since(installed));
+    }
+    let m = median(took.clone());
+    eprintln!("new VTEP, median of 10: zebra's flood entry to the first frame flooded to it {m:?} ({took:?})");
+    assert!(m < Duration::from_secs(5));
 }
 
 /// `--evpn` refuses what it cannot serve, with a clear error and before touching anything:
