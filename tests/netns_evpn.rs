@@ -1294,6 +1294,167 @@ fn convergence_of_a_new_vtep() {
     assert!(m < Duration::from_secs(5));
 }
 
+/// A namespace with IPv6 on.
+fn netns_v6() -> Netns {
+    let ns = Netns::new();
+    ns.ok(&[
+        "sysctl",
+        "-qw",
+        "net.ipv6.conf.all.disable_ipv6=0",
+        "net.ipv6.conf.default.disable_ipv6=0",
+    ]);
+    ns
+}
+
+/// The two-site fabric over an IPv6 underlay (2001:2::/48, RFC 5180). FRR 8.4's zebra reads
+/// only an IPv4 VTEP address from a vxlan device (`IFLA_VXLAN_LOCAL`; IPv6 came with FRR
+/// 10.6), so it advertises no usable type-3 or type-2 route for an IPv6 VTEP. What works is
+/// asserted: tapswitch's shadow devices carry the IPv6 VTEP address, the BGP EVPN session
+/// runs over IPv6, zebra's routes put nothing wrong into tapswitch's tables (no flood entry,
+/// no remote MAC), and with a static flood list on both sides the hosts ping and move TCP
+/// data intact over the IPv6 tunnel; the shadow device sends nothing.
+#[test]
+fn an_evpn_site_over_an_ipv6_underlay() {
+    if !common::root_or_skip() || !frr_or_skip() {
+        return;
+    }
+    let n = (std::process::id() as usize % 40 + unique() * 3 % 200 + 10) as u8;
+    let vni = 7000 + u32::from(n);
+    let hn = n + 1;
+    let (ua, ub) = (format!("2001:2:{n:x}::1"), format!("2001:2:{n:x}::2"));
+    let (sa, sb) = (netns_v6(), netns_v6());
+    let (na, nb) = (ifname('u'), ifname('v'));
+    run_ok(
+        "ip",
+        &[
+            "link", "add", &na, "netns", &sa.name, "mtu", "1600", "type", "veth", "peer", "name",
+            &nb, "netns", &sb.name, "mtu", "1600",
+        ],
+    );
+    for (ns, d, a) in [(&sa, &na, &ua), (&sb, &nb, &ub)] {
+        ns.ip(&["addr", "add", &format!("{a}/64"), "dev", d, "nodad"]);
+        ns.ip(&["link", "set", d, "up"]);
+    }
+    // Site A: tapswitch with B as a static remote (its flood list); B: a Linux VTEP with A
+    let tap = ifname('a');
+    let vx = format!("vx0=vxlan:{vni},local={ua},remote={ub}");
+    let sw = NsSwitch::start(&sa, &["--evpn", "--port", &tap, "--port", &vx]);
+    let a1 = tap_host(&sa, &tap, &format!("198.18.{hn}.1/24"), "02:65:7b:00:00:01");
+    sb.ip(&["link", "add", "br0", "type", "bridge"]);
+    sb.ip(&["link", "set", "br0", "up"]);
+    sb.ip(&[
+        "link",
+        "add",
+        "vx0",
+        "type",
+        "vxlan",
+        "id",
+        &vni.to_string(),
+        "local",
+        &ub,
+        "dstport",
+        "4789",
+    ]);
+    sb.ip(&["link", "set", "vx0", "master", "br0"]);
+    sb.ip(&["link", "set", "vx0", "up"]);
+    run_ok(
+        "bridge",
+        &[
+            "-n",
+            &sb.name,
+            "fdb",
+            "append",
+            "00:00:00:00:00:00",
+            "dev",
+            "vx0",
+            "dst",
+            &ua,
+        ],
+    );
+    let b1 = bridge_host(
+        &sb,
+        "br0",
+        &format!("198.18.{hn}.2/24"),
+        "02:65:7b:00:00:02",
+    );
+    // the shadow vxlan device has A's IPv6 address, which zebra reads as the VNI's VTEP
+    let shadow = format!("tsx{vni}");
+    let j: serde_json::Value =
+        serde_json::from_str(&sa.ip(&["-d", "-j", "link", "show", "dev", &shadow])).expect("json");
+    assert_eq!(j[0]["linkinfo"]["info_data"]["local6"], ua, "{shadow}: {j}");
+    // FRR on both sides, the iBGP EVPN session over IPv6 (router ids are IPv4 by nature)
+    let fa = Frr::start(&sa, &format!("198.18.{n}.1"), &[&ub]);
+    let fb = Frr::start(&sb, &format!("198.18.{n}.2"), &[&ua]);
+    let established = |f: &Frr, peer: &str| {
+        let v: serde_json::Value =
+            serde_json::from_str(&f.vtysh("show bgp l2vpn evpn summary json")).unwrap_or_default();
+        v["peers"][peer]["state"] == "Established"
+    };
+    wait_for(
+        30,
+        "the EVPN session over IPv6",
+        || established(&fa, &ub) && established(&fb, &ua),
+        || fa.vtysh("show bgp l2vpn evpn summary"),
+    );
+    wait_for(
+        10,
+        "zebra at A serves the shadow VNI",
+        || fa.vtysh(&format!("show evpn vni {vni}")).contains(&shadow),
+        || fa.vtysh("show evpn vni"),
+    );
+    // B's type-3 route reaches A, but it names B's router id as the VTEP (zebra gave bgpd
+    // no VTEP address): A's zebra installs no flood entry from it, tapswitch gets none
+    let t3 = format!("[3]:[0]:[32]:[198.18.{n}.2]");
+    wait_for(
+        20,
+        "B's type-3 route at A",
+        || {
+            fa.vtysh("show bgp l2vpn evpn route type multicast")
+                .contains(&t3)
+        },
+        || fa.vtysh("show bgp l2vpn evpn route"),
+    );
+    // the static flood lists carry the hosts' traffic over IPv6
+    let diag = || {
+        format!(
+            "A's switch:\n{}\nB's vx0:\n{}",
+            sw.fdb_show(),
+            run_ok("bridge", &["-n", &sb.name, "fdb", "show", "dev", "vx0"])
+        )
+    };
+    wait_for(20, "a1 reaches b1", || pings(&a1, &b1.ip), diag);
+    a1.ping_ok(&b1.ip, 3);
+    b1.ping_ok(&a1.ip, 3);
+    tcp_intact(&a1, &b1, 1 << 20);
+    tcp_intact(&b1, &a1, 1 << 20);
+    let flood_b = format!("00:00:00:00:00:00 dev vx0 dst {ub} self permanent");
+    assert!(sw.fdb_show().contains(&flood_b), "{}", diag());
+    let v = vni.to_string();
+    let l = [("vni", v.as_str())];
+    let zebra = || {
+        format!(
+            "{}\n{}\n{}",
+            diag(),
+            fa.vtysh(&format!("show evpn vni {vni}")),
+            fa.vtysh("show bgp l2vpn evpn route")
+        )
+    };
+    assert_eq!(
+        sw.metric("tapswitch_evpn_remote_vteps", &l),
+        0.0,
+        "{}",
+        zebra()
+    );
+    assert_eq!(
+        sw.metric("tapswitch_evpn_remote_macs", &l),
+        0.0,
+        "{}",
+        zebra()
+    );
+    assert_eq!(sw.metric("tapswitch_evpn_sync_errors_total", &[]), 0.0);
+    assert_eq!(tx_packets(&sa, &shadow), 0, "the shadow vxlan device sent");
+}
+
 /// `--evpn` refuses what it cannot serve, with a clear error and before touching anything:
 /// no `vxlan` port (no VNI), and `--user` (the service needs CAP_NET_ADMIN while it runs).
 /// Rootless.
