@@ -827,6 +827,32 @@ fn three_sites_and_a_mac_that_moves_from_a_linux_vtep_to_tapswitch() {
     let routes = || fb.vtysh("show bgp l2vpn evpn route type macip");
     assert!(has_macip(&routes(), &moving, &ub), "{}", routes());
 
+    // A's table events from here on (a probe entry shows the monitor is connected)
+    let mut amon = Command::new(TAPSWITCH);
+    amon.args(["monitor", "fdb", "--control", &swa.ctl]);
+    let (_am, a_events) = timed_lines(amon);
+    let probe = "02:65:76:ff:ff:03";
+    let connected = (0..20).any(|_| {
+        let out = common::tapswitch_cmd(&[
+            "fdb",
+            "replace",
+            probe,
+            "dev",
+            &ta,
+            "static",
+            "--control",
+            &swa.ctl,
+        ]);
+        assert!(out.status.success(), "{out:?}");
+        line_within(&a_events, &[probe], 1).is_some()
+    });
+    assert!(connected, "A's monitor never showed the probe entry");
+    let out = common::tapswitch_cmd(&["fdb", "del", probe, "dev", &ta, "--control", &swa.ctl]);
+    assert!(out.status.success(), "{out:?}");
+
+    let mut kmon = Command::new("bridge");
+    kmon.args(["-n", &sa.name, "monitor", "fdb"]);
+    let (_km, kev) = timed_lines(kmon);
     // It shows up at A (B's host stays up, and says nothing more).
     let ma = tap_host(&sa, &tm, &ip(9), &moving);
     wait_for(20, "the moved host reaches c1", || pings(&ma, &c1.ip), diag);
@@ -846,6 +872,18 @@ fn three_sites_and_a_mac_that_moves_from_a_linux_vtep_to_tapswitch() {
         detail.contains("MM:") && detail.contains(&ua),
         "no MAC mobility community:\n{detail}"
     );
+    // tapswitch counted the move as A's route numbers it (its `seq` event at A)
+    let mm: u64 = detail
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("MM:"))
+        .and_then(|n| n.trim_end_matches(',').parse().ok())
+        .unwrap_or_else(|| panic!("no MM:N in:\n{detail}"));
+    line_within(
+        &a_events,
+        &[&format!("{moving} dev {tm} "), &format!(" seq {mm}")],
+        5,
+    )
+    .unwrap_or_else(|| panic!("no event with the moved MAC's seq {mm} at A"));
     wait_for(
         10,
         "B's kernel and C's switch point the MAC at A",
@@ -871,12 +909,23 @@ fn three_sites_and_a_mac_that_moves_from_a_linux_vtep_to_tapswitch() {
         "tapswitch's sequence numbers are FRR's",
         || {
             let (a, c) = (frr(&fa), frr(&fc));
-            a.is_some_and(|(l, _)| l >= 1 && sw_seq(&swa.fdb_show(), &moving, &tm) == Some(l))
-                && c.is_some_and(|(_, r)| {
-                    r >= 1 && sw_seq(&swc.fdb_show(), &moving, "vx0") == Some(r)
-                })
+            a.is_some_and(|(l, _)| sw_seq(&swa.fdb_show(), &moving, &tm) == Some(l))
+                && c.is_some_and(|(_, r)| sw_seq(&swc.fdb_show(), &moving, "vx0") == Some(r))
         },
-        || format!("A's FRR {:?}, C's FRR {:?}\n{}", frr(&fa), frr(&fc), diag()),
+        || {
+            let j = |f: &Frr| f.vtysh(&format!("show evpn mac vni {vni} mac {moving} json"));
+            let k: Vec<String> = kev.try_iter().map(|(_, l)| l).collect();
+            format!(
+                "A's shadow FDB events:\n{}\nA's switch log:\n{}\nA's FRR: {}\nC's FRR: {}\n{}\n{}\n{}",
+                k.join("\n"),
+                swa.log.text(),
+                j(&fa),
+                j(&fc),
+                diag(),
+                fa.logs(),
+                fc.logs()
+            )
+        },
     );
     let (loc, _) = frr(&fa).expect("A's sequence numbers");
     eprintln!("the moved MAC's sequence number: {loc} (A's zebra and tapswitch)");

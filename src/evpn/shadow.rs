@@ -500,7 +500,14 @@ impl Runner {
             return;
         };
         let vni = s.vni;
-        let acts = if on_vxlan {
+        let acts = if on_vxlan && f.master.is_some() && f.dst.is_none() {
+            // the bridge's entry on the shadow vxlan device (not zebra's own entry)
+            if f.add && !f.mac.is_zero() {
+                self.engine().kernel_displaced(vni, f.mac)
+            } else {
+                Vec::new()
+            }
+        } else if on_vxlan {
             remote_input(&mut self.engine(), vni, &f)
         } else if f.extern_learn() || !f.add {
             self.engine().kernel_local(vni, f.mac, f.add)

@@ -135,6 +135,9 @@ struct Vni {
     written: BTreeSet<MacAddr>,
     /// Local MACs zebra removed: not written back until learned locally again.
     yielded: BTreeSet<MacAddr>,
+    /// Local MACs whose entry the bridge moved to the shadow vxlan device: written again when
+    /// the remote entry that took it is withdrawn ([`Engine::kernel_displaced`]).
+    displaced: BTreeSet<MacAddr>,
     /// Remote MACs zebra installed, and their VTEP.
     remote: BTreeMap<MacAddr, IpAddr>,
     /// The flood list zebra installed.
@@ -279,6 +282,7 @@ impl Engine {
         } else {
             v.local.remove(&mac);
             v.yielded.remove(&mac);
+            v.displaced.remove(&mac);
             v.forget_if_gone(&mac);
             if v.written.remove(&mac) {
                 out.push(Action::RemoveLocal { vni, mac });
@@ -306,6 +310,21 @@ impl Engine {
         Vec::new()
     }
 
+    /// The shadow bridge's entry of `mac` is now on the shadow vxlan device of `vni`. When it
+    /// was a local MAC written on the shadow port, the kernel moved it there: updating or
+    /// deleting zebra's remote entry of a MAC that just moved here (the bridge follows the
+    /// vxlan device's `extern_learn` entries, whatever port the bridge entry is on), and zebra
+    /// then sees the local MAC go. That is not zebra's yield (which comes with a remote route
+    /// that wins): the MAC is written again once the remote entry is withdrawn.
+    pub fn kernel_displaced(&mut self, vni: u32, mac: MacAddr) -> Vec<Action> {
+        if let Some(v) = self.vnis.get_mut(&vni) {
+            if v.local.contains(&mac) && v.written.remove(&mac) {
+                v.displaced.insert(mac);
+            }
+        }
+        Vec::new()
+    }
+
     /// zebra installed (or removed) a remote MAC on the shadow vxlan device of `vni`.
     pub fn kernel_remote(&mut self, vni: u32, mac: MacAddr, dst: IpAddr, add: bool) -> Vec<Action> {
         let Some(at) = self.binding(vni) else {
@@ -329,6 +348,7 @@ impl Engine {
                 // zebra installs a remote MAC it had as local only when the remote route
                 // wins (a higher sequence number): the local entry yields
                 s.rem = s.rem.max(s.loc.saturating_add(1));
+                v.displaced.remove(&mac);
             }
             out.push(Action::InstallRemote { at, mac, dst });
         } else if v.remote.get(&mac) == Some(&dst) {
@@ -339,6 +359,12 @@ impl Engine {
             }
             v.forget_if_gone(&mac);
             out.push(Action::WithdrawRemote { at, mac, dst });
+            // the local entry the bridge gave to this remote one comes back; zebra saw
+            // the local MAC go, so it is a new MAC there (number 0)
+            if v.displaced.remove(&mac) && v.local.contains(&mac) && v.written.insert(mac) {
+                v.seq.remove(&mac);
+                out.push(Action::WriteLocal { vni, mac });
+            }
         }
         seq_news(v, at, mac, before, out)
     }
@@ -388,6 +414,7 @@ impl Engine {
         }
         let v = self.vnis.entry(vni).or_default();
         v.written = k.written;
+        v.displaced.clear();
         for mac in v.written.clone() {
             if !v.local.contains(&mac) {
                 v.written.remove(&mac);
@@ -612,6 +639,56 @@ mod tests {
                 vni: 1010,
                 mac: mac(7)
             }));
+    }
+
+    #[test]
+    fn a_local_mac_the_bridge_gave_to_a_withdrawn_remote_entry_is_written_again() {
+        // seen with FRR 8.4: a MAC behind B moves here; tapswitch writes it on the shadow
+        // port, then zebra's update and removal of B's entry on the vxlan device take the
+        // bridge's entry with them
+        let b = ip("198.18.0.2");
+        let mut e = engine();
+        e.kernel_remote(1010, mac(9), b, true);
+        e.table(10, mac(9), Some(HOST));
+        e.kernel_local(1010, mac(9), true);
+        assert!(e.kernel_displaced(1010, mac(9)).is_empty());
+        assert_eq!(
+            e.kernel_remote(1010, mac(9), b, false),
+            [
+                Action::WithdrawRemote {
+                    at: B,
+                    mac: mac(9),
+                    dst: b
+                },
+                Action::WriteLocal {
+                    vni: 1010,
+                    mac: mac(9)
+                },
+                Action::Seq {
+                    at: B,
+                    mac: mac(9),
+                    seq: 0
+                }
+            ]
+        );
+        assert_eq!(e.written_count(1010), 1);
+        assert_eq!(e.seq(1010, &mac(9)), 0, "a new MAC for zebra");
+        // when a remote route wins instead, the bridge's move is the yield: nothing written
+        let c = ip("198.18.0.3");
+        e.kernel_displaced(1010, mac(9));
+        let a = e.kernel_remote(1010, mac(9), c, true);
+        assert!(
+            !a.iter().any(|a| matches!(a, Action::WriteLocal { .. })),
+            "{a:?}"
+        );
+        assert!(!e
+            .kernel_remote(1010, mac(9), c, false)
+            .iter()
+            .any(|a| matches!(a, Action::WriteLocal { .. })));
+        // a remote MAC's own bridge entry on the vxlan device is no displacement
+        e.kernel_remote(1010, mac(8), b, true);
+        e.kernel_displaced(1010, mac(8));
+        assert_eq!(e.kernel_remote(1010, mac(8), b, false).len(), 1);
     }
 
     #[test]
