@@ -35,6 +35,18 @@ pub enum Event {
         /// What happened.
         what: Change,
     },
+    /// The EVPN mobility sequence number of an entry changed (RFC 7432 section 15; see
+    /// `evpn::sync`).
+    FdbSeq {
+        /// The address.
+        mac: MacAddr,
+        /// The VLAN.
+        vlan: u16,
+        /// Its port now.
+        port: PortId,
+        /// The number now.
+        seq: u32,
+    },
     /// A port was attached or removed, or its link state changed.
     Port {
         /// The port.

@@ -1489,7 +1489,7 @@ fn the_event_bus_reports_ports_and_spanning_tree_states() {
         .filter_map(|e| match e {
             Event::Port { name, state, .. } => Some(format!("{name} port {state}")),
             Event::Stp { name, state, .. } => Some(format!("{name} stp {state}")),
-            Event::Fdb { .. } | Event::Mdb(_) => None,
+            Event::Fdb { .. } | Event::FdbSeq { .. } | Event::Mdb(_) => None,
         })
         .collect();
     let at = |s: &str| {

@@ -64,6 +64,21 @@ pub(crate) fn line(sw: &Switch, e: &Event) -> Vec<u8> {
             }
             v
         }
+        &Event::FdbSeq {
+            mac,
+            vlan,
+            port,
+            seq,
+        } => {
+            json!({
+                "event": "fdb",
+                "action": "seq",
+                "mac": mac.to_string(),
+                "vlan": vlan,
+                "port": name(sw, port),
+                "seq": seq,
+            })
+        }
         Event::Port {
             ref name, state, ..
         } => {
@@ -153,6 +168,17 @@ mod tests {
             v,
             json!({"event": "fdb", "action": "move", "mac": "02:00:00:00:00:01", "vlan": 0,
                    "port": "h1", "kind": "extern_learn", "from": "#999"})
+        );
+        let v = j(&Event::FdbSeq {
+            mac: crate::wire::MacAddr([2, 0, 0, 0, 0, 1]),
+            vlan: 10,
+            port: h.id,
+            seq: 3,
+        });
+        assert_eq!(
+            v,
+            json!({"event": "fdb", "action": "seq", "mac": "02:00:00:00:00:01", "vlan": 10,
+                   "port": "h1", "seq": 3})
         );
         let v = j(&Event::Mdb(crate::mcast::Event::GroupAdded {
             vid: 0,

@@ -229,6 +229,21 @@ pub(super) struct EntryJson {
     used: u64,
     /// The remote VTEP of a `vxlan` port's own entry; `null` for a bridge entry.
     dst: Option<std::net::IpAddr>,
+    /// The EVPN mobility sequence number of a bridge entry in a VLAN that has a VNI (with
+    /// `--evpn`); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) seq: Option<u32>,
+}
+
+/// Looks up EVPN mobility sequence numbers, when the switch runs the EVPN service: the
+/// number of `mac` in table VLAN `vlan`, `None` for a VLAN without a VNI.
+pub(super) fn evpn_seq(sw: &Switch) -> impl Fn(u16, &MacAddr) -> Option<u32> {
+    let e = sw.evpn.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    move |vlan, mac| {
+        e.as_ref()?
+            .downcast_ref::<crate::evpn::shadow::Evpn>()?
+            .seq(vlan, mac)
+    }
 }
 
 /// A `vxlan` port's own entry (`bridge fdb show` prints it `... dst IP self`).
@@ -243,6 +258,7 @@ pub(super) fn vtep_entry_json(port: &str, r: &VtepRecord) -> EntryJson {
         age: r.updated_ms_ago / 1000,
         used: r.updated_ms_ago / 1000,
         dst: Some(r.dst),
+        seq: None,
     }
 }
 
@@ -261,5 +277,6 @@ pub(super) fn entry_json(ports: &Registry, r: &FdbRecord) -> EntryJson {
         age: r.updated_ms_ago / 1000,
         used: r.used_ms_ago / 1000,
         dst: None,
+        seq: None,
     }
 }

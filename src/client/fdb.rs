@@ -89,6 +89,10 @@ pub fn fdb_line(e: &Value, master: &str) -> String {
     if matches!(kind, Some("static" | "sticky")) {
         s.push_str(" static");
     }
+    if let Some(n) = e["seq"].as_u64() {
+        // the EVPN mobility sequence number (FRR's `show evpn mac` has it too)
+        s.push_str(&format!(" seq {n}"));
+    }
     s
 }
 
@@ -301,6 +305,14 @@ mod tests {
             fdb_line(&e, "br0"),
             "02:00:00:00:00:09 dev vx0 extern_learn master br0"
         );
+        // with EVPN, the mobility sequence number last (null: no VNI in that VLAN)
+        let e = serde_json::json!({"mac": "02:00:00:00:00:09", "port": "vx0", "vlan": 0, "kind": "extern_learn", "seq": 2});
+        assert_eq!(
+            fdb_line(&e, "br0"),
+            "02:00:00:00:00:09 dev vx0 extern_learn master br0 seq 2"
+        );
+        let e = serde_json::json!({"mac": "02:00:00:00:00:01", "port": "tsw0", "vlan": 0, "kind": "learned", "seq": null});
+        assert_eq!(fdb_line(&e, "br0"), "02:00:00:00:00:01 dev tsw0 master br0");
         let e = serde_json::json!({"mac": "00:00:00:00:00:00", "port": "vx0", "vlan": 0, "kind": "static", "dst": "198.18.250.2"});
         assert_eq!(
             fdb_line(&e, "br0"),

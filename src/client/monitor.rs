@@ -37,6 +37,10 @@ pub fn event_text(v: &Value) -> Option<String> {
                 k => t += &format!(" {k}"),
             }
             t.push_str(" master tapswitch");
+            if let Some(n) = v["seq"].as_u64() {
+                // an EVPN mobility sequence number changed (action "seq")
+                t += &format!(" seq {n}");
+            }
             if let Some(f) = v["from"].as_str() {
                 t += &format!(" (moved from {f})");
             }
@@ -140,6 +144,10 @@ mod tests {
         assert_eq!(
             t(r#"{"event":"fdb","action":"move","mac":"02:00:00:00:00:01","vlan":0,"port":"b","kind":"learned","from":"a"}"#).unwrap(),
             "02:00:00:00:00:01 dev b master tapswitch (moved from a)"
+        );
+        assert_eq!(
+            t(r#"{"event":"fdb","action":"seq","mac":"02:00:00:00:00:01","vlan":10,"port":"tap0","seq":2}"#).unwrap(),
+            "02:00:00:00:00:01 dev tap0 vlan 10 master tapswitch seq 2"
         );
         assert_eq!(
             t(r#"{"event":"port","port":"tap0","state":"down"}"#).unwrap(),

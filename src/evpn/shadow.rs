@@ -360,10 +360,11 @@ impl Evpn {
         })
     }
 
-    /// The mobility sequence number of `mac` in the VNI of table VLAN `vlan`.
-    pub fn seq(&self, vlan: u16, mac: &MacAddr) -> u32 {
+    /// The mobility sequence number of `mac` in the VNI of table VLAN `vlan` (`None`: no
+    /// VNI there).
+    pub fn seq(&self, vlan: u16, mac: &MacAddr) -> Option<u32> {
         let e = self.engine.lock().unwrap_or_else(|p| p.into_inner());
-        e.vni_of_vlan(vlan).map_or(0, |v| e.seq(v, mac))
+        e.vni_of_vlan(vlan).map(|v| e.seq(v, mac))
     }
 
     /// Per VNI: the remote VTEPs of its flood list, and its remote MACs.
@@ -499,7 +500,14 @@ impl Runner {
             return;
         };
         let vni = s.vni;
-        let acts = if on_vxlan {
+        let acts = if on_vxlan && f.master.is_some() && f.dst.is_none() {
+            // the bridge's entry on the shadow vxlan device (not zebra's own entry)
+            if f.add && !f.mac.is_zero() {
+                self.engine().kernel_displaced(vni, f.mac)
+            } else {
+                Vec::new()
+            }
+        } else if on_vxlan {
             remote_input(&mut self.engine(), vni, &f)
         } else if f.extern_learn() || !f.add {
             self.engine().kernel_local(vni, f.mac, f.add)
@@ -639,6 +647,19 @@ impl Runner {
                     if let Some(v) = self.vteps.get(&at.vni) {
                         v.remove(MacAddr::ZERO, Some(dst));
                     }
+                }
+                Action::Seq { at, mac, seq } => {
+                    let port = self
+                        .sw
+                        .fdb
+                        .port_of(&FdbKey::new(mac, at.vlan))
+                        .unwrap_or(at.tunnel);
+                    self.sw.events.publish(crate::events::Event::FdbSeq {
+                        mac,
+                        vlan: at.vlan,
+                        port,
+                        seq,
+                    });
                 }
             }
         }

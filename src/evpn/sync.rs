@@ -18,9 +18,16 @@
 //! bridge (zebra advertises it with a higher sequence number and withdraws the remote route),
 //! and the remote entry yields in the VTEP ([`Action::YieldRemote`]). When zebra removes a
 //! local entry tapswitch wrote (a remote VTEP won the MAC), the engine does not write it back
-//! until the table learns the MAC locally again. The engine counts moves per MAC: the
-//! sequence number it shows ([`Engine::seq`]) is the number of times the MAC moved between
-//! this VTEP and a remote one, as seen here.
+//! until the table learns the MAC locally again.
+//!
+//! The mobility sequence number ([`Engine::seq`]): zebra does not pass BGP's to the kernel,
+//! so the engine keeps its own the way zebra does (zebra_evpn_mac.c): a local and a remote
+//! number per MAC. A MAC learned here while it was remote takes the remote number plus one
+//! (`loc = max(rem + 1, loc)`); a remote route that replaces a local MAC or another VTEP's
+//! route was advertised by a VTEP that saw the old one, so it carries one more (`rem = loc
+//! + 1`, `rem + 1`); a new remote MAC starts at 0. When a MAC is neither local nor remote any
+//! more (aged here, withdrawn there) it is forgotten and starts again at 0, as zebra deletes
+//! a MAC no neighbour entry holds. Every change of the number shown is an [`Action::Seq`].
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
@@ -100,6 +107,24 @@ pub enum Action {
         /// Remote VTEP.
         dst: IpAddr,
     },
+    /// The mobility sequence number of a MAC changed (for the event stream).
+    Seq {
+        /// The VNI's binding.
+        at: Binding,
+        /// MAC.
+        mac: MacAddr,
+        /// The number now (see [`Engine::seq`]).
+        seq: u32,
+    },
+}
+
+/// The mobility sequence numbers of one MAC, as zebra keeps them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Seq {
+    /// Advertised from here.
+    loc: u32,
+    /// Of the remote route installed.
+    rem: u32,
 }
 
 #[derive(Debug, Default)]
@@ -110,12 +135,45 @@ struct Vni {
     written: BTreeSet<MacAddr>,
     /// Local MACs zebra removed: not written back until learned locally again.
     yielded: BTreeSet<MacAddr>,
+    /// Local MACs whose entry the bridge moved to the shadow vxlan device: written again when
+    /// the remote entry that took it is withdrawn ([`Engine::kernel_displaced`]).
+    displaced: BTreeSet<MacAddr>,
     /// Remote MACs zebra installed, and their VTEP.
     remote: BTreeMap<MacAddr, IpAddr>,
     /// The flood list zebra installed.
     flood: BTreeSet<IpAddr>,
-    /// Moves between local and remote, per MAC.
-    seq: HashMap<MacAddr, u32>,
+    /// Mobility sequence numbers, per MAC that is local or remote.
+    seq: HashMap<MacAddr, Seq>,
+}
+
+impl Vni {
+    /// The number shown for `mac`: the local one while it is local, else the remote one.
+    fn shown(&self, mac: &MacAddr) -> u32 {
+        let s = self.seq.get(mac).copied().unwrap_or_default();
+        if self.local.contains(mac) {
+            s.loc
+        } else {
+            s.rem
+        }
+    }
+
+    /// Forgets the numbers of a MAC that is neither local nor remote.
+    fn forget_if_gone(&mut self, mac: &MacAddr) {
+        if !self.local.contains(mac) && !self.remote.contains_key(mac) {
+            self.seq.remove(mac);
+        }
+    }
+}
+
+/// `out` plus an [`Action::Seq`] when the number shown for `mac` went from `before` to
+/// something else.
+fn seq_news(v: &Vni, at: Binding, mac: MacAddr, before: u32, mut out: Vec<Action>) -> Vec<Action> {
+    let seq = v.shown(&mac);
+    let known = v.local.contains(&mac) || v.remote.contains_key(&mac);
+    if seq != before && known {
+        out.push(Action::Seq { at, mac, seq });
+    }
+    out
 }
 
 /// What the kernel holds for one VNI (from a dump): the local MACs on the shadow port, the
@@ -164,12 +222,10 @@ impl Engine {
         self.bindings.iter().any(|b| b.tunnel == port)
     }
 
-    /// The mobility sequence number of `mac` in `vni` (see the module documentation).
+    /// The mobility sequence number of `mac` in `vni` (see the module documentation): the
+    /// local one while the MAC is local here, else the remote one; 0 for a MAC not known.
     pub fn seq(&self, vni: u32, mac: &MacAddr) -> u32 {
-        self.vnis
-            .get(&vni)
-            .and_then(|v| v.seq.get(mac).copied())
-            .unwrap_or(0)
+        self.vnis.get(&vni).map_or(0, |v| v.shown(mac))
     }
 
     /// Remote VTEPs of a VNI's flood list.
@@ -208,12 +264,15 @@ impl Engine {
             return Vec::new();
         }
         let v = self.vnis.entry(vni).or_default();
+        let before = v.shown(&mac);
         let mut out = Vec::new();
         if local {
             v.yielded.remove(&mac);
             if v.local.insert(mac) {
                 if let Some(dst) = v.remote.get(&mac).copied() {
-                    *v.seq.entry(mac).or_insert(0) += 1;
+                    // a move from a remote VTEP: zebra's loc = max(rem + 1, loc)
+                    let s = v.seq.entry(mac).or_default();
+                    s.loc = s.loc.max(s.rem.saturating_add(1));
                     out.push(Action::YieldRemote { at, mac, dst });
                 }
             }
@@ -223,11 +282,13 @@ impl Engine {
         } else {
             v.local.remove(&mac);
             v.yielded.remove(&mac);
+            v.displaced.remove(&mac);
+            v.forget_if_gone(&mac);
             if v.written.remove(&mac) {
                 out.push(Action::RemoveLocal { vni, mac });
             }
         }
-        out
+        seq_news(v, at, mac, before, out)
     }
 
     /// The kernel reports a local entry on the shadow port of `vni` (ours) added or removed.
@@ -249,32 +310,63 @@ impl Engine {
         Vec::new()
     }
 
+    /// The shadow bridge's entry of `mac` is now on the shadow vxlan device of `vni`. When it
+    /// was a local MAC written on the shadow port, the kernel moved it there: updating or
+    /// deleting zebra's remote entry of a MAC that just moved here (the bridge follows the
+    /// vxlan device's `extern_learn` entries, whatever port the bridge entry is on), and zebra
+    /// then sees the local MAC go. That is not zebra's yield (which comes with a remote route
+    /// that wins): the MAC is written again once the remote entry is withdrawn.
+    pub fn kernel_displaced(&mut self, vni: u32, mac: MacAddr) -> Vec<Action> {
+        if let Some(v) = self.vnis.get_mut(&vni) {
+            if v.local.contains(&mac) && v.written.remove(&mac) {
+                v.displaced.insert(mac);
+            }
+        }
+        Vec::new()
+    }
+
     /// zebra installed (or removed) a remote MAC on the shadow vxlan device of `vni`.
     pub fn kernel_remote(&mut self, vni: u32, mac: MacAddr, dst: IpAddr, add: bool) -> Vec<Action> {
         let Some(at) = self.binding(vni) else {
             return Vec::new();
         };
         let v = self.vnis.entry(vni).or_default();
+        let before = v.shown(&mac);
         let mut out = Vec::new();
         if add {
             let old = v.remote.insert(mac, dst);
             if old == Some(dst) {
                 return out;
             }
+            let s = v.seq.entry(mac).or_default();
             if let Some(o) = old {
+                // another VTEP's route replaced this one's: it saw it, and added one
+                s.rem = s.rem.saturating_add(1);
                 out.push(Action::WithdrawRemote { at, mac, dst: o });
             }
             if v.local.remove(&mac) {
                 // zebra installs a remote MAC it had as local only when the remote route
                 // wins (a higher sequence number): the local entry yields
-                *v.seq.entry(mac).or_insert(0) += 1;
+                s.rem = s.rem.max(s.loc.saturating_add(1));
+                v.displaced.remove(&mac);
             }
             out.push(Action::InstallRemote { at, mac, dst });
         } else if v.remote.get(&mac) == Some(&dst) {
             v.remote.remove(&mac);
+            // zebra resets the remote number of a withdrawn route
+            if let Some(s) = v.seq.get_mut(&mac) {
+                s.rem = 0;
+            }
+            v.forget_if_gone(&mac);
             out.push(Action::WithdrawRemote { at, mac, dst });
+            // the local entry the bridge gave to this remote one comes back; zebra saw
+            // the local MAC go, so it is a new MAC there (number 0)
+            if v.displaced.remove(&mac) && v.local.contains(&mac) && v.written.insert(mac) {
+                v.seq.remove(&mac);
+                out.push(Action::WriteLocal { vni, mac });
+            }
         }
-        out
+        seq_news(v, at, mac, before, out)
     }
 
     /// zebra added (or removed) a flood-list entry (the all-zero MAC) of `vni`.
@@ -322,6 +414,7 @@ impl Engine {
         }
         let v = self.vnis.entry(vni).or_default();
         v.written = k.written;
+        v.displaced.clear();
         for mac in v.written.clone() {
             if !v.local.contains(&mac) {
                 v.written.remove(&mac);
@@ -455,6 +548,11 @@ mod tests {
                     at: B,
                     mac: mac(5),
                     dst: c
+                },
+                Action::Seq {
+                    at: B,
+                    mac: mac(5),
+                    seq: 1
                 }
             ]
         );
@@ -494,6 +592,11 @@ mod tests {
                 Action::WriteLocal {
                     vni: 1010,
                     mac: mac(7)
+                },
+                Action::Seq {
+                    at: B,
+                    mac: mac(7),
+                    seq: 1
                 }
             ]
         );
@@ -511,7 +614,21 @@ mod tests {
         // later the MAC moves back to B, which wins: zebra removes our local entry, and the
         // engine does not write it back while the table still has it local
         assert!(e.kernel_local(1010, mac(7), false).is_empty());
-        assert!(e.kernel_remote(1010, mac(7), b, true).len() == 1);
+        assert_eq!(
+            e.kernel_remote(1010, mac(7), b, true),
+            [
+                Action::InstallRemote {
+                    at: B,
+                    mac: mac(7),
+                    dst: b
+                },
+                Action::Seq {
+                    at: B,
+                    mac: mac(7),
+                    seq: 2
+                }
+            ]
+        );
         assert_eq!(e.seq(1010, &mac(7)), 2);
         // the install moved the table entry to the tunnel port: nothing to remove any more
         assert!(e.table(10, mac(7), Some(TUN)).is_empty());
@@ -522,6 +639,56 @@ mod tests {
                 vni: 1010,
                 mac: mac(7)
             }));
+    }
+
+    #[test]
+    fn a_local_mac_the_bridge_gave_to_a_withdrawn_remote_entry_is_written_again() {
+        // seen with FRR 8.4: a MAC behind B moves here; tapswitch writes it on the shadow
+        // port, then zebra's update and removal of B's entry on the vxlan device take the
+        // bridge's entry with them
+        let b = ip("198.18.0.2");
+        let mut e = engine();
+        e.kernel_remote(1010, mac(9), b, true);
+        e.table(10, mac(9), Some(HOST));
+        e.kernel_local(1010, mac(9), true);
+        assert!(e.kernel_displaced(1010, mac(9)).is_empty());
+        assert_eq!(
+            e.kernel_remote(1010, mac(9), b, false),
+            [
+                Action::WithdrawRemote {
+                    at: B,
+                    mac: mac(9),
+                    dst: b
+                },
+                Action::WriteLocal {
+                    vni: 1010,
+                    mac: mac(9)
+                },
+                Action::Seq {
+                    at: B,
+                    mac: mac(9),
+                    seq: 0
+                }
+            ]
+        );
+        assert_eq!(e.written_count(1010), 1);
+        assert_eq!(e.seq(1010, &mac(9)), 0, "a new MAC for zebra");
+        // when a remote route wins instead, the bridge's move is the yield: nothing written
+        let c = ip("198.18.0.3");
+        e.kernel_displaced(1010, mac(9));
+        let a = e.kernel_remote(1010, mac(9), c, true);
+        assert!(
+            !a.iter().any(|a| matches!(a, Action::WriteLocal { .. })),
+            "{a:?}"
+        );
+        assert!(!e
+            .kernel_remote(1010, mac(9), c, false)
+            .iter()
+            .any(|a| matches!(a, Action::WriteLocal { .. })));
+        // a remote MAC's own bridge entry on the vxlan device is no displacement
+        e.kernel_remote(1010, mac(8), b, true);
+        e.kernel_displaced(1010, mac(8));
+        assert_eq!(e.kernel_remote(1010, mac(8), b, false).len(), 1);
     }
 
     #[test]
@@ -541,6 +708,73 @@ mod tests {
                 mac: mac(9)
             }]
         );
+    }
+
+    /// The actions of a step, less its [`Action::Seq`]s, and the numbers those said.
+    fn seqs(a: Vec<Action>) -> Vec<u32> {
+        a.into_iter()
+            .filter_map(|a| match a {
+                Action::Seq { seq, .. } => Some(seq),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn sequence_numbers_follow_zebra_in_the_three_site_move() {
+        // The three-site test: a MAC behind B (a Linux VTEP, route without a number: 0)
+        // shows up at A. A's zebra advertises it with max(0 + 1, 0) = 1, and C's zebra
+        // installs A's route with 1.
+        let (ua, ub) = (ip("198.18.0.1"), ip("198.18.0.2"));
+        let (mut a, mut c) = (engine(), engine());
+        assert!(seqs(a.kernel_remote(1010, mac(9), ub, true)).is_empty());
+        assert!(seqs(c.kernel_remote(1010, mac(9), ub, true)).is_empty());
+        assert_eq!((a.seq(1010, &mac(9)), c.seq(1010, &mac(9))), (0, 0));
+        assert_eq!(seqs(a.table(10, mac(9), Some(HOST))), [1]);
+        assert_eq!(a.seq(1010, &mac(9)), 1);
+        // B's withdrawal of its own route changes nothing at A (the local number stays)
+        assert!(seqs(a.kernel_remote(1010, mac(9), ub, false)).is_empty());
+        assert_eq!(a.seq(1010, &mac(9)), 1);
+        // at C, A's route replaces B's: one more than B's
+        assert_eq!(seqs(c.kernel_remote(1010, mac(9), ua, true)), [1]);
+        assert!(seqs(c.kernel_remote(1010, mac(9), ub, false)).is_empty());
+        assert_eq!(c.seq(1010, &mac(9)), 1);
+        // the other VNI knows nothing of it
+        assert_eq!(c.seq(1020, &mac(9)), 0);
+    }
+
+    #[test]
+    fn every_move_adds_one_and_a_mac_gone_everywhere_starts_again() {
+        let (ub, uc) = (ip("198.18.0.2"), ip("198.18.0.3"));
+        let mut e = engine();
+        // local first (0), then won by B (1), back here (2), to C through B's route (3, 4)
+        assert!(seqs(e.table(10, mac(4), Some(HOST))).is_empty());
+        assert!(e.kernel_local(1010, mac(4), false).is_empty());
+        assert_eq!(seqs(e.kernel_remote(1010, mac(4), ub, true)), [1]);
+        e.table(10, mac(4), Some(TUN));
+        assert_eq!(seqs(e.table(10, mac(4), Some(HOST))), [2]);
+        e.kernel_remote(1010, mac(4), ub, false);
+        assert!(e.kernel_local(1010, mac(4), false).is_empty());
+        assert_eq!(seqs(e.kernel_remote(1010, mac(4), ub, true)), [3]);
+        assert_eq!(seqs(e.kernel_remote(1010, mac(4), uc, true)), [4]);
+        assert_eq!(e.seq(1010, &mac(4)), 4);
+        // a replayed install is not a move
+        assert!(e.kernel_remote(1010, mac(4), uc, true).is_empty());
+        // withdrawn everywhere (the table entry went with it): forgotten, no news
+        assert!(seqs(e.kernel_remote(1010, mac(4), uc, false)).is_empty());
+        assert!(seqs(e.table(10, mac(4), None)).is_empty());
+        assert_eq!(e.seq(1010, &mac(4)), 0);
+        // learned here again: a new MAC, 0
+        assert!(seqs(e.table(10, mac(4), Some(HOST))).is_empty());
+        assert_eq!(e.seq(1010, &mac(4)), 0);
+        // a local MAC that ages here while no remote route holds it is forgotten too
+        e.kernel_remote(1010, mac(4), ub, true);
+        assert_eq!(e.seq(1010, &mac(4)), 1, "won by B");
+        assert_eq!(seqs(e.table(10, mac(4), Some(HOST))), [2]);
+        e.kernel_remote(1010, mac(4), ub, false);
+        assert!(seqs(e.table(10, mac(4), None)).is_empty());
+        assert!(seqs(e.table(10, mac(4), Some(HOST))).is_empty());
+        assert_eq!(e.seq(1010, &mac(4)), 0);
     }
 
     #[test]

@@ -23,7 +23,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::error::{bad, not_found, ApiError, ApiResult};
-use super::json::{entry_json, vtep_entry_json, EntryJson};
+use super::json::{entry_json, evpn_seq, vtep_entry_json, EntryJson};
 use super::listen::read_off;
 use super::ports::find_port;
 use super::AppState;
@@ -201,7 +201,9 @@ fn insert_entry(sw: &Switch, mac: MacAddr, b: &EntryBody, replace: bool) -> ApiR
         .fdb
         .record(&key, now)
         .ok_or_else(|| ApiError(StatusCode::CONFLICT, "entry changed concurrently".into()))?;
-    Ok(entry_json(&sw.ports(), &rec))
+    let mut j = entry_json(&sw.ports(), &rec);
+    j.seq = evpn_seq(sw)(rec.vlan, &rec.mac);
+    Ok(j)
 }
 
 /// The VTEP of a `vxlan` port, or a 400 naming the port.

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::super::error::{bad, ApiError};
-use super::super::json::{entry_json, vtep_entry_json, EntryJson};
+use super::super::json::{entry_json, evpn_seq, vtep_entry_json, EntryJson};
 use crate::dataplane::Switch;
 use crate::fdb::FdbKey;
 use crate::types::{PortId, Timestamp};
@@ -141,8 +141,11 @@ fn bridge_part(sw: &Switch, q: &PageQuery, now: Timestamp, page: &mut Page) -> b
     let keep = |k: &FdbKey, p| port.is_none_or(|x| p == x) && vlan.is_none_or(|v| k.vlan == v);
     let recs = sw.fdb.page(from, q.limit + 1, keep, now);
     let ports = sw.ports();
+    let seq = evpn_seq(sw);
     for r in recs.iter().take(q.limit) {
-        page.out.push(entry_json(&ports, r));
+        let mut j = entry_json(&ports, r);
+        j.seq = seq(r.vlan, &r.mac);
+        page.out.push(j);
         page.last = Some(FdbCursor::Bridge {
             vlan: r.vlan,
             mac: r.mac,
