@@ -55,6 +55,7 @@ pub mod fdb;
 pub mod forwarding;
 pub mod mcast;
 pub mod metrics;
+pub mod neigh;
 pub mod offload;
 pub mod page;
 pub mod port;
