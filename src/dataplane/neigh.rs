@@ -71,9 +71,10 @@ impl Switch {
         let src = out.frame.src();
         let lookup = |ip| self.neigh.lookup(vid, ip);
         let behind_suppress = |mac: MacAddr| {
-            self.fdb
-                .port_of(&FdbKey::new(mac, vid))
-                .map(|p| reg.get(p).is_some_and(|h| h.flags.get().contains(PortFlags::NEIGH_SUPPRESS)))
+            self.fdb.port_of(&FdbKey::new(mac, vid)).map(|p| {
+                reg.get(p)
+                    .is_some_and(|h| h.flags.get().contains(PortFlags::NEIGH_SUPPRESS))
+            })
         };
         let tag = out.vlan.and_then(|cl| {
             (vlan::egress_form(reg.vlans(ingress.id), cl.vid) == EgressForm::Tagged)
@@ -92,7 +93,14 @@ impl Switch {
             if !enabled {
                 return false;
             }
-            let v = arp_verdict(in_suppress, a.op(), a.spa(), a.tpa(), lookup, behind_suppress);
+            let v = arp_verdict(
+                in_suppress,
+                a.op(),
+                a.spa(),
+                a.tpa(),
+                lookup,
+                behind_suppress,
+            );
             if let Verdict::Reply(mac) = v {
                 let n = arp::write_reply(&mut buf[HEADROOM..], mac, a.tpa(), a.sha(), a.spa(), tag);
                 self.answer(reg, settings, ingress, &buf, n, 0, w);
