@@ -164,7 +164,7 @@ fn arp_for_a_remote_host_is_answered_locally_and_kept_off_the_tunnel() {
     );
     assert_eq!(
         got[1],
-        [req.clone()],
+        std::slice::from_ref(&req),
         "the local port still gets the request"
     );
     assert!(got[2].is_empty(), "nothing to the neigh-suppress port");

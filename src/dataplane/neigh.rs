@@ -55,7 +55,8 @@ impl Switch {
         };
         let etype = be16(bytes, off - 2);
         let is_arp = etype == arp::ETHERTYPE_ARP;
-        if !is_arp && !(etype == nd::ETHERTYPE_IPV6 && nd::maybe_nd(payload)) {
+        let is_nd = etype == nd::ETHERTYPE_IPV6 && nd::maybe_nd(payload);
+        if !(is_arp || is_nd) {
             return false;
         }
         let enabled = reg
