@@ -1166,13 +1166,27 @@ fn evpn_refuses_a_switch_without_a_vni_and_dropped_privileges() {
 /// shows the pings (the positive control) and no ARP at all.
 #[test]
 fn arp_suppression_answers_a_remote_hosts_address_locally_and_no_arp_crosses_the_tunnel() {
+    neigh_suppression(false);
+}
+
+/// The same for IPv6 neighbour discovery: the hosts' solicitations are answered on each side
+/// with advertisements, and no solicitation or advertisement crosses the tunnel (addresses from
+/// the IPv6 benchmarking prefix 2001:2::/48, RFC 5180).
+#[test]
+fn nd_suppression_answers_a_remote_hosts_address_locally_and_no_nd_crosses_the_tunnel() {
+    neigh_suppression(true);
+}
+
+/// The body of the two tests above, for ARP (`v6` false) or ND.
+fn neigh_suppression(v6: bool) {
     if !common::root_or_skip() || !frr_or_skip() {
         return;
     }
     let n = (std::process::id() as usize % 40 + unique() * 3 % 200 + 10) as u8;
-    let vni = 4000 + u32::from(n);
+    let vni = if v6 { 5000 } else { 4000 } + u32::from(n);
     let (ua, ub) = (format!("198.18.{n}.1"), format!("198.18.{n}.2"));
     let hn = n + 1;
+    let family = if v6 { "ipv6" } else { "ipv4" };
     let (sa, sb) = (Netns::new(), Netns::new());
     veth(&sa, &sb, &format!("{ua}/24"), &format!("{ub}/24"));
     let tap = ifname('a');
@@ -1188,6 +1202,9 @@ fn arp_suppression_answers_a_remote_hosts_address_locally_and_no_arp_crosses_the
     let mac_a = format!("02:65:76:{hn:02x}:02:01");
     let mac_b = format!("02:65:76:{hn:02x}:02:02");
     let a1 = tap_host(&sa, &tap, &format!("198.18.{hn}.1/24"), &mac_a);
+    if v6 {
+        ipv6_on(&sb, &[]);
+    }
     sb.ip(&["link", "add", "br0", "type", "bridge"]);
     sb.ip(&["link", "set", "br0", "up"]);
     sb.ip(&[
@@ -1220,6 +1237,24 @@ fn arp_suppression_answers_a_remote_hosts_address_locally_and_no_arp_crosses_the
         ],
     );
     let b1 = bridge_host(&sb, "br0", &format!("198.18.{hn}.2/24"), &mac_b);
+    // the addresses the test resolves: the IPv4 ones, or IPv6 ones added now (the namespaces
+    // start with IPv6 off; B's bridge needs it for its neighbours)
+    let (ip_a, ip_b) = if v6 {
+        for (h, i) in [(&a1, 1), (&b1, 2)] {
+            ipv6_on(&h.ns, &[h.ifname.as_str()]);
+            h.ns.ip(&[
+                "addr",
+                "add",
+                &format!("2001:2:{hn}::{i}/64"),
+                "dev",
+                &h.ifname,
+                "nodad",
+            ]);
+        }
+        (format!("2001:2:{hn}::1"), format!("2001:2:{hn}::2"))
+    } else {
+        (a1.ip.clone(), b1.ip.clone())
+    };
     let fa = Frr::start(&sa, &ua, &[&ub]);
     let fb = Frr::start(&sb, &ub, &[&ua]);
     let b_neigh = || sb.ip(&["neigh", "show", "dev", "br0"]);
@@ -1242,13 +1277,13 @@ fn arp_suppression_answers_a_remote_hosts_address_locally_and_no_arp_crosses_the
         || format!("{}\n{}", diag(), fb.vtysh("show bgp l2vpn evpn summary")),
     );
     // the fabric works, and both MACs are known on both sides
-    wait_for(20, "a1 reaches b1", || pings(&a1, &b1.ip), diag);
-    b1.ping_ok(&a1.ip, 1);
+    wait_for(20, "a1 reaches b1", || pings(&a1, &ip_b), diag);
+    b1.ping_ok(&ip_a, 1);
     // B's host's binding on B's bridge (as an SVI or an operator would have it): B advertises it
     sb.ip(&[
         "neigh",
         "replace",
-        &b1.ip,
+        &ip_b,
         "lladdr",
         &mac_b,
         "dev",
@@ -1259,7 +1294,7 @@ fn arp_suppression_answers_a_remote_hosts_address_locally_and_no_arp_crosses_the
     wait_for(
         20,
         "b1's MAC+IP route installed in tapswitch's neighbour table",
-        || sw.metric("tapswitch_neigh_entries", &[("origin", "remote")]) == 1.0,
+        || sw.metric("tapswitch_neigh_entries", &[("origin", "remote")]) >= 1.0,
         diag,
     );
     // A's host's binding, snooped from its ARP, advertised by A's zebra
@@ -1268,11 +1303,11 @@ fn arp_suppression_answers_a_remote_hosts_address_locally_and_no_arp_crosses_the
         "a1's MAC+IP advertised from A",
         || {
             fb.vtysh("show evpn arp-cache vni all").lines().any(|l| {
-                l.split_whitespace().next() == Some(a1.ip.as_str())
+                l.split_whitespace().next() == Some(ip_a.as_str())
                     && l.contains("remote")
                     && l.contains(&mac_a)
                     && l.contains(&ua)
-            }) && b_neigh().contains(&format!("{} lladdr {mac_a} extern_learn", a1.ip))
+            }) && b_neigh().contains(&format!("{} lladdr {mac_a} extern_learn", ip_a))
         },
         diag,
     );
@@ -1280,7 +1315,7 @@ fn arp_suppression_answers_a_remote_hosts_address_locally_and_no_arp_crosses_the
     assert_eq!(
         sw.metric(
             "tapswitch_neigh_suppress_answered_total",
-            &[("family", "ipv4")]
+            &[("family", family)]
         ),
         0.0
     );
@@ -1300,34 +1335,52 @@ fn arp_suppression_answers_a_remote_hosts_address_locally_and_no_arp_crosses_the
     for h in [&a1, &b1] {
         h.ns.ip(&["neigh", "flush", "all"]);
     }
-    a1.ping_ok(&b1.ip, 1);
+    a1.ping_ok(&ip_b, 1);
     // the positive control: the echo request and its reply crossed the tunnel, captured
     wait_for(
         10,
         "the pings in the capture",
         || {
             let t = lines.text();
-            t.contains("ICMP echo request") && t.contains("ICMP echo reply")
+            t.contains("echo request") && t.contains("echo reply")
         },
         || format!("{}\n{}", lines.text(), err.text()),
     );
     drop(dump);
     let captured = lines.text();
     eprintln!("the tunnel while the hosts resolved each other:\n{captured}");
-    assert!(
-        !captured.contains("ARP"),
-        "ARP crossed the tunnel:\n{captured}\n{}",
-        diag()
-    );
+    for what in ["ARP", "neighbor solicitation", "neighbor advertisement"] {
+        assert!(
+            !captured.contains(what),
+            "{what} crossed the tunnel:\n{captured}\n{}",
+            diag()
+        );
+    }
     assert!(
         sw.metric(
             "tapswitch_neigh_suppress_answered_total",
-            &[("family", "ipv4")]
+            &[("family", family)]
         ) >= 1.0,
         "tapswitch answered a1's request"
     );
     // a1 holds b1's MAC from tapswitch's answer
-    let cache = a1.ns.ip(&["neigh", "show", &b1.ip]);
+    let cache = a1.ns.ip(&["neigh", "show", &ip_b]);
     assert!(cache.contains(&mac_b), "{cache}");
     drop((fa, fb, sw));
+}
+
+/// Turns IPv6 on in `ns` (every test namespace starts with it off), for new devices and for
+/// `devs`.
+fn ipv6_on(ns: &Netns, devs: &[&str]) {
+    let mut keys = vec![
+        "net.ipv6.conf.all.disable_ipv6=0".to_string(),
+        "net.ipv6.conf.default.disable_ipv6=0".to_string(),
+    ];
+    keys.extend(
+        devs.iter()
+            .map(|d| format!("net.ipv6.conf.{d}.disable_ipv6=0")),
+    );
+    let mut args = vec!["sysctl", "-qw"];
+    args.extend(keys.iter().map(String::as_str));
+    ns.ok(&args);
 }

@@ -200,12 +200,16 @@ impl Shadow {
         for i in [s.bridge, s.vxlan, s.port, peer] {
             nl.call(&netlink::addrgenmode_none(i))?;
         }
-        // no IPv6 at all on them (addrgenmode none alone still lets a device send MLD
-        // reports when it comes up), so nothing is ever sent into the shadow bridge
-        for n in [&b, &x, &l, &p] {
+        // no IPv6 at all on the ports (addrgenmode none alone still lets a device send MLD
+        // reports when it comes up), so nothing is ever sent into the shadow bridge. The
+        // bridge has IPv6 on (without an address, whatever the namespace's default): zebra
+        // installs the IPv6 MAC+IP routes as neighbours there, which the kernel refuses on a
+        // device with IPv6 disabled; what the bridge itself sends reaches no vxlan device
+        // (its port floods nothing).
+        for (n, off) in [(&b, "0"), (&x, "1"), (&l, "1"), (&p, "1")] {
             let f = format!("/proc/sys/net/ipv6/conf/{n}/disable_ipv6");
-            if let Err(e) = std::fs::write(&f, "1") {
-                tracing::debug!(file = %f, error = %e, "evpn: IPv6 not disabled");
+            if let Err(e) = std::fs::write(&f, off) {
+                tracing::debug!(file = %f, error = %e, "evpn: IPv6 not set");
             }
         }
         nl.call(&netlink::set_master(s.vxlan, s.bridge))?;
