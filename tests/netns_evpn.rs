@@ -1199,6 +1199,15 @@ fn neigh_suppression(v6: bool) {
     ];
     let sw_args: Vec<&str> = sw_args.iter().map(String::as_str).collect();
     let sw = NsSwitch::start(&sa, &sw_args);
+    let (st, ports) = tapswitch::client::request(&sw.ctl, "GET", "/api/v1/ports", None, None)
+        .expect("GET /api/v1/ports");
+    assert_eq!(st, 200, "{ports}");
+    let ports: serde_json::Value = serde_json::from_str(&ports).expect("json");
+    let vx = ports
+        .as_array()
+        .and_then(|a| a.iter().find(|p| p["name"] == "vx0"))
+        .unwrap_or_else(|| panic!("no vx0 in {ports}"));
+    assert_eq!(vx["flags"]["neigh_suppress"], true, "{vx}");
     let mac_a = format!("02:65:76:{hn:02x}:02:01");
     let mac_b = format!("02:65:76:{hn:02x}:02:02");
     let a1 = tap_host(&sa, &tap, &format!("198.18.{hn}.1/24"), &mac_a);
