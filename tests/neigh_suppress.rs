@@ -118,10 +118,14 @@ impl Lab {
             .unwrap();
         lab.sw
             .neigh
-            .set_remote(0, "198.18.60.99".parse().unwrap(), REMOTE_MAC, now);
-        lab.sw
-            .neigh
-            .set_remote(0, "2001:db8:60::99".parse().unwrap(), REMOTE_MAC, now);
+            .set_remote(0, "198.18.60.99".parse().unwrap(), REMOTE_MAC, false, now);
+        lab.sw.neigh.set_remote(
+            0,
+            "2001:db8:60::99".parse().unwrap(),
+            REMOTE_MAC,
+            false,
+            now,
+        );
         lab
     }
 
@@ -249,7 +253,7 @@ fn a_solicitation_for_a_remote_host_is_answered_with_an_advertisement() {
     let r = &got[0][0];
     assert_eq!((&r[0..6], &r[6..12]), (&mac(1).0[..], &REMOTE_MAC.0[..]));
     let na = nd::parse(&r[14..]).expect("a valid advertisement");
-    assert!(!na.solicitation && na.solicited && na.override_);
+    assert!(!na.solicitation && na.solicited && na.override_ && !na.router);
     assert_eq!(
         (na.src, na.dst, na.target, na.lladdr),
         (
@@ -273,6 +277,16 @@ fn a_solicitation_for_a_remote_host_is_answered_with_an_advertisement() {
     let got = lab.send(0, &dad);
     assert_eq!(got.iter().map(Vec::len).collect::<Vec<_>>(), [0, 1, 0]);
     assert_eq!(lab.answered(1), 1);
+    // a remote router's address is answered with the router flag (a host that saw it clear
+    // would drop the router from its default router list)
+    let now = lab.sw.now();
+    lab.sw
+        .neigh
+        .set_remote(0, "2001:db8:60::fe".parse().unwrap(), REMOTE_MAC, true, now);
+    let got = lab.send(0, &ns_frame(mac(1), "2001:db8:60::1", "2001:db8:60::fe"));
+    let na = nd::parse(&got[0][0][14..]).expect("a valid advertisement");
+    assert!(na.router && na.solicited, "{na:?}");
+    assert!(got[2].is_empty());
     // an unknown target floods everywhere
     let got = lab.send(0, &ns_frame(mac(1), "2001:db8:60::1", "2001:db8:60::55"));
     assert_eq!(got.iter().map(Vec::len).collect::<Vec<_>>(), [0, 1, 1]);

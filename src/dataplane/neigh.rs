@@ -122,7 +122,8 @@ impl Switch {
             let v = nd_verdict(in_suppress, &m, lookup, behind_suppress);
             if let Verdict::Reply(mac) = v {
                 let to = m.lladdr.unwrap_or(src);
-                let n = nd::write_na(&mut buf[HEADROOM..], &m, mac, to, false, tag);
+                let router = self.neigh.router(vid, std::net::IpAddr::V6(m.target));
+                let n = nd::write_na(&mut buf[HEADROOM..], &m, mac, to, router, tag);
                 self.answer(reg, settings, ingress, &buf, n, 1, w);
             }
             v.keeps_from_suppress_ports()

@@ -122,7 +122,10 @@ impl Runner {
                 // zebra's now (it replaced ours if the address was local here: the remote
                 // route won); not ours to remove any more
                 self.neigh_written.remove(&(vni, n.ip));
-                self.sw.neigh.set_remote(vlan, n.ip, mac, self.sw.now());
+                let router = n.flags & netlink::NTF_ROUTER != 0;
+                self.sw
+                    .neigh
+                    .set_remote(vlan, n.ip, mac, router, self.sw.now());
             }
             (false, ..) => {
                 self.sw.neigh.table().remove_remote(vlan, n.ip);
@@ -137,7 +140,7 @@ impl Runner {
     /// A full dump of the shadow bridges' neighbours: remote bindings as zebra has them now,
     /// local ones as the table has them.
     pub(super) fn neigh_dump(&mut self) {
-        let mut remote: HashMap<u32, Vec<(IpAddr, MacAddr)>> = HashMap::new();
+        let mut remote: HashMap<u32, Vec<(IpAddr, MacAddr, bool)>> = HashMap::new();
         let mut written: HashMap<(u32, IpAddr), MacAddr> = HashMap::new();
         for v6 in [false, true] {
             let evs = match self.nl.dump(&netlink::dump_neigh(v6)) {
@@ -150,7 +153,11 @@ impl Runner {
                     continue;
                 };
                 match (n.valid(), n.extern_learn(), n.mac) {
-                    (true, true, Some(mac)) => remote.entry(s.vni).or_default().push((n.ip, mac)),
+                    (true, true, Some(mac)) => remote.entry(s.vni).or_default().push((
+                        n.ip,
+                        mac,
+                        n.flags & netlink::NTF_ROUTER != 0,
+                    )),
                     (true, false, Some(mac)) => {
                         written.insert((s.vni, n.ip), mac);
                     }
@@ -166,12 +173,12 @@ impl Runner {
             let now_remote = remote.remove(&s.vni).unwrap_or_default();
             let had = self.sw.neigh.table().remotes(vlan);
             for (ip, _) in had {
-                if !now_remote.iter().any(|(i, _)| *i == ip) {
+                if !now_remote.iter().any(|(i, ..)| *i == ip) {
                     self.sw.neigh.table().remove_remote(vlan, ip);
                 }
             }
-            for (ip, mac) in now_remote {
-                self.sw.neigh.set_remote(vlan, ip, mac, now);
+            for (ip, mac, router) in now_remote {
+                self.sw.neigh.set_remote(vlan, ip, mac, router, now);
             }
         }
         self.neigh_written = written;

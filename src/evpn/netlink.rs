@@ -31,6 +31,8 @@ pub type Msg = NetlinkMessage<RouteNetlinkMessage>;
 pub const NTF_SELF: u8 = 0x02;
 /// `NTF_MASTER`: the entry is the bridge's (the port's master).
 pub const NTF_MASTER: u8 = 0x04;
+/// `NTF_ROUTER`: the neighbour is a router.
+pub const NTF_ROUTER: u8 = 0x80;
 /// `NTF_EXT_LEARNED`: installed by a controller; the bridge never ages it.
 pub const NTF_EXT_LEARNED: u8 = 0x10;
 /// `NUD_REACHABLE`.

@@ -63,6 +63,9 @@ pub struct Entry {
     pub origin: Origin,
     /// When it was last learned or refreshed.
     pub seen: Timestamp,
+    /// The address is a router's (a remote route's router flag, `NTF_ROUTER`); local
+    /// bindings say no. An advertisement answering for it carries the flag.
+    pub router: bool,
 }
 
 /// A local binding appeared, changed MAC, or went (`mac: None`): what the advertiser follows.
@@ -186,6 +189,7 @@ impl Table {
             mac,
             origin: Origin::Local(port),
             seen: now,
+            router: false,
         };
         let r = match self.map.get(&(vlan, ip)) {
             Some(old) if old.mac == mac && matches!(old.origin, Origin::Local(_)) => {
@@ -206,9 +210,17 @@ impl Table {
         r
     }
 
-    /// A remote MAC+IP route installed (or changed); `false` if the table is full. zebra
-    /// installs a remote binding for an address local here only when the remote route won.
-    pub fn set_remote(&mut self, vlan: u16, ip: IpAddr, mac: MacAddr, now: Timestamp) -> bool {
+    /// A remote MAC+IP route installed (or changed), of a router or not; `false` if the table
+    /// is full. zebra installs a remote binding for an address local here only when the
+    /// remote route won.
+    pub fn set_remote(
+        &mut self,
+        vlan: u16,
+        ip: IpAddr,
+        mac: MacAddr,
+        router: bool,
+        now: Timestamp,
+    ) -> bool {
         if !usable_ip(ip) || !mac.is_valid_source() {
             return false;
         }
@@ -231,6 +243,7 @@ impl Table {
                 mac,
                 origin: Origin::Remote,
                 seen: now,
+                router,
             },
         );
         true
@@ -522,14 +535,19 @@ impl Neigh {
         }
     }
 
+    /// Whether `ip` in table VLAN `vlan` is a router's (see [`Entry::router`]).
+    pub fn router(&self, vlan: u16, ip: IpAddr) -> bool {
+        self.table().lookup(vlan, ip).is_some_and(|e| e.router)
+    }
+
     /// A remote binding (see [`Table::set_remote`]); counts a full table.
-    pub fn set_remote(&self, vlan: u16, ip: IpAddr, mac: MacAddr, now: Timestamp) {
+    pub fn set_remote(&self, vlan: u16, ip: IpAddr, mac: MacAddr, router: bool, now: Timestamp) {
         let ok = {
             let mut t = self.table();
             let was_local = t
                 .lookup(vlan, ip)
                 .is_some_and(|e| matches!(e.origin, Origin::Local(_)));
-            let ok = t.set_remote(vlan, ip, mac, now);
+            let ok = t.set_remote(vlan, ip, mac, router, now);
             if ok && was_local {
                 drop(t);
                 self.wake();

@@ -124,7 +124,7 @@ fn local_bindings_are_learned_refreshed_moved_and_aged() {
 #[test]
 fn remote_bindings_come_and_go_with_the_routes() {
     let mut t = Table::new(10);
-    assert!(t.set_remote(0, ip("198.18.6.9"), mac(9), T0));
+    assert!(t.set_remote(0, ip("198.18.6.9"), mac(9), false, T0));
     assert_eq!(
         t.lookup(0, ip("198.18.6.9")).unwrap().origin,
         Origin::Remote
@@ -139,7 +139,7 @@ fn remote_bindings_come_and_go_with_the_routes() {
     );
     t.take_changes();
     // and a remote route that wins it back makes the local binding go (news for the advertiser)
-    assert!(t.set_remote(0, ip("198.18.6.9"), mac(8), T0));
+    assert!(t.set_remote(0, ip("198.18.6.9"), mac(8), true, T0));
     let (c, _) = t.take_changes();
     assert_eq!(
         c,
@@ -150,11 +150,12 @@ fn remote_bindings_come_and_go_with_the_routes() {
         }]
     );
     assert_eq!(t.remotes(0), [(ip("198.18.6.9"), mac(8))]);
+    assert!(t.lookup(0, ip("198.18.6.9")).unwrap().router);
     assert!(t.remove_remote(0, ip("198.18.6.9")));
     assert_eq!(t.counts(), (0, 0));
     let mut full = Table::new(1);
-    assert!(full.set_remote(0, ip("198.18.6.1"), mac(1), T0));
-    assert!(!full.set_remote(0, ip("198.18.6.2"), mac(2), T0));
+    assert!(full.set_remote(0, ip("198.18.6.1"), mac(1), false, T0));
+    assert!(!full.set_remote(0, ip("198.18.6.2"), mac(2), false, T0));
 }
 
 #[test]
