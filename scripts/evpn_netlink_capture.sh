@@ -68,5 +68,26 @@ MON=
 # one line per received AF_BRIDGE neighbour message, named in the order the commands ran
 python3 "$HERE/evpn_strace_hex.py" events "ev_local_add ev_remote_add ev_flood_add ev_remote_del ev_flood_del ev_local_del" "/tmp/evcap-mon.$$" >>"$OUT"
 rm -f "/tmp/evcap-mon.$$"
+
+# MAC+IP neighbours on the shadow bridge (ARP/ND suppression): what tapswitch writes for its
+# local bindings (permanent, no extern_learn: zebra takes extern_learn neighbours as remote),
+# and what zebra installs for a remote MAC+IP route (extern_learn, noarp), as `ip monitor
+# neigh` reads them. A delete is reported twice: RTM_NEWNEIGH in state failed, then
+# RTM_DELNEIGH (zebra withdraws on the first: it ignores a RTM_DELNEIGH in state permanent)
+run strace -qq -e trace=recvmsg -e read=all -o /tmp/evcap-nmon.$$ ip monitor neigh >/dev/null &
+MON=$!
+sleep 0.5
+req neigh_local_add ip neigh replace 198.18.1.7 lladdr 02:00:5e:10:00:07 dev tsb1010 nud permanent
+req neigh_local_add6 ip neigh replace 2001:2::7 lladdr 02:00:5e:10:00:07 dev tsb1010 nud permanent
+req neigh_local_del ip neigh del 198.18.1.7 dev tsb1010
+run ip neigh replace 198.18.1.5 lladdr 02:00:5e:20:00:05 dev tsb1010 extern_learn nud noarp
+run ip neigh replace 2001:2::5 lladdr 02:00:5e:20:00:05 dev tsb1010 extern_learn nud noarp
+run ip neigh del 198.18.1.5 dev tsb1010
+sleep 0.5
+kill "$MON"
+wait "$MON" 2>/dev/null || true
+MON=
+python3 "$HERE/evpn_strace_hex.py" ipevents "nev_local_add nev_local_add6 nev_local_fail nev_local_del nev_remote_add nev_remote_add6 nev_remote_fail nev_remote_del" "/tmp/evcap-nmon.$$" >>"$OUT"
+rm -f "/tmp/evcap-nmon.$$"
 run ip -d link show tsx1010 >/dev/null
 echo "wrote $(wc -l <"$OUT") vectors to $OUT"

@@ -7,6 +7,9 @@ and prints netlink messages as `NAME HEX` lines for tests/data/evpn/netlink.txt.
   evpn_strace_hex.py events "N1 N2 .." FILE
                                         every AF_BRIDGE RTM_NEWNEIGH/RTM_DELNEIGH message read,
                                         named N1, N2, ... in order
+  evpn_strace_hex.py ipevents "N1 N2 .." FILE
+                                        the same for AF_INET/AF_INET6 neighbours (`ip monitor
+                                        neigh`)
 """
 import re
 import sys
@@ -43,9 +46,10 @@ if mode == "last":
     msg = next(messages(calls(path)[-1]))
     print(names, (msg[:8] + b"\0\0\0\0" + msg[12:]).hex())
 else:
+    families = (7,) if mode == "events" else (2, 10)
     left = names.split()
     for c in calls(path):
         for msg in messages(c):
             kind = int.from_bytes(msg[4:6], "little")
-            if kind in (28, 29) and msg[16] == 7 and left:
+            if kind in (28, 29) and msg[16] in families and left:
                 print(left.pop(0), msg.hex())

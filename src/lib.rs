@@ -12,6 +12,7 @@
 //! - [`stp`]: RSTP (802.1D-2004 clause 17) state machines and BPDUs.
 //! - [`vxlan`]: the VXLAN codec, GRO and the VTEP table; [`mcast`]: IGMP/MLD snooping (the MDB,
 //!   querier, router ports and the forwarding view the frame path asks).
+//! - [`neigh`]: the MAC+IP table and the rules of ARP/ND suppression.
 //! - [`validate`], [`page`]: value ranges; bounded pages of table listings.
 //!
 //! Around it:
@@ -55,6 +56,7 @@ pub mod fdb;
 pub mod forwarding;
 pub mod mcast;
 pub mod metrics;
+pub mod neigh;
 pub mod offload;
 pub mod page;
 pub mod port;

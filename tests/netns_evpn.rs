@@ -1539,3 +1539,241 @@ fn evpn_refuses_a_switch_without_a_vni_and_dropped_privileges() {
     assert!(log.contains("no vxlan port"), "{log}");
     assert!(!std::path::Path::new(&ctl).exists(), "control socket left");
 }
+
+/// ARP suppression (Linux `neigh_suppress`): site A is tapswitch with `neigh-suppress` on its
+/// `vxlan` port, site B a Linux bridge with `neigh_suppress on` on its vxlan device. B's host
+/// has a MAC+IP binding on B's bridge (its SVI), which B's zebra advertises; tapswitch at A
+/// snoops its own host's binding from ARP and writes it on the shadow bridge, which A's zebra
+/// advertises (B's FRR lists it in its ARP cache, B's kernel has it on its bridge). Then both
+/// hosts forget their neighbours and ping each other: A's host's ARP request is answered by
+/// tapswitch (counted), B's by B's bridge, and a capture of the VXLAN traffic on A's underlay
+/// shows the pings (the positive control) and no ARP at all.
+#[test]
+fn arp_suppression_answers_a_remote_hosts_address_locally_and_no_arp_crosses_the_tunnel() {
+    neigh_suppression(false);
+}
+
+/// The same for IPv6 neighbour discovery: the hosts' solicitations are answered on each side
+/// with advertisements, and no solicitation or advertisement crosses the tunnel (addresses from
+/// the IPv6 benchmarking prefix 2001:2::/48, RFC 5180).
+#[test]
+fn nd_suppression_answers_a_remote_hosts_address_locally_and_no_nd_crosses_the_tunnel() {
+    neigh_suppression(true);
+}
+
+/// The body of the two tests above, for ARP (`v6` false) or ND.
+fn neigh_suppression(v6: bool) {
+    if !common::root_or_skip() || !frr_or_skip() {
+        return;
+    }
+    let n = (std::process::id() as usize % 40 + unique() * 3 % 200 + 10) as u8;
+    let vni = if v6 { 5000 } else { 4000 } + u32::from(n);
+    let (ua, ub) = (format!("198.18.{n}.1"), format!("198.18.{n}.2"));
+    let hn = n + 1;
+    let family = if v6 { "ipv6" } else { "ipv4" };
+    let (sa, sb) = (Netns::new(), Netns::new());
+    veth(&sa, &sb, &format!("{ua}/24"), &format!("{ub}/24"));
+    let tap = ifname('a');
+    let sw_args = [
+        "--evpn".to_string(),
+        "--port".to_string(),
+        tap.clone(),
+        "--port".to_string(),
+        format!("vx0=vxlan:{vni},local={ua},no-learning,no-flood,neigh-suppress"),
+    ];
+    let sw_args: Vec<&str> = sw_args.iter().map(String::as_str).collect();
+    let sw = NsSwitch::start(&sa, &sw_args);
+    let (st, ports) = tapswitch::client::request(&sw.ctl, "GET", "/api/v1/ports", None, None)
+        .expect("GET /api/v1/ports");
+    assert_eq!(st, 200, "{ports}");
+    let ports: serde_json::Value = serde_json::from_str(&ports).expect("json");
+    let vx = ports
+        .as_array()
+        .and_then(|a| a.iter().find(|p| p["name"] == "vx0"))
+        .unwrap_or_else(|| panic!("no vx0 in {ports}"));
+    assert_eq!(vx["flags"]["neigh_suppress"], true, "{vx}");
+    let mac_a = format!("02:65:76:{hn:02x}:02:01");
+    let mac_b = format!("02:65:76:{hn:02x}:02:02");
+    let a1 = tap_host(&sa, &tap, &format!("198.18.{hn}.1/24"), &mac_a);
+    if v6 {
+        ipv6_on(&sb, &[]);
+    }
+    sb.ip(&["link", "add", "br0", "type", "bridge"]);
+    sb.ip(&["link", "set", "br0", "up"]);
+    sb.ip(&[
+        "link",
+        "add",
+        "vx0",
+        "type",
+        "vxlan",
+        "id",
+        &vni.to_string(),
+        "local",
+        &ub,
+        "dstport",
+        "4789",
+        "nolearning",
+    ]);
+    sb.ip(&["link", "set", "vx0", "master", "br0"]);
+    sb.ip(&["link", "set", "vx0", "up"]);
+    run_ok(
+        "bridge",
+        &[
+            "-n",
+            &sb.name,
+            "link",
+            "set",
+            "dev",
+            "vx0",
+            "neigh_suppress",
+            "on",
+        ],
+    );
+    let b1 = bridge_host(&sb, "br0", &format!("198.18.{hn}.2/24"), &mac_b);
+    // the addresses the test resolves: the IPv4 ones, or IPv6 ones added now (the namespaces
+    // start with IPv6 off; B's bridge needs it for its neighbours)
+    let (ip_a, ip_b) = if v6 {
+        for (h, i) in [(&a1, 1), (&b1, 2)] {
+            ipv6_on(&h.ns, &[h.ifname.as_str()]);
+            h.ns.ip(&[
+                "addr",
+                "add",
+                &format!("2001:2:{hn}::{i}/64"),
+                "dev",
+                &h.ifname,
+                "nodad",
+            ]);
+        }
+        (format!("2001:2:{hn}::1"), format!("2001:2:{hn}::2"))
+    } else {
+        (a1.ip.clone(), b1.ip.clone())
+    };
+    let fa = Frr::start(&sa, &ua, &[&ub]);
+    let fb = Frr::start(&sb, &ub, &[&ua]);
+    let b_neigh = || sb.ip(&["neigh", "show", "dev", "br0"]);
+    let diag = || {
+        format!(
+            "A's switch:\n{}\nB's br0 neighbours:\n{}\nB's arp-cache:\n{}\nA's arp-cache:\n{}",
+            sw.fdb_show(),
+            b_neigh(),
+            fb.vtysh("show evpn arp-cache vni all"),
+            fa.vtysh("show evpn arp-cache vni all"),
+        )
+    };
+    wait_for(
+        30,
+        "B in tapswitch's flood list",
+        || {
+            sw.fdb_show()
+                .contains(&format!("00:00:00:00:00:00 dev vx0 dst {ub} self"))
+        },
+        || format!("{}\n{}", diag(), fb.vtysh("show bgp l2vpn evpn summary")),
+    );
+    // the fabric works, and both MACs are known on both sides
+    wait_for(20, "a1 reaches b1", || pings(&a1, &ip_b), diag);
+    b1.ping_ok(&ip_a, 1);
+    // B's host's binding on B's bridge (as an SVI or an operator would have it): B advertises it
+    sb.ip(&[
+        "neigh",
+        "replace",
+        &ip_b,
+        "lladdr",
+        &mac_b,
+        "dev",
+        "br0",
+        "nud",
+        "permanent",
+    ]);
+    wait_for(
+        20,
+        "b1's MAC+IP route installed in tapswitch's neighbour table",
+        || sw.metric("tapswitch_neigh_entries", &[("origin", "remote")]) >= 1.0,
+        diag,
+    );
+    // A's host's binding, snooped from its ARP, advertised by A's zebra
+    wait_for(
+        20,
+        "a1's MAC+IP advertised from A",
+        || {
+            fb.vtysh("show evpn arp-cache vni all").lines().any(|l| {
+                l.split_whitespace().next() == Some(ip_a.as_str())
+                    && l.contains("remote")
+                    && l.contains(&mac_a)
+                    && l.contains(&ua)
+            }) && b_neigh().contains(&format!("{} lladdr {mac_a} extern_learn", ip_a))
+        },
+        diag,
+    );
+    assert!(sw.metric("tapswitch_evpn_local_neighs_advertised_total", &[]) >= 1.0);
+    assert_eq!(
+        sw.metric(
+            "tapswitch_neigh_suppress_answered_total",
+            &[("family", family)]
+        ),
+        0.0
+    );
+
+    // The capture of everything VXLAN on A's side of the underlay.
+    let mut dump = sa.spawn(&["tcpdump", "-i", "any", "-nn", "-l", "udp", "port", "4789"]);
+    let (lines, err) = (Log::default(), Log::default());
+    common::collect_stderr(dump.stdout.take().expect("stdout"), lines.clone());
+    common::collect_stderr(dump.stderr.take().expect("stderr"), err.clone());
+    let dump = common::ChildGuard(dump);
+    wait_for(
+        10,
+        "tcpdump listening",
+        || err.text().contains("listening on"),
+        || err.text(),
+    );
+    for h in [&a1, &b1] {
+        h.ns.ip(&["neigh", "flush", "all"]);
+    }
+    a1.ping_ok(&ip_b, 1);
+    // the positive control: the echo request and its reply crossed the tunnel, captured
+    wait_for(
+        10,
+        "the pings in the capture",
+        || {
+            let t = lines.text();
+            t.contains("echo request") && t.contains("echo reply")
+        },
+        || format!("{}\n{}", lines.text(), err.text()),
+    );
+    drop(dump);
+    let captured = lines.text();
+    eprintln!("the tunnel while the hosts resolved each other:\n{captured}");
+    for what in ["ARP", "neighbor solicitation", "neighbor advertisement"] {
+        assert!(
+            !captured.contains(what),
+            "{what} crossed the tunnel:\n{captured}\n{}",
+            diag()
+        );
+    }
+    assert!(
+        sw.metric(
+            "tapswitch_neigh_suppress_answered_total",
+            &[("family", family)]
+        ) >= 1.0,
+        "tapswitch answered a1's request"
+    );
+    // a1 holds b1's MAC from tapswitch's answer
+    let cache = a1.ns.ip(&["neigh", "show", &ip_b]);
+    assert!(cache.contains(&mac_b), "{cache}");
+    drop((fa, fb, sw));
+}
+
+/// Turns IPv6 on in `ns` (every test namespace starts with it off), for new devices and for
+/// `devs`.
+fn ipv6_on(ns: &Netns, devs: &[&str]) {
+    let mut keys = vec![
+        "net.ipv6.conf.all.disable_ipv6=0".to_string(),
+        "net.ipv6.conf.default.disable_ipv6=0".to_string(),
+    ];
+    keys.extend(
+        devs.iter()
+            .map(|d| format!("net.ipv6.conf.{d}.disable_ipv6=0")),
+    );
+    let mut args = vec!["sysctl", "-qw"];
+    args.extend(keys.iter().map(String::as_str));
+    ns.ok(&args);
+}

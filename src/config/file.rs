@@ -323,6 +323,8 @@ struct FilePort {
     mcast_router: Option<Spanned<u8>>,
     mcast_fast_leave: Option<bool>,
     mcast_max_groups: Option<Spanned<u32>>,
+    /// ARP/ND suppression (the `neigh-suppress` flag).
+    neigh_suppress: Option<bool>,
 }
 
 /// The file's name and text, to turn a span into a line.
@@ -684,7 +686,7 @@ fn port_vxlan(t: &Table<'_>, p: &FilePort, spec: &mut PortSpec) -> Result<(), Co
     Ok(())
 }
 
-/// `flags`, `mtu`, `offload`, `max_learned`.
+/// `flags`, `mtu`, `offload`, `neigh_suppress`, `max_learned`.
 fn port_keys(t: &Table<'_>, p: &FilePort, spec: &mut PortSpec) -> Result<(), ConfigError> {
     for f in &p.flags {
         if let Err(m) = apply_flag(&mut spec.flags, f.get_ref()) {
@@ -699,6 +701,11 @@ fn port_keys(t: &Table<'_>, p: &FilePort, spec: &mut PortSpec) -> Result<(), Con
     }
     if let Some(o) = p.offload {
         spec.offload = o;
+    }
+    if let Some(on) = p.neigh_suppress {
+        spec.flags = spec
+            .flags
+            .with(crate::forwarding::PortFlags::NEIGH_SUPPRESS, on);
     }
     if let Some(m) = &p.max_learned {
         match validate::PORT_MAX_LEARNED.check("max_learned", *m.get_ref()) {
@@ -1060,6 +1067,18 @@ kind = "packet"
             e.contains(":1: key 'port[0].vlans'") && e.contains("access="),
             "{e}"
         );
+    }
+
+    #[test]
+    fn neigh_suppress_is_a_port_key_and_a_flag_word() {
+        let f = parse(
+            "[[port]]\nname = \"vx0\"\nkind = \"vxlan\"\nvni = 100\nlocal = \"198.18.0.1\"\nneigh_suppress = true\n\n[[port]]\nspec = \"vx1=vxlan:200,local=198.18.0.1,neigh-suppress\"\n\n[[port]]\nname = \"tsw0\"\nflags = [\"neigh_suppress\"]\nneigh_suppress = false\n",
+        )
+        .unwrap();
+        let on = |i: usize| f.ports[i].flags.contains(PortFlags::NEIGH_SUPPRESS);
+        assert!(on(0) && on(1) && !on(2));
+        let e = err("[[port]]\nname = \"tsw0\"\nneigh_suppress = \"yes\"\n");
+        assert!(e.contains("neigh_suppress"), "{e}");
     }
 
     #[test]

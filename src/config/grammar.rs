@@ -107,7 +107,7 @@ impl VlanKeys {
 
 /// A flag word that is not a port flag.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("unknown port flag '{0}' (known: learning, flood, mcast_flood, bcast_flood, hairpin, isolated, locked, uplink, each also as no-FLAG, and mtu=N)")]
+#[error("unknown port flag '{0}' (known: learning, flood, mcast_flood, bcast_flood, hairpin, isolated, locked, uplink, neigh_suppress, each also as no-FLAG, and mtu=N)")]
 pub struct UnknownFlag(pub String);
 
 /// Applies one spec flag word (`hairpin`, `no-flood`, `mcast_flood`...) to `flags`.

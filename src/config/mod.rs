@@ -22,7 +22,7 @@
 //!
 //! Port spec grammar (command line, API, and `spec = "..."` in the file):
 //! `[NAME=][KIND:]ARG[,FLAG]...` where KIND is `tap` (the default) and ARG the interface name.
-//! FLAG is a port flag (`hairpin`, `isolated`, `locked`, `uplink`, `learning`, `flood`,
+//! FLAG is a port flag (`hairpin`, `isolated`, `locked`, `uplink`, `neigh-suppress`, `learning`, `flood`,
 //! `mcast-flood`, `bcast-flood`), a flag prefixed with `no-` to turn it off, `mtu=N`, or
 //! `offload=on|off` (virtio_net_hdr offloads; on by default where the port kind has them),
 //! or a multicast snooping key (`mcast-router=0..3`, `[no-]mcast-fast-leave`,

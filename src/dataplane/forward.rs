@@ -12,7 +12,7 @@ use super::registry::{LinkState, PortHandle, Registry, MAX_PORTS};
 use super::Switch;
 use crate::buf::PageBuf;
 use crate::forwarding::{
-    decide, exceeds_mtu, flood_eligible, Decision, FloodKind, RxDrop, Settings, TxDrop,
+    decide, exceeds_mtu, flood_eligible, Decision, FloodKind, PortFlags, RxDrop, Settings, TxDrop,
 };
 use crate::offload::{self, VnetHdr, GSO_NONE, VNET_HDR_LEN};
 use crate::port::{classify, IoClass};
@@ -288,6 +288,8 @@ impl Switch {
             // learned above; a port in the learning state forwards nothing
             return c.rx_drop(RxDrop::StpDiscarding);
         }
+        // ARP/ND suppression: answered here, and kept from `neigh-suppress` ports
+        let not_to_suppress = self.neigh_frame(reg, settings, ingress, in_flags, &out, now, w);
         match decision {
             Decision::Forward(to) => match reg.get(to) {
                 Some(h) => {
@@ -317,7 +319,9 @@ impl Switch {
                 if !ingress.storm.bucket(kind).admit(now.millis()) {
                     return c.rx_drop(RxDrop::Storm);
                 }
-                if kind == FloodKind::Multicast {
+                // (a solicitation kept from `neigh-suppress` ports floods to the others
+                // without the MDB's say)
+                if kind == FloodKind::Multicast && !not_to_suppress {
                     // snooping: the MDB may name the ports, or the frame is an invalid message
                     match self.mcast_route(reg, settings, ingress, in_flags, &out, vid, w) {
                         McastRoute::Flood => {}
@@ -355,6 +359,7 @@ impl Switch {
                         && vlan.is_none_or(|cl| reg.vlans(h.id).is_member(cl.vid))
                         && (!settings.stp || h.stp_gate.forwards())
                         && !(taps_armed && reg.taps().is_output(h.id))
+                        && !(not_to_suppress && h.flags.get().contains(PortFlags::NEIGH_SUPPRESS))
                     {
                         self.transmit(reg, settings, h, &out, w);
                     }

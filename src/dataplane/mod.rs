@@ -18,6 +18,7 @@
 //! - `taps`: captures and mirrors on the frame path (run only while the registry's
 //!   [`crate::capture::Taps::armed`] is set), the mirror methods, and the
 //!   [`crate::capture::Host`] the capture sessions talk to;
+//! - `neigh`: ARP/ND suppression on the frame path (snooping, answers; see [`crate::neigh`]);
 //! - [`spanning`]: the spanning tree's glue (BPDU inbox, port states for the frame path);
 //! - [`storm`]: storm control buckets.
 //!
@@ -35,6 +36,7 @@ use crate::types::{PortId, Timestamp};
 pub mod forward;
 pub mod hub;
 pub mod mcast;
+mod neigh;
 pub mod registry;
 pub mod runtime;
 pub mod spanning;
@@ -101,6 +103,8 @@ pub struct Switch {
     /// The EVPN service while `--evpn` runs one, for the metrics (type-erased: it is built on
     /// the switch, so the switch does not name it).
     pub evpn: Mutex<Option<Arc<dyn std::any::Any + Send + Sync>>>,
+    /// MAC+IP bindings for ARP/ND suppression (see [`crate::neigh`]).
+    pub neigh: crate::neigh::Neigh,
     registry: RwLock<Arc<Registry>>,
     listeners: Mutex<Vec<Listener>>,
     /// The dataplane's workers, which read the ports (unset in tests that pump).
@@ -140,6 +144,7 @@ impl Switch {
             fdb,
             events,
             evpn: Mutex::new(None),
+            neigh: crate::neigh::Neigh::default(),
             settings: SharedSettings::new(settings),
             stats: SwitchStats::default(),
             stp: spanning::Spanning::new(spanning::derived_mac(name)),
@@ -215,6 +220,8 @@ impl Switch {
     pub fn age(&self) {
         let s = self.settings.load();
         self.fdb.age_out(self.now(), s.ageing_ms);
+        // local MAC+IP bindings age with the table's ageing time
+        self.neigh.age_out(self.now(), s.ageing_ms);
     }
 
     /// [`Switch::tick`] without [`Switch::age`]: the control thread's part.

@@ -492,6 +492,7 @@ impl Switch {
         handle.port.shutdown();
         self.fdb.flush_port(handle.id);
         self.fdb.forget_port(handle.id);
+        self.neigh.flush_port(handle.id);
         if handle.kind() == PortKind::Vxlan {
             self.vxlan_forget_gone();
         }

@@ -4,7 +4,8 @@
 //! shadow bridge, dumps, and the decoding of what the kernel reports (what zebra installed on
 //! the shadow vxlan device: remote MACs with `NDA_DST`, the all-zero flood entries). No I/O:
 //! the socket is in [`super::shadow`]. Tested against bytes captured from iproute2 and from
-//! `bridge monitor fdb` (`tests/data/evpn/netlink.txt`, `scripts/evpn_netlink_capture.sh`).
+//! `bridge monitor fdb` and `ip monitor neigh` (`tests/data/evpn/netlink.txt`,
+//! `scripts/evpn_netlink_capture.sh`).
 
 use std::net::IpAddr;
 
@@ -30,12 +31,21 @@ pub type Msg = NetlinkMessage<RouteNetlinkMessage>;
 pub const NTF_SELF: u8 = 0x02;
 /// `NTF_MASTER`: the entry is the bridge's (the port's master).
 pub const NTF_MASTER: u8 = 0x04;
+/// `NTF_ROUTER`: the neighbour is a router.
+pub const NTF_ROUTER: u8 = 0x80;
 /// `NTF_EXT_LEARNED`: installed by a controller; the bridge never ages it.
 pub const NTF_EXT_LEARNED: u8 = 0x10;
 /// `NUD_REACHABLE`.
 pub const NUD_REACHABLE: u16 = 0x02;
+/// `NUD_STALE`.
+pub const NUD_STALE: u16 = 0x04;
+/// `NUD_FAILED`.
+pub const NUD_FAILED: u16 = 0x20;
 /// `NUD_NOARP`.
 pub const NUD_NOARP: u16 = 0x40;
+/// `NUD_VALID`: the states in which a neighbour has a usable MAC (permanent, noarp,
+/// reachable, probe, stale, delay).
+pub const NUD_VALID: u16 = 0x80 | 0x40 | 0x02 | 0x10 | 0x04 | 0x08;
 /// `NUD_PERMANENT`.
 pub const NUD_PERMANENT: u16 = 0x80;
 /// `RTNLGRP_LINK`.
@@ -263,6 +273,48 @@ pub fn neigh(dev: u32, ip: IpAddr, mac: MacAddr, add: bool) -> Msg {
         )
     } else {
         request(RouteNetlinkMessage::DelNeighbour(m), SET)
+    }
+}
+
+/// `ip neigh replace IP lladdr MAC dev BRIDGE nud permanent` (add) or `ip neigh del IP dev
+/// BRIDGE`: a *local* MAC+IP binding on the shadow bridge (its SVI), for zebra to advertise
+/// with the MAC's type-2 route. zebra 8.4 (`netlink_ipneigh_change`) takes a neighbour without
+/// `NTF_EXT_LEARNED` in a valid state as local, and one with it as a remote one of its own;
+/// `permanent` never ages out of a bridge that sees no traffic (a `noarp` or `reachable` one
+/// can). Deleting it makes the kernel report it in state `failed` first, which zebra reads as
+/// the binding's withdrawal.
+pub fn neigh_local(dev: u32, ip: IpAddr, mac: MacAddr, add: bool) -> Msg {
+    let mut m = NeighbourMessage::default();
+    m.header.family = if ip.is_ipv4() {
+        AddressFamily::Inet
+    } else {
+        AddressFamily::Inet6
+    };
+    m.header.ifindex = dev;
+    m.header.state = NeighbourState::Permanent;
+    m.attributes = vec![NeighbourAttribute::Destination(NeighbourAddress::from(ip))];
+    if add {
+        m.attributes
+            .push(NeighbourAttribute::LinkLayerAddress(mac.0.to_vec()));
+        request(
+            RouteNetlinkMessage::NewNeighbour(m),
+            NLM_F_REQUEST | NLM_F_ACK | NLM_F_REPLACE | NLM_F_CREATE,
+        )
+    } else {
+        request(RouteNetlinkMessage::DelNeighbour(m), SET)
+    }
+}
+
+impl NeighEntry {
+    /// Installed by a controller (zebra's remote MAC+IP routes).
+    pub fn extern_learn(&self) -> bool {
+        self.flags & NTF_EXT_LEARNED != 0
+    }
+
+    /// In a state with a usable MAC (`NUD_VALID`); an entry leaving it (a delete is first
+    /// reported in state `failed`) is gone for zebra.
+    pub fn valid(&self) -> bool {
+        self.add && self.state & NUD_VALID != 0 && self.mac.is_some()
     }
 }
 
@@ -532,6 +584,70 @@ mod tests {
         let ip: IpAddr = "2001:2::5".parse().unwrap();
         let ours = encode(&neigh(4, ip, mac("02:00:5e:20:00:05"), true), 0);
         assert_eq!(ours, vector("neigh_bridge_add6"));
+    }
+
+    #[test]
+    fn local_neighbour_requests_are_iproute2s_bytes() {
+        let m = mac("02:00:5e:10:00:07");
+        let ip: IpAddr = "198.18.1.7".parse().unwrap();
+        assert_eq!(
+            encode(&neigh_local(4, ip, m, true), 0),
+            vector("neigh_local_add")
+        );
+        assert_eq!(
+            encode(&neigh_local(4, ip, m, false), 0),
+            vector("neigh_local_del")
+        );
+        let ip6: IpAddr = "2001:2::7".parse().unwrap();
+        assert_eq!(
+            encode(&neigh_local(4, ip6, m, true), 0),
+            vector("neigh_local_add6")
+        );
+    }
+
+    #[test]
+    fn kernel_neighbour_events_decode() {
+        let one = |name: &str| {
+            let v = decode(&vector(name));
+            assert_eq!(v.len(), 1, "{name}");
+            match v.into_iter().next().unwrap().unwrap() {
+                Event::Neigh(n) => n,
+                e => panic!("{name}: {e:?}"),
+            }
+        };
+        let (ours, theirs) = (mac("02:00:5e:10:00:07"), mac("02:00:5e:20:00:05"));
+        // what tapswitch writes comes back permanent, not extern_learn: zebra's local
+        let l = one("nev_local_add");
+        assert_eq!(
+            (l.add, l.ifindex, l.ip, l.mac, l.state),
+            (
+                true,
+                4,
+                "198.18.1.7".parse().unwrap(),
+                Some(ours),
+                NUD_PERMANENT
+            )
+        );
+        assert!(l.valid() && !l.extern_learn());
+        let l6 = one("nev_local_add6");
+        assert_eq!(l6.ip, "2001:2::7".parse::<IpAddr>().unwrap());
+        assert!(l6.valid() && !l6.extern_learn());
+        // a delete: first a new state `failed` (no MAC), then the removal
+        let f = one("nev_local_fail");
+        assert!(f.add && !f.valid() && f.state == NUD_FAILED, "{f:?}");
+        assert!(!one("nev_local_del").add);
+        // what zebra installs for a remote MAC+IP route: extern_learn, noarp
+        let r = one("nev_remote_add");
+        assert_eq!(
+            (r.ip, r.mac, r.state),
+            ("198.18.1.5".parse().unwrap(), Some(theirs), NUD_NOARP)
+        );
+        assert!(r.valid() && r.extern_learn());
+        let r6 = one("nev_remote_add6");
+        assert!(r6.valid() && r6.extern_learn() && r6.ip.is_ipv6());
+        assert!(!one("nev_remote_fail").valid());
+        let d = one("nev_remote_del");
+        assert!(!d.add && !d.valid());
     }
 
     #[test]

@@ -18,6 +18,9 @@ use std::sync::{Arc, Mutex};
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 
 use super::netlink::{self, Event, FdbEntry, Msg, NTF_EXT_LEARNED, NTF_SELF};
+
+#[path = "neigh_sync.rs"]
+mod neigh_sync;
 use super::sync::{Action, Binding, Engine, KernelState};
 use super::SHADOW_DSTPORT;
 use crate::dataplane::Switch;
@@ -197,12 +200,16 @@ impl Shadow {
         for i in [s.bridge, s.vxlan, s.port, peer] {
             nl.call(&netlink::addrgenmode_none(i))?;
         }
-        // no IPv6 at all on them (addrgenmode none alone still lets a device send MLD
-        // reports when it comes up), so nothing is ever sent into the shadow bridge
-        for n in [&b, &x, &l, &p] {
+        // no IPv6 at all on the ports (addrgenmode none alone still lets a device send MLD
+        // reports when it comes up), so nothing is ever sent into the shadow bridge. The
+        // bridge has IPv6 on (without an address, whatever the namespace's default): zebra
+        // installs the IPv6 MAC+IP routes as neighbours there, which the kernel refuses on a
+        // device with IPv6 disabled; what the bridge itself sends reaches no vxlan device
+        // (its port floods nothing).
+        for (n, off) in [(&b, "0"), (&x, "1"), (&l, "1"), (&p, "1")] {
             let f = format!("/proc/sys/net/ipv6/conf/{n}/disable_ipv6");
-            if let Err(e) = std::fs::write(&f, "1") {
-                tracing::debug!(file = %f, error = %e, "evpn: IPv6 not disabled");
+            if let Err(e) = std::fs::write(&f, off) {
+                tracing::debug!(file = %f, error = %e, "evpn: IPv6 not set");
             }
         }
         nl.call(&netlink::set_master(s.vxlan, s.bridge))?;
@@ -239,6 +246,8 @@ pub struct EvpnStats {
     pub sync_errors: AtomicU64,
     /// Full dumps after a lost event (netlink overflow, a lagging table reader).
     pub resyncs: AtomicU64,
+    /// Local MAC+IP bindings written to the shadow bridges (advertised).
+    pub neigh_advertised: AtomicU64,
 }
 
 /// What the engine thread reads.
@@ -247,6 +256,8 @@ enum In {
     KernelLost,
     Table(crate::events::Event),
     TableLost,
+    /// The neighbour table has local changes (ARP/ND suppression).
+    Neigh,
 }
 
 /// A running EVPN service.
@@ -333,9 +344,18 @@ impl Evpn {
             vteps,
             stats: stats.clone(),
             stop: stop.clone(),
+            neigh_written: HashMap::new(),
         };
+        {
+            // the table learns MAC+IP bindings from here on, and says when it has news
+            let tx = Mutex::new(tx.clone());
+            sw.neigh.set_advertiser(Some(Box::new(move || {
+                let _ = tx.lock().unwrap_or_else(|p| p.into_inner()).send(In::Neigh);
+            })));
+        }
         run.kernel_dump();
         run.local_dump();
+        run.neigh_dump();
         {
             let (tx, stop) = (tx.clone(), stop.clone());
             std::thread::Builder::new()
@@ -439,6 +459,8 @@ struct Runner {
     vteps: HashMap<u32, Arc<Vtep>>,
     stats: Arc<EvpnStats>,
     stop: Arc<AtomicBool>,
+    /// Local MAC+IP bindings on the shadow bridges, by VNI and address.
+    neigh_written: HashMap<(u32, IpAddr), MacAddr>,
 }
 
 impl Runner {
@@ -446,6 +468,7 @@ impl Runner {
         while let Ok(m) = rx.recv() {
             if self.stop.load(Relaxed) {
                 // the shadow devices are going: the ports' flushes at exit are not news
+                self.sw.neigh.set_advertiser(None);
                 return;
             }
             match m {
@@ -457,7 +480,9 @@ impl Runner {
                 In::KernelLost => {
                     self.stats.resyncs.fetch_add(1, Relaxed);
                     self.kernel_dump();
+                    self.neigh_dump();
                 }
+                In::Neigh => self.neigh_changes(),
                 In::Table(crate::events::Event::Fdb {
                     mac,
                     vlan,
@@ -495,7 +520,11 @@ impl Runner {
     }
 
     fn kernel(&mut self, e: Event) {
-        let Event::Fdb(f) = e else { return };
+        let f = match e {
+            Event::Fdb(f) => f,
+            Event::Neigh(n) => return self.kernel_neigh(n),
+            _ => return,
+        };
         let Some((s, on_vxlan)) = self.shadow_of_dev(f.ifindex) else {
             return;
         };

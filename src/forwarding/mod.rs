@@ -51,11 +51,14 @@ impl PortFlags {
     pub const LOCKED: PortFlags = PortFlags(1 << 6);
     /// The VEPA uplink.
     pub const UPLINK: PortFlags = PortFlags(1 << 7);
+    /// ARP/ND suppression (Linux `neigh_suppress`): requests for known neighbours are
+    /// answered by the switch and not flooded to this port (see [`crate::neigh`]).
+    pub const NEIGH_SUPPRESS: PortFlags = PortFlags(1 << 8);
     /// No flag.
     pub const NONE: PortFlags = PortFlags(0);
 
     /// Every flag with its API name, in display order.
-    pub const ALL: [(&'static str, PortFlags); 8] = [
+    pub const ALL: [(&'static str, PortFlags); 9] = [
         ("learning", Self::LEARNING),
         ("flood", Self::FLOOD),
         ("mcast_flood", Self::MCAST_FLOOD),
@@ -64,6 +67,7 @@ impl PortFlags {
         ("isolated", Self::ISOLATED),
         ("locked", Self::LOCKED),
         ("uplink", Self::UPLINK),
+        ("neigh_suppress", Self::NEIGH_SUPPRESS),
     ];
 
     /// Whether every bit of `other` is set.

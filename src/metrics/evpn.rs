@@ -44,6 +44,11 @@ pub(super) fn evpn(sw: &Switch, out: &mut Vec<Family>) {
         "Full dumps after a lost netlink event or a lagging table reader.",
         COUNTER,
     );
+    let mut neighs = Family::new(
+        "tapswitch_evpn_local_neighs_advertised_total",
+        "Local MAC+IP bindings written to the shadow bridges for zebra to advertise.",
+        COUNTER,
+    );
     let e = sw.evpn.lock().unwrap_or_else(|p| p.into_inner()).clone();
     if let Some(e) = e.as_ref().and_then(|e| e.downcast_ref::<Evpn>()) {
         for (vni, flood, remote) in e.vnis() {
@@ -57,8 +62,9 @@ pub(super) fn evpn(sw: &Switch, out: &mut Vec<Family>) {
         advertised.push(&[], v(&s.advertised));
         errors.push(&[], v(&s.sync_errors));
         resyncs.push(&[], v(&s.resyncs));
+        neighs.push(&[], v(&s.neigh_advertised));
     }
     out.extend([
-        vteps, macs, installed, withdrawn, advertised, errors, resyncs,
+        vteps, macs, installed, withdrawn, advertised, errors, resyncs, neighs,
     ]);
 }

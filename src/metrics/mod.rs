@@ -67,6 +67,11 @@
 //! | `tapswitch_evpn_local_macs_advertised_total` | counter | | local MACs written to the shadow bridges for zebra to advertise |
 //! | `tapswitch_evpn_sync_errors_total` | counter | | failed netlink requests and failed table changes of the EVPN service |
 //! | `tapswitch_evpn_resyncs_total` | counter | | full dumps after a lost netlink event or a lagging table reader |
+//! | `tapswitch_evpn_local_neighs_advertised_total` | counter | | local MAC+IP bindings written to the shadow bridges for zebra to advertise |
+//! | `tapswitch_neigh_suppress_answered_total` | counter | family | ARP requests (`ipv4`) and neighbour solicitations (`ipv6`) answered from the MAC+IP table |
+//! | `tapswitch_neigh_entries` | gauge | origin | MAC+IP bindings: `local` (snooped from ARP/ND) or `remote` (EVPN type-2 routes) |
+//! | `tapswitch_neigh_learned_total` | counter | | local MAC+IP bindings learned or moved |
+//! | `tapswitch_neigh_table_full_total` | counter | | MAC+IP bindings not taken because the table was full |
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
@@ -78,6 +83,7 @@ use crate::dataplane::Switch;
 mod evpn;
 mod fdb;
 mod mcast;
+mod neigh;
 mod ports;
 mod stp;
 mod taps;
@@ -147,6 +153,11 @@ pub const METRIC_NAMES: &[&str] = &[
     "tapswitch_evpn_local_macs_advertised_total",
     "tapswitch_evpn_sync_errors_total",
     "tapswitch_evpn_resyncs_total",
+    "tapswitch_evpn_local_neighs_advertised_total",
+    "tapswitch_neigh_suppress_answered_total",
+    "tapswitch_neigh_entries",
+    "tapswitch_neigh_learned_total",
+    "tapswitch_neigh_table_full_total",
 ];
 
 struct Family(MetricFamily);
@@ -201,6 +212,7 @@ pub fn gather(sw: &Switch) -> Vec<MetricFamily> {
     vxlan::vxlan(sw, &mut out);
     mcast::mcast(sw, &mut out);
     evpn::evpn(sw, &mut out);
+    neigh::neigh(sw, &mut out);
     out.into_iter().map(|f| f.0).collect()
 }
 

@@ -13,6 +13,8 @@
 //! - [`mld`]: MLDv1 query/report/done and MLDv2 query/report (views written here; the MLDv2
 //!   address record header is smoltcp's `MldAddressRecord`), with the ICMPv6 checksum and its
 //!   pseudo-header verified.
+//! - [`arp`] and [`nd`]: ARP and IPv6 neighbour solicitations/advertisements, read and
+//!   written for ARP/ND suppression ([`crate::neigh`]).
 //! - [`inspect`] / [`inspect_frame`]: what one frame is for the multicast layer
 //!   ([`McastFrame`]), classified the way the Linux bridge's `br_multicast_rcv` does it.
 //!
@@ -20,11 +22,13 @@
 //! bytes; once it returns `Ok`, no accessor can panic. Unknown values stay representable.
 //! Nothing here allocates, and nothing panics on any input (the tests feed random bytes).
 
+pub mod arp;
 pub mod checksum;
 pub mod ethernet;
 pub mod igmp;
 pub mod ip;
 pub mod mld;
+pub mod nd;
 
 pub use ethernet::*;
 
