@@ -136,6 +136,9 @@ pub enum SpecProblem {
     /// The interface name is not valid.
     #[error(transparent)]
     Ifname(#[from] IfnameError),
+    /// VLAN keys on a `vxlan` port with a `vni-map`.
+    #[error("a vxlan port with a vni-map is a tagged member of the map's VLANs: no access=, trunk=, vlans=, untagged= or pvid=")]
+    MapVlans,
     /// `=` with nothing before it.
     #[error("empty port name before '='")]
     EmptyName,
@@ -223,6 +226,15 @@ fn parse_head(head: &str) -> Result<PortSpec, SpecProblem> {
     };
     let mut vxlan = None;
     let name = match kind {
+        PortKind::Vxlan if arg.contains('=') => {
+            // `vxlan:local=IP,vni-map=...`: no VNI, the first key right after the colon
+            let mut v = VxlanSpec::unnumbered();
+            if !v.apply(arg)? {
+                return Err(SpecProblem::Vxlan(VxlanSpecError::NoVni));
+            }
+            vxlan = Some(v);
+            name.map_or_else(|| "vxlan".to_string(), str::to_string)
+        }
         PortKind::Vxlan => {
             let v = VxlanSpec::new(crate::vxlan::spec::parse_vni(arg)?);
             let default_name = format!("vxlan{}", v.vni);
@@ -404,6 +416,9 @@ fn finish(mut out: PortSpec, vk: &VlanKeys) -> Result<PortSpec, SpecProblem> {
     }
     if let Some(v) = &out.vxlan {
         v.check()?;
+        if !v.vni_map.is_empty() && out.vlans.is_some() {
+            return Err(SpecProblem::MapVlans);
+        }
         if let Some(m) = out.mtu {
             check_vxlan_mtu(m)?;
         }
@@ -435,7 +450,7 @@ fn is_vxlan_key(word: &str) -> bool {
     let key = word.split_once('=').map_or(word, |(k, _)| k);
     matches!(
         key,
-        "local" | "remote" | "dstport" | "ttl" | "tos" | "srcport" | "accept"
+        "local" | "remote" | "dstport" | "ttl" | "tos" | "srcport" | "accept" | "vni-map"
     )
 }
 
