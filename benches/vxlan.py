@@ -164,7 +164,7 @@ class Tapswitch:
         """UDP GSO sends of both sites' vx0 so far (None if a site's metrics cannot be read)."""
         total = 0
         for i in range(len(self.procs)):
-            m = re.search(r'^tapswitch_vxlan_gso_sends_total\{port="vx0"\} (\d+)',
+            m = re.search(r'^tapswitch_vxlan_gso_sends_total\{port="vx0"(?:,vni="\d+")?\} (\d+)',
                           unix_get(f"{self.tmp}/{i}.sock", "/metrics"), re.M)
             if m is None:
                 return None

@@ -168,6 +168,21 @@ impl Config {
             }
         }
         check_ports(&cfg.ports)?;
+        if let Some(p) = cfg
+            .ports
+            .iter()
+            .find(|p| p.vxlan.as_ref().is_some_and(|v| !v.vni_map.is_empty()))
+        {
+            if !cfg.settings.vlan_filtering {
+                return Err(ConfigError::Flag {
+                    flag: "vlan_filtering",
+                    msg: format!(
+                        "port '{}' has a vni-map, which maps VLANs: turn VLAN filtering on (vlan_filtering = true in the file, or --vlan-filtering)",
+                        p.name
+                    ),
+                });
+            }
+        }
         if cfg.ports.is_empty() && !from_file && !o.no_default_ports {
             cfg.default_ports = true;
             cfg.ports = DEFAULT_PORTS
@@ -495,20 +510,21 @@ fn check_ports(ports: &[PortSpec]) -> Result<(), ConfigError> {
         } else {
             p.kind
         };
-        let arg = match &p.vxlan {
-            Some(v) => format!("{} {:?} {}", v.vni, v.local, v.dstport),
-            None => p.arg.clone(),
-        };
-        if !seen.insert((kind, arg)) {
-            if let Some(v) = &p.vxlan {
-                return Err(ConfigError::Flag {
-                    flag: "--port",
-                    msg: format!(
-                        "VNI {} is declared twice on the same local address and dstport",
-                        v.vni
-                    ),
-                });
+        if let Some(v) = &p.vxlan {
+            // every VNI (a vni-map has several) once per local address and dstport
+            for vni in v.vnis() {
+                if !seen.insert((kind, format!("{vni} {:?} {}", v.local, v.dstport))) {
+                    return Err(ConfigError::Flag {
+                        flag: "--port",
+                        msg: format!(
+                            "VNI {vni} is declared twice on the same local address and dstport"
+                        ),
+                    });
+                }
             }
+            continue;
+        }
+        if !seen.insert((kind, p.arg.clone())) {
             return Err(ConfigError::Flag {
                 flag: "--port",
                 msg: format!(
