@@ -1137,6 +1137,47 @@ kind = "packet"
     }
 
     #[test]
+    fn vxlan_vni_map_tables() {
+        let f = parse(
+            "vlan_filtering = true\n[[port]]\nname = \"vx0\"\nkind = \"vxlan\"\nlocal = \"198.18.0.1\"\nvni_map = { 10 = 1010, 20 = 1020 }\n\n[[port]]\nspec = \"vx1=vxlan:local=198.18.0.1,dstport=4790,vni-map=30:1030\"\n",
+        )
+        .unwrap();
+        let v = f.ports[0].vxlan.as_ref().unwrap();
+        assert_eq!(v.vnis(), [1010, 1020]);
+        assert_eq!(v.vni_of_vlan(20), Some(1020));
+        assert_eq!(f.ports[1].vxlan.as_ref().unwrap().vnis(), [1030]);
+        for (text, what) in [
+            (
+                "[[port]]\nname = \"vx0\"\nkind = \"vxlan\"\nlocal = \"198.18.0.1\"\nvni_map = { 10 = 1010, 20 = 1010 }\n",
+                ":5: key 'port[0].vni_map'",
+            ),
+            (
+                "[[port]]\nname = \"vx0\"\nkind = \"vxlan\"\nlocal = \"198.18.0.1\"\nvni_map = { 5000 = 1010 }\n",
+                ":5: key 'port[0].vni_map'",
+            ),
+            (
+                "[[port]]\nname = \"vx0\"\nkind = \"vxlan\"\nvni = 7\nlocal = \"198.18.0.1\"\nvni_map = { 10 = 1010 }\n",
+                ":4: key 'port[0].vni'",
+            ),
+            (
+                "[[port]]\nspec = \"vx0=vxlan:7,local=198.18.0.1\"\nvni_map = { 10 = 1010 }\n",
+                ":1: key 'port[0].vni_map'",
+            ),
+            (
+                "[[port]]\nname = \"vx0\"\nkind = \"vxlan\"\nlocal = \"198.18.0.1\"\nvni_map = { 10 = 1010 }\naccess = 10\n",
+                ":1: key 'port[0].vlans'",
+            ),
+            (
+                "[[port]]\nname = \"tsw0\"\nvni_map = { 10 = 1010 }\n",
+                ":3: key 'port[0].vni_map'",
+            ),
+        ] {
+            let e = err(text);
+            assert!(e.contains("test.toml") && e.contains(what), "{text}: {e}");
+        }
+    }
+
+    #[test]
     fn mirror_tables() {
         let ports = "[[port]]\nname = \"a\"\n[[port]]\nname = \"b\"\n[[port]]\nname = \"mon\"\n";
         let f = parse(&format!("{ports}[[mirror]]\nname = \"m1\"\nselect_src = [\"a\"]\nselect_dst = [\"b\"]\noutput = \"mon\"\n[[mirror]]\nname = \"m2\"\nselect_all = true\noutput = \"mon\"\n")).unwrap();

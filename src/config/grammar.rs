@@ -707,6 +707,33 @@ mod tests {
     }
 
     #[test]
+    fn vxlan_vni_map_specs() {
+        let s = parse_spec("vx0=vxlan:local=198.18.0.1,vni-map=10:1010;20:1020,remote=198.18.0.2")
+            .unwrap();
+        assert_eq!((s.name.as_str(), s.kind), ("vx0", PortKind::Vxlan));
+        let v = s.vxlan.as_ref().unwrap();
+        assert_eq!(v.vnis(), [1010, 1020]);
+        assert_eq!(v.remotes.len(), 1);
+        assert!(s.vlans.is_none(), "the VLANs come from the map at attach");
+        for (bad, what) in [
+            ("vx0=vxlan:local=198.18.0.1", "vni-map"),
+            ("vx0=vxlan:100,local=198.18.0.1,vni-map=10:1010", "not both"),
+            (
+                "vx0=vxlan:local=198.18.0.1,vni-map=10:1010;20:1010",
+                "one-to-one",
+            ),
+            ("vx0=vxlan:local=198.18.0.1,vni-map=4095:1", "VLAN 1..=4094"),
+            ("vx0=vxlan:local=198.18.0.1,vni-map=10:1010,access=10", "tagged member"),
+            ("vx0=vxlan:local=198.18.0.1,vni-map=10:1010,trunk=10", "tagged member"),
+            ("tsw0,vni-map=10:1010", "vxlan key"),
+            ("vx0=vxlan:nope=1,vni-map=10:1010", "VNI"),
+        ] {
+            let e = parse_spec(bad).unwrap_err().to_string();
+            assert!(e.contains(what), "{bad}: {e}");
+        }
+    }
+
+    #[test]
     fn group_masks() {
         assert_eq!(parse_group_mask("lldp").unwrap(), 0x4000);
         assert_eq!(parse_group_mask("lldp,lacp").unwrap(), 0x4004);

@@ -570,6 +570,26 @@ mod tests {
     }
 
     #[test]
+    fn a_vni_map_needs_vlan_filtering_and_its_vnis_once_per_hub() {
+        let port = "[[port]]\nspec = \"vx0=vxlan:local=198.18.0.1,vni-map=10:1010;20:1020\"\n";
+        let e = with_file(port, Overrides::default()).unwrap_err().to_string();
+        assert!(e.contains("vlan_filtering") && e.contains("vx0"), "{e}");
+        let ok = format!("vlan_filtering = true\n{port}");
+        let c = with_file(&ok, Overrides::default()).unwrap();
+        assert_eq!(c.ports[0].vxlan.as_ref().unwrap().vnis(), [1010, 1020]);
+        // --vlan-filtering does as well as the file's key
+        let o = Overrides {
+            vlan_filtering: true,
+            ..Overrides::default()
+        };
+        with_file(port, o).unwrap();
+        // a VNI of the map again on the same address and port, by another port
+        let twice = format!("{ok}[[port]]\nspec = \"vx1=vxlan:1020,local=198.18.0.1\"\n");
+        let e = with_file(&twice, Overrides::default()).unwrap_err().to_string();
+        assert!(e.contains("VNI 1020 is declared twice"), "{e}");
+    }
+
+    #[test]
     fn multicast_keys_in_the_file_the_specs_and_the_command_line() {
         let text = r#"
 mcast_querier = true
