@@ -9,7 +9,11 @@
 //!   remote of one VNI is a stranger in the other;
 //! - a VNI not in the map is dropped and counted (`unknown_vni`, per hub);
 //! - a map needs VLAN filtering, and its VNIs are taken on their hub;
-//! - an offload frame (partial checksum) keeps its checksum offsets right without its tag.
+//! - an offload frame (partial checksum) keeps its checksum offsets right without its tag;
+//! - the same through `tapswitch run` and its API (`POST /api/v1/ports` with a spec, entries
+//!   per VNI, the port view, the `vni` label of the metrics), on loopback.
+
+mod common;
 
 use std::io;
 use std::net::IpAddr;
@@ -393,4 +397,73 @@ fn an_offload_frame_keeps_its_checksum_offsets_without_its_tag() {
     tapswitch::offload::complete_csum(&mut want, 34, 6).unwrap();
     assert_ne!(&want[40..42], &[0x12, 0x34], "the checksum field changed");
     assert_eq!(inner, want);
+}
+
+/// `POST /api/v1/ports` of a mapped port: refused without VLAN filtering, then attached; its
+/// view shows the map; flood-list entries go to one VNI (`vni`, needed on a map); the metrics
+/// have one series per VNI; VLAN filtering cannot go off under it. Loopback, rootless.
+#[test]
+fn the_api_attaches_a_mapped_port_and_keeps_entries_per_vni() {
+    let sw = common::Switch::start(&["--no-default-ports"]);
+    let port = 20000 + (std::process::id() % 20000) as u16 + common::unique() as u16 % 1000;
+    let spec = format!(
+        "{{\"spec\": \"vx0=vxlan:local=127.0.0.1,dstport={port},vni-map=10:1010;20:1020\"}}"
+    );
+    let (st, body) = sw.req("POST", "/api/v1/ports", Some(&spec));
+    assert_eq!(st, 422, "{body}");
+    assert!(body.contains("VLAN filtering"), "{body}");
+    assert!(sw.get("/api/v1/ports").as_array().unwrap().is_empty());
+    let (st, body) = sw.req("PATCH", "/api/v1/config", Some(r#"{"vlan_filtering": true}"#));
+    assert_eq!(st, 200, "{body}");
+    let (st, body) = sw.req("POST", "/api/v1/ports", Some(&spec));
+    assert!(st == 200 || st == 201, "{st} {body}");
+    let v = sw.port("vx0");
+    let map: Vec<(u64, u64)> = v["vxlan"]["vni_map"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{v}"))
+        .iter()
+        .map(|e| (e["vlan"].as_u64().unwrap(), e["vni"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(map, [(10, 1010), (20, 1020)], "{v}");
+    assert!(v["vxlan"]["vni"].is_null(), "{v}");
+    // flood-list entries: in one VNI's table, which must be named
+    let add = |vni: Option<u32>| {
+        let mut b = serde_json::json!({"mac": "00:00:00:00:00:00", "port": "vx0", "dst": "127.0.0.2"});
+        if let Some(n) = vni {
+            b["vni"] = n.into();
+        }
+        sw.req("POST", "/api/v1/fdb", Some(&b.to_string()))
+    };
+    let (st, body) = add(None);
+    assert_eq!(st, 400, "{body}");
+    assert!(body.contains("vni-map") && body.contains("1010"), "{body}");
+    let (st, body) = add(Some(3030));
+    assert_eq!(st, 400, "{body}");
+    assert!(body.contains("no VNI 3030"), "{body}");
+    let (st, body) = add(Some(1010));
+    assert_eq!(st, 201, "{body}");
+    assert!(body.contains("\"vni\":1010"), "{body}");
+    let fdb = sw.get("/api/v1/fdb");
+    let vx: Vec<(String, u64)> = fdb
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["port"] == "vx0")
+        .map(|e| (e["dst"].as_str().unwrap().to_string(), e["vni"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(vx, [("127.0.0.2".to_string(), 1010)], "{fdb}");
+    let remotes = |vni: &str| sw.metric("tapswitch_vxlan_remotes", &[("port", "vx0"), ("vni", vni)]);
+    assert_eq!((remotes("1010"), remotes("1020")), (1.0, 0.0));
+    // VLAN filtering stays on while the map is there
+    let (st, body) = sw.req("PATCH", "/api/v1/config", Some(r#"{"vlan_filtering": false}"#));
+    assert_eq!(st, 400, "{body}");
+    assert!(body.contains("vni-map"), "{body}");
+    assert_eq!(sw.get("/api/v1/config")["vlan_filtering"], true);
+    // the entry goes with its VNI
+    let del = "/api/v1/fdb/00:00:00:00:00:00?port=vx0&dst=127.0.0.2&vni=1020";
+    assert_eq!(sw.req("DELETE", del, None).0, 404, "not in VNI 1020's list");
+    let del = "/api/v1/fdb/00:00:00:00:00:00?port=vx0&dst=127.0.0.2&vni=1010";
+    let (st, body) = sw.req("DELETE", del, None);
+    assert_eq!(st, 204, "{body}");
+    assert_eq!(remotes("1010"), 0.0);
 }

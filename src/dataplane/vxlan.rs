@@ -160,7 +160,7 @@ pub enum VxlanAttachError {
         port: String,
     },
     /// A `vni-map` with VLAN filtering off.
-    #[error("a vni-map maps VLANs: turn VLAN filtering on first (vlan_filtering = true, or `tapswitch vlan filtering on`)")]
+    #[error("a vni-map maps VLANs: turn VLAN filtering on first (vlan_filtering = true, --vlan-filtering, or `tapswitch config vlan_filtering on`)")]
     NoVlanFiltering,
     /// The switch refused the port.
     #[error(transparent)]
