@@ -1189,7 +1189,11 @@ fn two_vnis_mapped_to_two_vlans_reach_only_their_own_remote_hosts() {
     let sw = NsSwitch::start(&sa, &args);
     // one shadow set per VNI of the map
     for (_, vni) in vnis {
-        for d in [format!("tsb{vni}"), format!("tsx{vni}"), format!("tsl{vni}")] {
+        for d in [
+            format!("tsb{vni}"),
+            format!("tsx{vni}"),
+            format!("tsl{vni}"),
+        ] {
             sa.ip(&["link", "show", "dev", &d]);
         }
     }
@@ -1278,7 +1282,11 @@ fn two_vnis_mapped_to_two_vlans_reach_only_their_own_remote_hosts() {
         },
         diag,
     );
-    assert!(!b_fdb(1010).contains(&ma20) && !b_fdb(1020).contains(&ma10), "{}", diag());
+    assert!(
+        !b_fdb(1010).contains(&ma20) && !b_fdb(1020).contains(&ma10),
+        "{}",
+        diag()
+    );
     let want = [
         format!("{mb10} dev vx0 dst {ub} vni 1010 self extern_learn"),
         format!("{mb20} dev vx0 dst {ub} vni 1020 self extern_learn"),
@@ -1328,6 +1336,9 @@ fn two_vnis_mapped_to_two_vlans_reach_only_their_own_remote_hosts() {
         .iter()
         .map(|(_, vni)| tx_packets(&sa, &format!("tsx{vni}")))
         .sum();
-    assert_eq!(shadow_tx, 0, "the shadow vxlan devices sent {shadow_tx} packets");
+    assert_eq!(
+        shadow_tx, 0,
+        "the shadow vxlan devices sent {shadow_tx} packets"
+    );
     drop((a10, a20, bhosts));
 }

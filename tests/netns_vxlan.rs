@@ -385,7 +385,13 @@ fn two_tapswitch_sites_form_one_segment() {
     let l = [("port", "vx0"), ("vni", "100"), ("remote", ub.as_str())];
     assert!(a.metric("tapswitch_vxlan_remote_tx_frames_total", &l) > 1000.0);
     assert!(a.metric("tapswitch_vxlan_remote_rx_frames_total", &l) > 1000.0);
-    assert_eq!(a.metric("tapswitch_vxlan_remotes", &[("port", "vx0"), ("vni", "100")]), 1.0);
+    assert_eq!(
+        a.metric(
+            "tapswitch_vxlan_remotes",
+            &[("port", "vx0"), ("vni", "100")]
+        ),
+        1.0
+    );
     assert_eq!(
         a.metric(
             "tapswitch_vxlan_rx_dropped_total",
@@ -503,10 +509,18 @@ fn linux_vtep_peer(v6: bool) {
     // an offload TAP and to one on a plain TAP, and back
     tcp_intact(&c1, &a1, 2 << 20);
     tcp_intact(&c1, &a3, 2 << 20);
-    let gso = a.metric("tapswitch_vxlan_gso_sends_total", &[("port", "vx0"), ("vni", "4242")]);
+    let gso = a.metric(
+        "tapswitch_vxlan_gso_sends_total",
+        &[("port", "vx0"), ("vni", "4242")],
+    );
     tcp_intact(&a1, &c1, 2 << 20);
     // a1's TSO frames crossed as UDP GSO batches, which the Linux VTEP's socket segments
-    assert!(a.metric("tapswitch_vxlan_gso_sends_total", &[("port", "vx0"), ("vni", "4242")]) > gso);
+    assert!(
+        a.metric(
+            "tapswitch_vxlan_gso_sends_total",
+            &[("port", "vx0"), ("vni", "4242")]
+        ) > gso
+    );
     tcp_intact(&a3, &c1, 2 << 20);
     tcp_intact(&c1, &a2, 2 << 20);
     // Static flood entries, no learning on the Linux side.

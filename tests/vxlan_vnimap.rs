@@ -44,12 +44,15 @@ fn mac(n: u8) -> MacAddr {
     MacAddr([0x02, 0x00, 0x5e, 0x40, 0x00, n])
 }
 
-/// What the port sent: (to, UDP header + VXLAN header + inner frame).
+/// One datagram the port sent: (to, UDP header + VXLAN header + inner frame).
+type Sent = (IpAddr, Vec<u8>);
+
+/// What the port sent.
 #[derive(Default, Clone)]
-struct Wire(Arc<Mutex<Vec<(IpAddr, Vec<u8>)>>>);
+struct Wire(Arc<Mutex<Vec<Sent>>>);
 
 impl Wire {
-    fn take(&self) -> Vec<(IpAddr, Vec<u8>)> {
+    fn take(&self) -> Vec<Sent> {
         std::mem::take(&mut *self.0.lock().unwrap())
     }
 }
@@ -103,7 +106,11 @@ impl Site {
         Site::with(filtering(), "vni-map=10:1010;20:1020", None).unwrap()
     }
 
-    fn with(settings: Settings, map: &str, offload_host: Option<()>) -> Result<Site, VxlanAttachError> {
+    fn with(
+        settings: Settings,
+        map: &str,
+        offload_host: Option<()>,
+    ) -> Result<Site, VxlanAttachError> {
         let sw = Switch::new("vnimap", settings, 4096);
         let mut hosts = Vec::new();
         for (i, vlans) in [
@@ -289,7 +296,9 @@ fn each_vni_has_its_own_table_and_flood_list() {
         .unwrap();
     assert!(s.vtep(1010).destination(&mac(22)).is_none());
     // appending a flood-list remote to VNI 1020 leaves VNI 1010's list as it was
-    s.vtep(1020).append(MacAddr::ZERO, ip("198.18.40.9")).unwrap();
+    s.vtep(1020)
+        .append(MacAddr::ZERO, ip("198.18.40.9"))
+        .unwrap();
     s.send(0, &arp(mac(1)));
     s.send(1, &arp(mac(2)));
     let mut to: Vec<(IpAddr, u32)> = s
@@ -301,17 +310,16 @@ fn each_vni_has_its_own_table_and_flood_list() {
     to.sort();
     assert_eq!(
         to,
-        [
-            (ip(R10), 1010),
-            (ip(R20), 1020),
-            (ip("198.18.40.9"), 1020)
-        ]
+        [(ip(R10), 1010), (ip(R20), 1020), (ip("198.18.40.9"), 1020)]
     );
     // the switch's views: the port's VTEPs by VLAN, and one by VNI
     let by = s.sw.vteps_of(s.vx.id);
     let vnis: Vec<(Option<u16>, u32)> = by.iter().map(|(v, t)| (*v, t.vni())).collect();
     assert_eq!(vnis, [(Some(10), 1010), (Some(20), 1020)]);
-    assert!(s.sw.vtep_of(s.vx.id, None).is_none(), "which VNI, on a map?");
+    assert!(
+        s.sw.vtep_of(s.vx.id, None).is_none(),
+        "which VNI, on a map?"
+    );
     assert_eq!(s.sw.vtep_of(s.vx.id, Some(1020)).unwrap().vni(), 1020);
     assert!(s.sw.vtep_of(s.vx.id, Some(30)).is_none());
 }
@@ -332,7 +340,9 @@ fn a_vni_not_in_the_map_is_dropped_and_counted() {
 
 #[test]
 fn a_map_needs_vlan_filtering_and_its_vnis_are_taken() {
-    let e = Site::with(Settings::default(), "vni-map=10:1010", None).err().unwrap();
+    let e = Site::with(Settings::default(), "vni-map=10:1010", None)
+        .err()
+        .unwrap();
     assert!(matches!(e, VxlanAttachError::NoVlanFiltering), "{e}");
     assert!(e.to_string().contains("VLAN filtering"), "{e}");
     // a second map on the same hub may not take VNI 1020 again
@@ -344,15 +354,17 @@ fn a_map_needs_vlan_filtering_and_its_vnis_are_taken() {
         .map(|e| (e.vlan, Arc::new(Vtep::new(spec.for_vni(e.vni), 1450))))
         .collect();
     let port = VxlanPort::mapped(vteps.clone(), Wire::default(), None);
-    let e = s
-        .sw
-        .add_vxlan_port_mapped("vx1", vteps, Box::new(port), PortFlags::default(), false)
-        .unwrap_err();
+    let e =
+        s.sw.add_vxlan_port_mapped("vx1", vteps, Box::new(port), PortFlags::default(), false)
+            .unwrap_err();
     assert!(
         matches!(e, VxlanAttachError::VniTaken { vni: 1020, .. }),
         "{e}"
     );
-    assert!(s.sw.ports().by_name("vx1").is_none(), "nothing half-attached");
+    assert!(
+        s.sw.ports().by_name("vx1").is_none(),
+        "nothing half-attached"
+    );
 }
 
 #[test]
@@ -413,7 +425,11 @@ fn the_api_attaches_a_mapped_port_and_keeps_entries_per_vni() {
     assert_eq!(st, 422, "{body}");
     assert!(body.contains("VLAN filtering"), "{body}");
     assert!(sw.get("/api/v1/ports").as_array().unwrap().is_empty());
-    let (st, body) = sw.req("PATCH", "/api/v1/config", Some(r#"{"vlan_filtering": true}"#));
+    let (st, body) = sw.req(
+        "PATCH",
+        "/api/v1/config",
+        Some(r#"{"vlan_filtering": true}"#),
+    );
     assert_eq!(st, 200, "{body}");
     let (st, body) = sw.req("POST", "/api/v1/ports", Some(&spec));
     assert!(st == 200 || st == 201, "{st} {body}");
@@ -428,7 +444,8 @@ fn the_api_attaches_a_mapped_port_and_keeps_entries_per_vni() {
     assert!(v["vxlan"]["vni"].is_null(), "{v}");
     // flood-list entries: in one VNI's table, which must be named
     let add = |vni: Option<u32>| {
-        let mut b = serde_json::json!({"mac": "00:00:00:00:00:00", "port": "vx0", "dst": "127.0.0.2"});
+        let mut b =
+            serde_json::json!({"mac": "00:00:00:00:00:00", "port": "vx0", "dst": "127.0.0.2"});
         if let Some(n) = vni {
             b["vni"] = n.into();
         }
@@ -449,13 +466,23 @@ fn the_api_attaches_a_mapped_port_and_keeps_entries_per_vni() {
         .unwrap()
         .iter()
         .filter(|e| e["port"] == "vx0")
-        .map(|e| (e["dst"].as_str().unwrap().to_string(), e["vni"].as_u64().unwrap()))
+        .map(|e| {
+            (
+                e["dst"].as_str().unwrap().to_string(),
+                e["vni"].as_u64().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(vx, [("127.0.0.2".to_string(), 1010)], "{fdb}");
-    let remotes = |vni: &str| sw.metric("tapswitch_vxlan_remotes", &[("port", "vx0"), ("vni", vni)]);
+    let remotes =
+        |vni: &str| sw.metric("tapswitch_vxlan_remotes", &[("port", "vx0"), ("vni", vni)]);
     assert_eq!((remotes("1010"), remotes("1020")), (1.0, 0.0));
     // VLAN filtering stays on while the map is there
-    let (st, body) = sw.req("PATCH", "/api/v1/config", Some(r#"{"vlan_filtering": false}"#));
+    let (st, body) = sw.req(
+        "PATCH",
+        "/api/v1/config",
+        Some(r#"{"vlan_filtering": false}"#),
+    );
     assert_eq!(st, 400, "{body}");
     assert!(body.contains("vni-map"), "{body}");
     assert_eq!(sw.get("/api/v1/config")["vlan_filtering"], true);

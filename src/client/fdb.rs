@@ -133,7 +133,10 @@ pub fn sort_fdb(entries: &mut [Value], ports: &Value) {
         match e["dst"].as_str() {
             None => (0, pid, e["vlan"].as_u64().unwrap_or(0), 0, mac, 0),
             Some(d) if mac == "00:00:00:00:00:00" => {
-                let at = flood.get(&(port, vni, d.to_string())).copied().unwrap_or(usize::MAX);
+                let at = flood
+                    .get(&(port, vni, d.to_string()))
+                    .copied()
+                    .unwrap_or(usize::MAX);
                 (1, pid & 0xffff, vni, 1, String::new(), at)
             }
             Some(_) => (1, pid & 0xffff, vni, 0, mac, 0),
@@ -361,8 +364,11 @@ mod tests {
     #[test]
     fn fdb_words_with_a_vni() {
         let w = |s: &str| s.split_whitespace().map(String::from).collect::<Vec<_>>();
-        let b = parse_fdb_words(&w("00:00:00:00:00:00 dev vx0 dst 198.18.0.2 vni 1010"), true)
-            .unwrap();
+        let b = parse_fdb_words(
+            &w("00:00:00:00:00:00 dev vx0 dst 198.18.0.2 vni 1010"),
+            true,
+        )
+        .unwrap();
         assert_eq!((&b["dst"], &b["vni"]), (&"198.18.0.2".into(), &1010.into()));
         assert!(parse_fdb_words(&w("00:00:00:00:00:00 dev vx0 vni x"), true).is_err());
         assert!(parse_fdb_words(&w("00:00:00:00:00:00 dev vx0 vni"), true).is_err());

@@ -723,8 +723,14 @@ mod tests {
                 "one-to-one",
             ),
             ("vx0=vxlan:local=198.18.0.1,vni-map=4095:1", "VLAN 1..=4094"),
-            ("vx0=vxlan:local=198.18.0.1,vni-map=10:1010,access=10", "tagged member"),
-            ("vx0=vxlan:local=198.18.0.1,vni-map=10:1010,trunk=10", "tagged member"),
+            (
+                "vx0=vxlan:local=198.18.0.1,vni-map=10:1010,access=10",
+                "tagged member",
+            ),
+            (
+                "vx0=vxlan:local=198.18.0.1,vni-map=10:1010,trunk=10",
+                "tagged member",
+            ),
             ("tsw0,vni-map=10:1010", "vxlan key"),
             ("vx0=vxlan:nope=1,vni-map=10:1010", "VNI"),
         ] {

@@ -572,7 +572,9 @@ mod tests {
     #[test]
     fn a_vni_map_needs_vlan_filtering_and_its_vnis_once_per_hub() {
         let port = "[[port]]\nspec = \"vx0=vxlan:local=198.18.0.1,vni-map=10:1010;20:1020\"\n";
-        let e = with_file(port, Overrides::default()).unwrap_err().to_string();
+        let e = with_file(port, Overrides::default())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("vlan_filtering") && e.contains("vx0"), "{e}");
         let ok = format!("vlan_filtering = true\n{port}");
         let c = with_file(&ok, Overrides::default()).unwrap();
@@ -585,7 +587,9 @@ mod tests {
         with_file(port, o).unwrap();
         // a VNI of the map again on the same address and port, by another port
         let twice = format!("{ok}[[port]]\nspec = \"vx1=vxlan:1020,local=198.18.0.1\"\n");
-        let e = with_file(&twice, Overrides::default()).unwrap_err().to_string();
+        let e = with_file(&twice, Overrides::default())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("VNI 1020 is declared twice"), "{e}");
     }
 

@@ -303,9 +303,8 @@ impl Switch {
             return Err(VxlanAttachError::NoVlanFiltering);
         }
         let vids: Vec<u16> = vteps.iter().map(|(v, _)| *v).collect();
-        let set = crate::vlan::VlanSet::from_vids(vids).map_err(|e| {
-            VxlanSpecError::MapEntry(e.to_string())
-        })?;
+        let set = crate::vlan::VlanSet::from_vids(vids)
+            .map_err(|e| VxlanSpecError::MapEntry(e.to_string()))?;
         let members = vteps.into_iter().map(|(v, t)| (Some(v), t)).collect();
         let h = self.add_vxlan_members(name, members, port, flags, listen)?;
         if let Ok(p) = crate::vlan::PortVlans::trunk(&set, None) {

@@ -75,7 +75,11 @@ pub(super) fn vxlan(sw: &Switch, out: &mut Vec<Family>) {
         moved.push(&pv, v(&vt.stats.moved_total));
         for r in &set.flood {
             let ip = r.ip.to_string();
-            let l = [("port", port), ("vni", vni.as_str()), ("remote", ip.as_str())];
+            let l = [
+                ("port", port),
+                ("vni", vni.as_str()),
+                ("remote", ip.as_str()),
+            ];
             tx.push(&l, v(&r.tx_frames));
             rx.push(&l, v(&r.rx_frames));
             txe.push(&l, v(&r.tx_errors));

@@ -329,12 +329,7 @@ impl<U: Underlay> VxlanPort<U> {
     /// the tag (a copy), its header's offsets 4 bytes earlier. A frame untagged or of a VLAN
     /// not in the map is refused (`EINVAL`: only a change of the port's VLANs behind the
     /// map's back sends one here).
-    fn send_mapped(
-        &self,
-        map: &[(u16, Arc<Vtep>)],
-        hdr: &VnetHdr,
-        frame: &[u8],
-    ) -> io::Result<()> {
+    fn send_mapped(&self, map: &[(u16, Arc<Vtep>)], hdr: &VnetHdr, frame: &[u8]) -> io::Result<()> {
         let einval = || io::Error::from_raw_os_error(libc::EINVAL);
         let (vid, rest) = match frame.get(12..16) {
             Some([0x81, 0x00, a, b] | [0x88, 0xa8, a, b]) if frame.len() >= 18 => {

@@ -284,7 +284,11 @@ impl VxlanSpec {
 
     /// Adds one map entry; the map stays one-to-one and in VLAN order.
     pub fn add_map_entry(&mut self, e: VniMapEntry) -> Result<(), VxlanSpecError> {
-        if let Some(o) = self.vni_map.iter().find(|o| o.vlan == e.vlan || o.vni == e.vni) {
+        if let Some(o) = self
+            .vni_map
+            .iter()
+            .find(|o| o.vlan == e.vlan || o.vni == e.vni)
+        {
             if *o == e {
                 return Ok(());
             }

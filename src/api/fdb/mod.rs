@@ -189,8 +189,7 @@ fn insert_entry(sw: &Switch, mac: MacAddr, b: &EntryBody, replace: bool) -> ApiR
         return Err(bad(format!("vlan {} is outside 0..4094", b.vlan)));
     }
     let h = find_port(sw, &b.port)?;
-    if b.dst.is_some() || b.vni.is_some() || (b.self_ && h.kind() == crate::port::PortKind::Vxlan)
-    {
+    if b.dst.is_some() || b.vni.is_some() || (b.self_ && h.kind() == crate::port::PortKind::Vxlan) {
         return insert_vtep_entry(sw, &h, mac, b, replace);
     }
     let key = FdbKey::new(mac, b.vlan);
