@@ -477,6 +477,12 @@ fn the_api_attaches_a_mapped_port_and_keeps_entries_per_vni() {
     let remotes =
         |vni: &str| sw.metric("tapswitch_vxlan_remotes", &[("port", "vx0"), ("vni", vni)]);
     assert_eq!((remotes("1010"), remotes("1020")), (1.0, 0.0));
+    // its VLANs are the map's: tagged members, no PVID, not changed by the VLAN API
+    assert!(v["pvid"].is_null(), "{v}");
+    let (st, body) = sw.req("PUT", "/api/v1/ports/vx0/vlans/30", None);
+    assert_eq!(st, 400, "{body}");
+    assert!(body.contains("vni-map"), "{body}");
+    assert_eq!(sw.req("DELETE", "/api/v1/ports/vx0/vlans/10", None).0, 400);
     // VLAN filtering stays on while the map is there
     let (st, body) = sw.req(
         "PATCH",
