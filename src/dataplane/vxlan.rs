@@ -4,7 +4,9 @@
 //! its VNI, which checks the header and the sender and learns ([`Vtep::receive`]); accepted
 //! inner frames go through [`Switch::handle_frame`] with that port as ingress, on that worker
 //! (without workers, in tests, a task on the frame runtime). Packets too short to carry a VNI,
-//! or for a VNI no port serves, are counted per hub.
+//! or for a VNI no port serves, are counted per hub. A port with a `vni-map` is a member of its
+//! hub once per VNI of the map, each with its own VTEP (table, flood list) and VLAN: the
+//! VLAN its inner frames are classified in (see `Scratch::ingress_vid`).
 //!
 //! Hubs are created by the first port that needs one and closed by the control thread's tick
 //! once no port uses them (so a reload that replaces a port keeps its socket).
