@@ -500,3 +500,31 @@ fn the_api_attaches_a_mapped_port_and_keeps_entries_per_vni() {
     assert_eq!(st, 204, "{body}");
     assert_eq!(remotes("1010"), 0.0);
 }
+
+/// A frame with no VNI (untagged, such as a frame the switch sends to every port, or of a VLAN
+/// not in the map) is refused by the port, not sent anywhere; the frame path counts it as
+/// `vlan_not_member`.
+#[test]
+fn a_frame_of_no_mapped_vlan_is_refused_by_the_port() {
+    use tapswitch::port::Port;
+    let spec = map_spec(&[&format!("local={LOCAL}"), "vni-map=10:1010"]);
+    let vt = Arc::new(Vtep::new(spec.for_vni(1010), 1450));
+    vt.append(MacAddr::ZERO, ip(R10)).unwrap();
+    let wire = Wire::default();
+    let port = VxlanPort::mapped(vec![(10, vt)], wire.clone(), None);
+    let pkt = |f: &[u8]| {
+        let mut p = vec![0u8; VNET_HDR_LEN];
+        p.extend_from_slice(f);
+        p
+    };
+    let f = arp(mac(50));
+    for bad in [f.clone(), tagged(&f, 20)] {
+        let e = port.send(&pkt(&bad)).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(tapswitch::port::vxlan::NO_VNI));
+    }
+    assert!(wire.take().is_empty());
+    port.send(&pkt(&tagged(&f, 10))).unwrap();
+    let sent = wire.take();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(decap(&sent[0].1), (1010, f));
+}

@@ -645,6 +645,12 @@ impl Switch {
             // a tunnel port with no remote to send to (see `Vtep::transmit`)
             return c.tx_drop(TxDrop::NoRemote);
         }
+        if e.raw_os_error() == Some(crate::port::vxlan::NO_VNI)
+            && h.port.kind() == crate::port::PortKind::Vxlan
+        {
+            // a frame of no VLAN of the port's vni-map (see `VxlanPort::send_mapped`)
+            return c.tx_drop(TxDrop::VlanNotMember);
+        }
         if e.raw_os_error() == Some(libc::EMSGSIZE) && h.port.kind() == crate::port::PortKind::Vxlan
         {
             // a datagram over 64 KiB (see `Vtep::transmit`)

@@ -248,6 +248,10 @@ thread_local! {
     static UNTAGGED: RefCell<PageBuf> = RefCell::new(PageBuf::default());
 }
 
+/// What a port with a `vni-map` answers a frame that has no VNI (untagged, or of a VLAN not
+/// in the map): an errno no UDP send returns.
+pub const NO_VNI: i32 = libc::EPROTONOSUPPORT;
+
 /// The VTEPs of a port: one, or one per VLAN of its `vni-map` (in VLAN order).
 enum Vteps {
     One(Arc<Vtep>),
@@ -327,18 +331,19 @@ impl<U: Underlay> VxlanPort<U> {
 
     /// A mapped port's frame: its tag says the VLAN, hence the VTEP; the frame goes without
     /// the tag (a copy), its header's offsets 4 bytes earlier. A frame untagged or of a VLAN
-    /// not in the map is refused (`EINVAL`: only a change of the port's VLANs behind the
-    /// map's back sends one here).
+    /// not in the map (a frame the switch itself sends to every port, a BPDU) has no VNI:
+    /// refused with [`NO_VNI`], which the frame path counts as `vlan_not_member`.
     fn send_mapped(&self, map: &[(u16, Arc<Vtep>)], hdr: &VnetHdr, frame: &[u8]) -> io::Result<()> {
         let einval = || io::Error::from_raw_os_error(libc::EINVAL);
+        let no_vni = || io::Error::from_raw_os_error(NO_VNI);
         let (vid, rest) = match frame.get(12..16) {
             Some([0x81, 0x00, a, b] | [0x88, 0xa8, a, b]) if frame.len() >= 18 => {
                 (u16::from_be_bytes([*a, *b]) & 0x0fff, &frame[16..])
             }
-            _ => return Err(einval()),
+            _ => return Err(no_vni()),
         };
         let Ok(i) = map.binary_search_by_key(&vid, |(v, _)| *v) else {
-            return Err(einval());
+            return Err(no_vni());
         };
         let mut h = *hdr;
         if h.csum_start >= 16 {
