@@ -186,7 +186,7 @@ class Pair:
             return None
         total = 0
         for i, _ in self.procs:
-            m = re.search(r'^tapswitch_vxlan_gso_sends_total\{port="vx0"\} (\d+)',
+            m = re.search(r'^tapswitch_vxlan_gso_sends_total\{port="vx0"(?:,vni="\d+")?\} (\d+)',
                           unix_get(f"{self.tmp}/{i}.sock", "/metrics"), re.M)
             if m is None:
                 return None

@@ -1022,7 +1022,7 @@ fn vxlan_tables_are_paged_after_the_bridge_table() {
             )
         })
         .collect();
-    for (id, recs) in sw.vtep_snapshots(now) {
+    for (id, _vni, recs) in sw.vtep_snapshots(now) {
         for r in recs {
             before.push((name(id), 0, r.mac.to_string(), format!("\"{}\"", r.dst)));
         }

@@ -1777,3 +1777,190 @@ fn ipv6_on(ns: &Netns, devs: &[&str]) {
     args.extend(keys.iter().map(String::as_str));
     ns.ok(&args);
 }
+
+/// Issue 28's "several VNIs per switch": two VNIs mapped to two VLANs on one tapswitch
+/// (`vni-map=10:1010;20:1020`, VLAN filtering on, a host in each VLAN), and at site B one Linux
+/// bridge per VNI (FRR 8.4 knows one vxlan device per VNI) with a host each, all four hosts in
+/// one IP subnet. FRR at both sites. Hosts in VLAN 10 reach only VNI 1010's remote host, hosts
+/// in VLAN 20 only VNI 1020's: each VNI has its shadow set, its flood list and its table.
+#[test]
+fn two_vnis_mapped_to_two_vlans_reach_only_their_own_remote_hosts() {
+    if !common::root_or_skip() || !frr_or_skip() {
+        return;
+    }
+    let n = (std::process::id() as usize % 40 + unique() * 3 % 200 + 10) as u8;
+    let (ua, ub) = (format!("198.18.{n}.1"), format!("198.18.{n}.2"));
+    let hn = n + 1;
+    let (sa, sb) = (Netns::new(), Netns::new());
+    veth(&sa, &sb, &format!("{ua}/24"), &format!("{ub}/24"));
+    let vnis = [(10u16, 1010u32), (20, 1020)];
+
+    // Site A: one tapswitch, a TAP in each VLAN, one vxlan port mapping both.
+    let (t10, t20) = (ifname('a'), ifname('a'));
+    let args = [
+        "--evpn".to_string(),
+        "--vlan-filtering".to_string(),
+        "--port".to_string(),
+        format!("{t10},access=10"),
+        "--port".to_string(),
+        format!("{t20},access=20"),
+        "--port".to_string(),
+        format!("vx0=vxlan:local={ua},vni-map=10:1010;20:1020,no-learning,no-flood"),
+    ];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let sw = NsSwitch::start(&sa, &args);
+    // one shadow set per VNI of the map
+    for (_, vni) in vnis {
+        for d in [
+            format!("tsb{vni}"),
+            format!("tsx{vni}"),
+            format!("tsl{vni}"),
+        ] {
+            sa.ip(&["link", "show", "dev", &d]);
+        }
+    }
+    let mac = |vlan: u16, site: u8| format!("02:65:77:{hn:02x}:{vlan:02x}:{site:02x}");
+    let ip = |vlan: u16, site: u8| format!("198.18.{hn}.{}/24", vlan + u16::from(site));
+    let a10 = tap_host(&sa, &t10, &ip(10, 1), &mac(10, 1));
+    let a20 = tap_host(&sa, &t20, &ip(20, 1), &mac(20, 1));
+
+    // Site B: a Linux bridge and vxlan device per VNI, a host on each bridge.
+    let mut bhosts = Vec::new();
+    for (vlan, vni) in vnis {
+        let (br, vx) = (format!("br{vni}"), format!("vx{vni}"));
+        sb.ip(&["link", "add", &br, "type", "bridge"]);
+        sb.ip(&["link", "set", &br, "up"]);
+        let v = vni.to_string();
+        sb.ip(&[
+            "link",
+            "add",
+            &vx,
+            "type",
+            "vxlan",
+            "id",
+            &v,
+            "local",
+            &ub,
+            "dstport",
+            "4789",
+            "nolearning",
+        ]);
+        sb.ip(&["link", "set", &vx, "master", &br]);
+        sb.ip(&["link", "set", &vx, "up"]);
+        bhosts.push(bridge_host(&sb, &br, &ip(vlan, 2), &mac(vlan, 2)));
+    }
+    let (b10, b20) = (&bhosts[0], &bhosts[1]);
+
+    let _fa = Frr::start(&sa, &ua, &[&ub]);
+    let fb = Frr::start(&sb, &ub, &[&ua]);
+    let b_fdb = |vni: u32| {
+        run_ok(
+            "bridge",
+            &["-n", &sb.name, "fdb", "show", "dev", &format!("vx{vni}")],
+        )
+    };
+    let diag = || {
+        format!(
+            "A's switch:\n{}\nB's vx1010:\n{}\nB's vx1020:\n{}",
+            sw.fdb_show(),
+            b_fdb(1010),
+            b_fdb(1020)
+        )
+    };
+
+    // Each VNI's type-3 routes: B in both of tapswitch's flood lists, A in both of B's.
+    for (_, vni) in vnis {
+        let flood = format!("00:00:00:00:00:00 dev vx0 dst {ub} vni {vni} self permanent");
+        wait_for(
+            40,
+            &format!("B in VNI {vni}'s flood list"),
+            || sw.fdb_show().contains(&flood),
+            || format!("{}\n{}", diag(), fb.vtysh("show bgp l2vpn evpn route")),
+        );
+        wait_for(
+            10,
+            &format!("B's flood entry for A in VNI {vni}"),
+            || b_fdb(vni).contains(&format!("00:00:00:00:00:00 dst {ua} self permanent")),
+            diag,
+        );
+    }
+
+    // Positive controls: within a VNI, both ways.
+    wait_for(20, "a10 reaches b10", || pings(&a10, &b10.ip), diag);
+    wait_for(20, "a20 reaches b20", || pings(&a20, &b20.ip), diag);
+    b10.ping_ok(&a10.ip, 2);
+    b20.ping_ok(&a20.ip, 2);
+    tcp_intact(&a10, b10, 256 << 10);
+
+    // Each side's MACs went to its own VNI only: at B, a10 on vx1010 and a20 on vx1020; at A,
+    // b10 in VNI 1010's table and b20 in VNI 1020's, in the bridge's VLANs 10 and 20.
+    let (ma10, ma20, mb10, mb20) = (mac(10, 1), mac(20, 1), mac(10, 2), mac(20, 2));
+    wait_for(
+        10,
+        "A's hosts extern_learn on their VNI's device at B",
+        || {
+            b_fdb(1010).contains(&format!("{ma10} dst {ua} self extern_learn"))
+                && b_fdb(1020).contains(&format!("{ma20} dst {ua} self extern_learn"))
+        },
+        diag,
+    );
+    assert!(
+        !b_fdb(1010).contains(&ma20) && !b_fdb(1020).contains(&ma10),
+        "{}",
+        diag()
+    );
+    let want = [
+        format!("{mb10} dev vx0 dst {ub} vni 1010 self extern_learn"),
+        format!("{mb20} dev vx0 dst {ub} vni 1020 self extern_learn"),
+        format!("{mb10} dev vx0 vlan 10 extern_learn master"),
+        format!("{mb20} dev vx0 vlan 20 extern_learn master"),
+    ];
+    wait_for(
+        10,
+        "B's hosts in their VNI's table and VLAN at A",
+        || {
+            let t = sw.fdb_show();
+            want.iter().all(|l| t.contains(l.as_str()))
+        },
+        diag,
+    );
+    let t = sw.fdb_show();
+    for l in [
+        format!("{mb10} dev vx0 dst {ub} vni 1020"),
+        format!("{mb20} dev vx0 dst {ub} vni 1010"),
+        format!("{mb10} dev vx0 vlan 20"),
+        format!("{mb20} dev vx0 vlan 10"),
+    ] {
+        assert!(!t.contains(&l), "'{l}' in:\n{t}");
+    }
+    for (_, vni) in vnis {
+        let v = vni.to_string();
+        let l = [("vni", v.as_str())];
+        assert_eq!(sw.metric("tapswitch_evpn_remote_vteps", &l), 1.0);
+        assert_eq!(sw.metric("tapswitch_evpn_remote_macs", &l), 1.0);
+        let l = [("port", "vx0"), ("vni", v.as_str())];
+        assert_eq!(sw.metric("tapswitch_vxlan_remotes", &l), 1.0);
+    }
+
+    // Absence across VNIs, after the controls above: same subnet, other VLAN/VNI.
+    for (from, to) in [(&a10, b20), (&a20, b10), (b10, &a20), (b20, &a10)] {
+        assert!(
+            !pings(from, &to.ip),
+            "{} reached {} across VNIs",
+            from.ip,
+            to.ip
+        );
+    }
+    // and the VNIs still work after the failed attempts
+    a10.ping_ok(&b10.ip, 1);
+    a20.ping_ok(&b20.ip, 1);
+    let shadow_tx: u64 = vnis
+        .iter()
+        .map(|(_, vni)| tx_packets(&sa, &format!("tsx{vni}")))
+        .sum();
+    assert_eq!(
+        shadow_tx, 0,
+        "the shadow vxlan devices sent {shadow_tx} packets"
+    );
+    drop((a10, a20, bhosts));
+}

@@ -382,14 +382,20 @@ fn two_tapswitch_sites_form_one_segment() {
         .iter()
         .any(|e| e["dst"] == ub.as_str() && e["mac"] == hosts[2].mac.as_str()));
     // Per-remote counters and the remotes gauge.
-    let l = [("port", "vx0"), ("remote", ub.as_str())];
+    let l = [("port", "vx0"), ("vni", "100"), ("remote", ub.as_str())];
     assert!(a.metric("tapswitch_vxlan_remote_tx_frames_total", &l) > 1000.0);
     assert!(a.metric("tapswitch_vxlan_remote_rx_frames_total", &l) > 1000.0);
-    assert_eq!(a.metric("tapswitch_vxlan_remotes", &[("port", "vx0")]), 1.0);
+    assert_eq!(
+        a.metric(
+            "tapswitch_vxlan_remotes",
+            &[("port", "vx0"), ("vni", "100")]
+        ),
+        1.0
+    );
     assert_eq!(
         a.metric(
             "tapswitch_vxlan_rx_dropped_total",
-            &[("port", "vx0"), ("reason", "stranger")]
+            &[("port", "vx0"), ("vni", "100"), ("reason", "stranger")]
         ),
         0.0
     );
@@ -503,10 +509,18 @@ fn linux_vtep_peer(v6: bool) {
     // an offload TAP and to one on a plain TAP, and back
     tcp_intact(&c1, &a1, 2 << 20);
     tcp_intact(&c1, &a3, 2 << 20);
-    let gso = a.metric("tapswitch_vxlan_gso_sends_total", &[("port", "vx0")]);
+    let gso = a.metric(
+        "tapswitch_vxlan_gso_sends_total",
+        &[("port", "vx0"), ("vni", "4242")],
+    );
     tcp_intact(&a1, &c1, 2 << 20);
     // a1's TSO frames crossed as UDP GSO batches, which the Linux VTEP's socket segments
-    assert!(a.metric("tapswitch_vxlan_gso_sends_total", &[("port", "vx0")]) > gso);
+    assert!(
+        a.metric(
+            "tapswitch_vxlan_gso_sends_total",
+            &[("port", "vx0"), ("vni", "4242")]
+        ) > gso
+    );
     tcp_intact(&a3, &c1, 2 << 20);
     tcp_intact(&c1, &a2, 2 << 20);
     // Static flood entries, no learning on the Linux side.
@@ -526,7 +540,7 @@ fn linux_vtep_peer(v6: bool) {
     );
     tcp_intact(&c1, &a1, 2 << 20);
     tcp_intact(&c1, &a3, 2 << 20);
-    let l = [("port", "vx0"), ("remote", uc.as_str())];
+    let l = [("port", "vx0"), ("vni", "4242"), ("remote", uc.as_str())];
     assert!(a.metric("tapswitch_vxlan_remote_rx_frames_total", &l) > 100.0);
     drop((a1, a2, a3, c1));
 }
@@ -830,7 +844,7 @@ fn strangers_are_dropped_and_the_tunnel_mtu_is_enforced() {
         0,
         "nothing of the stranger's reached a1"
     );
-    let l = [("port", "vx0"), ("reason", "stranger")];
+    let l = [("port", "vx0"), ("vni", "100"), ("reason", "stranger")];
     assert_eq!(a.metric("tapswitch_vxlan_rx_dropped_total", &l), 3.0);
     let hub = format!("{ua}:4789");
     let l = [("hub", hub.as_str()), ("reason", "unknown_vni")];
@@ -1012,7 +1026,7 @@ fn a_gso_frame_crosses_as_one_udp_gso_send_and_arrives_segmented() {
     let a1 = host(&sa, &ta, &format!("198.18.{hn}.1/24"), &mac(hn, 1), 1500);
     let b1 = host(&sb, &tb, &format!("198.18.{hn}.2/24"), &mac(hn, 2), 1500);
     first_ping(&a1, &b1.ip);
-    let g = [("port", "vx0")];
+    let g = [("port", "vx0"), ("vni", "5")];
     let sends = a.metric("tapswitch_vxlan_gso_sends_total", &g);
     let dgrams = a.metric("tapswitch_vxlan_gso_datagrams_total", &g);
     // 20 segments of 1000 bytes: 20 datagrams of 8 + 1054 bytes, one UDP GSO send

@@ -76,6 +76,15 @@ fn apply_config_patch(
     mcast: &[(String, Value)],
 ) -> ApiResult<Settings> {
     let mut s = patch_settings(sw.settings.load(), p)?;
+    if !s.vlan_filtering {
+        // a vni-map maps VLANs: without them its VNIs would have nowhere to go
+        if let Some(m) = sw.vxlan_members().into_iter().find(|m| m.vlan.is_some()) {
+            return Err(bad(format!(
+                "port '{}' has a vni-map, which needs VLAN filtering on: remove the port first",
+                m.port.name
+            )));
+        }
+    }
     let mut mc = sw.mcast_config();
     let mc0 = mc.clone();
     for (k, v) in mcast {

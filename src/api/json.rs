@@ -49,8 +49,36 @@ pub fn port_json(sw: &Switch, h: &PortHandle, fdb_entries: usize) -> Value {
         "counters": counters_json(h),
     });
     if h.kind() == crate::port::PortKind::Vxlan {
-        if let Some(vt) = sw.vtep_of(h.id) {
-            v["vxlan"] = vxlan_json(&vt);
+        let vteps = sw.vteps_of(h.id);
+        if let Some((_, vt)) = vteps.first() {
+            v["vxlan"] = vxlan_json(vt);
+            if vteps[0].0.is_some() {
+                // a vni-map: one table and flood list per VNI
+                v["vxlan"]["vni"] = Value::Null;
+                v["vxlan"]["vni_map"] = vteps
+                    .iter()
+                    .map(|(vlan, t)| {
+                        let mut e = vni_json(t);
+                        e["vlan"] = json!(vlan);
+                        e["vni"] = json!(t.vni());
+                        e
+                    })
+                    .collect::<Vec<_>>()
+                    .into();
+                for k in [
+                    "flood",
+                    "remotes",
+                    "entries",
+                    "learned",
+                    "rx_dropped_by_reason",
+                    "gso_sends",
+                    "gso_datagrams",
+                ] {
+                    if let Some(o) = v["vxlan"].as_object_mut() {
+                        o.remove(k);
+                    }
+                }
+            }
         }
     }
     v
@@ -99,16 +127,10 @@ fn counters_json(h: &PortHandle) -> Value {
     })
 }
 
-/// The tunnel of a `vxlan` port: its spec, its flood list with per-remote counters, its table
-/// and the packets it dropped, by reason.
+/// The tunnel of a `vxlan` port of one VNI: its spec, and what [`vni_json`] says.
 fn vxlan_json(v: &Vtep) -> Value {
-    let remotes = v.remotes();
     let s = &v.spec;
-    let drops: Map<String, Value> = VxlanDrop::PER_PORT
-        .iter()
-        .map(|r| (r.label().into(), v.stats.rx_dropped.get(*r).into()))
-        .collect();
-    json!({
+    let mut out = json!({
         "vni": s.vni,
         "local": s.local,
         "dstport": s.dstport,
@@ -118,6 +140,22 @@ fn vxlan_json(v: &Vtep) -> Value {
         "ttl": s.ttl,
         "tos": s.tos,
         "accept": s.accept,
+    });
+    if let (Some(o), Value::Object(t)) = (out.as_object_mut(), vni_json(v)) {
+        o.extend(t);
+    }
+    out
+}
+
+/// What one VNI of a `vxlan` port has: its flood list with per-remote counters, its table
+/// and the packets it dropped, by reason.
+fn vni_json(v: &Vtep) -> Value {
+    let remotes = v.remotes();
+    let drops: Map<String, Value> = VxlanDrop::PER_PORT
+        .iter()
+        .map(|r| (r.label().into(), v.stats.rx_dropped.get(*r).into()))
+        .collect();
+    json!({
         "flood": remotes.flood.iter().map(|r| json!({
             "dst": r.ip,
             "tx_frames": r.tx_frames.load(Relaxed),
@@ -233,6 +271,9 @@ pub(super) struct EntryJson {
     /// `--evpn`); absent otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) seq: Option<u32>,
+    /// The VNI of a `vxlan` port's own entry (whose table it is in); `null` for a bridge
+    /// entry.
+    vni: Option<u32>,
 }
 
 /// Looks up EVPN mobility sequence numbers, when the switch runs the EVPN service: the
@@ -247,7 +288,7 @@ pub(super) fn evpn_seq(sw: &Switch) -> impl Fn(u16, &MacAddr) -> Option<u32> {
 }
 
 /// A `vxlan` port's own entry (`bridge fdb show` prints it `... dst IP self`).
-pub(super) fn vtep_entry_json(port: &str, r: &VtepRecord) -> EntryJson {
+pub(super) fn vtep_entry_json(port: &str, vni: u32, r: &VtepRecord) -> EntryJson {
     EntryJson {
         mac: r.mac,
         vlan: 0,
@@ -259,6 +300,7 @@ pub(super) fn vtep_entry_json(port: &str, r: &VtepRecord) -> EntryJson {
         used: r.updated_ms_ago / 1000,
         dst: Some(r.dst),
         seq: None,
+        vni: Some(vni),
     }
 }
 
@@ -278,5 +320,6 @@ pub(super) fn entry_json(ports: &Registry, r: &FdbRecord) -> EntryJson {
         used: r.used_ms_ago / 1000,
         dst: None,
         seq: None,
+        vni: None,
     }
 }

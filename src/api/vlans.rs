@@ -72,6 +72,7 @@ pub(super) async fn put_port_vlan(
         .ctl
         .run(move || {
             let h = find_port(&sw, &n)?;
+            not_mapped(&sw, &h)?;
             sw.update_port_vlans(&h, |p| p.add(range, b.pvid, b.untagged))
                 .map_err(|e| bad(e.to_string()))?;
             Ok::<_, ApiError>(vlans_json(&h.vlans()))
@@ -94,6 +95,7 @@ pub(super) async fn del_port_vlan(
         .ctl
         .run(move || {
             let h = find_port(&sw, &n)?;
+            not_mapped(&sw, &h)?;
             match crate::control::del_port_vlans(&sw, &h, range) {
                 Ok(true) => Ok(vlans_json(&h.vlans())),
                 Ok(false) => Err(not_found(format!("port '{n}' has no VLAN in {vid2}"))),
@@ -103,6 +105,22 @@ pub(super) async fn del_port_vlan(
         .await??;
     tracing::info!(port = %name, vid, "port VLAN deleted");
     Ok(Json(v))
+}
+
+/// A `vxlan` port with a `vni-map` has the map's VLANs (tagged, no PVID), changed only with
+/// the map: a 400 naming it.
+fn not_mapped(sw: &crate::dataplane::Switch, h: &crate::dataplane::PortHandle) -> ApiResult<()> {
+    if sw
+        .vteps_of(h.id)
+        .first()
+        .is_some_and(|(vlan, _)| vlan.is_some())
+    {
+        return Err(bad(format!(
+            "port '{}' has a vni-map: its VLANs are the map's (replace the port to change them)",
+            h.name
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

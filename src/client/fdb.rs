@@ -26,14 +26,15 @@ pub(crate) struct FdbArgs {
 pub(crate) enum FdbAction {
     /// Print every entry (the default).
     Show,
-    /// Add an entry; fails if it exists: `fdb add MAC dev PORT [vlan N] [dst IP]
-    /// [static|sticky|dynamic|extern_learn]` (`dst`: a vxlan port's own entry).
+    /// Add an entry; fails if it exists: `fdb add MAC dev PORT [vlan N] [dst IP] [vni N]
+    /// [static|sticky|dynamic|extern_learn]` (`dst`: a vxlan port's own entry; `vni`: in
+    /// that VNI's table, for a port with a vni-map).
     Add {
         #[arg(num_args = 1..)]
         words: Vec<String>,
     },
     /// Add a remote to a vxlan port's flood list:
-    /// `fdb append 00:00:00:00:00:00 dev PORT dst IP`.
+    /// `fdb append 00:00:00:00:00:00 dev PORT dst IP [vni N]`.
     Append {
         #[arg(num_args = 1..)]
         words: Vec<String>,
@@ -67,8 +68,13 @@ pub fn fdb_line(e: &Value, master: &str) -> String {
     );
     let kind = e["kind"].as_str();
     if let Some(dst) = e["dst"].as_str() {
-        // a vxlan port's own entry, as Linux prints a VXLAN device's
-        s.push_str(&format!(" dst {dst} self"));
+        // a vxlan port's own entry, as Linux prints a VXLAN device's (with `vni` when the
+        // port has several: a vni-map)
+        s.push_str(&format!(" dst {dst}"));
+        if let (Some(v), true) = (e["vni"].as_u64(), e["vni_map"] == true) {
+            s.push_str(&format!(" vni {v}"));
+        }
+        s.push_str(" self");
         match kind {
             Some("extern_learn") => s.push_str(" extern_learn"),
             Some("static") => s.push_str(" permanent"),
@@ -102,20 +108,24 @@ pub fn fdb_line(e: &Value, master: &str) -> String {
 pub fn sort_fdb(entries: &mut [Value], ports: &Value) {
     use std::collections::HashMap;
     let mut id: HashMap<&str, u64> = HashMap::new();
-    let mut flood: HashMap<(&str, &str), usize> = HashMap::new();
+    let mut flood: HashMap<(&str, u64, String), usize> = HashMap::new();
     for p in ports.as_array().into_iter().flatten() {
         let Some(name) = p["name"].as_str() else {
             continue;
         };
         id.insert(name, p["id"].as_u64().unwrap_or(u64::MAX));
-        for (i, r) in p["vxlan"]["flood"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .enumerate()
-        {
-            if let Some(d) = r["dst"].as_str() {
-                flood.insert((name, d), i);
+        // a port of one VNI, or each VNI of a vni-map
+        let one = [p["vxlan"].clone()];
+        let vnis = match p["vxlan"]["vni_map"].as_array() {
+            Some(m) => m.as_slice(),
+            None => &one[..],
+        };
+        for v in vnis {
+            let vni = v["vni"].as_u64().unwrap_or(0);
+            for (i, r) in v["flood"].as_array().into_iter().flatten().enumerate() {
+                if let Some(d) = r["dst"].as_str() {
+                    flood.insert((name, vni, d.to_string()), i);
+                }
             }
         }
     }
@@ -123,13 +133,17 @@ pub fn sort_fdb(entries: &mut [Value], ports: &Value) {
         let port = e["port"].as_str().unwrap_or("");
         let pid = id.get(port).copied().unwrap_or(u64::MAX);
         let mac = e["mac"].as_str().unwrap_or("").to_string();
+        let vni = e["vni"].as_u64().unwrap_or(0);
         match e["dst"].as_str() {
-            None => (0, pid, e["vlan"].as_u64().unwrap_or(0), mac, 0),
+            None => (0, pid, e["vlan"].as_u64().unwrap_or(0), 0, mac, 0),
             Some(d) if mac == "00:00:00:00:00:00" => {
-                let at = flood.get(&(port, d)).copied().unwrap_or(usize::MAX);
-                (1, pid & 0xffff, 1, String::new(), at)
+                let at = flood
+                    .get(&(port, vni, d.to_string()))
+                    .copied()
+                    .unwrap_or(usize::MAX);
+                (1, pid & 0xffff, vni, 1, String::new(), at)
             }
-            Some(_) => (1, pid & 0xffff, 0, mac, 0),
+            Some(_) => (1, pid & 0xffff, vni, 0, mac, 0),
         }
     };
     entries.sort_by_cached_key(key);
@@ -139,7 +153,8 @@ pub fn sort_fdb(entries: &mut [Value], ports: &Value) {
 pub fn fdb(api: &str, json: bool) -> Result<()> {
     // 16 M learned entries and the user and vxlan ones, at 10000 a page
     let mut entries = get_all_pages(api, "/api/v1/fdb?limit=10000", 4096)?;
-    sort_fdb(&mut entries, &get_json(api, "/api/v1/ports")?);
+    let ports = get_json(api, "/api/v1/ports")?;
+    sort_fdb(&mut entries, &ports);
     let v = Value::Array(entries);
     if json {
         print_json(&v)?;
@@ -147,13 +162,24 @@ pub fn fdb(api: &str, json: bool) -> Result<()> {
     }
     let cfg = get_json(api, "/api/v1/config")?;
     let master = cfg["name"].as_str().unwrap_or("tapswitch");
+    let mapped: Vec<&str> = ports
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| p["vxlan"]["vni_map"].is_array())
+        .filter_map(|p| p["name"].as_str())
+        .collect();
     for e in v.as_array().into_iter().flatten() {
-        println!("{}", fdb_line(e, master));
+        let mut e = e.clone();
+        if e["port"].as_str().is_some_and(|p| mapped.contains(&p)) {
+            e["vni_map"] = true.into();
+        }
+        println!("{}", fdb_line(&e, master));
     }
     Ok(())
 }
 
-/// Parses `bridge fdb`-style words: `MAC dev PORT [vlan N] [dst IP] [self]
+/// Parses `bridge fdb`-style words: `MAC dev PORT [vlan N] [dst IP] [vni N] [self]
 /// [static|sticky|dynamic|extern_learn]`.
 pub fn parse_fdb_words(words: &[String], need_dev: bool) -> Result<Value> {
     let mut it = words.iter().map(String::as_str);
@@ -180,11 +206,19 @@ pub fn parse_fdb_words(words: &[String], need_dev: bool) -> Result<Value> {
                     .context("bad dst address")?;
                 body["dst"] = ip.to_string().into();
             }
+            "vni" => {
+                let v: u32 = it
+                    .next()
+                    .context("'vni' needs a number")?
+                    .parse()
+                    .context("bad vni")?;
+                body["vni"] = v.into();
+            }
             "static" | "sticky" | "dynamic" | "extern_learn" => body["kind"] = w.into(),
             "self" => body["self"] = true.into(),
             "master" | "permanent" => {}
             other => {
-                bail!("unknown word '{other}' (expected dev PORT, vlan N, dst IP, self, static, sticky, dynamic, extern_learn)")
+                bail!("unknown word '{other}' (expected dev PORT, vlan N, dst IP, vni N, self, static, sticky, dynamic, extern_learn)")
             }
         }
     }
@@ -243,12 +277,15 @@ pub(crate) fn fdb_request(action: &FdbAction) -> Result<(&'static str, String, O
             if let Some(d) = b["dst"].as_str() {
                 path.push_str(&format!("&dst={d}"));
             }
+            if let Some(v) = b["vni"].as_u64() {
+                path.push_str(&format!("&vni={v}"));
+            }
             if b["self"] == true {
                 path.push_str("&self=true");
             }
             match b["port"].as_str() {
                 Some(port) => path.push_str(&format!("&port={port}")),
-                None if !b["dst"].is_null() || b["self"] == true => {
+                None if !b["dst"].is_null() || !b["vni"].is_null() || b["self"] == true => {
                     bail!("deleting a vxlan port's entry needs 'dev PORT'")
                 }
                 None => {}
@@ -328,6 +365,35 @@ mod tests {
             fdb_line(&e, "br0"),
             "02:00:00:00:00:08 dev vx0 dst 198.18.250.3 self extern_learn"
         );
+        // a port with a vni-map: each entry says its VNI
+        let e = serde_json::json!({"mac": "00:00:00:00:00:00", "port": "vx0", "vlan": 0, "kind": "static", "dst": "198.18.250.2", "vni": 1010, "vni_map": true});
+        assert_eq!(
+            fdb_line(&e, "br0"),
+            "00:00:00:00:00:00 dev vx0 dst 198.18.250.2 vni 1010 self permanent"
+        );
+    }
+
+    #[test]
+    fn fdb_words_with_a_vni() {
+        let w = |s: &str| s.split_whitespace().map(String::from).collect::<Vec<_>>();
+        let b = parse_fdb_words(
+            &w("00:00:00:00:00:00 dev vx0 dst 198.18.0.2 vni 1010"),
+            true,
+        )
+        .unwrap();
+        assert_eq!((&b["dst"], &b["vni"]), (&"198.18.0.2".into(), &1010.into()));
+        assert!(parse_fdb_words(&w("00:00:00:00:00:00 dev vx0 vni x"), true).is_err());
+        assert!(parse_fdb_words(&w("00:00:00:00:00:00 dev vx0 vni"), true).is_err());
+        let del = FdbAction::Del {
+            words: w("02:00:00:00:00:01 dev vx0 dst 198.18.0.2 vni 1020"),
+        };
+        let (m, path, _) = fdb_request(&del).unwrap();
+        assert_eq!(m, "DELETE");
+        assert!(path.contains("&dst=198.18.0.2&vni=1020&port=vx0"), "{path}");
+        let del = FdbAction::Del {
+            words: w("02:00:00:00:00:01 vni 1020"),
+        };
+        assert!(fdb_request(&del).is_err(), "a VNI's entry needs its port");
     }
 
     #[test]

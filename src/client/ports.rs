@@ -63,6 +63,9 @@ pub fn ports(api: &str, json: bool) -> Result<()> {
             p["state"].as_str().unwrap_or("?").to_uppercase(),
             p["kind"].as_str().unwrap_or("?"),
         );
+        if let Some(line) = vxlan_line(&p["vxlan"]) {
+            println!("    {line}");
+        }
         println!("    RX:  bytes  packets  dropped");
         println!(
             "    {:>10} {:>8} {:>8}",
@@ -87,6 +90,41 @@ pub fn ports(api: &str, json: bool) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A `vxlan` port's tunnel in one line, as `ip -d link` shows a VXLAN device: `vxlan id
+/// 100 local IP dstport 4789`, or with a vni-map `vxlan vni-map 10:1010;20:1020 local IP
+/// dstport 4789`, with each VNI's flood list size.
+fn vxlan_line(v: &Value) -> Option<String> {
+    if !v.is_object() {
+        return None;
+    }
+    let tail = format!(
+        "local {} dstport {}",
+        v["local"].as_str().unwrap_or("?"),
+        v["dstport"]
+    );
+    Some(match v["vni_map"].as_array() {
+        Some(m) => {
+            let items: Vec<String> = m
+                .iter()
+                .map(|e| format!("{}:{}", e["vlan"], e["vni"]))
+                .collect();
+            let flood: Vec<String> = m
+                .iter()
+                .map(|e| {
+                    let n = e["flood"].as_array().map_or(0, Vec::len);
+                    format!("vni {} flood {n}", e["vni"])
+                })
+                .collect();
+            format!(
+                "vxlan vni-map {} {tail} ({})",
+                items.join(";"),
+                flood.join(", ")
+            )
+        }
+        None => format!("vxlan id {} {tail}", v["vni"]),
+    })
 }
 
 /// Which `port set` keys are on/off flags (so `1`/`0` mean on/off there).
@@ -162,6 +200,23 @@ pub(crate) fn port_cmd(a: PortArgs) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn vxlan_lines() {
+        let one = serde_json::json!({"vni": 100, "local": "198.18.0.1", "dstport": 4789});
+        assert_eq!(
+            vxlan_line(&one).unwrap(),
+            "vxlan id 100 local 198.18.0.1 dstport 4789"
+        );
+        let map = serde_json::json!({"vni": null, "local": "198.18.0.1", "dstport": 4789,
+            "vni_map": [{"vlan": 10, "vni": 1010, "flood": [{"dst": "198.18.0.2"}]},
+                        {"vlan": 20, "vni": 1020, "flood": []}]});
+        assert_eq!(
+            vxlan_line(&map).unwrap(),
+            "vxlan vni-map 10:1010;20:1020 local 198.18.0.1 dstport 4789 (vni 1010 flood 1, vni 1020 flood 0)"
+        );
+        assert_eq!(vxlan_line(&Value::Null), None);
+    }
 
     #[test]
     fn port_set_words() {

@@ -29,7 +29,7 @@ use crate::forwarding::Mode;
 use crate::port::{check_ifname, PortKind};
 use crate::validate;
 use crate::vlan::{Protocol, VlanSet};
-use crate::vxlan::spec::VxlanSpec;
+use crate::vxlan::spec::{VxlanSpec, VxlanSpecError};
 use crate::wire::MacAddr;
 
 /// Why an empty `api_token` (or `--api-token`) is refused: a request without a token would
@@ -318,6 +318,8 @@ struct FilePort {
     srcport: Option<Spanned<String>>,
     #[serde(default)]
     accept: Vec<Spanned<String>>,
+    /// `vni_map = { 10 = 1010, 20 = 1020 }`: VLAN (the key) to VNI.
+    vni_map: Option<Spanned<std::collections::BTreeMap<String, u32>>>,
     learning: Option<bool>,
     gso: Option<bool>,
     mcast_router: Option<Spanned<u8>>,
@@ -529,6 +531,9 @@ fn port_table(t: &Table<'_>, p: FilePort, earlier: &[PortSpec]) -> Result<PortSp
         pvid: p.pvid,
     };
     match vk.build() {
+        Ok(Some(_)) if spec.vxlan.as_ref().is_some_and(|v| !v.vni_map.is_empty()) => {
+            return t.err_table("vlans", SpecProblem::MapVlans.to_string());
+        }
         Ok(Some(v)) => spec.vlans = Some(v),
         Ok(None) => {}
         Err(e) => return t.err_table("vlans", e.to_string()),
@@ -647,9 +652,27 @@ fn port_vxlan(t: &Table<'_>, p: &FilePort, spec: &mut PortSpec) -> Result<(), Co
         let w = if g { "gso" } else { "no-gso" };
         words.push(("gso", t.span.clone(), w.to_string()));
     }
-    if spec.kind == PortKind::Vxlan && spec.vxlan.is_none() {
+    if let Some(m) = &p.vni_map {
+        let items: Vec<String> = m
+            .get_ref()
+            .iter()
+            .map(|(vlan, vni)| format!("{}:{vni}", vlan.trim()))
+            .collect();
+        words.push(("vni_map", m.span(), format!("vni-map={}", items.join(";"))));
+    }
+    if spec.kind == PortKind::Vxlan && spec.vxlan.is_none() && p.vni_map.is_some() {
+        if let Some(vni) = &p.vni {
+            return t.err(
+                vni.span(),
+                "vni",
+                "a vxlan port has either one VNI (vni = N) or a vni_map, not both",
+            );
+        }
+        spec.vxlan = Some(VxlanSpec::unnumbered());
+        spec.arg = String::new();
+    } else if spec.kind == PortKind::Vxlan && spec.vxlan.is_none() {
         let Some(vni) = &p.vni else {
-            return t.err_table("vni", "a vxlan port needs vni = N");
+            return t.err_table("vni", "a vxlan port needs vni = N (or a vni_map)");
         };
         match crate::vxlan::spec::parse_vni(&vni.get_ref().to_string()) {
             Ok(n) => {
@@ -681,7 +704,11 @@ fn port_vxlan(t: &Table<'_>, p: &FilePort, spec: &mut PortSpec) -> Result<(), Co
         }
     }
     if let Err(e) = v.check() {
-        return t.err_table("local", e.to_string());
+        let k = match e {
+            VxlanSpecError::VniAndMap | VxlanSpecError::NoVni => "vni_map",
+            _ => "local",
+        };
+        return t.err_table(k, e.to_string());
     }
     Ok(())
 }
@@ -1126,6 +1153,47 @@ kind = "packet"
         );
         let e = err("[[port]]\nname = \"vx0\"\nkind = \"vxlan\"\nvni = 5\n");
         assert!(e.contains(":1: key 'port[0].local'"), "{e}");
+    }
+
+    #[test]
+    fn vxlan_vni_map_tables() {
+        let f = parse(
+            "vlan_filtering = true\n[[port]]\nname = \"vx0\"\nkind = \"vxlan\"\nlocal = \"198.18.0.1\"\nvni_map = { 10 = 1010, 20 = 1020 }\n\n[[port]]\nspec = \"vx1=vxlan:local=198.18.0.1,dstport=4790,vni-map=30:1030\"\n",
+        )
+        .unwrap();
+        let v = f.ports[0].vxlan.as_ref().unwrap();
+        assert_eq!(v.vnis(), [1010, 1020]);
+        assert_eq!(v.vni_of_vlan(20), Some(1020));
+        assert_eq!(f.ports[1].vxlan.as_ref().unwrap().vnis(), [1030]);
+        for (text, what) in [
+            (
+                "[[port]]\nname = \"vx0\"\nkind = \"vxlan\"\nlocal = \"198.18.0.1\"\nvni_map = { 10 = 1010, 20 = 1010 }\n",
+                ":5: key 'port[0].vni_map'",
+            ),
+            (
+                "[[port]]\nname = \"vx0\"\nkind = \"vxlan\"\nlocal = \"198.18.0.1\"\nvni_map = { 5000 = 1010 }\n",
+                ":5: key 'port[0].vni_map'",
+            ),
+            (
+                "[[port]]\nname = \"vx0\"\nkind = \"vxlan\"\nvni = 7\nlocal = \"198.18.0.1\"\nvni_map = { 10 = 1010 }\n",
+                ":4: key 'port[0].vni'",
+            ),
+            (
+                "[[port]]\nspec = \"vx0=vxlan:7,local=198.18.0.1\"\nvni_map = { 10 = 1010 }\n",
+                ":1: key 'port[0].vni_map'",
+            ),
+            (
+                "[[port]]\nname = \"vx0\"\nkind = \"vxlan\"\nlocal = \"198.18.0.1\"\nvni_map = { 10 = 1010 }\naccess = 10\n",
+                ":1: key 'port[0].vlans'",
+            ),
+            (
+                "[[port]]\nname = \"tsw0\"\nvni_map = { 10 = 1010 }\n",
+                ":3: key 'port[0].vni_map'",
+            ),
+        ] {
+            let e = err(text);
+            assert!(e.contains("test.toml") && e.contains(what), "{text}: {e}");
+        }
     }
 
     #[test]

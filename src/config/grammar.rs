@@ -136,6 +136,9 @@ pub enum SpecProblem {
     /// The interface name is not valid.
     #[error(transparent)]
     Ifname(#[from] IfnameError),
+    /// VLAN keys on a `vxlan` port with a `vni-map`.
+    #[error("a vxlan port with a vni-map is a tagged member of the map's VLANs: no access=, trunk=, vlans=, untagged= or pvid=")]
+    MapVlans,
     /// `=` with nothing before it.
     #[error("empty port name before '='")]
     EmptyName,
@@ -223,6 +226,15 @@ fn parse_head(head: &str) -> Result<PortSpec, SpecProblem> {
     };
     let mut vxlan = None;
     let name = match kind {
+        PortKind::Vxlan if arg.contains('=') => {
+            // `vxlan:local=IP,vni-map=...`: no VNI, the first key right after the colon
+            let mut v = VxlanSpec::unnumbered();
+            if !v.apply(arg)? {
+                return Err(SpecProblem::Vxlan(VxlanSpecError::NoVni));
+            }
+            vxlan = Some(v);
+            name.map_or_else(|| "vxlan".to_string(), str::to_string)
+        }
         PortKind::Vxlan => {
             let v = VxlanSpec::new(crate::vxlan::spec::parse_vni(arg)?);
             let default_name = format!("vxlan{}", v.vni);
@@ -404,6 +416,9 @@ fn finish(mut out: PortSpec, vk: &VlanKeys) -> Result<PortSpec, SpecProblem> {
     }
     if let Some(v) = &out.vxlan {
         v.check()?;
+        if !v.vni_map.is_empty() && out.vlans.is_some() {
+            return Err(SpecProblem::MapVlans);
+        }
         if let Some(m) = out.mtu {
             check_vxlan_mtu(m)?;
         }
@@ -435,7 +450,7 @@ fn is_vxlan_key(word: &str) -> bool {
     let key = word.split_once('=').map_or(word, |(k, _)| k);
     matches!(
         key,
-        "local" | "remote" | "dstport" | "ttl" | "tos" | "srcport" | "accept"
+        "local" | "remote" | "dstport" | "ttl" | "tos" | "srcport" | "accept" | "vni-map"
     )
 }
 
@@ -685,6 +700,39 @@ mod tests {
             ),
             ("vxlan:1,local=198.18.0.1,mtu=65500", "mtu"),
             ("tsw0,remote=198.18.0.2", "vxlan key"),
+        ] {
+            let e = parse_spec(bad).unwrap_err().to_string();
+            assert!(e.contains(what), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn vxlan_vni_map_specs() {
+        let s = parse_spec("vx0=vxlan:local=198.18.0.1,vni-map=10:1010;20:1020,remote=198.18.0.2")
+            .unwrap();
+        assert_eq!((s.name.as_str(), s.kind), ("vx0", PortKind::Vxlan));
+        let v = s.vxlan.as_ref().unwrap();
+        assert_eq!(v.vnis(), [1010, 1020]);
+        assert_eq!(v.remotes.len(), 1);
+        assert!(s.vlans.is_none(), "the VLANs come from the map at attach");
+        for (bad, what) in [
+            ("vx0=vxlan:local=198.18.0.1", "vni-map"),
+            ("vx0=vxlan:100,local=198.18.0.1,vni-map=10:1010", "not both"),
+            (
+                "vx0=vxlan:local=198.18.0.1,vni-map=10:1010;20:1010",
+                "one-to-one",
+            ),
+            ("vx0=vxlan:local=198.18.0.1,vni-map=4095:1", "VLAN 1..=4094"),
+            (
+                "vx0=vxlan:local=198.18.0.1,vni-map=10:1010,access=10",
+                "tagged member",
+            ),
+            (
+                "vx0=vxlan:local=198.18.0.1,vni-map=10:1010,trunk=10",
+                "tagged member",
+            ),
+            ("tsw0,vni-map=10:1010", "vxlan key"),
+            ("vx0=vxlan:nope=1,vni-map=10:1010", "VNI"),
         ] {
             let e = parse_spec(bad).unwrap_err().to_string();
             assert!(e.contains(what), "{bad}: {e}");

@@ -168,6 +168,21 @@ impl Config {
             }
         }
         check_ports(&cfg.ports)?;
+        if let Some(p) = cfg
+            .ports
+            .iter()
+            .find(|p| p.vxlan.as_ref().is_some_and(|v| !v.vni_map.is_empty()))
+        {
+            if !cfg.settings.vlan_filtering {
+                return Err(ConfigError::Flag {
+                    flag: "vlan_filtering",
+                    msg: format!(
+                        "port '{}' has a vni-map, which maps VLANs: turn VLAN filtering on (vlan_filtering = true in the file, or --vlan-filtering)",
+                        p.name
+                    ),
+                });
+            }
+        }
         if cfg.ports.is_empty() && !from_file && !o.no_default_ports {
             cfg.default_ports = true;
             cfg.ports = DEFAULT_PORTS
@@ -495,20 +510,21 @@ fn check_ports(ports: &[PortSpec]) -> Result<(), ConfigError> {
         } else {
             p.kind
         };
-        let arg = match &p.vxlan {
-            Some(v) => format!("{} {:?} {}", v.vni, v.local, v.dstport),
-            None => p.arg.clone(),
-        };
-        if !seen.insert((kind, arg)) {
-            if let Some(v) = &p.vxlan {
-                return Err(ConfigError::Flag {
-                    flag: "--port",
-                    msg: format!(
-                        "VNI {} is declared twice on the same local address and dstport",
-                        v.vni
-                    ),
-                });
+        if let Some(v) = &p.vxlan {
+            // every VNI (a vni-map has several) once per local address and dstport
+            for vni in v.vnis() {
+                if !seen.insert((kind, format!("{vni} {:?} {}", v.local, v.dstport))) {
+                    return Err(ConfigError::Flag {
+                        flag: "--port",
+                        msg: format!(
+                            "VNI {vni} is declared twice on the same local address and dstport"
+                        ),
+                    });
+                }
             }
+            continue;
+        }
+        if !seen.insert((kind, p.arg.clone())) {
             return Err(ConfigError::Flag {
                 flag: "--port",
                 msg: format!(
@@ -551,6 +567,30 @@ mod tests {
     fn with_file(text: &str, o: Overrides) -> Result<Config, ConfigError> {
         let f = parse_file(Path::new("/etc/sw.toml"), text)?;
         Config::resolve_with(Some(f), &o, &Fake)
+    }
+
+    #[test]
+    fn a_vni_map_needs_vlan_filtering_and_its_vnis_once_per_hub() {
+        let port = "[[port]]\nspec = \"vx0=vxlan:local=198.18.0.1,vni-map=10:1010;20:1020\"\n";
+        let e = with_file(port, Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("vlan_filtering") && e.contains("vx0"), "{e}");
+        let ok = format!("vlan_filtering = true\n{port}");
+        let c = with_file(&ok, Overrides::default()).unwrap();
+        assert_eq!(c.ports[0].vxlan.as_ref().unwrap().vnis(), [1010, 1020]);
+        // --vlan-filtering does as well as the file's key
+        let o = Overrides {
+            vlan_filtering: true,
+            ..Overrides::default()
+        };
+        with_file(port, o).unwrap();
+        // a VNI of the map again on the same address and port, by another port
+        let twice = format!("{ok}[[port]]\nspec = \"vx1=vxlan:1020,local=198.18.0.1\"\n");
+        let e = with_file(&twice, Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("VNI 1020 is declared twice"), "{e}");
     }
 
     #[test]

@@ -113,6 +113,10 @@ pub struct Scratch {
     pub(super) seg_work: usize,
     /// The multicast forwarding view this thread read last, with its generation.
     pub(super) mview: Option<(u64, std::sync::Arc<crate::mcast::ForwardingView>)>,
+    /// The VLAN the next frame handled belongs to whatever its bytes say: a frame of a
+    /// `vxlan` port's mapped VNI (`vni-map`), which crossed the tunnel untagged. Taken by
+    /// [`Switch::handle_frame`].
+    pub(super) ingress_vid: Option<u16>,
 }
 
 /// Software segments one batch may write before the batch ends early and the worker serves
@@ -135,6 +139,7 @@ impl Default for Scratch {
             untallied_learn: false,
             seg_work: 0,
             mview: None,
+            ingress_vid: None,
         }
     }
 }
@@ -195,6 +200,7 @@ impl Switch {
         w: &mut Scratch,
     ) {
         let c = &ingress.counters;
+        let forced_vid = w.ingress_vid.take();
         let bytes = pkt.get(HEADROOM..).unwrap_or_default();
         let gone = ingress.state() == LinkState::Gone;
         match w.port(Registry::slot(ingress.id)) {
@@ -258,7 +264,23 @@ impl Switch {
                 PortState::Discarding => return c.rx_drop(RxDrop::StpDiscarding),
             }
         }
-        let vlan = if settings.vlan_filtering {
+        let vlan = if let (true, Some(vid)) = (settings.vlan_filtering, forced_vid) {
+            // a mapped VNI's frame: in its VLAN, as Linux's vnifilter tunnel_info classifies
+            // it; an inner tag stays payload
+            if !reg.vlans(ingress.id).is_member(vid) {
+                return c.rx_drop(RxDrop::VlanFiltered);
+            }
+            self.count_vlan(w, vid, bytes.len());
+            Some(Classified {
+                vid,
+                pcp: 0,
+                dei: false,
+                tag: vlan::TagState::Untagged,
+            })
+        } else if forced_vid.is_some() {
+            // VLAN filtering turned off under a vni-map: the VLAN is nowhere to go
+            return c.rx_drop(RxDrop::VlanFiltered);
+        } else if settings.vlan_filtering {
             match vlan::classify(bytes, settings.vlan_protocol, reg.vlans(ingress.id)) {
                 Ok(cl) => {
                     self.count_vlan(w, cl.vid, bytes.len());
@@ -627,6 +649,12 @@ impl Switch {
         if e.raw_os_error() == Some(libc::EDESTADDRREQ) {
             // a tunnel port with no remote to send to (see `Vtep::transmit`)
             return c.tx_drop(TxDrop::NoRemote);
+        }
+        if e.raw_os_error() == Some(crate::port::vxlan::NO_VNI)
+            && h.port.kind() == crate::port::PortKind::Vxlan
+        {
+            // a frame of no VLAN of the port's vni-map (see `VxlanPort::send_mapped`)
+            return c.tx_drop(TxDrop::VlanNotMember);
         }
         if e.raw_os_error() == Some(libc::EMSGSIZE) && h.port.kind() == crate::port::PortKind::Vxlan
         {

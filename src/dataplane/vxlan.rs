@@ -4,7 +4,9 @@
 //! its VNI, which checks the header and the sender and learns ([`Vtep::receive`]); accepted
 //! inner frames go through [`Switch::handle_frame`] with that port as ingress, on that worker
 //! (without workers, in tests, a task on the frame runtime). Packets too short to carry a VNI,
-//! or for a VNI no port serves, are counted per hub.
+//! or for a VNI no port serves, are counted per hub. A port with a `vni-map` is a member of its
+//! hub once per VNI of the map, each with its own VTEP (table, flood list) and VLAN: the
+//! VLAN its inner frames are classified in (see `Scratch::ingress_vid`).
 //!
 //! Hubs are created by the first port that needs one and closed by the control thread's tick
 //! once no port uses them (so a reload that replaces a port keeps its socket).
@@ -35,13 +37,17 @@ pub const HUB_RCVBUF: usize = 4 << 20;
 /// Hub receive errors: one line a second at most.
 static HUB_FAILED: LogLimit = LogLimit::new(1000);
 
-/// One `vxlan` port on a hub.
+/// One VNI of a `vxlan` port on a hub: the port's VTEP, or with a `vni-map` the VTEP of one
+/// entry of the map (each has its own table and flood list).
 #[derive(Clone, Debug)]
 pub struct Member {
-    /// The port's VTEP.
+    /// The VTEP of the VNI.
     pub vtep: Arc<Vtep>,
     /// The port.
     pub port: Arc<PortHandle>,
+    /// The VLAN the VNI is mapped to (`vni-map`): its frames enter the bridge in this VLAN;
+    /// `None` for a port of one VNI (its frames are classified as any port's).
+    pub vlan: Option<u16>,
 }
 
 /// The members of a hub by VNI, at one moment (looked up once per packet: foldhash, not
@@ -156,6 +162,9 @@ pub enum VxlanAttachError {
         /// The port that has it.
         port: String,
     },
+    /// A `vni-map` with VLAN filtering off.
+    #[error("a vni-map maps VLANs: turn VLAN filtering on first (vlan_filtering = true, --vlan-filtering, or `tapswitch config vlan_filtering on`)")]
+    NoVlanFiltering,
     /// The switch refused the port.
     #[error(transparent)]
     Add(#[from] AddPortError),
@@ -179,23 +188,39 @@ impl Switch {
             .flat_map(|h| h.members().values().cloned().collect::<Vec<_>>())
             .filter(|m| m.port.state() != LinkState::Gone)
             .collect();
-        v.sort_by_key(|m| m.port.id.0 & 0xffff);
+        v.sort_by_key(|m| (m.port.id.0 & 0xffff, m.vtep.vni()));
         v
     }
 
-    /// The VTEP of a `vxlan` port.
-    pub fn vtep_of(&self, port: PortId) -> Option<Arc<Vtep>> {
-        self.vxlan_members()
-            .into_iter()
-            .find(|m| m.port.id == port)
-            .map(|m| m.vtep)
+    /// The VTEP of a `vxlan` port: its one VTEP (`vni` `None` or its VNI), or with a
+    /// `vni-map` the VTEP of VNI `vni` (`None` then names none: the port has several).
+    pub fn vtep_of(&self, port: PortId, vni: Option<u32>) -> Option<Arc<Vtep>> {
+        let mut v = self.vteps_of(port);
+        match vni {
+            Some(n) => v.into_iter().find(|(_, t)| t.vni() == n).map(|(_, t)| t),
+            None if v.len() == 1 && v[0].0.is_none() => v.pop().map(|(_, t)| t),
+            None => None,
+        }
     }
 
-    /// The entries of every VTEP table, by port. Control work (walks the tables).
-    pub fn vtep_snapshots(&self, now: Timestamp) -> Vec<(PortId, Vec<VtepRecord>)> {
+    /// The VTEPs of a `vxlan` port with their VLAN (`None`: a port of one VNI), in VLAN
+    /// order.
+    pub fn vteps_of(&self, port: PortId) -> Vec<(Option<u16>, Arc<Vtep>)> {
+        let mut v: Vec<(Option<u16>, Arc<Vtep>)> = self
+            .vxlan_members()
+            .into_iter()
+            .filter(|m| m.port.id == port)
+            .map(|m| (m.vlan, m.vtep))
+            .collect();
+        v.sort_by_key(|(vlan, _)| *vlan);
+        v
+    }
+
+    /// The entries of every VTEP table, by port and VNI. Control work (walks the tables).
+    pub fn vtep_snapshots(&self, now: Timestamp) -> Vec<(PortId, u32, Vec<VtepRecord>)> {
         self.vxlan_members()
             .iter()
-            .map(|m| (m.port.id, m.vtep.snapshot(now)))
+            .map(|m| (m.port.id, m.vtep.vni(), m.vtep.snapshot(now)))
             .collect()
     }
 
@@ -263,27 +288,70 @@ impl Switch {
         flags: PortFlags,
         listen: bool,
     ) -> Result<Arc<PortHandle>, VxlanAttachError> {
-        let local = vtep.spec.local.ok_or(VxlanSpecError::NoLocal)?;
-        let hub = self.vxlan_hub(local, vtep.spec.dstport, listen)?;
-        let vni = vtep.vni();
-        if let Some(m) = hub.members().get(&vni) {
-            if m.port.state() != LinkState::Gone {
-                return Err(VxlanAttachError::VniTaken {
-                    vni,
-                    hub: hub.label(),
-                    port: m.port.name.clone(),
-                });
+        self.add_vxlan_members(name, vec![(None, vtep)], port, flags, listen)
+    }
+
+    /// Attaches a `vxlan` port with a `vni-map`: one VTEP per entry, by VLAN (see
+    /// [`VxlanPort::mapped`]). VLAN filtering must be on; the port becomes a tagged member of
+    /// the map's VLANs (no PVID).
+    pub fn add_vxlan_port_mapped(
+        self: &Arc<Self>,
+        name: &str,
+        vteps: Vec<(u16, Arc<Vtep>)>,
+        port: Box<dyn Port>,
+        flags: PortFlags,
+        listen: bool,
+    ) -> Result<Arc<PortHandle>, VxlanAttachError> {
+        if !self.settings.load().vlan_filtering {
+            return Err(VxlanAttachError::NoVlanFiltering);
+        }
+        let vids: Vec<u16> = vteps.iter().map(|(v, _)| *v).collect();
+        let set = crate::vlan::VlanSet::from_vids(vids)
+            .map_err(|e| VxlanSpecError::MapEntry(e.to_string()))?;
+        let members = vteps.into_iter().map(|(v, t)| (Some(v), t)).collect();
+        let h = self.add_vxlan_members(name, members, port, flags, listen)?;
+        if let Ok(p) = crate::vlan::PortVlans::trunk(&set, None) {
+            self.update_port_vlans(&h, |v| *v = p);
+        }
+        Ok(h)
+    }
+
+    fn add_vxlan_members(
+        self: &Arc<Self>,
+        name: &str,
+        vteps: Vec<(Option<u16>, Arc<Vtep>)>,
+        port: Box<dyn Port>,
+        flags: PortFlags,
+        listen: bool,
+    ) -> Result<Arc<PortHandle>, VxlanAttachError> {
+        let first = &vteps.first().ok_or(VxlanSpecError::NoVni)?.1;
+        let local = first.spec.local.ok_or(VxlanSpecError::NoLocal)?;
+        let hub = self.vxlan_hub(local, first.spec.dstport, listen)?;
+        let now = hub.members();
+        for (_, vtep) in &vteps {
+            let vni = vtep.vni();
+            if let Some(m) = now.get(&vni) {
+                if m.port.state() != LinkState::Gone {
+                    return Err(VxlanAttachError::VniTaken {
+                        vni,
+                        hub: hub.label(),
+                        port: m.port.name.clone(),
+                    });
+                }
             }
         }
         let h = self.add_port(name, port, flags)?;
         hub.update(|m| {
-            m.insert(
-                vni,
-                Member {
-                    vtep,
-                    port: h.clone(),
-                },
-            );
+            for (vlan, vtep) in vteps {
+                m.insert(
+                    vtep.vni(),
+                    Member {
+                        vtep,
+                        port: h.clone(),
+                        vlan,
+                    },
+                );
+            }
         });
         Ok(h)
     }
@@ -362,6 +430,8 @@ impl Switch {
             Err(r) => return m.vtep.stats.rx_dropped.count(r),
             Ok(inner) => inner,
         };
+        // a mapped VNI's frames enter the bridge in their VLAN (see `Scratch::ingress_vid`)
+        let vid = m.vlan;
         let frame = &buf[HEADROOM..HEADROOM + inner];
         // A TCP frame longer than the tunnel (and 1500 bytes) with a partial checksum is a
         // sender's TSO frame that crossed a veth underlay whole (see `offload::partial_tso`):
@@ -375,16 +445,18 @@ impl Switch {
             self.vxlan_flush(reg, settings, now, rx);
             hdr.write(&mut buf[..HEADROOM]);
             let pkt = &buf[..HEADROOM + inner];
+            rx.work.ingress_vid = vid;
             return self.handle_frame(reg, settings, &m.port, pkt, false, now, &mut rx.work);
         }
-        let ctx = (u64::from(m.port.id.0) << 32) | u64::from(ip_key(src));
+        // the VNI too: one remote's flows in two VNIs of one port never merge
+        let ctx = (u64::from(m.port.id.0) << 32) | u64::from(ip_key(src) ^ vni.rotate_left(8));
         if !truncated {
             if rx.gro.merge(ctx, frame) {
                 return;
             }
             self.vxlan_flush(reg, settings, now, rx);
             if rx.gro.start(ctx, frame) {
-                rx.pending = Some(m.port.clone());
+                rx.pending = Some((m.port.clone(), vid));
                 return;
             }
         } else {
@@ -403,6 +475,7 @@ impl Switch {
         }
         hdr.write(&mut buf[..HEADROOM]);
         let pkt = &buf[..HEADROOM + inner];
+        rx.work.ingress_vid = vid;
         self.handle_frame(reg, settings, &m.port, pkt, truncated, now, &mut rx.work);
     }
 
@@ -506,8 +579,11 @@ impl Switch {
         let HubRx {
             gro, pending, work, ..
         } = rx;
-        let Some(port) = pending.take() else { return };
+        let Some((port, vid)) = pending.take() else {
+            return;
+        };
         if let Some(pkt) = gro.take() {
+            work.ingress_vid = vid;
             self.handle_frame(reg, settings, &port, pkt, false, now, work);
         }
     }
@@ -578,7 +654,8 @@ pub struct HubRx {
     meta: Vec<sys::vxlan::Datagram>,
     work: Scratch,
     gro: Gro,
-    pending: Option<Arc<PortHandle>>,
+    /// The port the pending frame came in on, and its VLAN (a mapped VNI's).
+    pending: Option<(Arc<PortHandle>, Option<u16>)>,
 }
 
 impl HubRx {
@@ -618,16 +695,30 @@ pub fn attach_vxlan(
 ) -> Result<Arc<PortHandle>, VxlanAttachError> {
     let v = port.spec;
     v.check()?;
+    if !v.vni_map.is_empty() && !sw.settings.load().vlan_filtering {
+        return Err(VxlanAttachError::NoVlanFiltering);
+    }
     let local = v.local.ok_or(VxlanSpecError::NoLocal)?;
     let underlay = UdpUnderlay::open(local, v.dstport, v.srcport, v.ttl, v.tos, v.gso)
         .map_err(|source| VxlanAttachError::Send { local, source })?;
-    let vtep = Vtep::new(v.clone(), 1500);
-    vtep.set_mtu(vtep.mtu_for_path(1500));
-    vtep.set_max_learned(port.max_learned);
-    let vtep = Arc::new(vtep);
-    let dev = VxlanPort::new(vtep.clone(), underlay, port.mtu);
-    let h = sw.add_vxlan_port(port.name, vtep, Box::new(dev), port.flags, true)?;
-    Ok(h)
+    let new_vtep = |spec: VxlanSpec| {
+        let vtep = Vtep::new(spec, 1500);
+        vtep.set_mtu(vtep.mtu_for_path(1500));
+        vtep.set_max_learned(port.max_learned);
+        Arc::new(vtep)
+    };
+    if v.vni_map.is_empty() {
+        let vtep = new_vtep(v.clone());
+        let dev = VxlanPort::new(vtep.clone(), underlay, port.mtu);
+        return sw.add_vxlan_port(port.name, vtep, Box::new(dev), port.flags, true);
+    }
+    let vteps: Vec<(u16, Arc<Vtep>)> = v
+        .vni_map
+        .iter()
+        .map(|e| (e.vlan, new_vtep(v.for_vni(e.vni))))
+        .collect();
+    let dev = VxlanPort::mapped(vteps.clone(), underlay, port.mtu);
+    sw.add_vxlan_port_mapped(port.name, vteps, Box::new(dev), port.flags, true)
 }
 
 /// Reads a hub's socket on a tokio runtime (no dataplane workers: tests), a batch at a time.

@@ -278,14 +278,16 @@ impl std::fmt::Debug for Evpn {
 }
 
 /// The VNIs of a switch: every `vxlan` port, in its port's PVID with VLAN filtering on, in
-/// table VLAN 0 otherwise.
+/// table VLAN 0 otherwise; and every entry of a port's `vni-map`, in its VLAN.
 pub fn bindings(sw: &Switch) -> Vec<(Binding, Arc<Vtep>)> {
     let filtering = sw.settings.load().vlan_filtering;
     let reg = sw.ports();
     sw.vxlan_members()
         .into_iter()
         .map(|m| {
-            let vlan = if filtering {
+            let vlan = if let Some(v) = m.vlan {
+                v
+            } else if filtering {
                 reg.vlans(m.port.id).pvid().unwrap_or(0)
             } else {
                 0

@@ -43,16 +43,16 @@
 //! | `tapswitch_mirror_frames_total` | counter | mirror | copies sent to the mirror's output port |
 //! | `tapswitch_mirror_dropped_total` | counter | mirror | copies the output port did not take |
 //! | `tapswitch_build_info` | gauge | version | always 1 |
-//! | `tapswitch_vxlan_remotes` | gauge | port | remote VTEPs a `vxlan` port knows (flood list and table destinations) |
-//! | `tapswitch_vxlan_fdb_entries` | gauge | port | entries of the port's own table (flood list included) |
-//! | `tapswitch_vxlan_fdb_learned_total` | counter | port | inner MACs learned behind a remote |
-//! | `tapswitch_vxlan_fdb_moved_total` | counter | port | inner MACs that moved to another remote |
-//! | `tapswitch_vxlan_remote_tx_frames_total` | counter | port, remote | frames sent to a flood-list remote |
-//! | `tapswitch_vxlan_remote_rx_frames_total` | counter | port, remote | frames accepted from a flood-list remote |
-//! | `tapswitch_vxlan_remote_tx_errors_total` | counter | port, remote | sends to a flood-list remote that failed |
-//! | `tapswitch_vxlan_rx_dropped_total` | counter | port, reason | packets dropped before the switch: `no_vni_flag`, `reserved_flags`, `bad_inner`, `stranger`, `static_mac` |
-//! | `tapswitch_vxlan_gso_sends_total` | counter | port | UDP GSO sends: one call carrying several datagrams (a GSO frame's segments) |
-//! | `tapswitch_vxlan_gso_datagrams_total` | counter | port | datagrams those UDP GSO sends carried |
+//! | `tapswitch_vxlan_remotes` | gauge | port, vni | remote VTEPs a `vxlan` port knows (flood list and table destinations) |
+//! | `tapswitch_vxlan_fdb_entries` | gauge | port, vni | entries of the port's own table (flood list included) |
+//! | `tapswitch_vxlan_fdb_learned_total` | counter | port, vni | inner MACs learned behind a remote |
+//! | `tapswitch_vxlan_fdb_moved_total` | counter | port, vni | inner MACs that moved to another remote |
+//! | `tapswitch_vxlan_remote_tx_frames_total` | counter | port, vni, remote | frames sent to a flood-list remote |
+//! | `tapswitch_vxlan_remote_rx_frames_total` | counter | port, vni, remote | frames accepted from a flood-list remote |
+//! | `tapswitch_vxlan_remote_tx_errors_total` | counter | port, vni, remote | sends to a flood-list remote that failed |
+//! | `tapswitch_vxlan_rx_dropped_total` | counter | port, vni, reason | packets dropped before the switch: `no_vni_flag`, `reserved_flags`, `bad_inner`, `stranger`, `static_mac` |
+//! | `tapswitch_vxlan_gso_sends_total` | counter | port, vni | UDP GSO sends: one call carrying several datagrams (a GSO frame's segments) |
+//! | `tapswitch_vxlan_gso_datagrams_total` | counter | port, vni | datagrams those UDP GSO sends carried |
 //! | `tapswitch_vxlan_hub_rx_dropped_total` | counter | hub, reason | packets a VXLAN socket (`ADDRESS:PORT`) dropped: `short`, `unknown_vni` |
 //! | `tapswitch_mcast_groups` | gauge | port, vlan | multicast groups the port is a member of in the VLAN |
 //! | `tapswitch_mcast_mdb_entries` | gauge | | (group, VLAN) entries of the MDB |

@@ -61,25 +61,32 @@ pub(super) fn vxlan(sw: &Switch, out: &mut Vec<Family>) {
         COUNTER,
     );
     for m in &members {
+        // one series per VNI: a port with a vni-map has a table and flood list per VNI
         let port = m.port.name.as_str();
-        gso.push(&[("port", port)], v(&m.vtep.stats.gso_sends_total));
-        gso_d.push(&[("port", port)], v(&m.vtep.stats.gso_datagrams_total));
+        let vni = m.vtep.vni().to_string();
+        let pv = [("port", port), ("vni", vni.as_str())];
+        gso.push(&pv, v(&m.vtep.stats.gso_sends_total));
+        gso_d.push(&pv, v(&m.vtep.stats.gso_datagrams_total));
         let vt = &m.vtep;
         let set = vt.remotes();
-        remotes.push(&[("port", port)], set.len() as f64);
-        entries.push(&[("port", port)], vt.len() as f64);
-        learned.push(&[("port", port)], v(&vt.stats.learned_total));
-        moved.push(&[("port", port)], v(&vt.stats.moved_total));
+        remotes.push(&pv, set.len() as f64);
+        entries.push(&pv, vt.len() as f64);
+        learned.push(&pv, v(&vt.stats.learned_total));
+        moved.push(&pv, v(&vt.stats.moved_total));
         for r in &set.flood {
             let ip = r.ip.to_string();
-            let l = [("port", port), ("remote", ip.as_str())];
+            let l = [
+                ("port", port),
+                ("vni", vni.as_str()),
+                ("remote", ip.as_str()),
+            ];
             tx.push(&l, v(&r.tx_frames));
             rx.push(&l, v(&r.rx_frames));
             txe.push(&l, v(&r.tx_errors));
         }
         for r in VxlanDrop::PER_PORT {
             drops.push(
-                &[("port", port), ("reason", r.label())],
+                &[("port", port), ("vni", vni.as_str()), ("reason", r.label())],
                 vt.stats.rx_dropped.get(r) as f64,
             );
         }

@@ -4,6 +4,10 @@
 //! underlay is whatever the host's routing table says. Receiving is not done here: every VNI
 //! on one local address and UDP port shares one socket, read by the dataplane's VXLAN hub,
 //! which hands each inner frame to the port of its VNI.
+//!
+//! A port with a `vni-map` has one VTEP per entry: a frame leaving it carries the bridge's
+//! tag of its VLAN, which the port takes off and sends, untagged, in the VNI of that VLAN,
+//! by that VNI's table and flood list.
 
 use std::cell::RefCell;
 use std::io;
@@ -239,11 +243,25 @@ thread_local! {
     /// Each dataplane thread's batch buffer, page-aligned (see [`crate::buf`]): allocated on
     /// the thread's first offload frame to a tunnel, then reused.
     static SCRATCH: RefCell<PageBuf> = RefCell::new(PageBuf::default());
+    /// Each dataplane thread's copy of a frame with its VLAN tag taken off (a mapped port's
+    /// frames), page-aligned: allocated on first use, then reused.
+    static UNTAGGED: RefCell<PageBuf> = RefCell::new(PageBuf::default());
 }
 
-/// A `vxlan` port: a VTEP and the underlay it sends through.
+/// What a port with a `vni-map` answers a frame that has no VNI (untagged, or of a VLAN not
+/// in the map): an errno no UDP send returns.
+pub const NO_VNI: i32 = libc::EPROTONOSUPPORT;
+
+/// The VTEPs of a port: one, or one per VLAN of its `vni-map` (in VLAN order).
+enum Vteps {
+    One(Arc<Vtep>),
+    Mapped(Vec<(u16, Arc<Vtep>)>),
+}
+
+/// A `vxlan` port: its VTEP (or one per VNI of its map) and the underlay it sends through.
 pub struct VxlanPort<U: Underlay = UdpUnderlay> {
     vtep: Arc<Vtep>,
+    vteps: Vteps,
     underlay: U,
     fixed_mtu: bool,
 }
@@ -254,20 +272,97 @@ impl<U: Underlay> VxlanPort<U> {
     /// minus the VXLAN overhead) and is read again on every [`Port::refresh`].
     pub fn new(vtep: Arc<Vtep>, underlay: U, mtu: Option<u32>) -> VxlanPort<U> {
         let p = VxlanPort {
-            vtep,
+            vtep: vtep.clone(),
+            vteps: Vteps::One(vtep),
             underlay,
             fixed_mtu: mtu.is_some(),
         };
-        match mtu {
-            Some(m) => p.vtep.set_mtu(m),
-            None => p.refresh(),
-        }
+        p.init_mtu(mtu);
         p
     }
 
-    /// The VTEP.
+    /// A port with a `vni-map`: one VTEP per VLAN (each with its VNI, table and flood list).
+    /// A frame must come tagged (the port is a tagged member of the map's VLANs); it leaves
+    /// untagged in its VLAN's VNI. Panics on an empty map (a checked spec has none).
+    pub fn mapped(mut vteps: Vec<(u16, Arc<Vtep>)>, underlay: U, mtu: Option<u32>) -> Self {
+        vteps.sort_by_key(|(v, _)| *v);
+        let p = VxlanPort {
+            vtep: vteps[0].1.clone(),
+            vteps: Vteps::Mapped(vteps),
+            underlay,
+            fixed_mtu: mtu.is_some(),
+        };
+        p.init_mtu(mtu);
+        p
+    }
+
+    fn init_mtu(&self, mtu: Option<u32>) {
+        match mtu {
+            Some(m) => self.each(|v| v.set_mtu(m)),
+            None => self.refresh(),
+        }
+    }
+
+    fn each(&self, f: impl Fn(&Vtep)) {
+        match &self.vteps {
+            Vteps::One(v) => f(v),
+            Vteps::Mapped(m) => m.iter().for_each(|(_, v)| f(v)),
+        }
+    }
+
+    /// The VTEP (with a `vni-map`, the first VLAN's).
     pub fn vtep(&self) -> &Arc<Vtep> {
         &self.vtep
+    }
+
+    /// Sends `frame` (behind `hdr`) through `vtep`.
+    fn send_by(&self, vtep: &Vtep, hdr: &VnetHdr, frame: &[u8]) -> io::Result<()> {
+        if hdr.is_plain() {
+            return vtep.transmit(frame, &self.underlay);
+        }
+        SCRATCH.with(|s| {
+            let mut s = s.borrow_mut();
+            if s.is_empty() {
+                *s = PageBuf::new(GSO_BUF);
+            }
+            vtep.transmit_offload(hdr, frame, &mut s, &self.underlay)
+        })
+    }
+
+    /// A mapped port's frame: its tag says the VLAN, hence the VTEP; the frame goes without
+    /// the tag (a copy), its header's offsets 4 bytes earlier. A frame untagged or of a VLAN
+    /// not in the map (a frame the switch itself sends to every port, a BPDU) has no VNI:
+    /// refused with [`NO_VNI`], which the frame path counts as `vlan_not_member`.
+    fn send_mapped(&self, map: &[(u16, Arc<Vtep>)], hdr: &VnetHdr, frame: &[u8]) -> io::Result<()> {
+        let einval = || io::Error::from_raw_os_error(libc::EINVAL);
+        let no_vni = || io::Error::from_raw_os_error(NO_VNI);
+        let (vid, rest) = match frame.get(12..16) {
+            Some([0x81, 0x00, a, b] | [0x88, 0xa8, a, b]) if frame.len() >= 18 => {
+                (u16::from_be_bytes([*a, *b]) & 0x0fff, &frame[16..])
+            }
+            _ => return Err(no_vni()),
+        };
+        let Ok(i) = map.binary_search_by_key(&vid, |(v, _)| *v) else {
+            return Err(no_vni());
+        };
+        let mut h = *hdr;
+        if h.csum_start >= 16 {
+            h.csum_start -= 4;
+        }
+        if h.hdr_len >= 16 {
+            h.hdr_len -= 4;
+        }
+        UNTAGGED.with(|u| {
+            let mut u = u.borrow_mut();
+            if u.is_empty() {
+                *u = PageBuf::new(GSO_BUF);
+            }
+            let n = frame.len() - 4;
+            let out = u.get_mut(..n).ok_or_else(einval)?;
+            out[..12].copy_from_slice(&frame[..12]);
+            out[12..].copy_from_slice(rest);
+            self.send_by(&map[i].1, &h, out)
+        })
     }
 }
 
@@ -285,17 +380,10 @@ impl<U: Underlay> Port for VxlanPort<U> {
         let einval = || io::Error::from_raw_os_error(libc::EINVAL);
         let hdr = VnetHdr::parse(pkt).map_err(|_| einval())?;
         let frame = pkt.get(VNET_HDR_LEN..).ok_or_else(einval)?;
-        if hdr.is_plain() {
-            return self.vtep.transmit(frame, &self.underlay);
+        match &self.vteps {
+            Vteps::One(v) => self.send_by(v, &hdr, frame),
+            Vteps::Mapped(m) => self.send_mapped(m, &hdr, frame),
         }
-        SCRATCH.with(|s| {
-            let mut s = s.borrow_mut();
-            if s.is_empty() {
-                *s = PageBuf::new(GSO_BUF);
-            }
-            self.vtep
-                .transmit_offload(&hdr, frame, &mut s, &self.underlay)
-        })
     }
     fn vnet_hdr_len(&self) -> usize {
         VNET_HDR_LEN
@@ -312,7 +400,8 @@ impl<U: Underlay> Port for VxlanPort<U> {
         }
         let first = self.vtep.remotes().flood.first().map(|r| r.ip);
         if let Some(m) = self.underlay.path_mtu(first) {
-            self.vtep.set_mtu(self.vtep.mtu_for_path(m));
+            let mtu = self.vtep.mtu_for_path(m);
+            self.each(|v| v.set_mtu(mtu));
         }
     }
 }

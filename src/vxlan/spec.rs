@@ -1,5 +1,6 @@
 //! The `vxlan` port spec: `NAME=vxlan:VNI,local=IP[,remote=IP]...[,dstport=4789][,ttl=N]
-//! [,tos=N][,srcport=MIN-MAX][,accept=CIDR[;CIDR]...][,no-learning][,no-gso]`, and the same keys in the
+//! [,tos=N][,srcport=MIN-MAX][,accept=CIDR[;CIDR]...][,no-learning][,no-gso]` (or, instead of
+//! the VNI, `NAME=vxlan:local=IP,vni-map=VLAN:VNI[;VLAN:VNI]...`), and the same keys in the
 //! configuration file's port table. No I/O: addresses and ranges are checked here, sockets are
 //! opened by the control plane.
 
@@ -91,11 +92,33 @@ impl serde::Serialize for Cidr {
     }
 }
 
-/// What a `vxlan` port is: its VNI, its end of the tunnel and the far ends it floods to.
+/// Most entries of one `vni-map`.
+pub const MAX_VNI_MAP: usize = 4094;
+
+/// One entry of a `vni-map`: frames of `vlan` cross the tunnel untagged in `vni`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+pub struct VniMapEntry {
+    /// The bridge VLAN (1..=4094).
+    pub vlan: u16,
+    /// The VNI (24 bits).
+    pub vni: u32,
+}
+
+/// What a `vxlan` port is: its VNI (or its VLAN-to-VNI map), its end of the tunnel and the
+/// far ends it floods to.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct VxlanSpec {
-    /// The VXLAN network identifier (24 bits).
+    /// The VXLAN network identifier (24 bits). With a `vni-map`, the VNI of this one VTEP of
+    /// the port (see [`VxlanSpec::for_vni`]), 0 in the port's spec.
     pub vni: u32,
+    /// Whether the spec names a VNI (`vxlan:VNI`, `vni = N`); a port has one or a `vni-map`.
+    #[serde(skip)]
+    pub vni_given: bool,
+    /// The VLAN-to-VNI map (`vni-map=10:1010;20:1020`), one-to-one, in VLAN order; empty for
+    /// a port of one VNI. With a map, the port is a tagged member of each VLAN, a frame of
+    /// VLAN 10 crosses the tunnel untagged in VNI 1010 and comes back into VLAN 10, and each
+    /// VNI has its own table and flood list.
+    pub vni_map: Vec<VniMapEntry>,
     /// The local underlay address: the source of what the port sends, and the address its
     /// socket listens on (with `dstport`).
     pub local: Option<IpAddr>,
@@ -131,6 +154,8 @@ impl VxlanSpec {
     pub fn new(vni: u32) -> VxlanSpec {
         VxlanSpec {
             vni,
+            vni_given: true,
+            vni_map: Vec::new(),
             local: None,
             remotes: Vec::new(),
             dstport: DEFAULT_PORT,
@@ -140,6 +165,37 @@ impl VxlanSpec {
             learning: true,
             accept: Vec::new(),
             gso: true,
+        }
+    }
+
+    /// A spec without a VNI yet, for `vxlan:local=IP,vni-map=...` (a `vni-map` must come).
+    pub fn unnumbered() -> VxlanSpec {
+        VxlanSpec {
+            vni_given: false,
+            ..VxlanSpec::new(0)
+        }
+    }
+
+    /// The spec of the VTEP of one VNI of the port (its own table and flood list): this spec
+    /// with `vni`; the map stays, for the views.
+    pub fn for_vni(&self, vni: u32) -> VxlanSpec {
+        VxlanSpec {
+            vni,
+            ..self.clone()
+        }
+    }
+
+    /// The VNI of `vlan` in the map.
+    pub fn vni_of_vlan(&self, vlan: u16) -> Option<u32> {
+        self.vni_map.iter().find(|e| e.vlan == vlan).map(|e| e.vni)
+    }
+
+    /// The VNIs of the port: the map's, or its one VNI.
+    pub fn vnis(&self) -> Vec<u32> {
+        if self.vni_map.is_empty() {
+            vec![self.vni]
+        } else {
+            self.vni_map.iter().map(|e| e.vni).collect()
         }
     }
 
@@ -199,6 +255,20 @@ impl VxlanSpec {
                 }
                 self.srcport = (a, b);
             }
+            "vni-map" | "vni_map" => {
+                let items: Vec<&str> = v
+                    .split(';')
+                    .map(str::trim)
+                    .filter(|c| !c.is_empty())
+                    .collect();
+                if items.is_empty() {
+                    return Err(VxlanSpecError::MapEntry(v.to_string()));
+                }
+                for item in items {
+                    let e = parse_map_entry(item)?;
+                    self.add_map_entry(e)?;
+                }
+            }
             "accept" => {
                 for c in v.split(';').map(str::trim).filter(|c| !c.is_empty()) {
                     let c: Cidr = c.parse()?;
@@ -212,10 +282,36 @@ impl VxlanSpec {
         Ok(true)
     }
 
-    /// Checks what spans several keys: a local address, and one address family throughout.
+    /// Adds one map entry; the map stays one-to-one and in VLAN order.
+    pub fn add_map_entry(&mut self, e: VniMapEntry) -> Result<(), VxlanSpecError> {
+        if let Some(o) = self
+            .vni_map
+            .iter()
+            .find(|o| o.vlan == e.vlan || o.vni == e.vni)
+        {
+            if *o == e {
+                return Ok(());
+            }
+            return Err(VxlanSpecError::MapNotOneToOne(*o, e));
+        }
+        if self.vni_map.len() >= MAX_VNI_MAP {
+            return Err(VxlanSpecError::MapTooLong);
+        }
+        let at = self.vni_map.partition_point(|o| o.vlan < e.vlan);
+        self.vni_map.insert(at, e);
+        Ok(())
+    }
+
+    /// Checks what spans several keys: a VNI or a map, a local address, and one address
+    /// family throughout.
     pub fn check(&self) -> Result<(), VxlanSpecError> {
         if self.vni > VNI_MAX {
             return Err(VxlanSpecError::Vni(self.vni.to_string()));
+        }
+        match (self.vni_given, self.vni_map.is_empty()) {
+            (true, false) => return Err(VxlanSpecError::VniAndMap),
+            (false, true) => return Err(VxlanSpecError::NoVni),
+            _ => {}
         }
         let local = self.local.ok_or(VxlanSpecError::NoLocal)?;
         if local.is_unspecified() || local.is_multicast() {
@@ -248,6 +344,20 @@ pub fn parse_vni(s: &str) -> Result<u32, VxlanSpecError> {
         .ok()
         .filter(|v| *v <= VNI_MAX)
         .ok_or_else(|| VxlanSpecError::Vni(s.to_string()))
+}
+
+/// Parses one `VLAN:VNI` item of a `vni-map`.
+pub fn parse_map_entry(item: &str) -> Result<VniMapEntry, VxlanSpecError> {
+    let bad = || VxlanSpecError::MapEntry(item.to_string());
+    let (vlan, vni) = item.split_once(':').ok_or_else(bad)?;
+    let vlan = vlan
+        .trim()
+        .parse::<u16>()
+        .ok()
+        .filter(|v| (1..=4094).contains(v))
+        .ok_or_else(bad)?;
+    let vni = parse_vni(vni).map_err(|_| bad())?;
+    Ok(VniMapEntry { vlan, vni })
 }
 
 fn parse_ip(key: &'static str, v: &str) -> Result<IpAddr, VxlanSpecError> {
@@ -288,6 +398,21 @@ pub enum VxlanSpecError {
     /// More remotes than [`MAX_REMOTES`].
     #[error("{0} remotes; a vxlan port takes at most {MAX_REMOTES}")]
     TooManyRemotes(usize),
+    /// Neither `vxlan:VNI` nor `vni-map=`.
+    #[error("a vxlan port needs a VNI (vxlan:VNI) or a VLAN-to-VNI map (vni-map=VLAN:VNI;...)")]
+    NoVni,
+    /// Both `vxlan:VNI` and `vni-map=`.
+    #[error("a vxlan port has either one VNI (vxlan:VNI) or a vni-map, not both")]
+    VniAndMap,
+    /// A `vni-map` item that is not `VLAN:VNI`.
+    #[error("vni-map item '{0}': expected VLAN:VNI with VLAN 1..=4094 and VNI 0..=16777215")]
+    MapEntry(String),
+    /// Two map entries share a VLAN or a VNI.
+    #[error("vni-map must be one-to-one: {}:{} and {}:{} share a VLAN or a VNI", .0.vlan, .0.vni, .1.vlan, .1.vni)]
+    MapNotOneToOne(VniMapEntry, VniMapEntry),
+    /// More than [`MAX_VNI_MAP`] entries.
+    #[error("a vni-map has at most {MAX_VNI_MAP} entries")]
+    MapTooLong,
     /// A vxlan key on a port of another kind.
     #[error("'{0}' is a vxlan key; this port is not a vxlan port")]
     NotVxlan(String),
@@ -353,6 +478,62 @@ mod tests {
         assert_eq!(VxlanSpec::new(1).check(), Err(VxlanSpecError::NoLocal));
         assert!(parse_vni("16777216").is_err());
         assert_eq!(parse_vni("16777215"), Ok(VNI_MAX));
+    }
+
+    #[test]
+    fn vni_maps() {
+        let mut s = VxlanSpec::unnumbered();
+        s.apply("local=198.18.0.1").unwrap();
+        assert_eq!(s.check(), Err(VxlanSpecError::NoVni), "a VNI or a map");
+        assert_eq!(s.apply("vni-map=20:1020; 10:1010"), Ok(true));
+        assert_eq!(s.apply("vni-map=10:1010"), Ok(true), "the same entry again");
+        s.check().unwrap();
+        assert_eq!(
+            s.vni_map,
+            [
+                VniMapEntry {
+                    vlan: 10,
+                    vni: 1010
+                },
+                VniMapEntry {
+                    vlan: 20,
+                    vni: 1020
+                }
+            ],
+            "in VLAN order"
+        );
+        assert_eq!(s.vnis(), [1010, 1020]);
+        assert_eq!(s.vni_of_vlan(20), Some(1020));
+        assert_eq!(s.vni_of_vlan(30), None);
+        assert_eq!(s.for_vni(1020).vni, 1020);
+        // one-to-one: a VLAN twice, or a VNI twice
+        assert!(matches!(
+            s.apply("vni-map=10:1011"),
+            Err(VxlanSpecError::MapNotOneToOne(..))
+        ));
+        assert!(matches!(
+            s.apply("vni-map=11:1010"),
+            Err(VxlanSpecError::MapNotOneToOne(..))
+        ));
+        for bad in [
+            "vni-map=0:5",
+            "vni-map=4095:5",
+            "vni-map=10",
+            "vni-map=10:16777216",
+            "vni-map=x:1",
+            "vni-map=",
+        ] {
+            assert!(
+                matches!(s.apply(bad), Err(VxlanSpecError::MapEntry(_))),
+                "{bad}"
+            );
+        }
+        assert_eq!(s.vni_map.len(), 2, "a failed word changes nothing kept");
+        // a VNI and a map together
+        let mut b = VxlanSpec::new(7);
+        b.apply("local=198.18.0.1").unwrap();
+        b.apply("vni-map=10:1010").unwrap();
+        assert_eq!(b.check(), Err(VxlanSpecError::VniAndMap));
     }
 
     #[test]

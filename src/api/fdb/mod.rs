@@ -129,6 +129,9 @@ pub(super) struct EntryBody {
     kind: EntryKind,
     /// A `vxlan` port's own entry: the remote VTEP.
     dst: Option<IpAddr>,
+    /// A `vxlan` port's own entry: the VNI whose table it goes to (`bridge fdb ... vni N`;
+    /// needed on a port with a `vni-map`).
+    vni: Option<u32>,
     /// `bridge fdb ... self`: the entry is for the port's own table (a `vxlan` port's needs
     /// `dst`); ignored for other ports, as tapswitch always ignored it.
     #[serde(default, rename = "self")]
@@ -186,7 +189,7 @@ fn insert_entry(sw: &Switch, mac: MacAddr, b: &EntryBody, replace: bool) -> ApiR
         return Err(bad(format!("vlan {} is outside 0..4094", b.vlan)));
     }
     let h = find_port(sw, &b.port)?;
-    if b.dst.is_some() || (b.self_ && h.kind() == crate::port::PortKind::Vxlan) {
+    if b.dst.is_some() || b.vni.is_some() || (b.self_ && h.kind() == crate::port::PortKind::Vxlan) {
         return insert_vtep_entry(sw, &h, mac, b, replace);
     }
     let key = FdbKey::new(mac, b.vlan);
@@ -206,13 +209,30 @@ fn insert_entry(sw: &Switch, mac: MacAddr, b: &EntryBody, replace: bool) -> ApiR
     Ok(j)
 }
 
-/// The VTEP of a `vxlan` port, or a 400 naming the port.
-fn vtep_of(sw: &Switch, h: &PortHandle) -> ApiResult<Arc<Vtep>> {
-    sw.vtep_of(h.id).ok_or_else(|| {
-        bad(format!(
-            "port '{}' is not a vxlan port: 'dst' and 'self' entries are for vxlan ports",
+/// The VTEP of a `vxlan` port for `vni` (needed on a port with a `vni-map`), or a 400
+/// naming the port.
+fn vtep_of(sw: &Switch, h: &PortHandle, vni: Option<u32>) -> ApiResult<Arc<Vtep>> {
+    let all = sw.vteps_of(h.id);
+    if all.is_empty() {
+        return Err(bad(format!(
+            "port '{}' is not a vxlan port: 'dst', 'vni' and 'self' entries are for vxlan ports",
             h.name
-        ))
+        )));
+    }
+    sw.vtep_of(h.id, vni).ok_or_else(|| {
+        let vnis: Vec<String> = all.iter().map(|(_, v)| v.vni().to_string()).collect();
+        match vni {
+            None => bad(format!(
+                "port '{}' has a vni-map: say which VNI's table (vni = one of {})",
+                h.name,
+                vnis.join(", ")
+            )),
+            Some(n) => bad(format!(
+                "port '{}' has no VNI {n} (its VNIs: {})",
+                h.name,
+                vnis.join(", ")
+            )),
+        }
     })
 }
 
@@ -224,7 +244,7 @@ fn insert_vtep_entry(
     b: &EntryBody,
     replace: bool,
 ) -> ApiResult<EntryJson> {
-    let vtep = vtep_of(sw, h)?;
+    let vtep = vtep_of(sw, h, b.vni)?;
     let Some(dst) = b.dst else {
         return Err(bad(format!(
             "an entry of vxlan port '{}' needs \"dst\" (the remote VTEP)",
@@ -246,7 +266,7 @@ fn insert_vtep_entry(
         .into_iter()
         .find(|r| r.mac == mac && r.dst == dst)
         .ok_or_else(|| ApiError(StatusCode::CONFLICT, "entry changed concurrently".into()))?;
-    Ok(vtep_entry_json(&h.name, &rec))
+    Ok(vtep_entry_json(&h.name, vtep.vni(), &rec))
 }
 
 /// The query of `DELETE /api/v1/fdb/{mac}`.
@@ -261,6 +281,8 @@ pub(super) struct VlanQuery {
     /// A `vxlan` port's entry: only the one pointing to this remote (for
     /// 00:00:00:00:00:00, this remote leaves the flood list).
     dst: Option<IpAddr>,
+    /// A `vxlan` port's entry: in this VNI's table (needed on a port with a `vni-map`).
+    vni: Option<u32>,
     #[serde(default, rename = "self")]
     self_: bool,
 }
@@ -274,7 +296,7 @@ pub(super) async fn del_fdb(
 ) -> ApiResult<StatusCode> {
     let mac = parse_mac(&mac)?;
     let Query(q) = q.map_err(|e| bad(e.body_text()))?;
-    if q.dst.is_some() || q.self_ {
+    if q.dst.is_some() || q.vni.is_some() || q.self_ {
         return del_vtep_entry(&st.sw, mac, &q);
     }
     if let Some(name) = &q.port {
@@ -295,7 +317,7 @@ fn del_vtep_entry(sw: &Switch, mac: MacAddr, q: &VlanQuery) -> ApiResult<StatusC
         ));
     };
     let h = find_port(sw, name)?;
-    let vtep = vtep_of(sw, &h)?;
+    let vtep = vtep_of(sw, &h, q.vni)?;
     if vtep.remove(mac, q.dst) > 0 {
         Ok(StatusCode::NO_CONTENT)
     } else {

@@ -30,10 +30,12 @@ pub enum FdbCursor {
         /// MAC.
         mac: MacAddr,
     },
-    /// After this entry of a vxlan port's table: `v{PORT ID}-{MAC}-{REMOTE}`.
+    /// After this entry of a vxlan port's table: `v{PORT ID}-{VNI}-{MAC}-{REMOTE}`.
     Vtep {
         /// The vxlan port.
         port: PortId,
+        /// The VNI whose table it is (a port with a `vni-map` has one per VNI).
+        vni: u32,
         /// Inner MAC.
         mac: MacAddr,
         /// Remote VTEP.
@@ -60,7 +62,12 @@ impl std::fmt::Display for FdbCursor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             FdbCursor::Bridge { vlan, mac } => write!(f, "b{vlan}-{}", mac_hex(mac)),
-            FdbCursor::Vtep { port, mac, dst } => write!(f, "v{}-{}-{dst}", port.0, mac_hex(mac)),
+            FdbCursor::Vtep {
+                port,
+                vni,
+                mac,
+                dst,
+            } => write!(f, "v{}-{vni}-{}-{dst}", port.0, mac_hex(mac)),
         }
     }
 }
@@ -81,6 +88,7 @@ impl std::str::FromStr for FdbCursor {
             },
             Some(b'v') => FdbCursor::Vtep {
                 port: PortId(parts.next().and_then(|v| v.parse().ok()).ok_or_else(err)?),
+                vni: parts.next().and_then(|v| v.parse().ok()).ok_or_else(err)?,
                 mac: parts.next().and_then(parse_mac_hex).ok_or_else(err)?,
                 dst: parts.next().and_then(|v| v.parse().ok()).ok_or_else(err)?,
             },
@@ -154,28 +162,34 @@ fn bridge_part(sw: &Switch, q: &PageQuery, now: Timestamp, page: &mut Page) -> b
     recs.len() > q.limit
 }
 
-/// Fills the rest of `page` from the vxlan ports' own tables, by port; whether it is full
-/// with more to follow.
+/// Fills the rest of `page` from the vxlan ports' own tables, by port and VNI; whether it
+/// is full with more to follow.
 fn vtep_part(sw: &Switch, q: &PageQuery, now: Timestamp, page: &mut Page) -> bool {
-    let mut tables: Vec<(PortId, String, Arc<Vtep>)> = sw
+    let mut tables: Vec<(PortId, u32, String, Arc<Vtep>)> = sw
         .vxlan_members()
         .into_iter()
         .filter(|m| q.port.is_none_or(|p| m.port.id == p))
-        .map(|m| (m.port.id, m.port.name.clone(), m.vtep))
+        .map(|m| (m.port.id, m.vtep.vni(), m.port.name.clone(), m.vtep))
         .collect();
-    tables.sort_by_key(|t| t.0);
-    for (id, name, vtep) in tables {
+    tables.sort_by_key(|t| (t.0, t.1));
+    for (id, vni, name, vtep) in tables {
         let from = match q.after {
-            Some(FdbCursor::Vtep { port, .. }) if id < port => continue,
-            Some(FdbCursor::Vtep { port, mac, dst }) if id == port => Some((mac, dst)),
+            Some(FdbCursor::Vtep { port, vni: n, .. }) if (id, vni) < (port, n) => continue,
+            Some(FdbCursor::Vtep {
+                port,
+                vni: n,
+                mac,
+                dst,
+            }) if (id, vni) == (port, n) => Some((mac, dst)),
             _ => None,
         };
         let room = q.limit - page.out.len();
         let recs = vtep.page(from, room + 1, now);
         for r in recs.iter().take(room) {
-            page.out.push(vtep_entry_json(&name, r));
+            page.out.push(vtep_entry_json(&name, vni, r));
             page.last = Some(FdbCursor::Vtep {
                 port: id,
+                vni,
                 mac: r.mac,
                 dst: r.dst,
             });
@@ -229,6 +243,7 @@ mod tests {
             FdbCursor::Bridge { vlan: 10, mac },
             FdbCursor::Vtep {
                 port: PortId(3),
+                vni: 1010,
                 mac,
                 dst: "198.18.0.2".parse().unwrap(),
             },
