@@ -291,3 +291,49 @@ fn a_solicitation_for_a_remote_host_is_answered_with_an_advertisement() {
     let got = lab.send(0, &ns_frame(mac(1), "2001:db8:60::1", "2001:db8:60::55"));
     assert_eq!(got.iter().map(Vec::len).collect::<Vec<_>>(), [0, 1, 1]);
 }
+
+/// A frame the bridge drops is not read for ARP/ND: a `locked` port whose source is not
+/// authorised (Linux drops it in br_handle_frame_finish, before br_do_proxy_suppress_arp) gets
+/// no answer for a remote host and teaches no binding; once its MAC is authorised (a user
+/// entry), the same request is answered.
+#[test]
+fn a_locked_ports_unknown_source_is_neither_answered_nor_learnt() {
+    let lab = Lab::new();
+    lab.handles[0]
+        .flags
+        .set(PortFlags::default().with(PortFlags::LOCKED, true));
+    let req = arp_frame(
+        MacAddr::BROADCAST,
+        ARP_REQUEST,
+        mac(1),
+        "198.18.60.1",
+        "198.18.60.99",
+    );
+    let got = lab.send(0, &req);
+    assert!(got.iter().all(Vec::is_empty), "dropped: {got:?}");
+    assert_eq!(lab.answered(0), 0, "no answer to an unauthorised source");
+    assert_eq!(
+        lab.sw.neigh.lookup(0, "198.18.60.1".parse().unwrap()),
+        None,
+        "no binding from an unauthorised source"
+    );
+    // the positive control: authorised, the same request is answered and its binding learnt
+    let now = lab.sw.now();
+    lab.sw
+        .fdb
+        .insert_user(
+            FdbKey::new(mac(1), 0),
+            lab.handles[0].id,
+            EntryKind::Static,
+            true,
+            now,
+        )
+        .unwrap();
+    let got = lab.send(0, &req);
+    assert_eq!(got[0].len(), 1, "answered once authorised");
+    assert_eq!(lab.answered(0), 1);
+    assert_eq!(
+        lab.sw.neigh.lookup(0, "198.18.60.1".parse().unwrap()),
+        Some(mac(1))
+    );
+}

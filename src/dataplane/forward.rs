@@ -310,8 +310,12 @@ impl Switch {
             // learned above; a port in the learning state forwards nothing
             return c.rx_drop(RxDrop::StpDiscarding);
         }
-        // ARP/ND suppression: answered here, and kept from `neigh-suppress` ports
-        let not_to_suppress = self.neigh_frame(reg, settings, ingress, in_flags, &out, now, w);
+        // ARP/ND suppression: answered here, and kept from `neigh-suppress` ports; not for a
+        // frame the bridge drops (an unauthorised source on a `locked` port, link-local,
+        // isolated, VEPA), which Linux drops in br_handle_frame_finish before
+        // br_do_proxy_suppress_arp: it neither teaches a binding nor gets an answer
+        let not_to_suppress = !matches!(decision, Decision::Drop(_))
+            && self.neigh_frame(reg, settings, ingress, in_flags, &out, now, w);
         match decision {
             Decision::Forward(to) => match reg.get(to) {
                 Some(h) => {

@@ -67,7 +67,10 @@ impl Switch {
         }
         let in_suppress = in_flags.contains(PortFlags::NEIGH_SUPPRESS);
         // bindings are local only from local ports: not from a tunnel, flagged or not
-        let learn = !in_suppress && ingress.kind() != PortKind::Vxlan;
+        // (nor with ageing 0, where the forwarding table learns nothing either: a binding
+        // would be aged out on the next tick and learnt again by the next ARP, churning
+        // zebra's routes)
+        let learn = !in_suppress && ingress.kind() != PortKind::Vxlan && settings.ageing_ms > 0;
         let vid = out.vlan.map_or(0, |cl| cl.vid);
         let src = out.frame.src();
         let lookup = |ip| self.neigh.lookup(vid, ip);

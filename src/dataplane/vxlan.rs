@@ -288,7 +288,7 @@ impl Switch {
         flags: PortFlags,
         listen: bool,
     ) -> Result<Arc<PortHandle>, VxlanAttachError> {
-        self.add_vxlan_members(name, vec![(None, vtep)], port, flags, listen)
+        self.add_vxlan_members(name, vec![(None, vtep)], port, flags, listen, None)
     }
 
     /// Attaches a `vxlan` port with a `vni-map`: one VTEP per entry, by VLAN (see
@@ -308,12 +308,10 @@ impl Switch {
         let vids: Vec<u16> = vteps.iter().map(|(v, _)| *v).collect();
         let set = crate::vlan::VlanSet::from_vids(vids)
             .map_err(|e| VxlanSpecError::MapEntry(e.to_string()))?;
+        let vlans = crate::vlan::PortVlans::trunk(&set, None)
+            .map_err(|e| VxlanSpecError::MapEntry(e.to_string()))?;
         let members = vteps.into_iter().map(|(v, t)| (Some(v), t)).collect();
-        let h = self.add_vxlan_members(name, members, port, flags, listen)?;
-        if let Ok(p) = crate::vlan::PortVlans::trunk(&set, None) {
-            self.update_port_vlans(&h, |v| *v = p);
-        }
-        Ok(h)
+        self.add_vxlan_members(name, members, port, flags, listen, Some(vlans))
     }
 
     fn add_vxlan_members(
@@ -323,6 +321,7 @@ impl Switch {
         port: Box<dyn Port>,
         flags: PortFlags,
         listen: bool,
+        vlans: Option<crate::vlan::PortVlans>,
     ) -> Result<Arc<PortHandle>, VxlanAttachError> {
         let first = &vteps.first().ok_or(VxlanSpecError::NoVni)?.1;
         let local = first.spec.local.ok_or(VxlanSpecError::NoLocal)?;
@@ -341,6 +340,11 @@ impl Switch {
             }
         }
         let h = self.add_port(name, port, flags)?;
+        if let Some(p) = vlans {
+            // a vni-map's VLANs before the hub hands the port any packet: nothing enters it in
+            // the default VLAN, so nothing is learned there
+            self.update_port_vlans(&h, |v| *v = p);
+        }
         hub.update(|m| {
             for (vlan, vtep) in vteps {
                 m.insert(
@@ -448,8 +452,9 @@ impl Switch {
             rx.work.ingress_vid = vid;
             return self.handle_frame(reg, settings, &m.port, pkt, false, now, &mut rx.work);
         }
-        // the VNI too: one remote's flows in two VNIs of one port never merge
-        let ctx = (u64::from(m.port.id.0) << 32) | u64::from(ip_key(src) ^ vni.rotate_left(8));
+        // the VNI too, each in its own bits: one remote's flows in two VNIs of one port never
+        // merge, even with the same inner headers (two tenants' cloned hosts)
+        let ctx = (u128::from(m.port.id.0) << 96) | (u128::from(vni) << 64) | ip_key(src);
         if !truncated {
             if rx.gro.merge(ctx, frame) {
                 return;
@@ -635,12 +640,14 @@ impl Switch {
 }
 
 /// A 32-bit key for a sender's address (part of the coalescing context).
-fn ip_key(ip: IpAddr) -> u32 {
+fn ip_key(ip: IpAddr) -> u128 {
     match ip {
-        IpAddr::V4(a) => u32::from(a),
+        IpAddr::V4(a) => u128::from(u32::from(a)),
         IpAddr::V6(a) => {
+            // folded to 64 bits (the port and VNI take the upper half of the context); two
+            // senders that fold alike still merge only frames whose headers match
             let x = u128::from(a);
-            (x as u32) ^ ((x >> 32) as u32) ^ ((x >> 64) as u32) ^ ((x >> 96) as u32)
+            u128::from((x as u64) ^ ((x >> 64) as u64))
         }
     }
 }
@@ -701,10 +708,17 @@ pub fn attach_vxlan(
     let local = v.local.ok_or(VxlanSpecError::NoLocal)?;
     let underlay = UdpUnderlay::open(local, v.dstport, v.srcport, v.ttl, v.tos, v.gso)
         .map_err(|source| VxlanAttachError::Send { local, source })?;
+    // The VTEP tables' limit is the port's: a vni-map's VTEPs share it evenly, so a remote
+    // cannot multiply it by the number of VNIs (at least one entry each).
+    let vtep_max = match (port.max_learned, v.vni_map.len()) {
+        (m, 0 | 1) => m,
+        (0, n) => (crate::vxlan::vtep::DEFAULT_MAX_LEARNED / n).max(1),
+        (m, n) => (m / n).max(1),
+    };
     let new_vtep = |spec: VxlanSpec| {
         let vtep = Vtep::new(spec, 1500);
         vtep.set_mtu(vtep.mtu_for_path(1500));
-        vtep.set_max_learned(port.max_learned);
+        vtep.set_max_learned(vtep_max);
         Arc::new(vtep)
     };
     if v.vni_map.is_empty() {

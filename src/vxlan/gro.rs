@@ -46,7 +46,7 @@ struct Seg {
 /// The pending merged frame.
 #[derive(Clone, Copy, Debug)]
 struct Flow {
-    ctx: u64,
+    ctx: u128,
     seg: Seg,
     mss: usize,
     segs: usize,
@@ -193,7 +193,7 @@ impl Gro {
     /// Appends `frame` to the pending frame if it continues it: same context `ctx` (the caller's
     /// key for port and sender), the flow's next segment. `false`: flush the pending frame (see
     /// [`Gro::take`]) before handling `frame`.
-    pub fn merge(&mut self, ctx: u64, frame: &[u8]) -> bool {
+    pub fn merge(&mut self, ctx: u128, frame: &[u8]) -> bool {
         let Some(f) = self.flow else { return false };
         if f.ctx != ctx || f.closed || frame.len() < f.seg.hlen {
             return false;
@@ -225,7 +225,7 @@ impl Gro {
 
     /// Starts a pending frame with `frame` if it is a TCP segment that could be merged;
     /// `false`: handle it alone. Call only with nothing pending.
-    pub fn start(&mut self, ctx: u64, frame: &[u8]) -> bool {
+    pub fn start(&mut self, ctx: u128, frame: &[u8]) -> bool {
         if self.flow.is_some() || frame.len() > self.buf.len() - VNET_HDR_LEN {
             return false;
         }
@@ -453,7 +453,7 @@ mod tests {
     }
 
     /// Drives a `Gro` as the hub does: merge, else flush and start, else pass alone.
-    fn run(input: &[(u64, Vec<u8>)]) -> Vec<Vec<u8>> {
+    fn run(input: &[(u128, Vec<u8>)]) -> Vec<Vec<u8>> {
         let mut g = Gro::new();
         let mut out = Vec::new();
         let flush = |g: &mut Gro, out: &mut Vec<Vec<u8>>| {
@@ -508,7 +508,7 @@ mod tests {
                     f[at] ^= 0x40;
                 }
                 seq[fl] = s.wrapping_add(len as u32);
-                input.push((1 + rnd(2), f));
+                input.push((u128::from(1 + rnd(2)), f));
             }
             let out = run(&input);
             // Every input frame comes out once, in order; merged ones cut back the same (IPv4

@@ -177,10 +177,12 @@ impl VxlanSpec {
     }
 
     /// The spec of the VTEP of one VNI of the port (its own table and flood list): this spec
-    /// with `vni`; the map stays, for the views.
+    /// with `vni` and without the map (the port keeps it; a copy per VTEP would make a map of
+    /// 4094 entries cost 4094 x 4094 entries).
     pub fn for_vni(&self, vni: u32) -> VxlanSpec {
         VxlanSpec {
             vni,
+            vni_map: Vec::new(),
             ..self.clone()
         }
     }
@@ -506,6 +508,10 @@ mod tests {
         assert_eq!(s.vni_of_vlan(20), Some(1020));
         assert_eq!(s.vni_of_vlan(30), None);
         assert_eq!(s.for_vni(1020).vni, 1020);
+        assert!(
+            s.for_vni(1020).vni_map.is_empty(),
+            "the map stays with the port"
+        );
         // one-to-one: a VLAN twice, or a VNI twice
         assert!(matches!(
             s.apply("vni-map=10:1011"),
