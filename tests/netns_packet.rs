@@ -240,7 +240,7 @@ impl Switch {
         let l2 = log.clone();
         std::thread::spawn(move || {
             for l in BufReader::new(err).lines().map_while(Result::ok) {
-                let ready = l.contains("ready");
+                let ready = l.contains(" ready "); // not "already"
                 l2.lock().unwrap().push(l);
                 if ready {
                     let _ = tx.send(());

@@ -234,7 +234,9 @@ fn collect_lines(r: impl Read + Send + 'static, log: Log, ready: Option<mpsc::Se
         for line in BufReader::new(r).lines() {
             let Ok(line) = line else { break };
             log.push(&line);
-            if line.contains("ready") {
+            // the switch's "INFO ready switch=..." line; a bare "ready" also matched the
+            // error "address already in use" (a CI run took a failing start for a ready one)
+            if line.contains(" ready ") {
                 if let Some(tx) = ready.take() {
                     let _ = tx.send(());
                 }
