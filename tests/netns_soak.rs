@@ -86,12 +86,15 @@ fn thousand_attach_detach_cycles_of_every_kind_leak_nothing() {
     for i in 0..WARMUP {
         cycle(i);
     }
-    // detaching is done when its threads are joined; give the last ones a moment
+    // detaching is done when its threads are joined; give the last ones a moment. Wait for
+    // no more than before (not exactly as many: the first count can hold a transient fd), and
+    // for longer than tokio's blocking pool keeps an idle thread (10 s): a CI run counted 9
+    // threads against 8 after waiting 5 s for an exact match that the fds could never give
     let settle = |want: Option<(usize, usize)>| -> (usize, usize, u64) {
         let mut u = usage(sw.pid());
         let t = Instant::now();
         while let Some(w) = want {
-            if (u.0, u.1) == w || t.elapsed() > Duration::from_secs(5) {
+            if (u.0 <= w.0 && u.1 <= w.1) || t.elapsed() > Duration::from_secs(15) {
                 break;
             }
             std::thread::sleep(Duration::from_millis(20));
