@@ -250,32 +250,6 @@ pub fn fdb_local(port: u32, mac: MacAddr, add: bool) -> Msg {
     }
 }
 
-/// `ip neigh replace IP lladdr MAC dev BRIDGE extern_learn` (add) or `ip neigh del IP dev
-/// BRIDGE`: a MAC+IP binding on the shadow bridge (its SVI), for zebra to advertise with the
-/// MAC's type-2 route.
-pub fn neigh(dev: u32, ip: IpAddr, mac: MacAddr, add: bool) -> Msg {
-    let mut m = NeighbourMessage::default();
-    m.header.family = if ip.is_ipv4() {
-        AddressFamily::Inet
-    } else {
-        AddressFamily::Inet6
-    };
-    m.header.ifindex = dev;
-    m.header.state = NeighbourState::Permanent;
-    m.attributes = vec![NeighbourAttribute::Destination(NeighbourAddress::from(ip))];
-    if add {
-        m.header.flags = NeighbourFlags::from_bits_retain(NTF_EXT_LEARNED);
-        m.attributes
-            .push(NeighbourAttribute::LinkLayerAddress(mac.0.to_vec()));
-        request(
-            RouteNetlinkMessage::NewNeighbour(m),
-            NLM_F_REQUEST | NLM_F_ACK | NLM_F_REPLACE | NLM_F_CREATE,
-        )
-    } else {
-        request(RouteNetlinkMessage::DelNeighbour(m), SET)
-    }
-}
-
 /// `ip neigh replace IP lladdr MAC dev BRIDGE nud permanent` (add) or `ip neigh del IP dev
 /// BRIDGE`: a *local* MAC+IP binding on the shadow bridge (its SVI), for zebra to advertise
 /// with the MAC's type-2 route. zebra 8.4 (`netlink_ipneigh_change`) takes a neighbour without
@@ -284,6 +258,12 @@ pub fn neigh(dev: u32, ip: IpAddr, mac: MacAddr, add: bool) -> Msg {
 /// can). Deleting it makes the kernel report it in state `failed` first, which zebra reads as
 /// the binding's withdrawal.
 pub fn neigh_local(dev: u32, ip: IpAddr, mac: MacAddr, add: bool) -> Msg {
+    neigh(dev, ip, mac, add, false)
+}
+
+/// A permanent MAC+IP binding on `dev` (add) or its removal, with `extern_learn` when
+/// `ext_learn` (how zebra installs its remote ones; tapswitch writes only local ones).
+fn neigh(dev: u32, ip: IpAddr, mac: MacAddr, add: bool, ext_learn: bool) -> Msg {
     let mut m = NeighbourMessage::default();
     m.header.family = if ip.is_ipv4() {
         AddressFamily::Inet
@@ -294,6 +274,9 @@ pub fn neigh_local(dev: u32, ip: IpAddr, mac: MacAddr, add: bool) -> Msg {
     m.header.state = NeighbourState::Permanent;
     m.attributes = vec![NeighbourAttribute::Destination(NeighbourAddress::from(ip))];
     if add {
+        if ext_learn {
+            m.header.flags = NeighbourFlags::from_bits_retain(NTF_EXT_LEARNED);
+        }
         m.attributes
             .push(NeighbourAttribute::LinkLayerAddress(mac.0.to_vec()));
         request(
@@ -579,10 +562,10 @@ mod tests {
         assert_eq!(ours[..20], theirs[..20]);
         assert_eq!(ours[22..], theirs[22..]);
         let ip: IpAddr = "198.18.1.5".parse().unwrap();
-        let ours = encode(&neigh(4, ip, mac("02:00:5e:20:00:05"), true), 0);
+        let ours = encode(&neigh(4, ip, mac("02:00:5e:20:00:05"), true, true), 0);
         assert_eq!(ours, vector("neigh_bridge_add"));
         let ip: IpAddr = "2001:2::5".parse().unwrap();
-        let ours = encode(&neigh(4, ip, mac("02:00:5e:20:00:05"), true), 0);
+        let ours = encode(&neigh(4, ip, mac("02:00:5e:20:00:05"), true, true), 0);
         assert_eq!(ours, vector("neigh_bridge_add6"));
     }
 
